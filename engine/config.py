@@ -1,0 +1,168 @@
+"""Configuration: `--config FILE`, else `$DUNNING_CONFIG`, else `./config.yaml`, else built-in defaults.
+
+Values are converted as they load (paths resolved against the config file's folder, time zones checked), so
+nothing downstream sees raw strings. Secrets never live in YAML: the database URL can come from
+`$DUNNING_DATABASE_URL`, and channel options name the environment variables that hold passwords.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.errors import ConfigError, Problem
+from engine.yamlsource import load_located, validation_problems
+
+CONFIG_ENV = "DUNNING_CONFIG"
+DATABASE_ENV = "DUNNING_DATABASE_URL"
+
+#: Channel names the shipped policies use, and what each sends to, until a real channel is configured.
+DEFAULT_CHANNELS: dict[str, dict[str, Any]] = {
+    "log": {"type": "log", "recipient": "email"},
+    "email": {"type": "log", "recipient": "email"},
+    "phone": {"type": "log", "recipient": "phone"},
+    "letter": {"type": "log", "recipient": "address"},
+    "visit": {"type": "log", "recipient": "address"},
+    "legal": {"type": "log", "recipient": "address"},
+}
+
+RECIPIENT_FIELDS = ("email", "phone", "address", "name", "id")
+
+
+class ChannelSettings(BaseModel):
+    """One named channel: which implementation (`type`) and its options (any other keys)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    #: The customer field a notification on this channel is addressed to.
+    recipient: str = "email"
+
+    @field_validator("recipient")
+    @classmethod
+    def _known_recipient(cls, value: str) -> str:
+        if value not in RECIPIENT_FIELDS:
+            raise ValueError(f"must be one of {', '.join(RECIPIENT_FIELDS)}, got {value!r}")
+        return value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DispatchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(500, ge=1)
+    max_attempts: int = Field(8, ge=1)
+    #: First retry delay; each further attempt doubles it, up to `max_backoff_seconds`.
+    backoff_seconds: float = Field(60, gt=0)
+    max_backoff_seconds: float = Field(6 * 3600, gt=0)
+    #: How long a claimed notification stays reserved before another dispatcher may take it over.
+    lease_seconds: float = Field(300, gt=0)
+    concurrency: int = Field(4, ge=1)
+
+
+class CompanySettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "Your Company Ltd"
+    address: str = ""
+    email: str = ""
+    phone: str = ""
+    payment_instructions: str = ""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    database: str = "sqlite:///dunning.db"
+    rules: Path = Path("rules")
+    templates: Path | None = None
+    timezone: str = "UTC"
+    #: Country whose public holidays `days: business` skips when a policy names none.
+    country: str | None = None
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    company: CompanySettings = Field(default_factory=CompanySettings)
+    #: Where the file-writing channels (log, letters...) put their output.
+    output_dir: Path = Path("out")
+    #: Folder relative paths are resolved against (the config file's folder); not a YAML key.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
+        return value
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def rules_path(self) -> Path:
+        return self._resolve(self.rules)
+
+    @property
+    def templates_path(self) -> Path:
+        return self._resolve(self.templates) if self.templates else self.rules_path / "templates"
+
+    @property
+    def output_path(self) -> Path:
+        return self._resolve(self.output_dir)
+
+    @property
+    def database_url(self) -> str:
+        url = os.environ.get(DATABASE_ENV) or self.database
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith(prefix + "/"):
+            url = prefix + str(self._resolve(Path(url[len(prefix):])))
+        return url
+
+    def channel_settings(self) -> dict[str, ChannelSettings]:
+        merged = {name: ChannelSettings(**spec) for name, spec in DEFAULT_CHANNELS.items()}
+        merged.update(self.channels)
+        return merged
+
+    def _resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """The settings in force: the named file, `$DUNNING_CONFIG`, `./config.yaml`, or defaults."""
+    explicit = path or os.environ.get(CONFIG_ENV)
+    if explicit:
+        file = Path(explicit)
+        if not file.is_file():
+            source = "--config" if path else f"${CONFIG_ENV}"
+            raise ConfigError(f"{file}: configuration file not found (named by {source}); check the path")
+    else:
+        file = Path("config.yaml")
+        if not file.is_file():
+            return Settings(base_dir=Path.cwd())
+    return settings_from_text(file.read_text(encoding="utf-8"), file)
+
+
+def settings_from_text(text: str, file: Path) -> Settings:
+    """Settings from YAML text; every problem is reported as `FILE:LINE:COLUMN: message`."""
+    located = load_located(text, file)
+    problems = list(located.problems)
+    data = located.data if located.parsed else None
+    if located.parsed and data is None:
+        data = {}
+    if located.parsed and not isinstance(data, dict):
+        problems.append(Problem(str(file), 1, 1, "the configuration must be a mapping of keys to values"))
+    if not problems:
+        try:
+            return Settings.model_validate({**data, "base_dir": file.resolve().parent})
+        except ValidationError as exc:
+            problems += validation_problems(exc, located, model=Settings)
+    raise ConfigError("invalid configuration:\n" + "\n".join(str(p) for p in sorted(problems)))

@@ -1,0 +1,215 @@
+"""The stored data: customers, invoices (with their collection state), payments, the outbox, events.
+
+Amounts are exact: `Money` keeps them as NUMERIC on PostgreSQL and as integer ten-thousandths on SQLite
+(whose only decimal type is a float). Instants are timezone-aware on the Python side and UTC in storage.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Numeric, String, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+MONEY_SCALE = 4
+_MONEY_FACTOR = 10**MONEY_SCALE
+_MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact decimal with 4 places, stored natively where the database has a decimal type."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(24, MONEY_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value)
+        if dialect.name == "sqlite":
+            return int((value * _MONEY_FACTOR).to_integral_exact())
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(int(value)) / _MONEY_FACTOR).quantize(_MONEY_QUANTUM)
+        return Decimal(value).quantize(_MONEY_QUANTUM)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware instants; naive ones are refused rather than silently guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: dunning stores only timezone-aware instants")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def money_column(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(Money(), **kwargs))
+
+
+def instant_column(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), **kwargs))
+
+
+def json_column(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(JSON, **kwargs))
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    credit_grade: str | None = None
+    segment: str | None = None
+    owner: str | None = Field(default=None, index=True)
+    language: str | None = None
+    timezone: str | None = None
+    tags: list[str] = json_column(nullable=False, default=list)
+
+
+class Invoice(SQLModel, table=True):
+    """An invoice and its collection state (stage, governing policy, when it entered the stage)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_stage_due", "stage", "due_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    customer_id: str = Field(foreign_key="customers.id", index=True)
+    currency: str = Field(max_length=3)
+    amount: Decimal = money_column(nullable=False)
+    open_amount: Decimal = money_column(nullable=False)
+    issued_on: date
+    due_on: date
+    tags: list[str] = json_column(nullable=False, default=list)
+    # collection state
+    stage: str = Field(default="current", max_length=64)
+    policy: str | None = Field(default=None, max_length=128)
+    stage_entered_at: datetime | None = instant_column(nullable=True)
+    stage_repeats: int = 0
+    last_notice_at: datetime | None = instant_column(nullable=True)
+    #: The stage a paused (disputed/promised) invoice returns to.
+    resume_stage: str | None = None
+    closed_at: datetime | None = instant_column(nullable=True)
+    updated_at: datetime = instant_column(nullable=False)
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    amount: Decimal = money_column(nullable=False)
+    paid_on: date
+    reference: str | None = None
+    #: Re-importing the same payment is a no-op: (invoice, reference) or, without a
+    #: reference, (invoice, amount, paid_on) identifies it.
+    dedupe_key: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    recorded_at: datetime = instant_column(nullable=False)
+
+
+class NotificationStatus:
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: written in the transaction of the transition that fires it, sent afterwards."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    invoice_id: int | None = Field(default=None, foreign_key="invoices.id", index=True)
+    customer_id: str = Field(index=True)
+    policy: str
+    stage: str
+    channel: str
+    repeat_no: int = 0
+    recipient: str | None = None
+    status: str = NotificationStatus.PENDING
+    attempts: int = 0
+    created_at: datetime = instant_column(nullable=False)
+    due_at: datetime = instant_column(nullable=False)
+    next_attempt_at: datetime | None = instant_column(nullable=True)
+    claimed_until: datetime | None = instant_column(nullable=True)
+    sent_at: datetime | None = instant_column(nullable=True)
+    error: str | None = None
+    receipt: str | None = None
+    content_hash: str | None = None
+    sweep_id: int | None = Field(default=None, index=True)
+
+
+class Event(SQLModel, table=True):
+    """The append-only history. `at` is the effective instant (a sweep's as-of for engine events)."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = instant_column(nullable=False, index=True)
+    recorded_at: datetime = instant_column(nullable=False)
+    kind: str = Field(index=True, max_length=32)
+    invoice_id: int | None = Field(default=None, index=True)
+    customer_id: str | None = Field(default=None, index=True)
+    actor: str = "system"
+    data: dict[str, Any] = json_column(nullable=False, default=dict)
+
+
+class Sweep(SQLModel, table=True):
+    __tablename__ = "sweeps"
+
+    id: int | None = Field(default=None, primary_key=True)
+    as_of: datetime = instant_column(nullable=False, unique=True)
+    started_at: datetime = instant_column(nullable=False)
+    finished_at: datetime = instant_column(nullable=False)
+    invoices_seen: int = 0
+    transitions: int = 0
+    notifications: int = 0
+
+
+class PolicyVersion(SQLModel, table=True):
+    """Every policy text ever in force, so any decision can be traced to the exact rule text."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (UniqueConstraint("name", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    sha256: str = Field(max_length=64)
+    path: str
+    text: str
+    first_used_at: datetime = instant_column(nullable=False)

@@ -1,0 +1,96 @@
+"""The only way into the database: engines, sessions and transactions.
+
+SQLite is tuned as LIBRARY-NOTES.md measured: WAL, `synchronous=NORMAL`, a busy timeout, and writers that
+begin with `BEGIN IMMEDIATE` (a deferred BEGIN that upgrades to a write fails under contention). Readers
+keep a plain BEGIN so `dunning status` runs freely while a sweep writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel
+
+from engine import models  # noqa: F401  (registers the tables)
+from engine.errors import ConfigError
+
+_WRITE = "dunning_write"
+
+
+class Repository:
+    def __init__(self, url: str, *, echo: bool = False):
+        self.url = url
+        self.engine = _make_engine(url, echo=echo)
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
+        self.dialect = self.engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str) -> Repository:
+        repo = cls(url)
+        repo.create_schema()
+        return repo
+
+    def create_schema(self) -> None:
+        try:
+            SQLModel.metadata.create_all(self._write_engine)
+        except OperationalError as exc:
+            raise ConfigError(
+                f"cannot open the database {self.engine.url.render_as_string(hide_password=True)}: "
+                f"{exc.orig}; check the `database` setting or ${'DUNNING_DATABASE_URL'}"
+            ) from None
+
+    def has_schema(self) -> bool:
+        return inspect(self.engine).has_table("invoices")
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: committed on success, rolled back on any error."""
+        with Session(self._write_engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    def count(self, model: Any) -> int:
+        with self.read() as session:
+            return session.exec(select(func.count()).select_from(model)).one()[0]  # type: ignore[call-overload]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str, *, echo: bool) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from pysqlite so we decide how each one begins.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if ":memory:" not in url:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            writing = connection.get_execution_options().get(_WRITE, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    raise ConfigError(
+        f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:///PATH or postgresql+psycopg://..."
+    )
