@@ -1,0 +1,404 @@
+"""One sweep: every open invoice evaluated at one instant, in one transaction.
+
+Invoices are read in id-ordered chunks (bounded memory however large the book); each chunk's decisions are
+written with set-based statements — invoice updates, events and outbox rows — in the sweep's transaction,
+so a sweep is all-or-nothing and the notifications it fires exist exactly when its transitions do.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, func, insert, select, type_coerce, update
+
+from engine.calendar import CALENDAR_DAYS, day_counter
+from engine.clock import Clock, SystemClock, iso, local_day
+from engine.decide import decide, map_stage
+from engine.errors import SweepRefused
+from engine.machine import Case, machine_for
+from engine.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
+from engine.policy import CLOSED_STATES, CURRENT, PAUSED_STATES, Policy, PolicySet
+from engine.repository import Repository
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+ZERO = Decimal(0)
+
+
+@dataclass
+class SweepReport:
+    as_of: datetime
+    sweep_id: int | None = None
+    already_swept: bool = False
+    invoices_seen: int = 0
+    entered: Counter[str] = field(default_factory=Counter)
+    repeats: Counter[str] = field(default_factory=Counter)
+    notifications: Counter[str] = field(default_factory=Counter)
+    unaddressed: int = 0
+    policy_changes: int = 0
+
+    @property
+    def transitions(self) -> int:
+        return sum(self.entered.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": iso(self.as_of),
+            "already_swept": self.already_swept,
+            "invoices_seen": self.invoices_seen,
+            "transitions": self.transitions,
+            "entered": dict(self.entered),
+            "repeats": dict(self.repeats),
+            "notifications": dict(self.notifications),
+            "unaddressed": self.unaddressed,
+            "policy_changes": self.policy_changes,
+        }
+
+
+def notification_key(number: str, stage: str, entered_at: datetime, repeat_no: int, channel: str) -> str:
+    """Unique per (invoice, stage entry, repeat number, channel): the idempotency key of a notification."""
+    entered = entered_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{number}/{stage}@{entered}/{repeat_no}/{channel}"
+
+
+def customer_facts(row: Mapping[str, Any], totals: tuple[Decimal, Decimal, int] | None) -> dict[str, Any]:
+    total_open, total_overdue, overdue_count = totals or (ZERO, ZERO, 0)
+    return {
+        "customer.id": row["customer_id"],
+        "customer.name": row["c_name"],
+        "customer.credit_grade": row["c_credit_grade"],
+        "customer.segment": row["c_segment"],
+        "customer.owner": row["c_owner"],
+        "customer.language": row["c_language"],
+        "customer.timezone": row["c_timezone"],
+        "customer.tags": tuple(row["c_tags"] or ()),
+        "customer.total_open": total_open,
+        "customer.total_overdue": total_overdue,
+        "customer.overdue_count": overdue_count,
+    }
+
+
+def invoice_facts(row: Mapping[str, Any], days_overdue: int) -> dict[str, Any]:
+    return {
+        "invoice.number": row["number"],
+        "invoice.amount": row["amount"],
+        "invoice.open_amount": row["open_amount"],
+        "invoice.paid_amount": row["amount"] - row["open_amount"],
+        "invoice.currency": row["currency"],
+        "invoice.days_overdue": days_overdue,
+        "invoice.issued_on": row["issued_on"],
+        "invoice.due_on": row["due_on"],
+        "invoice.tags": tuple(row["tags"] or ()),
+        "invoice.stage": row["stage"],
+    }
+
+
+SWEEP_COLUMNS = (
+    INVOICES.c.id,
+    INVOICES.c.number,
+    INVOICES.c.customer_id,
+    INVOICES.c.currency,
+    INVOICES.c.amount,
+    INVOICES.c.open_amount,
+    INVOICES.c.issued_on,
+    INVOICES.c.due_on,
+    INVOICES.c.tags,
+    INVOICES.c.stage,
+    INVOICES.c.policy,
+    INVOICES.c.stage_entered_at,
+    INVOICES.c.stage_repeats,
+    INVOICES.c.last_notice_at,
+    CUSTOMERS.c.name.label("c_name"),
+    CUSTOMERS.c.email.label("c_email"),
+    CUSTOMERS.c.phone.label("c_phone"),
+    CUSTOMERS.c.address.label("c_address"),
+    CUSTOMERS.c.credit_grade.label("c_credit_grade"),
+    CUSTOMERS.c.segment.label("c_segment"),
+    CUSTOMERS.c.owner.label("c_owner"),
+    CUSTOMERS.c.language.label("c_language"),
+    CUSTOMERS.c.timezone.label("c_timezone"),
+    CUSTOMERS.c.tags.label("c_tags"),
+)
+
+
+class Sweeper:
+    """Runs sweeps against one repository under one set of policies."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        policies: PolicySet,
+        *,
+        zone: tzinfo,
+        recipients: Mapping[str, str],
+        clock: Clock | None = None,
+        chunk_size: int = 5000,
+    ):
+        self.repo = repo
+        self.policies = policies
+        self.zone = zone
+        #: channel name -> customer field it is addressed to
+        self.recipients = recipients
+        self.clock = clock or SystemClock()
+        self.chunk_size = chunk_size
+
+    def run(self, as_of: datetime) -> SweepReport:
+        if as_of.tzinfo is None:
+            raise SweepRefused("the sweep instant must carry a time zone")
+        report = SweepReport(as_of=as_of)
+        started = self.clock.now()
+        with self.repo.write() as session:
+            conn = session.connection()
+            latest = conn.execute(select(func.max(Sweep.__table__.c.as_of))).scalar()  # type: ignore[attr-defined]
+            latest = _aware(latest)
+            if latest is not None and as_of < latest:
+                raise SweepRefused(
+                    f"refusing to sweep as of {iso(as_of)}: the latest sweep ran as of {iso(latest)}, and sweeps "
+                    "never go back in time (that would re-decide what was already sent). "
+                    "Run with a later --as-of, or without one for now."
+                )
+            if latest is not None and as_of == latest:
+                report.already_swept = True
+                return report
+            self._record_policy_versions(conn, as_of)
+            today = local_day(as_of, self.zone)
+            totals = self._customer_totals(conn, today)
+            last_id = 0
+            while True:
+                rows = conn.execute(
+                    select(*SWEEP_COLUMNS)
+                    .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+                    .where(INVOICES.c.stage.not_in(CLOSED_STATES | PAUSED_STATES), INVOICES.c.id > last_id)
+                    .order_by(INVOICES.c.id)
+                    .limit(self.chunk_size)
+                ).mappings().all()
+                if not rows:
+                    break
+                last_id = rows[-1]["id"]
+                self._sweep_chunk(conn, rows, as_of, today, totals, report)
+            result = conn.execute(
+                insert(Sweep.__table__),  # type: ignore[attr-defined]
+                {
+                    "as_of": as_of,
+                    "started_at": started,
+                    "finished_at": self.clock.now(),
+                    "invoices_seen": report.invoices_seen,
+                    "transitions": report.transitions,
+                    "notifications": sum(report.notifications.values()),
+                },
+            )
+            report.sweep_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        return report
+
+    def _record_policy_versions(self, conn: Connection, as_of: datetime) -> None:
+        table = PolicyVersion.__table__  # type: ignore[attr-defined]
+        known = set(conn.execute(select(table.c.name, table.c.sha256)).tuples())
+        fresh = [
+            {
+                "name": p.name,
+                "sha256": p.hash,
+                "path": p.source.path if p.source else "",
+                "text": p.source.text if p.source else "",
+                "first_used_at": as_of,
+            }
+            for p in self.policies.policies
+            if (p.name, p.hash) not in known
+        ]
+        if fresh:
+            conn.execute(insert(table), fresh)
+
+    def _customer_totals(self, conn: Connection, today: date) -> dict[str, tuple[Decimal, Decimal, int]]:
+        overdue = INVOICES.c.due_on < today
+        query = (
+            select(
+                INVOICES.c.customer_id,
+                type_coerce(func.sum(INVOICES.c.open_amount), Money()),
+                type_coerce(func.sum(case((overdue, INVOICES.c.open_amount), else_=0)), Money()),
+                func.sum(case((overdue, 1), else_=0)),
+            )
+            .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+            .group_by(INVOICES.c.customer_id)
+        )
+        return {row[0]: (row[1] or ZERO, row[2] or ZERO, int(row[3] or 0)) for row in conn.execute(query)}
+
+    def _sweep_chunk(
+        self,
+        conn: Connection,
+        rows: Iterable[Mapping[str, Any]],
+        as_of: datetime,
+        today: date,
+        totals: Mapping[str, tuple[Decimal, Decimal, int]],
+        report: SweepReport,
+    ) -> None:
+        recorded_at = self.clock.now()
+        updates: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        notices: list[dict[str, Any]] = []
+        customers: dict[str, dict[str, Any]] = {}
+        policies = self.policies
+
+        for row in rows:
+            report.invoices_seen += 1
+            customer_id = row["customer_id"]
+            cfacts = customers.get(customer_id)
+            if cfacts is None:
+                cfacts = customers[customer_id] = customer_facts(row, totals.get(customer_id))
+            calendar_days = (today - row["due_on"]).days
+            facts = {**cfacts, **invoice_facts(row, calendar_days)}
+            policy = policies.governing(facts)
+            counter = day_counter(policy)
+            days_overdue = calendar_days if counter is CALENDAR_DAYS else counter.between(row["due_on"], today)
+            facts["invoice.days_overdue"] = days_overdue
+            stage = row["stage"]
+            stored_policy = row["policy"]
+            entered_at = _aware(row["stage_entered_at"])
+            last_notice_at = _aware(row["last_notice_at"])
+            change: dict[str, Any] = {}
+
+            if stored_policy != policy.name or (stage != CURRENT and not policy.has_stage(stage)):
+                landed = map_stage(policies.by_name(stored_policy or ""), policy, stage, days_overdue)
+                if stored_policy is not None:
+                    report.policy_changes += 1
+                    events.append(
+                        _event(as_of, recorded_at, "policy_changed", row, {
+                            "from_policy": stored_policy, "to_policy": policy.name, "policy_hash": policy.hash,
+                            "from": stage, "to": landed,
+                        })
+                    )
+                change["policy"] = policy.name
+                if landed != stage:
+                    stage = landed
+                    change.update(stage=stage, stage_entered_at=as_of, stage_repeats=0, last_notice_at=None)
+                    entered_at, last_notice_at = as_of, None
+                facts["invoice.stage"] = stage
+
+            decision = decide(
+                policy,
+                stage=stage,
+                days_overdue=days_overdue,
+                entered_on=local_day(entered_at, self.zone) if entered_at else None,
+                last_notice_on=local_day(last_notice_at, self.zone) if last_notice_at else None,
+                repeats_done=row["stage_repeats"] if "stage_repeats" not in change else 0,
+                today=today,
+                counter=counter,
+                facts=facts,
+            )
+
+            if decision.action == "escalate":
+                target = decision.target
+                assert target is not None
+                machine_for(policy).fire(Case(row["number"], stage), f"escalate_to_{target}")
+                change.update(stage=target, stage_entered_at=as_of, stage_repeats=0, last_notice_at=as_of)
+                report.entered[target] += 1
+                events.append(
+                    _event(as_of, recorded_at, "transition", row, {
+                        "from": stage, "to": target, "rule": decision.rule, "policy": policy.name,
+                        "policy_hash": policy.hash, "days_overdue": days_overdue,
+                        "skipped": [{"stage": s.stage, "reason": s.reason} for s in decision.skipped],
+                    })
+                )
+                self._notify(policy.stage(target).channels, row, policy, target, as_of, 0, as_of,
+                             recorded_at, days_overdue, decision.rule, events, notices, report)
+            elif decision.action == "repeat":
+                target = decision.target
+                assert target is not None and entered_at is not None
+                machine_for(policy).fire(Case(row["number"], stage), "repeat")
+                change.update(stage_repeats=decision.repeat_no, last_notice_at=as_of)
+                report.repeats[target] += 1
+                self._notify(policy.stage(target).channels, row, policy, target, entered_at, decision.repeat_no,
+                             as_of, recorded_at, days_overdue, decision.rule, events, notices, report)
+
+            if change:
+                change["b_id"] = row["id"]
+                change["updated_at"] = recorded_at
+                updates.append(change)
+
+        _apply_updates(conn, updates)
+        if events:
+            conn.execute(insert(EVENTS), events)
+        if notices:
+            conn.execute(insert(NOTIFICATIONS), notices)
+
+    def _notify(
+        self,
+        channels: Iterable[str],
+        row: Mapping[str, Any],
+        policy: Policy,
+        stage: str,
+        entered_at: datetime,
+        repeat_no: int,
+        as_of: datetime,
+        recorded_at: datetime,
+        days_overdue: int,
+        rule: str,
+        events: list[dict[str, Any]],
+        notices: list[dict[str, Any]],
+        report: SweepReport,
+    ) -> None:
+        for channel in channels:
+            field_name = self.recipients.get(channel, "email")
+            recipient = row["customer_id"] if field_name == "id" else row[f"c_{field_name}"]
+            key = notification_key(row["number"], stage, entered_at, repeat_no, channel)
+            status, error = NotificationStatus.PENDING, None
+            if not recipient:
+                status = NotificationStatus.FAILED
+                error = (
+                    f"customer {row['customer_id']} has no {field_name}; add it (dunning import customers) "
+                    f"so the {channel} channel can reach them"
+                )
+                report.unaddressed += 1
+            notices.append({
+                "key": key, "invoice_id": row["id"], "customer_id": row["customer_id"], "policy": policy.name,
+                "stage": stage, "channel": channel, "repeat_no": repeat_no, "recipient": recipient,
+                "status": status, "attempts": 0, "created_at": as_of, "due_at": as_of, "error": error,
+            })
+            events.append(
+                _event(as_of, recorded_at, "notification", row, {
+                    "key": key, "channel": channel, "recipient": recipient, "stage": stage, "repeat": repeat_no,
+                    "policy": policy.name, "policy_hash": policy.hash, "rule": rule, "days_overdue": days_overdue,
+                })
+            )
+            report.notifications[channel] += 1
+
+
+_UPDATE_FIELDS = ("policy", "stage", "stage_entered_at", "stage_repeats", "last_notice_at", "updated_at")
+
+
+def _apply_updates(conn: Connection, updates: list[dict[str, Any]]) -> None:
+    """Group updates by the set of columns they touch: one executemany per shape."""
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in updates:
+        shape = tuple(name for name in _UPDATE_FIELDS if name in change)
+        by_shape.setdefault(shape, []).append({f"b_{k}" if k != "b_id" else k: v for k, v in change.items()})
+    for shape, params in by_shape.items():
+        statement = (
+            update(INVOICES)
+            .where(INVOICES.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in shape})
+        )
+        conn.execute(statement, params)
+
+
+def _event(at: datetime, recorded_at: datetime, kind: str, row: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "at": at,
+        "recorded_at": recorded_at,
+        "kind": kind,
+        "invoice_id": row["id"],
+        "customer_id": row["customer_id"],
+        "actor": "system",
+        "data": {"invoice": row["number"], **data},
+    }
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
