@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from channels.base import Channel, Message, Receipt
+from engine.audit import append_events
 from engine.clock import Clock, SystemClock, iso
 from engine.config import DispatchSettings
 from engine.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -243,6 +244,5 @@ class Dispatcher:
                         "content_hash": outcome.content_hash,
                     },
                 })
-            if events:
-                conn.execute(insert(EVENTS), events)
+            append_events(conn, events)
         return report

@@ -73,7 +73,7 @@ class PolicySource:
     sha256: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a loaded policy is an identity: hashing it must be cheap
 class Policy:
     name: str
     stages: tuple[Stage, ...]

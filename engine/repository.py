@@ -94,3 +94,73 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
     raise ConfigError(
         f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite:///PATH or postgresql+psycopg://..."
     )
+
+
+class BulkWriter:
+    """Set-based writes for hot paths (sweeps, imports): one driver-level executemany per statement.
+
+    SQLAlchemy's per-row parameter handling costs more than the database itself for large batches, so
+    values are converted here with each column's own bind processor (cached per distinct value: a sweep's
+    instants repeat on every row) and handed to the driver as plain tuples.
+    """
+
+    def __init__(self, conn: Any, table: Any):
+        self.conn = conn
+        self.table = table
+        dialect = conn.dialect
+        self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._processors = {
+            column.name: column.type._cached_bind_processor(dialect) for column in table.columns
+        }
+
+    def _converter(self, name: str) -> Any:
+        process = self._processors[name]
+        if process is None:
+            return None
+        cache: dict[Any, Any] = {}
+
+        def convert(value: Any) -> Any:
+            if value is None:
+                return None
+            try:
+                return cache[value]
+            except (KeyError, TypeError):
+                pass
+            converted = process(value)
+            try:
+                if len(cache) < 64:
+                    cache[value] = converted
+            except TypeError:  # unhashable (JSON lists and dicts)
+                pass
+            return converted
+
+        return convert
+
+    def _tuples(self, names: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        converters = [self._converter(name) for name in names]
+        plan = list(zip(names, converters))
+        return [
+            tuple(convert(row.get(name)) if convert else row.get(name) for name, convert in plan) for row in rows
+        ]
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        names = list(rows[0])
+        columns = ", ".join(names)
+        marks = ", ".join([self._mark] * len(names))
+        self.conn.exec_driver_sql(
+            f"INSERT INTO {self.table.name} ({columns}) VALUES ({marks})", self._tuples(names, rows)
+        )
+
+    def update(self, rows: list[dict[str, Any]], *, key: str = "id") -> None:
+        """Update rows by key; rows may differ in which columns they set (one statement per shape)."""
+        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_shape.setdefault(tuple(sorted(k for k in row if k != key)), []).append(row)
+        for shape, group in by_shape.items():
+            assignments = ", ".join(f"{name} = {self._mark}" for name in shape)
+            self.conn.exec_driver_sql(
+                f"UPDATE {self.table.name} SET {assignments} WHERE {key} = {self._mark}",
+                self._tuples([*shape, key], group),
+            )

@@ -14,8 +14,9 @@ from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, type_coerce, update
+from sqlalchemy import Connection, case, func, insert, select, type_coerce
 
+from engine.audit import append_events
 from engine.calendar import CALENDAR_DAYS, day_counter
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.decide import decide, map_stage
@@ -23,7 +24,7 @@ from engine.errors import SweepRefused
 from engine.machine import Case, machine_for
 from engine.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
 from engine.policy import CLOSED_STATES, CURRENT, PAUSED_STATES, Policy, PolicySet
-from engine.repository import Repository
+from engine.repository import BulkWriter, Repository
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
@@ -199,7 +200,7 @@ class Sweeper:
 
     def _record_policy_versions(self, conn: Connection, as_of: datetime) -> None:
         table = PolicyVersion.__table__  # type: ignore[attr-defined]
-        known = set(conn.execute(select(table.c.name, table.c.sha256)).tuples())
+        known = {tuple(row) for row in conn.execute(select(table.c.name, table.c.sha256))}
         fresh = [
             {
                 "name": p.name,
@@ -316,15 +317,13 @@ class Sweeper:
                              as_of, recorded_at, days_overdue, decision.rule, events, notices, report)
 
             if change:
-                change["b_id"] = row["id"]
+                change["id"] = row["id"]
                 change["updated_at"] = recorded_at
                 updates.append(change)
 
-        _apply_updates(conn, updates)
-        if events:
-            conn.execute(insert(EVENTS), events)
-        if notices:
-            conn.execute(insert(NOTIFICATIONS), notices)
+        BulkWriter(conn, INVOICES).update(updates)
+        append_events(conn, events)
+        BulkWriter(conn, NOTIFICATIONS).insert(notices)
 
     def _notify(
         self,
@@ -366,24 +365,6 @@ class Sweeper:
                 })
             )
             report.notifications[channel] += 1
-
-
-_UPDATE_FIELDS = ("policy", "stage", "stage_entered_at", "stage_repeats", "last_notice_at", "updated_at")
-
-
-def _apply_updates(conn: Connection, updates: list[dict[str, Any]]) -> None:
-    """Group updates by the set of columns they touch: one executemany per shape."""
-    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for change in updates:
-        shape = tuple(name for name in _UPDATE_FIELDS if name in change)
-        by_shape.setdefault(shape, []).append({f"b_{k}" if k != "b_id" else k: v for k, v in change.items()})
-    for shape, params in by_shape.items():
-        statement = (
-            update(INVOICES)
-            .where(INVOICES.c.id == bindparam("b_id"))
-            .values({name: bindparam(f"b_{name}") for name in shape})
-        )
-        conn.execute(statement, params)
 
 
 def _event(at: datetime, recorded_at: datetime, kind: str, row: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
