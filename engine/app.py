@@ -1,0 +1,244 @@
+"""`Dunning`: one installation — settings, database, policies, channels — and what can be asked of it.
+
+The CLI is a thin shell over this class; tests and the daemon drive it directly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from channels.base import Channel, ChannelContext
+from channels.registry import channel_type
+from engine.clock import Clock, SystemClock, iso, local_day
+from engine.config import Settings
+from engine.dispatch import Dispatcher, DispatchReport
+from engine.errors import NotFound
+from engine.importer import Importer, ImportReport
+from engine.loader import load_policies
+from engine.models import Customer, Event, Invoice, Notification, Sweep
+from engine.policy import CLOSED_STATES, PolicySet
+from engine.repository import Repository
+from engine.sweep import Sweeper, SweepReport
+from engine.templates import Renderer
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class RunReport:
+    sweep: SweepReport
+    dispatch: DispatchReport | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.sweep.as_dict(), "dispatch": self.dispatch.as_dict() if self.dispatch else None}
+
+
+class Dunning:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, repo: Repository | None = None):
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.repo = repo or Repository.open(settings.database_url)
+
+    # -- configuration-derived parts -------------------------------------------------------------
+
+    @cached_property
+    def policies(self) -> PolicySet:
+        return load_policies(
+            self.settings.rules_path,
+            known_channels=self.settings.channel_settings().keys(),
+            default_country=self.settings.country,
+        )
+
+    @property
+    def recipients(self) -> dict[str, str]:
+        return {name: spec.recipient for name, spec in self.settings.channel_settings().items()}
+
+    def build_channels(self) -> dict[str, Channel]:
+        context = ChannelContext(
+            output_dir=self.settings.output_path, company=self.settings.company.model_dump()
+        )
+        return {
+            name: channel_type(spec.type)(name, spec.options, context)
+            for name, spec in self.settings.channel_settings().items()
+        }
+
+    def sweeper(self) -> Sweeper:
+        return Sweeper(self.repo, self.policies, zone=self.settings.zone, recipients=self.recipients, clock=self.clock)
+
+    def dispatcher(self, channels: dict[str, Channel] | None = None) -> Dispatcher:
+        return Dispatcher(
+            self.repo,
+            channels if channels is not None else self.build_channels(),
+            Renderer(self.settings.templates_path),
+            self.settings.dispatch,
+            self.settings.company.model_dump(),
+            clock=self.clock,
+        )
+
+    def importer(self, actor: str = "system") -> Importer:
+        policies = None
+        try:
+            policies = self.policies
+        except Exception:  # importing must work even while a policy file is being fixed
+            policies = None
+        return Importer(self.repo, zone=self.settings.zone, clock=self.clock, policies=policies, actor=actor)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def import_file(self, kind: str, path: Path | str) -> ImportReport:
+        return self.importer().import_file(kind, path)
+
+    def run(self, as_of: datetime | None = None, *, dispatch: bool = True) -> RunReport:
+        """One sweep at `as_of` (default now), then dispatch what is due at that instant."""
+        instant = as_of or self.clock.now()
+        sweep = self.sweeper().run(instant)
+        sent = self.dispatch(instant) if dispatch else None
+        return RunReport(sweep, sent)
+
+    def dispatch(self, now: datetime | None = None) -> DispatchReport:
+        return self.dispatcher().run(now or self.clock.now())
+
+    # -- questions -------------------------------------------------------------------------------
+
+    def latest_sweep(self) -> datetime | None:
+        with self.repo.read() as session:
+            return session.connection().execute(select(func.max(Sweep.__table__.c.as_of))).scalar()  # type: ignore[attr-defined]
+
+    def open_invoices(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
+        """Every open invoice, with days overdue counted in the company time zone at `as_of`
+        (default: the latest sweep's instant, else now)."""
+        instant = as_of or self.latest_sweep() or self.clock.now()
+        today = local_day(instant, self.settings.zone)
+        with self.repo.read() as session:
+            rows = session.connection().execute(
+                select(
+                    INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.open_amount,
+                    INVOICES.c.currency, INVOICES.c.policy, INVOICES.c.due_on, INVOICES.c.stage_entered_at,
+                )
+                .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+                .order_by(INVOICES.c.id)
+            ).mappings().all()
+        return [
+            {
+                "number": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
+                "open_amount": r["open_amount"], "currency": r["currency"], "policy": r["policy"],
+                "days_overdue": (today - r["due_on"]).days, "due_on": r["due_on"],
+                "stage_entered_at": r["stage_entered_at"],
+            }
+            for r in rows
+        ]
+
+    def stage_summary(self, invoices: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per stage: invoice count and open amount per currency, in ladder order."""
+        order = {"current": -1}
+        for policy in self._policies_or_none() or ():
+            for index, stage in enumerate(policy.stages):
+                order.setdefault(stage.name, index)
+        counts: dict[str, int] = defaultdict(int)
+        amounts: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        for invoice in invoices:
+            counts[invoice["stage"]] += 1
+            amounts[invoice["stage"]][invoice["currency"]] += invoice["open_amount"]
+        stages = sorted(counts, key=lambda s: (order.get(s, 1000), s))
+        return [{"stage": s, "invoices": counts[s], "open_amount": dict(amounts[s])} for s in stages]
+
+    def _policies_or_none(self) -> Iterable[Any] | None:
+        try:
+            return self.policies.policies
+        except Exception:
+            return None
+
+    def invoice_id(self, number: str) -> int:
+        with self.repo.read() as session:
+            found = session.connection().execute(
+                select(INVOICES.c.id).where(INVOICES.c.number == number)
+            ).scalar()
+        if found is None:
+            raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
+        return int(found)
+
+    def history(self, number: str) -> list[dict[str, Any]]:
+        """The invoice's events in the order they happened; notification events carry their delivery
+        state from the outbox (status, sent_at, attempts, error)."""
+        invoice_id = self.invoice_id(number)
+        with self.repo.read() as session:
+            conn = session.connection()
+            events = conn.execute(
+                select(EVENTS).where(EVENTS.c.invoice_id == invoice_id, EVENTS.c.kind != "delivery")
+                .order_by(EVENTS.c.id)
+            ).mappings().all()
+            outbox = {
+                row["key"]: row
+                for row in conn.execute(
+                    select(NOTIFICATIONS).where(NOTIFICATIONS.c.invoice_id == invoice_id)
+                ).mappings()
+            }
+        history = []
+        for event in events:
+            entry: dict[str, Any] = {"kind": event["kind"], "at": iso(event["at"]), "actor": event["actor"]}
+            entry.update(event["data"] or {})
+            if event["kind"] == "notification":
+                notice = outbox.get(entry.get("key"))
+                if notice is not None:
+                    entry.update(
+                        status=notice["status"], sent_at=iso(notice["sent_at"]), attempts=notice["attempts"],
+                        error=notice["error"],
+                    )
+            history.append(entry)
+        return history
+
+    def notified_invoices(self, at: datetime) -> list[str]:
+        """Numbers of the invoices a sweep at `at` queued notifications for."""
+        with self.repo.read() as session:
+            return list(session.connection().execute(
+                select(INVOICES.c.number).distinct()
+                .join(NOTIFICATIONS, NOTIFICATIONS.c.invoice_id == INVOICES.c.id)
+                .where(NOTIFICATIONS.c.created_at == at)
+            ).scalars())
+
+    def outbox(self, status: str | None = None) -> list[dict[str, Any]]:
+        query = (
+            select(NOTIFICATIONS, INVOICES.c.number)
+            .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
+            .order_by(NOTIFICATIONS.c.id)
+        )
+        if status:
+            query = query.where(NOTIFICATIONS.c.status == status)
+        with self.repo.read() as session:
+            rows = session.connection().execute(query).mappings().all()
+        return [
+            {
+                "id": r["id"], "invoice": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
+                "channel": r["channel"], "recipient": r["recipient"], "status": r["status"],
+                "repeat": r["repeat_no"], "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"]),
+                "attempts": r["attempts"], "error": r["error"], "key": r["key"],
+            }
+            for r in rows
+        ]
+
+
+def json_ready(value: Any) -> Any:
+    """Amounts become JSON numbers (exact for any amount below 10^11 with up to 4 decimals)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
