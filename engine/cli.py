@@ -58,7 +58,7 @@ state = State()
 def main_options(
     config: Annotated[
         Optional[Path],
-        typer.Option("--config", "-c", envvar="DUNNING_CONFIG", help="Configuration file [default: ./config.yaml if present, else built-in defaults]."),
+        typer.Option("--config", "-c", envvar="DUNNING_CONFIG", help="Configuration file (default: ./config.yaml if present, else built-in defaults)."),
     ] = None,
 ) -> None:
     state.config = config
@@ -138,7 +138,7 @@ def import_payments(file: Path) -> None:
 
 @policy_app.command("check")
 def policy_check(
-    path: Annotated[Optional[Path], typer.Argument(help="A policy file or folder [default: the configured rules folder].")] = None,
+    path: Annotated[Optional[Path], typer.Argument(help="A policy file or folder (default: the configured rules folder).")] = None,
     format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Validate policies: exit 0 when valid, else print FILE:LINE:COLUMN: message for each problem."""
@@ -320,13 +320,18 @@ def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Where the demo's database, CSVs and output go.")] = Path("demo"),
     days: Annotated[int, typer.Option(help="Simulated days to run forward.")] = 120,
     seed: Annotated[int, typer.Option(help="Random seed of the demo book.")] = 7,
-    start: Annotated[Optional[str], typer.Option(help="First simulated day [default: today].")] = None,
+    start: Annotated[Optional[str], typer.Option(help="First simulated day (default: today).")] = None,
 ) -> None:
     """Build a demo book (customers of every credit grade, a few hundred invoices) and run it forward
     day by day, with customers paying along the way, printing what happened each week."""
     from engine.demo import run_demo
 
     guarded(lambda: run_demo(folder, days=days, seed=seed, start=start, console=out))
+
+
+# Command families that live in their own modules register themselves on `app` when imported.
+# Add one line per module here (the import is at the bottom so `app` exists when they load).
+from engine import cli_extensions  # noqa: E402,F401
 
 
 def main() -> None:
