@@ -7,7 +7,7 @@ day ordinals and a count is two bisections plus arithmetic, cached per (from, to
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 import holidays
@@ -20,6 +20,10 @@ class DayCounter:
 
     def between(self, start: date, end: date) -> int:
         return (end - start).days
+
+    def reach(self, start: date, count: int) -> date:
+        """The first day on which `count` days have been counted since `start`."""
+        return start + timedelta(days=count)
 
 
 class BusinessDays(DayCounter):
@@ -45,6 +49,15 @@ class BusinessDays(DayCounter):
         weeks, rest = divmod(ordinal, 7)
         weekdays = weeks * 5 + min(rest, 5)
         return weekdays - bisect_right(self._holidays, ordinal)
+
+    def reach(self, start: date, count: int) -> date:
+        # Working days never outnumber calendar days, so the calendar answer is a lower bound to walk from.
+        day = start + timedelta(days=min(count, 0) * 2 if count < 0 else count)
+        while self.between(start, day) < count:
+            day += timedelta(days=1)
+        while self.between(start, day - timedelta(days=1)) >= count:
+            day -= timedelta(days=1)
+        return day
 
     def _between(self, start: date, end: date) -> int:
         return self._working_days_until(end.toordinal()) - self._working_days_until(start.toordinal())

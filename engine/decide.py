@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from engine.calendar import DayCounter
@@ -59,19 +59,22 @@ def decide(
     counter: DayCounter,
     facts: Mapping[str, Any],
     explain: bool = False,
+    force_next: bool = False,
 ) -> Decision:
+    """`force_next` (a broken promise): the next stage is entered now, whatever its after_days and the
+    spacing say; stages passed over (pre-due, `when` false) are still skipped."""
     index = policy.stage_index(stage)
     stages = policy.stages
     waiting: list[str] = []
 
     days_in_stage = counter.between(entered_on, today) if entered_on and index >= 0 else None
-    spacing_ok = days_in_stage is None or days_in_stage >= policy.min_days_between_stages
+    spacing_ok = force_next or days_in_stage is None or days_in_stage >= policy.min_days_between_stages
 
     qualified: list[int] = []
     skipped: list[Skip] = []
     for position in range(index + 1, len(stages)):
         candidate = stages[position]
-        if days_overdue < candidate.after_days:
+        if days_overdue < candidate.after_days and not (force_next and not qualified):
             if explain:
                 waiting.append(
                     f"{candidate.name} is due at {candidate.after_days} days overdue; now {days_overdue}"
@@ -84,7 +87,7 @@ def decide(
             skipped.append(Skip(candidate.name, f"condition not met: {candidate.when.source}"))
             continue
         qualified.append(position)
-        if policy.catch_up is CatchUp.STEP:
+        if policy.catch_up is CatchUp.STEP or days_overdue < candidate.after_days:
             break
 
     if qualified and spacing_ok:
@@ -138,3 +141,62 @@ def map_stage(old: Policy | None, new: Policy, stage: str, days_overdue: int) ->
         if candidate.after_days <= reached and not (candidate.pre_due and days_overdue >= 0):
             landed = candidate.name
     return landed
+
+
+#: Fields whose value moves with time or with *other* invoices: a condition on them is re-checked daily.
+VOLATILE_FIELDS = frozenset(
+    {"invoice.days_overdue", "customer.total_open", "customer.total_overdue", "customer.overdue_count"}
+)
+#: "Nothing will ever happen by itself": only a change to the invoice (payment, import, action) wakes it.
+NEVER = date(9999, 12, 31)
+
+
+def is_volatile(expression: Any) -> bool:
+    return expression is not None and bool(expression.fields & VOLATILE_FIELDS)
+
+
+def next_action_on(
+    policy: Policy,
+    *,
+    stage: str,
+    days_overdue: int,
+    entered_on: date | None,
+    last_notice_on: date | None,
+    repeats_done: int,
+    today: date,
+    counter: DayCounter,
+    facts: Mapping[str, Any],
+    volatile_policy_choice: bool = False,
+) -> date:
+    """The first day on which `decide` could return something other than `stay` for this invoice, if
+    nothing about it changes meanwhile (changes — payments, imports, actions — reset the date).
+
+    Sweeps skip invoices whose day has not come; being early is harmless, being late is a bug, so every
+    uncertain case (conditions over values that move by themselves) answers "tomorrow".
+    """
+    tomorrow = today + timedelta(days=1)
+    candidates: list[date] = [tomorrow] if volatile_policy_choice else []
+    index = policy.stage_index(stage)
+    stages = policy.stages
+    for position in range(index + 1, len(stages)):
+        candidate = stages[position]
+        if days_overdue < candidate.after_days:
+            candidates.append(counter.reach(today, candidate.after_days - days_overdue))
+            break
+        if candidate.pre_due and days_overdue >= 0:
+            continue  # passed over for good
+        if is_volatile(candidate.when):
+            candidates.append(tomorrow)
+            continue
+        if candidate.when is not None and not candidate.when.evaluate(facts):
+            continue  # false until the invoice itself changes
+        # due and allowed: only the spacing can be holding it back
+        spaced = counter.reach(entered_on, policy.min_days_between_stages) if entered_on and index >= 0 else today
+        candidates.append(max(spaced, today))
+        break
+    if index >= 0:
+        repeat = stages[index].repeat
+        since = last_notice_on or entered_on
+        if repeat is not None and repeats_done < repeat.max and since is not None:
+            candidates.append(max(counter.reach(since, repeat.every_days), today))
+    return min(candidates) if candidates else NEVER

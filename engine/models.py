@@ -120,6 +120,17 @@ class Invoice(SQLModel, table=True):
     last_notice_at: datetime | None = instant_column(nullable=True)
     #: The stage a paused (disputed/promised) invoice returns to.
     resume_stage: str | None = None
+    #: When the current pause (dispute, promise, plan) began; NULL while not paused.
+    paused_since: datetime | None = instant_column(nullable=True)
+    #: Days spent paused so far (in the policy's day count): they don't count toward `after_days`.
+    paused_days: int = 0
+    #: A stage that needs approval before the invoice may enter it (`dunning approve`); NULL otherwise.
+    awaiting_stage: str | None = Field(default=None, max_length=64)
+    #: A broken promise: the next sweep moves the invoice on to its next stage at once.
+    escalate_now: bool = False
+    #: The first local day a sweep needs to look at this invoice again; NULL means "at the next sweep".
+    #: Anything that changes the invoice or its customer resets it to NULL.
+    next_action_on: date | None = Field(default=None, index=True)
     closed_at: datetime | None = instant_column(nullable=True)
     updated_at: datetime = instant_column(nullable=False)
 
@@ -172,6 +183,13 @@ class Notification(SQLModel, table=True):
     receipt: str | None = None
     content_hash: str | None = None
     sweep_id: int | None = Field(default=None, index=True)
+    #: A grouped notification (policy `group_by: customer`): every invoice it covers, lead first. NULL for
+    #: a notification about one invoice (`invoice_id`).
+    invoice_ids: list[int] | None = json_column(nullable=True)
+    #: The channel to queue instead when this one fails for good (the stage's `fallback:`).
+    fallback: str | None = None
+    #: The notification this one stands in for (a fallback).
+    fallback_of: int | None = None
 
 
 class Event(SQLModel, table=True):
@@ -187,6 +205,37 @@ class Event(SQLModel, table=True):
     customer_id: str | None = Field(default=None, index=True)
     actor: str = "system"
     data: dict[str, Any] = json_column(nullable=False, default=dict)
+    #: The tamper-evident chain (engine.audit): SHA-256 of the previous event's `hash` and this event's fields.
+    prev_hash: str | None = Field(default=None, max_length=64)
+    hash: str | None = Field(default=None, max_length=64)
+
+
+class Commitment(SQLModel, table=True):
+    """A promise to pay or one installment of a payment plan, and what became of it.
+
+    `status` is open, kept, broken (a promise) / missed (an installment), or cancelled (superseded by a
+    dispute, a write-off or a manual move). Payments count toward it from `since_on` to `due_on` plus grace.
+    """
+
+    __tablename__ = "commitments"
+    __table_args__ = (Index("ix_commitments_status", "status", "grace_until"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    kind: str = Field(max_length=16)  # "promise" or "installment"
+    plan_id: int | None = None  # the installments of one plan share the id of its first row
+    seq: int = 0
+    amount: Decimal = money_column(nullable=False)
+    #: What had to be paid (cumulatively, from since_on) for this commitment to be kept.
+    cumulative: Decimal = money_column(nullable=False)
+    since_on: date
+    due_on: date
+    grace_until: date
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = instant_column(nullable=False)
+    actor: str = "system"
+    resolved_at: datetime | None = instant_column(nullable=True)
+    resolved_on: date | None = None
 
 
 class Sweep(SQLModel, table=True):
@@ -199,6 +248,8 @@ class Sweep(SQLModel, table=True):
     invoices_seen: int = 0
     transitions: int = 0
     notifications: int = 0
+    #: Which policy versions decided; a sweep under a different set re-evaluates every invoice.
+    policy_fingerprint: str = ""
 
 
 class PolicyVersion(SQLModel, table=True):
@@ -213,3 +264,37 @@ class PolicyVersion(SQLModel, table=True):
     path: str
     text: str
     first_used_at: datetime = instant_column(nullable=False)
+
+
+class TaskStatus:
+    OPEN = "open"
+    DONE = "done"
+
+
+class Task(SQLModel, table=True):
+    """Work for a person: a call or a visit (the phone / visit channels), assigned to the customer's owner.
+
+    One task per notification (`key` is the notification's idempotency key). `details` holds everything
+    the collector needs (contact, address, invoices, history summary) as it was when the task was made.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_owner_status", "owner", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    notification_id: int | None = Field(default=None, index=True)
+    kind: str = Field(max_length=32)  # the channel name: phone, visit, ...
+    customer_id: str = Field(index=True)
+    owner: str | None = None
+    stage: str
+    invoice_ids: list[int] = json_column(nullable=False, default=list)
+    details: dict[str, Any] = json_column(nullable=False, default=dict)
+    status: str = Field(default=TaskStatus.OPEN, max_length=16)
+    outcome: str | None = Field(default=None, max_length=32)
+    note: str | None = None
+    promised_amount: Decimal | None = money_column(nullable=True)
+    promised_on: date | None = None
+    created_at: datetime = instant_column(nullable=False)
+    done_at: datetime | None = instant_column(nullable=True)
+    done_by: str | None = None

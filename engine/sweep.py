@@ -7,19 +7,21 @@ so a sweep is all-or-nothing and the notifications it fires exist exactly when i
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, select, type_coerce
+from sqlalchemy import Connection, case, func, insert, or_, select, type_coerce, update
 
 from engine.audit import append_events
 from engine.calendar import CALENDAR_DAYS, day_counter
 from engine.clock import Clock, SystemClock, iso, local_day
-from engine.decide import decide, map_stage
+from engine.commitments import settle_commitments
+from engine.decide import decide, is_volatile, map_stage, next_action_on
 from engine.errors import SweepRefused
 from engine.machine import Case, machine_for
 from engine.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
@@ -30,6 +32,7 @@ INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+SWEEPS = Sweep.__table__  # type: ignore[attr-defined]
 ZERO = Decimal(0)
 
 
@@ -67,6 +70,12 @@ def notification_key(number: str, stage: str, entered_at: datetime, repeat_no: i
     """Unique per (invoice, stage entry, repeat number, channel): the idempotency key of a notification."""
     entered = entered_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{number}/{stage}@{entered}/{repeat_no}/{channel}"
+
+
+def group_notification_key(customer_id: str, stage: str, as_of: datetime, repeat_no: int, channel: str) -> str:
+    """Unique per (customer, stage, sweep, repeat number, channel): the key of a grouped notification."""
+    swept = as_of.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"customer:{customer_id}/{stage}@{swept}/{repeat_no}/{channel}"
 
 
 def customer_facts(row: Mapping[str, Any], totals: tuple[Decimal, Decimal, int] | None) -> dict[str, Any]:
@@ -116,6 +125,9 @@ SWEEP_COLUMNS = (
     INVOICES.c.stage_entered_at,
     INVOICES.c.stage_repeats,
     INVOICES.c.last_notice_at,
+    INVOICES.c.next_action_on,
+    INVOICES.c.paused_days,
+    INVOICES.c.escalate_now,
     CUSTOMERS.c.name.label("c_name"),
     CUSTOMERS.c.email.label("c_email"),
     CUSTOMERS.c.phone.label("c_phone"),
@@ -141,9 +153,16 @@ class Sweeper:
         recipients: Mapping[str, str],
         clock: Clock | None = None,
         chunk_size: int = 5000,
+        incremental: bool = True,
     ):
         self.repo = repo
         self.policies = policies
+        #: Skip invoices whose next action day has not come (False: evaluate every open invoice).
+        self.incremental = incremental
+        self.fingerprint = hashlib.sha256(
+            "\n".join(sorted(f"{p.name}:{p.hash}" for p in policies.policies)).encode()
+        ).hexdigest()
+        self.volatile_choice = any(is_volatile(p.applies_to) for p in policies.policies)
         self.zone = zone
         #: channel name -> customer field it is addressed to
         self.recipients = recipients
@@ -157,7 +176,7 @@ class Sweeper:
         started = self.clock.now()
         with self.repo.write() as session:
             conn = session.connection()
-            latest = conn.execute(select(func.max(Sweep.__table__.c.as_of))).scalar()  # type: ignore[attr-defined]
+            latest = conn.execute(select(func.max(SWEEPS.c.as_of))).scalar()
             latest = _aware(latest)
             if latest is not None and as_of < latest:
                 raise SweepRefused(
@@ -170,22 +189,42 @@ class Sweeper:
                 return report
             self._record_policy_versions(conn, as_of)
             today = local_day(as_of, self.zone)
+            settle_commitments(conn, as_of=as_of, today=today, zone=self.zone, policies=self.policies,
+                               recorded_at=self.clock.now())
             totals = self._customer_totals(conn, today)
+            previous = conn.execute(
+                select(SWEEPS.c.policy_fingerprint, SWEEPS.c.finished_at).order_by(SWEEPS.c.as_of.desc()).limit(1)
+            ).first()
+            selective = self.incremental and previous is not None and previous[0] == self.fingerprint
             last_id = 0
+            self._groups: dict[str, dict[str, Any]] = {}  # grouped notifications (group_by: customer) of this sweep
             while True:
-                rows = conn.execute(
+                query = (
                     select(*SWEEP_COLUMNS)
                     .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
                     .where(INVOICES.c.stage.not_in(CLOSED_STATES | PAUSED_STATES), INVOICES.c.id > last_id)
+                    .where(INVOICES.c.awaiting_stage.is_(None))  # waits for `dunning approve`
                     .order_by(INVOICES.c.id)
                     .limit(self.chunk_size)
-                ).mappings().all()
+                )
+                if selective:
+                    query = query.where(
+                        or_(
+                            INVOICES.c.next_action_on.is_(None),
+                            INVOICES.c.next_action_on <= today,
+                            # safety net: anything written since the last sweep is looked at again
+                            INVOICES.c.updated_at >= previous[1],
+                        )
+                    )
+                rows = conn.execute(query).mappings().all()
                 if not rows:
                     break
                 last_id = rows[-1]["id"]
                 self._sweep_chunk(conn, rows, as_of, today, totals, report)
+            # a customer's invoices may span chunks: grouped notifications are written once all are seen
+            BulkWriter(conn, NOTIFICATIONS).insert(list(self._groups.values()))
             result = conn.execute(
-                insert(Sweep.__table__),  # type: ignore[attr-defined]
+                insert(SWEEPS),
                 {
                     "as_of": as_of,
                     "started_at": started,
@@ -193,6 +232,7 @@ class Sweeper:
                     "invoices_seen": report.invoices_seen,
                     "transitions": report.transitions,
                     "notifications": sum(report.notifications.values()),
+                    "policy_fingerprint": self.fingerprint,
                 },
             )
             report.sweep_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
@@ -216,18 +256,7 @@ class Sweeper:
             conn.execute(insert(table), fresh)
 
     def _customer_totals(self, conn: Connection, today: date) -> dict[str, tuple[Decimal, Decimal, int]]:
-        overdue = INVOICES.c.due_on < today
-        query = (
-            select(
-                INVOICES.c.customer_id,
-                type_coerce(func.sum(INVOICES.c.open_amount), Money()),
-                type_coerce(func.sum(case((overdue, INVOICES.c.open_amount), else_=0)), Money()),
-                func.sum(case((overdue, 1), else_=0)),
-            )
-            .where(INVOICES.c.stage.not_in(CLOSED_STATES))
-            .group_by(INVOICES.c.customer_id)
-        )
-        return {row[0]: (row[1] or ZERO, row[2] or ZERO, int(row[3] or 0)) for row in conn.execute(query)}
+        return customer_totals(conn, today)
 
     def _sweep_chunk(
         self,
@@ -256,6 +285,7 @@ class Sweeper:
             policy = policies.governing(facts)
             counter = day_counter(policy)
             days_overdue = calendar_days if counter is CALENDAR_DAYS else counter.between(row["due_on"], today)
+            days_overdue -= row["paused_days"] or 0  # days disputed or promised don't count toward after_days
             facts["invoice.days_overdue"] = days_overdue
             stage = row["stage"]
             stored_policy = row["policy"]
@@ -280,19 +310,34 @@ class Sweeper:
                     entered_at, last_notice_at = as_of, None
                 facts["invoice.stage"] = stage
 
+            entered_on = local_day(entered_at, self.zone) if entered_at else None
+            last_notice_on = local_day(last_notice_at, self.zone) if last_notice_at else None
+            repeats_done = row["stage_repeats"] if "stage_repeats" not in change else 0
             decision = decide(
                 policy,
                 stage=stage,
                 days_overdue=days_overdue,
-                entered_on=local_day(entered_at, self.zone) if entered_at else None,
-                last_notice_on=local_day(last_notice_at, self.zone) if last_notice_at else None,
-                repeats_done=row["stage_repeats"] if "stage_repeats" not in change else 0,
+                entered_on=entered_on,
+                last_notice_on=last_notice_on,
+                repeats_done=repeats_done,
                 today=today,
                 counter=counter,
                 facts=facts,
+                force_next=bool(row["escalate_now"]),
             )
+            if row["escalate_now"]:
+                change["escalate_now"] = False
 
-            if decision.action == "escalate":
+            if decision.action == "escalate" and policy.stage(decision.target or "").approval_required:
+                # Record the decision; the invoice waits, silent, until someone approves (engine.actions).
+                change["awaiting_stage"] = decision.target
+                events.append(
+                    _event(as_of, recorded_at, "approval_requested", row, {
+                        "from": stage, "to": decision.target, "rule": decision.rule, "policy": policy.name,
+                        "policy_hash": policy.hash, "days_overdue": days_overdue,
+                    })
+                )
+            elif decision.action == "escalate":
                 target = decision.target
                 assert target is not None
                 machine_for(policy).fire(Case(row["number"], stage), f"escalate_to_{target}")
@@ -307,6 +352,8 @@ class Sweeper:
                 )
                 self._notify(policy.stage(target).channels, row, policy, target, as_of, 0, as_of,
                              recorded_at, days_overdue, decision.rule, events, notices, report)
+                stage, entered_on, last_notice_on, repeats_done = target, today, today, 0
+                facts["invoice.stage"] = stage
             elif decision.action == "repeat":
                 target = decision.target
                 assert target is not None and entered_at is not None
@@ -315,6 +362,17 @@ class Sweeper:
                 report.repeats[target] += 1
                 self._notify(policy.stage(target).channels, row, policy, target, entered_at, decision.repeat_no,
                              as_of, recorded_at, days_overdue, decision.rule, events, notices, report)
+                last_notice_on, repeats_done = today, decision.repeat_no
+
+            wake = next_action_on(
+                policy, stage=stage, days_overdue=days_overdue, entered_on=entered_on,
+                last_notice_on=last_notice_on, repeats_done=repeats_done, today=today, counter=counter,
+                facts=facts, volatile_policy_choice=self.volatile_choice,
+            )
+            if decision.action == "stay" and wake <= today:
+                wake = today + timedelta(days=1)  # nothing happened today; never ask again today
+            if wake != row["next_action_on"]:
+                change["next_action_on"] = wake
 
             if change:
                 change["id"] = row["id"]
@@ -341,10 +399,24 @@ class Sweeper:
         notices: list[dict[str, Any]],
         report: SweepReport,
     ) -> None:
+        grouped = getattr(policy, "group_by", "invoice") == "customer"
+        spec = policy.stage(stage)
         for channel in channels:
             field_name = self.recipients.get(channel, "email")
             recipient = row["customer_id"] if field_name == "id" else row[f"c_{field_name}"]
             key = notification_key(row["number"], stage, entered_at, repeat_no, channel)
+            if grouped:
+                # one message per (customer, stage, repeat, channel) in this sweep, listing every invoice
+                key = group_notification_key(row["customer_id"], stage, as_of, repeat_no, channel)
+                group = self._groups.get(key)
+                if group is not None:
+                    group["invoice_ids"].append(row["id"])
+                    events.append(_event(as_of, recorded_at, "notification", row, {
+                        "key": key, "channel": channel, "recipient": recipient, "stage": stage,
+                        "repeat": repeat_no, "policy": policy.name, "policy_hash": policy.hash, "rule": rule,
+                        "days_overdue": days_overdue, "group": True,
+                    }))
+                    continue
             status, error = NotificationStatus.PENDING, None
             if not recipient:
                 status = NotificationStatus.FAILED
@@ -353,18 +425,59 @@ class Sweeper:
                     f"so the {channel} channel can reach them"
                 )
                 report.unaddressed += 1
-            notices.append({
-                "key": key, "invoice_id": row["id"], "customer_id": row["customer_id"], "policy": policy.name,
-                "stage": stage, "channel": channel, "repeat_no": repeat_no, "recipient": recipient,
-                "status": status, "attempts": 0, "created_at": as_of, "due_at": as_of, "error": error,
-            })
+            notice = {
+                "key": key, "invoice_id": None if grouped else row["id"], "customer_id": row["customer_id"],
+                "policy": policy.name, "stage": stage, "channel": channel, "repeat_no": repeat_no,
+                "recipient": recipient, "status": status, "attempts": 0, "created_at": as_of, "due_at": as_of,
+                "error": error, "invoice_ids": [row["id"]] if grouped else None,
+                "fallback": spec.fallback_for(channel) if hasattr(spec, "fallback_for") else None,
+            }
+            if grouped:
+                self._groups[key] = notice
+            else:
+                notices.append(notice)
             events.append(
                 _event(as_of, recorded_at, "notification", row, {
                     "key": key, "channel": channel, "recipient": recipient, "stage": stage, "repeat": repeat_no,
                     "policy": policy.name, "policy_hash": policy.hash, "rule": rule, "days_overdue": days_overdue,
+                    **({"group": True} if grouped else {}),
                 })
             )
             report.notifications[channel] += 1
+
+
+def wake(conn: Connection, *, invoice_ids: Iterable[int] = (), customer_ids: Iterable[str] = ()) -> None:
+    """Make the next sweep look at these invoices (or all invoices of these customers) again.
+
+    Call it in the same transaction as any change that could alter a decision: amounts, due dates, tags,
+    customer fields, stage moves made outside the sweep.
+    """
+    invoice_ids, customer_ids = list(invoice_ids), list(customer_ids)
+    if invoice_ids:
+        conn.execute(update(INVOICES).where(INVOICES.c.id.in_(invoice_ids)).values(next_action_on=None))
+    if customer_ids:
+        conn.execute(update(INVOICES).where(INVOICES.c.customer_id.in_(customer_ids)).values(next_action_on=None))
+
+
+def customer_totals(
+    conn: Connection, today: date, customer_id: str | None = None
+) -> dict[str, tuple[Decimal, Decimal, int]]:
+    """Per customer (or just `customer_id`): open amount, overdue open amount and overdue invoice count on
+    `today` — the customer.total_open / total_overdue / overdue_count facts. Shared with `engine.explain`."""
+    overdue = INVOICES.c.due_on < today
+    query = (
+        select(
+            INVOICES.c.customer_id,
+            type_coerce(func.sum(INVOICES.c.open_amount), Money()),
+            type_coerce(func.sum(case((overdue, INVOICES.c.open_amount), else_=0)), Money()),
+            func.sum(case((overdue, 1), else_=0)),
+        )
+        .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+        .group_by(INVOICES.c.customer_id)
+    )
+    if customer_id is not None:
+        query = query.where(INVOICES.c.customer_id == customer_id)
+    return {row[0]: (row[1] or ZERO, row[2] or ZERO, int(row[3] or 0)) for row in conn.execute(query)}
 
 
 def _event(at: datetime, recorded_at: datetime, kind: str, row: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
