@@ -14,12 +14,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from channels.base import Channel, ChannelContext
 from channels.registry import channel_type
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.config import Settings
+from engine.contact import ContactGate, gate_for
 from engine.dispatch import Dispatcher, DispatchReport
 from engine.errors import NotFound
 from engine.importer import Importer, ImportReport
@@ -50,6 +51,8 @@ class Dunning:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.repo = repo or Repository.open(settings.database_url)
+        #: Sweeps skip invoices whose next action day has not come; False re-evaluates every open invoice.
+        self.incremental = True
 
     # -- configuration-derived parts -------------------------------------------------------------
 
@@ -67,7 +70,8 @@ class Dunning:
 
     def build_channels(self) -> dict[str, Channel]:
         context = ChannelContext(
-            output_dir=self.settings.output_path, company=self.settings.company.model_dump()
+            output_dir=self.settings.output_path, company=self.settings.company.model_dump(), repo=self.repo,
+            channel_settings=self.settings.channel_settings(),
         )
         return {
             name: channel_type(spec.type)(name, spec.options, context)
@@ -75,7 +79,8 @@ class Dunning:
         }
 
     def sweeper(self) -> Sweeper:
-        return Sweeper(self.repo, self.policies, zone=self.settings.zone, recipients=self.recipients, clock=self.clock)
+        return Sweeper(self.repo, self.policies, zone=self.settings.zone, recipients=self.recipients, clock=self.clock,
+                       incremental=self.incremental)
 
     def dispatcher(self, channels: dict[str, Channel] | None = None) -> Dispatcher:
         return Dispatcher(
@@ -85,7 +90,14 @@ class Dunning:
             self.settings.dispatch,
             self.settings.company.model_dump(),
             clock=self.clock,
+            gate=self.contact_gate,
+            recipients=self.recipients,
         )
+
+    @cached_property
+    def contact_gate(self) -> ContactGate | None:
+        """Quiet hours and the contact cap from the configuration (None when neither is set)."""
+        return gate_for(self.settings)
 
     def importer(self, actor: str = "system") -> Importer:
         policies = None
@@ -169,21 +181,32 @@ class Dunning:
             raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
         return int(found)
 
-    def history(self, number: str) -> list[dict[str, Any]]:
-        """The invoice's events in the order they happened; notification events carry their delivery
-        state from the outbox (status, sent_at, attempts, error)."""
-        invoice_id = self.invoice_id(number)
+    def history(self, number: str | None = None, *, customer: str | None = None) -> list[dict[str, Any]]:
+        """The invoice's events in the order they happened — or, with `customer`, the events of that customer
+        and all its invoices; notification events carry their delivery state from the outbox (status,
+        sent_at, attempts, error)."""
+        if customer is not None:
+            with self.repo.read() as session:
+                if session.connection().execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer)).first() is None:
+                    raise NotFound(f"no customer with id {customer!r}; check the id in your customers file")
+            event_filter = EVENTS.c.customer_id == customer
+            notice_filter = NOTIFICATIONS.c.customer_id == customer
+        else:
+            invoice_id = self.invoice_id(number or "")
+            event_filter = EVENTS.c.invoice_id == invoice_id
+            notice_filter = NOTIFICATIONS.c.invoice_id == invoice_id
         with self.repo.read() as session:
             conn = session.connection()
             events = conn.execute(
-                select(EVENTS).where(EVENTS.c.invoice_id == invoice_id, EVENTS.c.kind != "delivery")
-                .order_by(EVENTS.c.id)
+                select(EVENTS).where(event_filter, EVENTS.c.kind != "delivery").order_by(EVENTS.c.id)
             ).mappings().all()
+            # grouped notices (group_by: customer) are found by the keys the invoice's events name
+            keys = [e["data"]["key"] for e in events if e["kind"] == "notification" and (e["data"] or {}).get("group")]
+            if keys:
+                notice_filter = or_(notice_filter, NOTIFICATIONS.c.key.in_(keys))
             outbox = {
                 row["key"]: row
-                for row in conn.execute(
-                    select(NOTIFICATIONS).where(NOTIFICATIONS.c.invoice_id == invoice_id)
-                ).mappings()
+                for row in conn.execute(select(NOTIFICATIONS).where(notice_filter)).mappings()
             }
         history = []
         for event in events:

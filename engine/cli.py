@@ -263,18 +263,25 @@ def status(as_of: AsOf = None, json_out: Json = False) -> None:
 
 
 @app.command()
-def history(number: str, json_out: Json = False) -> None:
-    """One invoice's events in order: imports, transitions, notifications, payments."""
+def history(
+    number: Annotated[Optional[str], typer.Argument(help="The invoice number (or use --customer).")] = None,
+    json_out: Json = False,
+    customer: Annotated[Optional[str], typer.Option("--customer", help="All events of this customer and its invoices.")] = None,
+) -> None:
+    """One invoice's events in order (or a customer's): imports, transitions, notifications, payments, actions."""
 
     def action() -> None:
-        events = state.dunning().history(number)
+        if (number is None) == (customer is None):
+            raise DunningError("name an invoice number or --customer ID (one of the two)")
+        events = state.dunning().history(number, customer=customer)
         if json_out:
             emit_json(events)
             return
         for event in events:
             details = {k: v for k, v in event.items() if k not in ("kind", "at", "invoice", "actor")}
             summary = _event_summary(event["kind"], details)
-            out.print(f"{event['at']}  {event['kind']:<14} {summary}", markup=False)
+            subject = f"{event.get('invoice') or '-':<12} " if customer else ""
+            out.print(f"{event['at']}  {subject}{event['kind']:<14} {summary}", markup=False)
 
     guarded(action)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zoneinfo
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,67 @@ class DispatchSettings(BaseModel):
     concurrency: int = Field(4, ge=1)
 
 
+class ScheduleSettings(BaseModel):
+    """When the daemon works. Intervals are in real seconds; the sweep is a crontab in the company zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Crontab (minute hour day month day-of-week) in the company time zone. Keep it outside 02:00-03:00
+    #: local time in zones with daylight saving (that hour is skipped or repeated once a year).
+    sweep: str = "0 9 * * mon-fri"
+    #: How often the outbox is sent (new notifications, and retries whose time has come).
+    dispatch_every_seconds: float = Field(5, gt=0)
+    #: How often the daemon checks whether a scheduled sweep instant has passed.
+    tick_seconds: float = Field(1, gt=0)
+    #: How often `rules/` is checked for changes (SIGHUP reloads at once).
+    watch_rules_seconds: float = Field(2, gt=0)
+    #: Database upkeep (SQLite WAL checkpoint) and a summary line in the log.
+    housekeeping_every_seconds: float = Field(3600, gt=0)
+    #: On SIGTERM/SIGINT, how long in-flight sends may take to finish before the daemon exits anyway.
+    shutdown_timeout_seconds: float = Field(30, gt=0)
+
+    @field_validator("sweep")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from engine.scheduler import check_cron  # the one module that imports apscheduler
+
+        return check_cron(value)
+
+
+class QuietHoursSettings(BaseModel):
+    """When customers are not contacted, in *their* time zone (customers.timezone, else the company's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Local time quiet hours begin (inclusive) and end (exclusive); start later than end spans midnight.
+    start: time = time(20, 0)
+    end: time = time(8, 0)
+    #: Hold messages on weekends (as the country defines them; CN make-up working days are working days).
+    weekends: bool = True
+    #: Hold messages on public holidays of the customer's country.
+    holidays: bool = True
+    #: Country for holidays when a customer has no `country:XX` tag; default: the top-level `country`.
+    country: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        from engine.loader import is_known_country
+
+        if value is not None and not is_known_country(value.partition("-")[0]):  # GB-ENG: a subdivision
+            raise ValueError(f"unknown country {value!r}; use an ISO code the `holidays` package knows, e.g. DE")
+        return value
+
+
+class ContactCapSettings(BaseModel):
+    """At most `max` messages per customer in any `per_days` days, across all channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max: int = Field(1, ge=1)
+    per_days: float = Field(2, gt=0)
+
+
 class CompanySettings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -89,6 +151,14 @@ class Settings(BaseModel):
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     company: CompanySettings = Field(default_factory=CompanySettings)
+    #: Who collector actions are recorded as when neither --actor nor $DUNNING_ACTOR names someone.
+    actor: str | None = None
+    #: The daemon's timetable (`dunning daemon`).
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    #: Hold notifications at night, on weekends and holidays (customer-local); off unless configured.
+    quiet_hours: QuietHoursSettings | None = None
+    #: Limit messages per customer across channels; off unless configured.
+    contact_cap: ContactCapSettings | None = None
     #: Where the file-writing channels (log, letters...) put their output.
     output_dir: Path = Path("out")
     #: Folder relative paths are resolved against (the config file's folder); not a YAML key.

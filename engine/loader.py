@@ -147,6 +147,21 @@ class StageSpec(BaseModel):
     description: Annotated[str | None, Expect("text")] = Field(
         default=None, description="Optional note for readers; not sent to customers."
     )
+    fallback: Annotated[dict[str, str] | None, Expect("a mapping such as {email: letter}")] = Field(
+        default=None,
+        description=(
+            "Optional: when a notification on a channel fails for good (e.g. the email bounced), send it on "
+            "another channel instead, e.g. {email: letter}. Keys must be channels of this stage."
+        ),
+        examples=[{"email": "letter"}],
+    )
+    approval: Literal["required", "none"] = Field(
+        default="none",
+        description=(
+            "required: an invoice due for this stage waits in 'awaiting approval' (no notifications) until "
+            "someone runs `dunning approve NUMBER`; none (default): entered automatically."
+        ),
+    )
 
 
 class PolicySpec(BaseModel):
@@ -193,6 +208,22 @@ class PolicySpec(BaseModel):
     )
     description: Annotated[str | None, Expect("text")] = Field(
         default=None, description="Optional note for readers: what this policy is for."
+    )
+    group_by: Literal["invoice", "customer"] = Field(
+        default="invoice",
+        description=(
+            "invoice (default): one message per invoice; customer: one message per customer, stage and repeat "
+            "listing all of that customer's invoices due for it (each invoice keeps its own state and history)."
+        ),
+    )
+    grace_days: Annotated[int, Expect("a whole number of days")] = Field(
+        default=3,
+        ge=0,
+        description=(
+            "Days after a promise-to-pay date (or a plan installment's date) before an unpaid promise counts "
+            "as broken and escalation resumes at once."
+        ),
+        examples=[3],
     )
     stages: Annotated[list[StageSpec], Expect("a list of stages")] = Field(
         min_length=1,
@@ -450,10 +481,92 @@ def _semantic_problems(located: Located, known_channels: Collection[str]) -> dic
                     problems.append(located.problem(where, f"unknown channel '{channel}' in {label}{hint}"))
                 seen.add(channel)
 
+        fallback = stage.get("fallback")
+        if isinstance(fallback, dict):
+            listed = channels if isinstance(channels, list) else []
+            for source, target in fallback.items():
+                where = (*at, "fallback", source)
+                if isinstance(source, str) and source not in listed:
+                    problems.append(located.problem(
+                        where, f"fallback for '{source}' in {label}, but the stage does not send on '{source}'; "
+                        f"use one of its channels: {', '.join(str(c) for c in listed)}"))
+                if isinstance(target, str):
+                    if target not in known_channels:
+                        hint = did_you_mean(target, known) or f"; known channels: {', '.join(known)}"
+                        problems.append(located.problem(where, f"unknown fallback channel '{target}' in {label}{hint}"))
+                    elif target == source:
+                        problems.append(located.problem(where, f"channel '{source}' cannot be its own fallback"))
+
         compile_at((*at, "when"), f"when of {label}")
 
     problems.extend(_repeat_warnings(located, timeline))
+    problems.extend(_stage_warnings(located, timeline, expressions, data.get("catch_up")))
     return expressions
+
+
+#: Fields that put an amount floor under a stage.
+AMOUNT_FIELDS = frozenset({"invoice.amount", "invoice.open_amount", "customer.total_open", "customer.total_overdue"})
+#: How far past a stage's after_days a days_overdue-only condition is tried before calling it never true.
+_DAYS_PROBED = 3660
+
+
+def _stage_warnings(
+    located: Located,
+    timeline: list[tuple[int, dict[Any, Any]]],
+    expressions: Mapping[YamlPath, Expression],
+    catch_up: Any,
+) -> list[Problem]:
+    """Legal but suspicious stages: ones no invoice can ever enter, and legal steps without an amount floor."""
+    warnings: list[Problem] = []
+    for position, (index, stage) in enumerate(timeline):
+        label = _stage_label(("stages", index), stage)
+        after = stage["after_days"]
+        when = expressions.get(("stages", index, "when"))
+        if when is not None and _never_true(when, after):
+            warnings.append(located.problem(
+                ("stages", index, "when"),
+                f"{label} can never be entered: its when \"{when.source}\" is false on every day from "
+                f"after_days {after} on (a stage is only checked once it is due); fix the condition or after_days",
+                severity="warning",
+            ))
+        if catch_up == "jump":
+            # Under jump the highest due stage wins; an unconditional later stage due on the same day
+            # always outranks this one.
+            winner = next((s for _, s in timeline[position + 1:] if s["after_days"] == after and "when" not in s),
+                          None)
+            if winner is not None:
+                warnings.append(located.problem(
+                    ("stages", index, "after_days"),
+                    f"{label} can never be entered: with catch_up: jump, {_stage_label(('stages', 0), winner)} "
+                    f"is due on the same day (after_days {after}) with no when, so it always wins; give this "
+                    "stage a smaller after_days or use catch_up: step",
+                    severity="warning",
+                ))
+        channels = stage.get("channels")
+        name = stage.get("name")
+        legal = (isinstance(name, str) and "legal" in name.lower()) or (
+            isinstance(channels, list) and "legal" in channels)
+        broken = "when" in stage and when is None  # an invalid condition is reported as an error already
+        if legal and not broken and not (when is not None and when.fields & AMOUNT_FIELDS):
+            warnings.append(located.problem(
+                ("stages", index, "when") if "when" in stage else ("stages", index, "name"),
+                f"{label} is a legal step with no amount floor: every overdue invoice reaches it, however small; "
+                "add a condition such as when: \"invoice.open_amount >= 5000\"",
+                severity="warning",
+            ))
+    return warnings
+
+
+def _never_true(when: Expression, after_days: int) -> bool:
+    """Whether a condition that depends on nothing but the days overdue (or on nothing at all) is false on
+    every day the stage can be checked. Conditions on other fields are never judged: their values vary."""
+    if when.fields - {"invoice.days_overdue"}:
+        return False
+    days = range(after_days, 0) if after_days < 0 else range(after_days, after_days + _DAYS_PROBED)
+    try:
+        return not any(when.evaluate({"invoice.days_overdue": day}) for day in days)
+    except Exception:  # a diagnostic must never break loading
+        return False
 
 
 def _repeat_warnings(located: Located, timeline: list[tuple[int, dict[Any, Any]]]) -> list[Problem]:
@@ -556,6 +669,8 @@ def _build(
             repeat=Repeat(stage.repeat.every_days, stage.repeat.max) if stage.repeat else None,
             template=stage.template,
             description=stage.description,
+            approval_required=stage.approval == "required",
+            fallback=tuple((stage.fallback or {}).items()),
         )
         for index, stage in enumerate(spec.stages)
     )
@@ -569,6 +684,8 @@ def _build(
         country=country,
         min_days_between_stages=spec.min_days_between_stages,
         catch_up=CatchUp(spec.catch_up),
+        grace_days=spec.grace_days,
+        group_by=spec.group_by,
         description=spec.description,
         source=PolicySource(path=located.file, text=located.text, sha256=hashlib.sha256(raw).hexdigest()),
     )

@@ -59,6 +59,13 @@ class Stage:
     #: Template name override; by default the stage name picks the template.
     template: str | None = None
     description: str | None = None
+    #: `approval: required`: the invoice waits in "awaiting approval" until `dunning approve` lets it in.
+    approval_required: bool = False
+    #: (channel, fallback channel) pairs: a notification that fails for good on the first is queued on the second.
+    fallback: tuple[tuple[str, str], ...] = ()
+
+    def fallback_for(self, channel: str) -> str | None:
+        return next((to for frm, to in self.fallback if frm == channel), None)
 
     @property
     def pre_due(self) -> bool:
@@ -85,6 +92,10 @@ class Policy:
     catch_up: CatchUp = CatchUp.STEP
     description: str | None = None
     source: PolicySource | None = None
+    #: Days after a promise's date (or an installment's) before it counts as broken (missed).
+    grace_days: int = 3
+    #: "invoice": one message per invoice; "customer": one per customer, stage and repeat listing them all.
+    group_by: str = "invoice"
     _index: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

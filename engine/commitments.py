@@ -1,0 +1,218 @@
+"""Promises to pay and payment plans: what each sweep settles before it escalates anything.
+
+A promise or an installment is *kept* once the payments dated from its start (`since_on`) up to its grace
+day reach what it committed to (for installments: cumulatively, the plan's installments so far); it is
+*broken* (a promise) or *missed* (an installment) at the first sweep whose local day is past its grace day
+(`due_on` + the policy's `grace_days`) without that. Then:
+
+- a kept promise (or a completed plan) resumes the invoice where it was, if it is still open;
+- a broken promise resumes it and flags it to move on to its next stage in this very sweep;
+- a missed installment resumes normal escalation and cancels the plan's later installments.
+
+Days spent paused never count toward `after_days` (they are added to the invoice's `paused_days`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from engine.audit import append_events
+from engine.calendar import day_counter
+from engine.clock import local_day
+from engine.machine import Case, machine_for_invoice
+from engine.models import Commitment, Invoice, Payment
+from engine.policy import CLOSED_STATES, CURRENT, PAID, PROMISED, Policy, PolicySet
+from engine.repository import BulkWriter
+
+COMMITMENTS = Commitment.__table__  # type: ignore[attr-defined]
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
+ZERO = Decimal(0)
+
+OPEN, KEPT, BROKEN, MISSED, CANCELLED = "open", "kept", "broken", "missed", "cancelled"
+
+
+@dataclass
+class SettleReport:
+    kept: int = 0
+    broken: int = 0
+    missed: int = 0
+    resumed: int = 0
+
+
+def paused_for(policy: Policy | None, since: datetime | None, until: datetime, zone: tzinfo) -> int:
+    """Days paused between two instants, counted the way the policy counts days (0 without a start)."""
+    if since is None:
+        return 0
+    start, end = local_day(since, zone), local_day(until, zone)
+    counter = day_counter(policy) if policy is not None else None
+    days = counter.between(start, end) if counter is not None else (end - start).days
+    return max(days, 0)
+
+
+def resume_target(policy: Policy | None, resume_stage: str | None) -> str:
+    """Where a paused invoice goes back to: the stage it left (current if that is unknown)."""
+    return resume_stage or CURRENT
+
+
+def cancel_open(conn: Connection, invoice_id: int, at: datetime, reason_status: str = CANCELLED) -> int:
+    """Close an invoice's open commitments (a dispute, write-off or manual move supersedes them)."""
+    result = conn.execute(
+        update(COMMITMENTS)
+        .where(COMMITMENTS.c.invoice_id == invoice_id, COMMITMENTS.c.status == OPEN)
+        .values(status=reason_status, resolved_at=at)
+    )
+    return int(result.rowcount or 0)
+
+
+def grace_until(policy: Policy | None, due_on: date) -> date:
+    return due_on + timedelta(days=policy.grace_days if policy is not None else 3)
+
+
+def settle_commitments(
+    conn: Connection,
+    *,
+    as_of: datetime,
+    today: date,
+    zone: tzinfo,
+    policies: PolicySet,
+    recorded_at: datetime,
+) -> SettleReport:
+    """Resolve every open commitment the payments (or the calendar) have decided, in the sweep's transaction."""
+    report = SettleReport()
+    rows = conn.execute(
+        select(
+            COMMITMENTS,
+            INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.policy,
+            INVOICES.c.resume_stage, INVOICES.c.paused_since, INVOICES.c.paused_days, INVOICES.c.currency,
+        )
+        .join(INVOICES, INVOICES.c.id == COMMITMENTS.c.invoice_id)
+        .where(COMMITMENTS.c.status == OPEN)
+        .order_by(COMMITMENTS.c.invoice_id, COMMITMENTS.c.seq, COMMITMENTS.c.id)
+    ).mappings().all()
+    if not rows:
+        return report
+    by_invoice: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_invoice[row["invoice_id"]].append(row)
+    earliest = min(row["since_on"] for row in rows)
+    payments: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
+    for invoice_id, paid_on, amount in conn.execute(
+        select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
+        .where(PAYMENTS.c.invoice_id.in_(list(by_invoice)), PAYMENTS.c.paid_on >= earliest)
+        .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
+    ):
+        payments[invoice_id].append((paid_on, amount))
+
+    statuses: list[dict[str, Any]] = []
+    invoices: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+
+    def event(row: Mapping[str, Any], kind: str, data: dict[str, Any]) -> None:
+        events.append({
+            "at": as_of, "recorded_at": recorded_at, "kind": kind, "invoice_id": row["invoice_id"],
+            "customer_id": row["customer_id"], "actor": "system", "data": {"invoice": row["number"], **data},
+        })
+
+    for invoice_id, commitments in by_invoice.items():
+        first = commitments[0]
+        policy = policies.by_name(first["policy"] or "")
+        outcome: str | None = None  # what happens to the invoice: "kept", "broken", "missed", "completed"
+        for row in commitments:
+            paid, reached_on = _paid_between(payments[invoice_id], row["since_on"], min(today, row["grace_until"]),
+                                             row["cumulative"])
+            if row["stage"] == PAID and reached_on is None:
+                reached_on = today  # paid in full (perhaps by a payment dated before the commitment)
+            if reached_on is not None:
+                status = KEPT
+            elif row["stage"] in CLOSED_STATES:
+                status = CANCELLED
+            elif today > row["grace_until"]:
+                status = BROKEN if row["kind"] == "promise" else MISSED
+            else:
+                break  # still open; later installments can't be settled before this one
+            statuses.append({"id": row["id"], "status": status, "resolved_at": as_of, "resolved_on": reached_on})
+            data = {"amount": str(row["amount"]), "due_on": row["due_on"].isoformat(),
+                    "grace_until": row["grace_until"].isoformat(), "paid": str(paid), "currency": row["currency"]}
+            if row["kind"] == "promise":
+                if status == KEPT:
+                    report.kept += 1
+                    event(row, "promise_kept", {**data, "paid_on": reached_on.isoformat() if reached_on else None})
+                    outcome = "kept"
+                elif status == BROKEN:
+                    report.broken += 1
+                    event(row, "promise_broken", data)
+                    outcome = "broken"
+                continue
+            data.update(plan=row["plan_id"], installment=row["seq"], cumulative=str(row["cumulative"]))
+            if status == KEPT:
+                report.kept += 1
+                event(row, "installment_kept", {**data, "paid_on": reached_on.isoformat() if reached_on else None})
+                if row is commitments[-1] and _plan_done(conn, row):
+                    event(row, "plan_completed", {"plan": row["plan_id"]})
+                    outcome = "completed"
+            elif status == MISSED:
+                report.missed += 1
+                event(row, "installment_missed", data)
+                outcome = "missed"
+                for later in commitments[commitments.index(row) + 1:]:
+                    statuses.append({"id": later["id"], "status": CANCELLED, "resolved_at": as_of,
+                                     "resolved_on": None})
+                break
+        if outcome is None or first["stage"] != PROMISED:
+            continue
+        target = resume_target(policy, first["resume_stage"])
+        machine_for_invoice(policy, target).fire(Case(first["number"], PROMISED), f"resume_to_{target}")
+        paused = paused_for(policy, first["paused_since"], as_of, zone)
+        rule = {
+            "kept": "promise kept: escalation resumes",
+            "completed": "payment plan completed: escalation resumes",
+            "broken": "promise broken: escalation resumes at once",
+            "missed": "plan installment missed: escalation resumes",
+        }[outcome]
+        event(first, "transition", {
+            "from": PROMISED, "to": target, "rule": rule, "policy": first["policy"],
+            "policy_hash": policy.hash if policy is not None else None, "paused_days": paused,
+        })
+        invoices.append({
+            "id": invoice_id, "stage": target, "resume_stage": None, "paused_since": None,
+            "paused_days": (first["paused_days"] or 0) + paused, "escalate_now": outcome == "broken",
+            "next_action_on": None, "updated_at": recorded_at,
+        })
+        report.resumed += 1
+
+    if statuses:
+        BulkWriter(conn, COMMITMENTS).update(statuses)
+    if invoices:
+        BulkWriter(conn, INVOICES).update(invoices)
+    append_events(conn, events)
+    return report
+
+
+def _paid_between(payments: list[tuple[date, Decimal]], start: date, end: date,
+                  needed: Decimal) -> tuple[Decimal, date | None]:
+    """Total paid in [start, end], and the day the running total first reached `needed` (None if it didn't)."""
+    total, reached = ZERO, None
+    for paid_on, amount in payments:
+        if paid_on < start or paid_on > end:
+            continue
+        total += amount
+        if reached is None and total >= needed:
+            reached = paid_on
+    return total, reached
+
+
+def _plan_done(conn: Connection, row: Mapping[str, Any]) -> bool:
+    """Whether `row` is the plan's last installment (nothing after it)."""
+    later = conn.execute(
+        select(COMMITMENTS.c.id).where(COMMITMENTS.c.plan_id == row["plan_id"], COMMITMENTS.c.seq > row["seq"])
+        .limit(1)
+    ).first()
+    return later is None
