@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from channels.base import Channel, Message, Receipt
 from engine.audit import append_events
 from engine.clock import Clock, SystemClock, iso
 from engine.config import DispatchSettings
+from engine.contact import ContactGate
 from engine.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from engine.models import Customer, Event, Invoice, Notification, NotificationStatus
+from engine.policy import CLOSED_STATES
 from engine.repository import Repository
 from engine.templates import Renderer, TemplateProblem
 
@@ -58,6 +60,32 @@ class Outcome:
     content_hash: str | None = None
 
 
+#: Outcomes are recorded in groups of at most this many, or after this many seconds, whichever comes first.
+RECORD_EVERY = 64
+RECORD_SECONDS = 0.05
+
+
+def _attach_groups(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Give each claimed grouped notice (`invoice_ids`) its invoices as `group`: the still-open ones, in order."""
+    wanted = {invoice_id for row in rows for invoice_id in (row.get("invoice_ids") or ())}
+    if not wanted:
+        return
+    found = {
+        r["id"]: dict(r)
+        for r in conn.execute(
+            select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.amount, INVOICES.c.open_amount, INVOICES.c.currency,
+                   INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage)
+            .where(INVOICES.c.id.in_(wanted))
+        ).mappings()
+    }
+    for row in rows:
+        if row.get("invoice_ids"):
+            row["group"] = [
+                {k: v for k, v in found[i].items() if k != "stage"}
+                for i in row["invoice_ids"] if i in found and found[i]["stage"] not in CLOSED_STATES
+            ]
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -67,8 +95,15 @@ class Dispatcher:
         settings: DispatchSettings,
         company: Mapping[str, Any],
         clock: Clock | None = None,
+        gate: ContactGate | None = None,
+        recipients: Mapping[str, str] | None = None,
     ):
         self.clock = clock or SystemClock()
+        #: channel name -> customer field it is addressed to (for fallback notifications)
+        self.recipients = dict(recipients or {})
+        #: Quiet hours and the contact cap (engine.contact); None sends whatever is due.
+        self.gate = gate
+        self.held_whole_batch = False
         self.repo = repo
         self.channels = channels
         self.renderer = renderer
@@ -76,18 +111,36 @@ class Dispatcher:
         self.company = dict(company)
 
     def run(self, now: datetime, *, limit: int | None = None) -> DispatchReport:
-        """Send everything due at `now` (batch after batch) and return what happened."""
+        """Send everything due at `now` (batch after batch) and return what happened.
+
+        One event loop serves the whole run, so channels keep their connections from batch to batch;
+        every channel is closed (`aclose`) when the run ends, however it ends."""
+        return asyncio.run(self._run(now, limit))
+
+    async def _run(self, now: datetime, limit: int | None) -> DispatchReport:
         report = DispatchReport()
         handled = 0
-        while limit is None or handled < limit:
-            size = self.settings.batch_size if limit is None else min(self.settings.batch_size, limit - handled)
-            batch = self.claim(now, size)
-            if not batch:
-                break
-            handled += len(batch)
-            outcomes = asyncio.run(self._deliver(batch, now))
-            report.merge(self.record(outcomes, now))
+        try:
+            while limit is None or handled < limit:
+                size = self.settings.batch_size if limit is None else min(self.settings.batch_size, limit - handled)
+                batch = self.claim(now, size)
+                if not batch:
+                    if self.held_whole_batch:  # the gate put a full batch back; more may be due behind it
+                        continue
+                    break
+                handled += len(batch)
+                await self._deliver(batch, now, report=report)
+        finally:
+            await self.aclose()
         return report
+
+    async def aclose(self) -> None:
+        """Close every channel; one that fails to close does not keep the others open."""
+        for channel in self.channels.values():
+            try:
+                await channel.aclose()
+            except Exception:
+                pass
 
     def claim(self, now: datetime, size: int) -> list[dict[str, Any]]:
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
@@ -106,6 +159,7 @@ class Dispatcher:
             if self.repo.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             ids = list(conn.execute(query).scalars())
+            self.held_whole_batch = False
             if not ids:
                 return []
             conn.execute(
@@ -132,15 +186,29 @@ class Dispatcher:
                     CUSTOMERS.c.address.label("c_address"),
                     CUSTOMERS.c.owner.label("c_owner"),
                     CUSTOMERS.c.language.label("c_language"),
+                    CUSTOMERS.c.timezone.label("c_timezone"),
+                    CUSTOMERS.c.tags.label("c_tags"),
                 )
-                .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id)
+                .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)  # grouped: no invoice_id
                 .join(CUSTOMERS, CUSTOMERS.c.id == NOTIFICATIONS.c.customer_id)
                 .where(NOTIFICATIONS.c.id.in_(ids))
                 .order_by(NOTIFICATIONS.c.id)
             ).mappings().all()
-            return [dict(row) for row in rows]
+            claimed = [dict(row) for row in rows]
+            _attach_groups(conn, claimed)
+            if self.gate is None:
+                return claimed
+            # Held rows go back to pending, due at their next allowed instant, in this same transaction.
+            allowed = self.gate.hold(conn, claimed, now)
+            self.held_whole_batch = not allowed
+            return allowed
 
-    async def _deliver(self, batch: list[dict[str, Any]], now: datetime) -> list[Outcome]:
+    async def _deliver(
+        self, batch: list[dict[str, Any]], now: datetime, *, report: DispatchReport | None = None
+    ) -> list[Outcome]:
+        """Send a claimed batch. With `report`, outcomes are recorded as they come in (every
+        RECORD_EVERY outcomes or RECORD_SECONDS), which keeps the window in which a crash can cause a
+        duplicate — handed over but not yet recorded — small."""
         gates: dict[str, asyncio.Semaphore] = {}
 
         async def one(row: dict[str, Any]) -> Outcome:
@@ -148,7 +216,22 @@ class Dispatcher:
             async with gate:
                 return await self._deliver_one(row, now)
 
-        return list(await asyncio.gather(*(one(row) for row in batch)))
+        if report is None:
+            return list(await asyncio.gather(*(one(row) for row in batch)))
+        loop = asyncio.get_running_loop()
+        outcomes: list[Outcome] = []
+        buffer: list[Outcome] = []
+        flushed = loop.time()
+        for done in asyncio.as_completed([one(row) for row in batch]):
+            buffer.append(await done)
+            if len(buffer) >= RECORD_EVERY or loop.time() - flushed >= RECORD_SECONDS:
+                report.merge(self.record(buffer, now))
+                outcomes += buffer
+                buffer, flushed = [], loop.time()
+        if buffer:
+            report.merge(self.record(buffer, now))
+            outcomes += buffer
+        return outcomes
 
     async def _deliver_one(self, row: dict[str, Any], now: datetime) -> Outcome:
         channel = self.channels.get(row["channel"])
@@ -156,6 +239,9 @@ class Dispatcher:
         if channel is None:
             return Outcome(row, NotificationStatus.FAILED,
                            error=f"no channel named {name!r} is configured; add it under `channels:` in the config")
+        if row.get("invoice_ids") and not row.get("group"):
+            return Outcome(row, NotificationStatus.CANCELLED,
+                           error="every invoice of this grouped notice was closed before sending")
         try:
             message = self.message_for(row, now)
         except TemplateProblem as exc:
@@ -187,22 +273,65 @@ class Dispatcher:
             "address": row["c_address"], "owner": row["c_owner"], "language": row["c_language"],
         }
         as_of_day = row["created_at"].date()
-        invoice = {
-            "number": row["i_number"], "amount": row["i_amount"], "open_amount": row["i_open_amount"],
-            "currency": row["i_currency"], "issued_on": row["i_issued_on"], "due_on": row["i_due_on"],
-            "days_overdue": (as_of_day - row["i_due_on"]).days,
-        }
+        if row.get("group"):  # a grouped notice: every still-open invoice of the customer it lists
+            invoices = [{**inv, "days_overdue": (as_of_day - inv["due_on"]).days} for inv in row["group"]]
+        else:
+            invoices = [{
+                "number": row["i_number"], "amount": row["i_amount"], "open_amount": row["i_open_amount"],
+                "currency": row["i_currency"], "issued_on": row["i_issued_on"], "due_on": row["i_due_on"],
+                "days_overdue": (as_of_day - row["i_due_on"]).days,
+            }]
+        invoice = invoices[0]
+        totals: dict[str, Any] = {}
+        for item in invoices:
+            totals[item["currency"]] = totals.get(item["currency"], 0) + item["open_amount"]
         context = {
-            "customer": customer, "invoice": invoice, "invoices": [invoice], "stage": row["stage"],
+            "customer": customer, "invoice": invoice, "invoices": invoices, "stage": row["stage"],
             "policy": row["policy"], "repeat": row["repeat_no"], "company": self.company,
-            "as_of": row["created_at"],
+            "as_of": row["created_at"], "totals": totals, "grouped": bool(row.get("group")),
         }
-        subject, body = self.renderer.render(row["stage"], row["channel"], context)
+        channel = self.channels.get(row["channel"])
+        rendered = self.renderer.render_parts(row["stage"], row["channel"], context, language=row["c_language"],
+                                              html=bool(getattr(channel, "wants_html", False)))
         return Message(
             notification_id=row["id"], key=row["key"], channel=row["channel"], recipient=row["recipient"],
-            subject=subject, body=body, stage=row["stage"], policy=row["policy"], customer=customer,
-            invoices=(invoice,), repeat_no=row["repeat_no"],
+            subject=rendered.subject, body=rendered.text, stage=row["stage"], policy=row["policy"],
+            customer=customer, invoices=tuple(invoices), repeat_no=row["repeat_no"], html=rendered.html,
+            language=rendered.language, context=context, grouped=bool(row.get("group")),
         )
+
+    def _queue_fallback(self, conn: Any, row: Mapping[str, Any], now: datetime, recorded_at: datetime,
+                        events: list[dict[str, Any]]) -> None:
+        """The stage's fallback for a notification that failed for good: a new outbox row with its own
+        key, written in the transaction that records the failure."""
+        channel = row["fallback"]
+        field_name = self.recipients.get(channel, "email")
+        recipient = row["customer_id"] if field_name == "id" else row.get(f"c_{field_name}")
+        key = f"{row['key']}>{channel}"
+        status, error = NotificationStatus.PENDING, None
+        if not recipient:
+            status = NotificationStatus.FAILED
+            error = f"customer {row['customer_id']} has no {field_name} for the fallback channel {channel}"
+        exists = conn.execute(select(NOTIFICATIONS.c.id).where(NOTIFICATIONS.c.key == key)).first()
+        if exists is not None:
+            return
+        conn.execute(insert(NOTIFICATIONS).values(
+            key=key, invoice_id=row["invoice_id"], invoice_ids=row.get("invoice_ids"),
+            customer_id=row["customer_id"], policy=row["policy"], stage=row["stage"], channel=channel,
+            repeat_no=row["repeat_no"], recipient=recipient, status=status, attempts=0,
+            created_at=row["created_at"], due_at=now, error=error, fallback_of=row["id"], sweep_id=row.get("sweep_id"),
+        ))
+        covered = [(inv["id"], inv["number"]) for inv in row.get("group") or ()] or [(row["invoice_id"], row["i_number"])]
+        for invoice_id, number in covered:
+            events.append({
+                "at": now, "recorded_at": recorded_at, "kind": "notification", "invoice_id": invoice_id,
+                "customer_id": row["customer_id"], "actor": "system",
+                "data": {
+                    "invoice": number, "key": key, "channel": channel, "recipient": recipient,
+                    "stage": row["stage"], "repeat": row["repeat_no"], "policy": row["policy"],
+                    "rule": f"fallback: {row['channel']} failed ({row['key']})", "fallback_for": row["key"],
+                },
+            })
 
     def record(self, outcomes: list[Outcome], now: datetime) -> DispatchReport:
         report = DispatchReport()
@@ -223,26 +352,32 @@ class Dispatcher:
                 elif outcome.status == NotificationStatus.PENDING:
                     values["next_attempt_at"] = outcome.retry_at
                     report.retrying[channel] += 1
-                else:
+                elif outcome.status == NotificationStatus.FAILED:
                     report.failed[channel] += 1
                 # Only a row still ours is settled: a paid invoice's notice may have been cancelled meanwhile.
-                conn.execute(
+                settled = conn.execute(
                     update(NOTIFICATIONS)
                     .where(NOTIFICATIONS.c.id == row["id"], NOTIFICATIONS.c.status == NotificationStatus.SENDING)
                     .values(**values)
-                )
-                events.append({
-                    "at": now, "recorded_at": recorded_at, "kind": "delivery", "invoice_id": row["invoice_id"],
-                    "customer_id": row["customer_id"], "actor": "system",
-                    "data": {
-                        "invoice": row["i_number"], "key": row["key"], "channel": channel,
-                        "recipient": row["recipient"], "stage": row["stage"],
-                        "status": "retrying" if outcome.status == NotificationStatus.PENDING else outcome.status,
-                        "attempt": row["attempts"],
-                        "receipt": outcome.receipt.reference if outcome.receipt else None,
-                        "error": outcome.error, "retry_at": iso(outcome.retry_at),
-                        "content_hash": outcome.content_hash,
-                    },
-                })
+                ).rowcount
+                # a grouped notice is about several invoices: each one's history gets the delivery
+                covered = [(inv["id"], inv["number"]) for inv in row.get("group") or ()] or [
+                    (row["invoice_id"], row["i_number"])]
+                for invoice_id, number in covered:
+                    events.append({
+                        "at": now, "recorded_at": recorded_at, "kind": "delivery", "invoice_id": invoice_id,
+                        "customer_id": row["customer_id"], "actor": "system",
+                        "data": {
+                            "invoice": number, "key": row["key"], "channel": channel,
+                            "recipient": row["recipient"], "stage": row["stage"],
+                            "status": "retrying" if outcome.status == NotificationStatus.PENDING else outcome.status,
+                            "attempt": row["attempts"],
+                            "receipt": outcome.receipt.reference if outcome.receipt else None,
+                            "error": outcome.error, "retry_at": iso(outcome.retry_at),
+                            "content_hash": outcome.content_hash,
+                        },
+                    })
+                if settled and outcome.status == NotificationStatus.FAILED and row.get("fallback"):
+                    self._queue_fallback(conn, row, now, recorded_at, events)
             append_events(conn, events)
         return report
