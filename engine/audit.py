@@ -43,12 +43,39 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot hash a {type(value).__name__}")
 
 
-def canonical(event: Mapping[str, Any]) -> str:
-    """Sorted keys, no whitespace, instants as UTC ISO with microseconds, Decimals and dates as strings."""
-    # `data` is normalised through JSON first so what is hashed equals what the JSON column gives back.
-    payload = {name: event.get(name) for name in HASHED_FIELDS}
-    payload["data"] = json.loads(json.dumps(payload["data"] or {}, default=_plain))
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+_encode_scalar = json.JSONEncoder(ensure_ascii=False, default=_plain).encode
+_encode_data = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain).encode
+_instants: dict[datetime, str] = {}
+
+
+def _instant(value: Any) -> str:
+    # A sweep stamps thousands of events with the same two instants: format each once.
+    if not isinstance(value, datetime):
+        return _encode_scalar(value)
+    text = _instants.get(value)
+    if text is None:
+        if len(_instants) > 256:
+            _instants.clear()
+        text = _instants[value] = _encode_scalar(value)
+    return text
+
+
+def canonical(event: Mapping[str, Any], data_json: str | None = None) -> str:
+    """Sorted keys, no whitespace, instants as UTC ISO with microseconds, Decimals and dates as strings.
+
+    Built by hand around one serialisation of `data` (the hot path of every sweep): the result is the
+    same text `json.dumps(..., sort_keys=True, separators=(",", ":"))` gives for the whole event, with
+    `data` as the JSON column gives it back.
+    """
+    get = event.get
+    scalar = _encode_scalar
+    return (
+        f'{{"actor":{scalar(get("actor"))},"at":{_instant(get("at"))},"customer_id":{scalar(get("customer_id"))},'
+        f'"data":{data_json if data_json is not None else _encode_data(get("data") or {})},'
+        f'"invoice_id":{scalar(get("invoice_id"))},'
+        f'"kind":{scalar(get("kind"))},"prev_hash":{scalar(get("prev_hash"))},'
+        f'"recorded_at":{_instant(get("recorded_at"))}}}'
+    )
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
@@ -79,11 +106,13 @@ def append_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     for event in events:
         row = {name: _truncated(event.get(name)) for name in HASHED_FIELDS if name != "prev_hash"}
         row["actor"] = row["actor"] or "system"
-        row["data"] = row["data"] or {}
+        # The canonical text of `data` is valid JSON for the column too: encode it once, store it as is.
+        data_json = _encode_data(row["data"] or {})
+        row["data"] = data_json
         row["prev_hash"] = previous
-        row["hash"] = previous = event_hash(row)
+        row["hash"] = previous = hashlib.sha256(canonical(row, data_json).encode("utf-8")).hexdigest()
         rows.append(row)
-    BulkWriter(conn, EVENTS).insert(rows)
+    BulkWriter(conn, EVENTS, raw=("data",)).insert(rows)
 
 
 @dataclass(frozen=True)

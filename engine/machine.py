@@ -55,10 +55,11 @@ class CollectionMachine:
             model_attribute="stage",
         )
         add = self._machine.add_transition
+        # The sweep fires these for up to millions of invoices: no callbacks on its hot path.
         for index, stage in enumerate(stages):
-            add(f"escalate_to_{stage}", open_states[: index + 1], stage, after="record")
+            add(f"escalate_to_{stage}", open_states[: index + 1], stage)
         if stages:
-            add("repeat", stages, None, after="record")
+            add("repeat", stages, None)
         add("pay", [*open_states, DISPUTED, PROMISED], PAID, after="record")
         add("write_off", [*open_states, DISPUTED, PROMISED], WRITTEN_OFF, after="record")
         add("dispute", [*open_states, PROMISED], DISPUTED, after="record")

@@ -7,11 +7,11 @@ keep a plain BEGIN so `dunning status` runs freely while a sweep writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, inspect, select
+from sqlalchemy import JSON, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel
@@ -104,44 +104,38 @@ class BulkWriter:
     instants repeat on every row) and handed to the driver as plain tuples.
     """
 
-    def __init__(self, conn: Any, table: Any):
+    def __init__(self, conn: Any, table: Any, *, raw: Collection[str] = ()):
         self.conn = conn
         self.table = table
+        #: Columns whose values the caller already converted (e.g. JSON text): handed over untouched.
+        self.raw = frozenset(raw)
         dialect = conn.dialect
         self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._processors = {
             column.name: column.type._cached_bind_processor(dialect) for column in table.columns
         }
 
-    def _converter(self, name: str) -> Any:
+    def _column(self, name: str, values: list[Any]) -> list[Any]:
+        """One column's values converted for the driver; repeated values are converted once."""
         process = self._processors[name]
-        if process is None:
-            return None
-        cache: dict[Any, Any] = {}
-
-        def convert(value: Any) -> Any:
-            if value is None:
-                return None
+        if process is None or name in self.raw:
+            return values
+        if isinstance(self.table.c[name].type, JSON):  # dicts and lists: unhashable, nothing to share
+            return [None if value is None else process(value) for value in values]
+        cache: dict[Any, Any] = {None: None}
+        converted = []
+        append = converted.append
+        for value in values:
             try:
-                return cache[value]
-            except (KeyError, TypeError):
-                pass
-            converted = process(value)
-            try:
-                if len(cache) < 64:
-                    cache[value] = converted
-            except TypeError:  # unhashable (JSON lists and dicts)
-                pass
-            return converted
-
-        return convert
+                append(cache[value])
+            except KeyError:
+                result = cache[value] = process(value)
+                append(result)
+        return converted
 
     def _tuples(self, names: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        converters = [self._converter(name) for name in names]
-        plan = list(zip(names, converters))
-        return [
-            tuple(convert(row.get(name)) if convert else row.get(name) for name, convert in plan) for row in rows
-        ]
+        columns = [self._column(name, [row.get(name) for row in rows]) for name in names]
+        return list(zip(*columns))
 
     def insert(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
