@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -68,8 +69,12 @@ class SweepReport:
 
 def notification_key(number: str, stage: str, entered_at: datetime, repeat_no: int, channel: str) -> str:
     """Unique per (invoice, stage entry, repeat number, channel): the idempotency key of a notification."""
-    entered = entered_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{number}/{stage}@{entered}/{repeat_no}/{channel}"
+    return f"{number}/{stage}@{_compact(entered_at)}/{repeat_no}/{channel}"
+
+
+@lru_cache(maxsize=4096)
+def _compact(instant: datetime) -> str:
+    return instant.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def group_notification_key(customer_id: str, stage: str, as_of: datetime, repeat_no: int, channel: str) -> str:
