@@ -62,7 +62,7 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
     for kind in ("customers", "invoices"):
         report = dunning.import_file(kind, folder / f"{kind}.csv")
         console.print(f"  imported {report.created} {kind} from {folder / (kind + '.csv')}", markup=False)
-    console.print(f"  policies: " + ", ".join(
+    console.print("  policies: " + ", ".join(
         f"{p.name} ({p.applies_to.source if p.applies_to else 'default'})" for p in dunning.policies.policies
     ), markup=False)
 

@@ -11,7 +11,7 @@ import os
 import textwrap
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,13 @@ class Book:
         instant = at(day, hour)
         self.clock.at = instant
         return self.app.run(instant)
+
+    def daily(self, first: str, last: str, hour: int = 9) -> None:
+        """One sweep a day, first to last inclusive."""
+        day, end = date.fromisoformat(first), date.fromisoformat(last)
+        while day <= end:
+            self.run(day, hour)
+            day += timedelta(days=1)
 
     def stage(self, number: str) -> str:
         for invoice in self.app.open_invoices():

@@ -18,20 +18,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tests.conftest import DEFAULT_POLICY
+
 DUNNING = shutil.which("dunning", path=str(Path(sys.executable).parent)) or "dunning"
 T = TypeVar("T")
 
-REMINDER_POLICY = """\
-name: fallback
-min_days_between_stages: 0
-stages:
-  - name: reminder
-    after_days: 1
-    channels: [email]
-  - name: final
-    after_days: 20
-    channels: [letter]
-"""
+REMINDER_POLICY = DEFAULT_POLICY
 
 
 def utc(text: str) -> datetime:

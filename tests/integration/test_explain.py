@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 
 from engine.errors import NotFound
 from engine.explain import explain_invoice
 from tests.conftest import Book, at
-
-
-def daily(book: Book, first: str, last: str) -> None:
-    day, end = date.fromisoformat(first), date.fromisoformat(last)
-    while day <= end:
-        book.run(day)
-        day += timedelta(days=1)
 
 
 @pytest.fixture
@@ -27,7 +20,7 @@ def book(make_book) -> Book:  # type: ignore[no-untyped-def]
 
 
 def test_explains_policy_stage_rule_next_step_and_what_holds_it_back(book: Book) -> None:
-    daily(book, "2026-03-01", "2026-04-05")
+    book.daily("2026-03-01", "2026-04-05")
     found = explain_invoice(book.app, "INV-1")
     assert found.policy == "standard"
     assert "customer.credit_grade is 'A'" in found.policy_reason
@@ -44,7 +37,7 @@ def test_explains_policy_stage_rule_next_step_and_what_holds_it_back(book: Book)
     assert "Next: enters legal on 2026-05-30" in text
 
     # ... and the sweep agrees: legal on exactly that day, visit skipped with that reason
-    daily(book, "2026-04-06", "2026-05-30")
+    book.daily("2026-04-06", "2026-05-30")
     assert book.transitions("INV-1")[-1] == ("2026-05-30", "letter", "legal")
     found = explain_invoice(book.app, "INV-1")
     assert found.stage_rule == "legal: after_days 90 and invoice.open_amount >= 10000"

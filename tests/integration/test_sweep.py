@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+
 from decimal import Decimal
 
 import pytest
@@ -11,14 +11,6 @@ from channels.memory import MemoryChannel
 from engine.errors import IllegalTransition, SweepRefused
 from engine.machine import Case, machine_for
 from tests.conftest import CANONICAL_POLICY, DEFAULT_POLICY, Book, at
-
-
-def daily(book: Book, first: str, last: str) -> None:
-    day = date.fromisoformat(first)
-    end = date.fromisoformat(last)
-    while day <= end:
-        book.run(day)
-        day += timedelta(days=1)
 
 
 @pytest.fixture
@@ -30,7 +22,7 @@ def book(make_book) -> Book:  # type: ignore[no-untyped-def]
 
 def test_each_stage_entered_on_its_day_with_skip_and_repeat(book: Book) -> None:
     book.invoice("INV-1", "C1", "20000.00", due_on="2026-03-01")
-    daily(book, "2026-02-20", "2026-06-15")
+    book.daily("2026-02-20", "2026-06-15")
 
     assert book.transitions("INV-1") == [
         ("2026-02-26", "current", "courtesy"),
@@ -60,27 +52,27 @@ def test_each_stage_entered_on_its_day_with_skip_and_repeat(book: Book) -> None:
 
 def test_small_invoice_never_reaches_visit_or_legal(book: Book) -> None:
     book.invoice("INV-2", "C1", "900.00", due_on="2026-03-01")
-    daily(book, "2026-03-01", "2026-07-01")
+    book.daily("2026-03-01", "2026-07-01")
     assert [t[2] for t in book.transitions("INV-2")] == ["reminder", "phone", "letter"]
     assert book.stage("INV-2") == "letter"
 
 
 def test_large_invoice_gets_a_visit_at_day_60(book: Book) -> None:
     book.invoice("INV-3", "C1", "75000.00", due_on="2026-03-01")
-    daily(book, "2026-03-02", "2026-05-05")
+    book.daily("2026-03-02", "2026-05-05")
     assert book.transitions("INV-3")[-1] == ("2026-04-30", "letter", "visit")
 
 
 def test_pre_due_stage_is_never_entered_once_due(book: Book) -> None:
     book.invoice("INV-4", "C1", "500.00", due_on="2026-03-01")
-    daily(book, "2026-03-01", "2026-03-05")
+    book.daily("2026-03-01", "2026-03-05")
     assert book.transitions("INV-4") == [("2026-03-04", "current", "reminder")]
     assert [n[1] for n in book.notifications("INV-4")] == ["reminder"]
 
 
 def test_step_catch_up_moves_one_stage_per_sweep_with_min_spacing(book: Book) -> None:
     book.invoice("LATE", "C1", "60000.00", due_on="2026-01-01")
-    daily(book, "2026-04-11", "2026-05-10")  # first sweep at 100 days overdue
+    book.daily("2026-04-11", "2026-05-10")  # first sweep at 100 days overdue
     assert book.transitions("LATE") == [
         ("2026-04-11", "current", "reminder"),
         ("2026-04-16", "reminder", "phone"),
@@ -120,7 +112,7 @@ def test_repeat_stops_at_max(make_book) -> None:  # type: ignore[no-untyped-def]
     book = make_book({"only.yaml": policy})
     book.customers({"id": "C1", "name": "Acme"})
     book.invoice("R", "C1", "100.00", due_on="2026-03-01")
-    daily(book, "2026-03-01", "2026-03-20")
+    book.daily("2026-03-01", "2026-03-20")
     assert book.notifications("R") == [
         ("2026-03-02", "reminder", "email", 0),
         ("2026-03-04", "reminder", "email", 1),
@@ -140,7 +132,7 @@ def test_min_spacing_delays_a_stage_that_is_already_due(make_book) -> None:  # t
     book = make_book({"tight.yaml": policy})
     book.customers({"id": "C1", "name": "Acme"})
     book.invoice("S", "C1", "100.00", due_on="2026-03-01")
-    daily(book, "2026-03-01", "2026-03-15")
+    book.daily("2026-03-01", "2026-03-15")
     assert book.transitions("S") == [("2026-03-02", "current", "first"), ("2026-03-12", "first", "second")]
 
 
@@ -192,7 +184,7 @@ def test_settling_payment_closes_the_invoice_and_cancels_queued_notices(book: Bo
     book.pay("INV-1", "400.00", "2026-03-06", "R2")
     assert [n["status"] for n in book.app.outbox()] == ["cancelled"]
     assert all(i["number"] != "INV-1" for i in book.app.open_invoices())
-    daily(book, "2026-03-07", "2026-04-30")
+    book.daily("2026-03-07", "2026-04-30")
     kinds = [(e["kind"], e.get("to")) for e in book.app.history("INV-1")]
     assert kinds[-1] == ("transition", "paid")
     assert ("payment", None) in kinds
@@ -248,7 +240,7 @@ def test_business_days_skip_weekends_and_holidays(make_book) -> None:  # type: i
     book.customers({"id": "C1", "name": "Acme"})
     # due Thursday 2026-04-02; Good Friday (04-03) and Easter Monday (04-06) are German holidays
     book.invoice("B", "C1", "100.00", due_on="2026-04-02")
-    daily(book, "2026-04-02", "2026-04-12")
+    book.daily("2026-04-02", "2026-04-12")
     assert book.transitions("B") == [("2026-04-09", "current", "reminder")]
 
 
