@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from engine.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 __all__ = [
+    "Attachment",
     "Channel",
     "ChannelContext",
     "DeliveryError",
@@ -34,8 +35,22 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent along with a message (a letter PDF, a statement)."""
+
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
 class Message:
-    """A notification rendered and ready to deliver."""
+    """A notification rendered and ready to deliver.
+
+    `invoices` lists every invoice the message is about: one, or all of a customer's for a policy with
+    `group_by: customer`. The optional fields default so that channels written against the first version
+    of this class keep working.
+    """
 
     notification_id: int
     key: str  # the idempotency key: a channel that can deduplicate (Message-ID, Idempotency-Key) uses it
@@ -48,6 +63,17 @@ class Message:
     customer: Mapping[str, Any]
     invoices: tuple[Mapping[str, Any], ...]
     repeat_no: int = 0
+    #: The HTML part (rendered with autoescaping), when the templates have one.
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    #: The customer's language tag as used for templates and formatting ("en", "zh_CN", ...).
+    language: str = "en"
+    #: The deterministic Message-ID derived from `key` (set by the dispatcher).
+    message_id: str | None = None
+    #: The full template context (company, totals, as_of, ...) for channels that lay out documents.
+    context: Mapping[str, Any] = field(default_factory=dict)
+    #: True when the message covers a group of invoices (policy `group_by: customer`).
+    grouped: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,11 @@ class ChannelContext:
 
     output_dir: Path
     company: Mapping[str, Any] = field(default_factory=dict)
+    #: The installation's `engine.repository.Repository`, for channels that keep records (tasks) or read
+    #: history (legal case files); None where a channel runs without a database.
+    repo: Any = None
+    #: Every configured channel's settings by name (a channel may hand over to another, e.g. legal → email).
+    channel_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Channel(abc.ABC):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import import_module
 from importlib.metadata import entry_points
 
 from channels.base import Channel
@@ -11,12 +12,29 @@ from channels.memory import MemoryChannel
 from engine.errors import ConfigError
 
 BUILTIN: dict[str, type[Channel]] = {"log": LogChannel, "memory": MemoryChannel}
+#: Built-ins whose libraries (aiosmtplib, httpx, reportlab) load only when a configuration uses them.
+LAZY_BUILTIN: dict[str, str] = {
+    "email": "channels.email:EmailChannel",
+    "letter": "channels.letter:LetterChannel",
+    "phone": "channels.task:PhoneChannel",
+    "visit": "channels.task:VisitChannel",
+    "task": "channels.task:TaskChannel",
+    "legal": "channels.legal:LegalChannel",
+    "webhook": "channels.webhook:WebhookChannel",
+}
 ENTRY_POINT_GROUP = "dunning.channels"
+
+
+def _load(path: str) -> type[Channel]:
+    module, _, name = path.partition(":")
+    return getattr(import_module(module), name)  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=1)
 def channel_types() -> dict[str, type[Channel]]:
     types = dict(BUILTIN)
+    for name, path in LAZY_BUILTIN.items():
+        types[name] = _load(path)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name in types:
             continue
@@ -31,6 +49,10 @@ def channel_types() -> dict[str, type[Channel]]:
 
 
 def channel_type(name: str) -> type[Channel]:
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if name in LAZY_BUILTIN:
+        return _load(LAZY_BUILTIN[name])
     types = channel_types()
     try:
         return types[name]

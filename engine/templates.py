@@ -1,22 +1,37 @@
 """Rendering notifications from the templates finance edits (rules/templates/).
 
 Templates run in Jinja2's sandbox with undefined names as errors: a template can neither run code nor read
-files, and a typo fails loudly instead of mailing a customer "Dear ,". A template's first line
-`Subject: ...` is the subject; the rest is the body.
+files, and a typo fails loudly instead of mailing a customer "Dear ,". HTML templates (`.html`) are
+autoescaped, so a customer named `<script>` stays text. A text template's first line `Subject: ...` is the
+subject; the rest is the plain-text body.
 
-Lookup, first found wins: `<stage>.<channel>.txt`, `<stage>.txt`, `<channel>.txt`, `default.txt`
-(a built-in default is used when the folder has none).
+Lookup, first found wins, for each of the customer's language tags (`zh_CN`, then `zh`) and then without
+one (English):
+
+    <stage>.<channel>[.<lang>].txt   <stage>[.<lang>].txt   <channel>[.<lang>].txt   default[.<lang>].txt
+
+The HTML part is looked up the same way with `.html`; the built-in HTML default lays out the text body, so
+every message has both parts. Filters: `money(currency)` and `date` format for the customer's locale
+(`1,234.50 EUR` / `2026-03-04` when the customer has no language), `number`, `paragraphs` (text → HTML).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, TemplateError
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, TemplateError, pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from engine.errors import DunningError
 
@@ -26,11 +41,24 @@ Dear {{ customer.name }},
 our records show invoice {{ invoice.number }} of {{ invoice.issued_on }} for \
 {{ invoice.amount | money(invoice.currency) }}, due on {{ invoice.due_on }}, with \
 {{ invoice.open_amount | money(invoice.currency) }} still open\
-{% if invoice.days_overdue > 0 %} ({{ invoice.days_overdue }} days overdue){% endif %}.
+{% if invoice.days_overdue > 0 %} ({{ invoice.days_overdue }} days overdue){% endif %}.\
+{% if invoices | length > 1 %}
+
+These invoices of yours are all open:
+{% for inv in invoices %}- {{ inv.number }}: {{ inv.open_amount | money(inv.currency) }} open, due {{ inv.due_on }}, \
+{{ inv.days_overdue }} days overdue
+{% endfor %}{% endif %}
 
 Please arrange payment or contact us if anything is unclear.
 
 {{ company.name }}
+"""
+
+BUILTIN_HTML = """<!DOCTYPE html>
+<html lang="{{ language }}"><head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="font-family: sans-serif; line-height: 1.4">
+{{ body | paragraphs }}
+</body></html>
 """
 
 
@@ -38,10 +66,90 @@ class TemplateProblem(DunningError):
     pass
 
 
-def money(value: Any, currency: str = "") -> str:
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+    #: The language tag the customer asked for, normalised ("zh_CN"); "en" when none.
+    language: str
+
+
+def language_tags(language: str | None) -> list[str]:
+    """`zh-CN` → [`zh_CN`, `zh`]; None → []: the template suffixes to try, most specific first."""
+    if not language:
+        return []
+    tag = language.strip().replace("-", "_")
+    if not tag:
+        return []
+    tags = [tag]
+    base = tag.split("_")[0].lower()
+    if base != tag:
+        tags.append(base)
+    return tags
+
+
+@functools.lru_cache(maxsize=64)
+def locale_for(language: str | None) -> Locale | None:
+    if not language:
+        return None
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        tags = language_tags(language)
+        if len(tags) > 1:
+            return locale_for(tags[-1])
+        return None
+
+
+def money(value: Any, currency: str = "", language: str | None = None) -> str:
+    """An amount with its currency: `1,234.50 EUR` without a locale, the locale's own form with one."""
     amount = Decimal(value).quantize(Decimal("0.01"))
+    locale = locale_for(language)
+    if locale is not None and currency:
+        return format_currency(amount, currency, locale=locale)
     text = f"{amount:,.2f}"
     return f"{text} {currency}".strip()
+
+
+def local_date(value: Any, language: str | None = None, style: str = "long") -> str:
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    locale = locale_for(language)
+    if locale is None:
+        return value.isoformat()
+    return format_date(value, format=style, locale=locale)
+
+
+def _language(context: Context) -> str | None:
+    language = context.get("language")
+    return language if isinstance(language, str) and language else None
+
+
+@pass_context
+def _money_filter(context: Context, value: Any, currency: str = "") -> str:
+    return money(value, currency, _language(context))
+
+
+@pass_context
+def _date_filter(context: Context, value: Any, style: str = "long") -> str:
+    return local_date(value, _language(context), style)
+
+
+@pass_context
+def _number_filter(context: Context, value: Any) -> str:
+    locale = locale_for(_language(context))
+    return format_decimal(value, locale=locale) if locale else f"{value:,}"
+
+
+def _paragraphs(text: str) -> Markup:
+    blocks = [block.strip("\n") for block in str(text).split("\n\n") if block.strip()]
+    return Markup("\n").join(
+        Markup("<p>") + Markup("<br>\n").join(escape(line) for line in block.split("\n")) + Markup("</p>")
+        for block in blocks
+    )
 
 
 class Renderer:
@@ -49,32 +157,79 @@ class Renderer:
         loaders: list[Any] = []
         if folder is not None and folder.is_dir():
             loaders.append(FileSystemLoader(str(folder)))
-        loaders.append(DictLoader({"default.txt": BUILTIN_DEFAULT}))
+        loaders.append(DictLoader({"default.txt": BUILTIN_DEFAULT, "default.html": BUILTIN_HTML}))
         self.env = SandboxedEnvironment(
-            loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=lambda name: bool(name and name.endswith(".html")),
+            keep_trailing_newline=True,
         )
-        self.env.filters["money"] = money
+        self.env.filters["money"] = _money_filter
+        self.env.filters["date"] = _date_filter
+        self.env.filters["number"] = _number_filter
+        self.env.filters["paragraphs"] = _paragraphs
+        self._found: dict[tuple[str, str, str | None, str], str | None] = {}
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.env.get_template(name)
+        except TemplateError:
+            return False
+        return True
+
+    def find(self, stage: str, channel: str, language: str | None = None, ext: str = "txt") -> str | None:
+        """The template file name for this notification, or None (only possible for `html`)."""
+        cache_key = (stage, channel, language, ext)
+        if cache_key in self._found:
+            return self._found[cache_key]
+        bases = [f"{stage}.{channel}", stage, channel, "default"]
+        found = None
+        for suffix in [f".{tag}" for tag in language_tags(language)] + [""]:
+            for base in bases:
+                name = f"{base}{suffix}.{ext}"
+                if self._exists(name):
+                    found = name
+                    break
+            if found:
+                break
+        self._found[cache_key] = found
+        return found
 
     def template_for(self, stage: str, channel: str) -> str:
-        names = [f"{stage}.{channel}.txt", f"{stage}.txt", f"{channel}.txt", "default.txt"]
-        for name in names:
-            try:
-                self.env.get_template(name)
-            except TemplateError:
-                continue
-            return name
-        return "default.txt"
+        return self.find(stage, channel) or "default.txt"
 
-    def render(self, stage: str, channel: str, context: Mapping[str, Any]) -> tuple[str, str]:
-        """(subject, body) for a notification; TemplateProblem names the template and what went wrong."""
-        name = self.template_for(stage, channel)
-        title = stage.replace("_", " ").title()
+    def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
-            text = self.env.get_template(name).render(stage_title=title, **context)
+            return self.env.get_template(name).render(**context)
         except TemplateError as exc:
             where = f"{name}:{exc.lineno}" if getattr(exc, "lineno", None) else name
             raise TemplateProblem(f"template {where}: {exc}; fix the template in rules/templates") from None
+        except Exception as exc:  # a bad value (e.g. money of None) must name the template, not crash dispatch
+            raise TemplateProblem(
+                f"template {name}: {type(exc).__name__}: {exc}; fix the template in rules/templates"
+            ) from None
+
+    def render(self, stage: str, channel: str, context: Mapping[str, Any]) -> tuple[str, str]:
+        """(subject, body) for a notification; TemplateProblem names the template and what went wrong."""
+        rendered = self.render_parts(stage, channel, context, html=False)
+        return rendered.subject, rendered.text
+
+    def render_parts(
+        self, stage: str, channel: str, context: Mapping[str, Any], *, language: str | None = None,
+        html: bool = True,
+    ) -> Rendered:
+        """Subject, plain text and (with `html`) the HTML part, in the customer's language."""
+        tags = language_tags(language)
+        title = stage.replace("_", " ").title()
+        values = {"stage_title": title, **context, "language": tags[0] if tags else None}
+        text = self._render(self.find(stage, channel, language) or "default.txt", values)
         first, _, rest = text.partition("\n")
         if first.lower().startswith("subject:"):
-            return first[len("subject:"):].strip(), rest.lstrip("\n")
-        return title, text
+            subject, body = first[len("subject:"):].strip(), rest.lstrip("\n")
+        else:
+            subject, body = title, text
+        page = None
+        if html:
+            name = self.find(stage, channel, language, "html") or "default.html"
+            page = self._render(name, {**values, "subject": subject, "body": body})
+        return Rendered(subject=subject, text=body, html=page, language=tags[0] if tags else "en")

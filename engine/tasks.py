@@ -1,0 +1,238 @@
+"""Tasks for people: the call list and the visit list (the `phone` and `visit` channels).
+
+A task is made when a phone or visit notification is "sent": it is assigned to the customer's `owner` (the
+collector) and carries everything needed to act — contact, address, the invoices with amounts and days
+overdue, and a summary of what has happened so far. Collectors list and complete tasks from the CLI
+(`dunning tasks`, `dunning tasks done ID --outcome ...`). The outcome is recorded in each invoice's history
+and feeds the state machine:
+
+    promised        a promise to pay AMOUNT by DATE (engine.actions.Collector.promise): the clock pauses
+    disputed        the customer disputes the invoice (Collector.dispute): chasing stops until resolved
+    paid            the customer says it is paid: recorded only (payments arrive through imports)
+    no_answer       nobody answered / nobody was there: recorded
+    wrong_contact   the contact details are wrong: recorded, and the customer is tagged `wrong_contact`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from engine.audit import append_events
+from engine.clock import iso
+from engine.errors import DunningError, NotFound
+from engine.models import Customer, Event, Invoice, Task, TaskStatus
+
+if TYPE_CHECKING:
+    from engine.app import Dunning
+
+TASKS = Task.__table__  # type: ignore[attr-defined]
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+OUTCOMES = ("promised", "disputed", "no_answer", "paid", "wrong_contact")
+WRONG_CONTACT_TAG = "wrong_contact"
+#: How many of the latest history entries a task's summary lists.
+HISTORY_LINES = 8
+
+
+class TaskRefused(DunningError):
+    """A task completion that cannot be accepted as given; nothing was changed."""
+
+
+def _summary(kind: str, data: Mapping[str, Any]) -> str:
+    if kind == "transition":
+        return f"{data.get('from')} → {data.get('to')}"
+    if kind == "notification":
+        return f"{data.get('channel')} notice ({data.get('stage')})"
+    if kind == "payment":
+        return f"payment {data.get('amount')}"
+    if kind == "task_outcome":
+        return f"{data.get('task_kind', 'task')}: {data.get('outcome')}" + (f" — {data['note']}" if data.get("note") else "")
+    for key in ("reason", "text", "note"):
+        if data.get(key):
+            return f"{kind}: {data[key]}"
+    return kind
+
+
+def create_task(conn: Connection, *, key: str, kind: str, notification_id: int | None, stage: str,
+                customer: Mapping[str, Any], invoices: Sequence[Mapping[str, Any]], now: datetime) -> tuple[int, bool]:
+    """Make the task for one notification (idempotent by key): (task id, whether it is new)."""
+    existing = conn.execute(select(TASKS.c.id).where(TASKS.c.key == key)).scalar()
+    if existing is not None:
+        return int(existing), False
+    numbers = [str(inv["number"]) for inv in invoices]
+    ids = {r[1]: r[0] for r in conn.execute(select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.number.in_(numbers)))}
+    invoice_ids = [ids[n] for n in numbers if n in ids]
+    history = conn.execute(
+        select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
+        .where(EVENTS.c.invoice_id.in_(invoice_ids), EVENTS.c.kind != "delivery")
+        .order_by(EVENTS.c.id.desc()).limit(HISTORY_LINES)
+    ).all() if invoice_ids else []
+    notices = conn.execute(
+        select(EVENTS.c.id).where(EVENTS.c.invoice_id.in_(invoice_ids), EVENTS.c.kind == "notification")
+    ).all() if invoice_ids else []
+    details = {
+        "contact": {k: customer.get(k) for k in ("id", "name", "phone", "email", "address", "owner", "language")},
+        "invoices": [
+            {"number": str(inv["number"]), "currency": inv["currency"], "amount": str(inv["amount"]),
+             "open_amount": str(inv["open_amount"]), "due_on": str(inv["due_on"]),
+             "days_overdue": inv.get("days_overdue")}
+            for inv in invoices
+        ],
+        "history": [
+            {"at": iso(at), "invoice": (data or {}).get("invoice"), "summary": _summary(k, data or {})}
+            for at, k, data in reversed(history)
+        ],
+        "notices_so_far": len(notices),
+    }
+    result = conn.execute(insert(TASKS), {
+        "key": key, "notification_id": notification_id, "kind": kind, "customer_id": customer["id"],
+        "owner": customer.get("owner"), "stage": stage, "invoice_ids": invoice_ids, "details": details,
+        "status": TaskStatus.OPEN, "created_at": now,
+    })
+    return int(result.inserted_primary_key[0]), True
+
+
+def _row(task: Mapping[str, Any]) -> dict[str, Any]:
+    details = task["details"] or {}
+    return {
+        "id": task["id"], "kind": task["kind"], "status": task["status"], "owner": task["owner"],
+        "customer_id": task["customer_id"], "stage": task["stage"], "created_at": iso(task["created_at"]),
+        "contact": details.get("contact", {}), "invoices": details.get("invoices", []),
+        "history": details.get("history", []), "outcome": task["outcome"], "note": task["note"],
+        "promised_amount": task["promised_amount"], "promised_on": task["promised_on"],
+        "done_at": iso(task["done_at"]), "done_by": task["done_by"], "key": task["key"],
+    }
+
+
+class TaskBook:
+    """The call and visit lists of one installation."""
+
+    def __init__(self, dunning: Dunning):
+        self.app = dunning
+
+    def list(self, *, owner: str | None = None, status: str | None = TaskStatus.OPEN,
+             kind: str | None = None) -> list[dict[str, Any]]:
+        query = select(TASKS).order_by(TASKS.c.created_at, TASKS.c.id)
+        if owner is not None:
+            query = query.where(TASKS.c.owner == owner)
+        if status is not None:
+            query = query.where(TASKS.c.status == status)
+        if kind is not None:
+            query = query.where(TASKS.c.kind == kind)
+        with self.app.repo.read() as session:
+            return [_row(r) for r in session.connection().execute(query).mappings()]
+
+    def get(self, task_id: int) -> dict[str, Any]:
+        with self.app.repo.read() as session:
+            row = session.connection().execute(select(TASKS).where(TASKS.c.id == task_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no task {task_id}; `dunning tasks` lists the open ones")
+        return _row(row)
+
+    def complete(self, task_id: int, outcome: str, *, note: str | None = None, amount: Decimal | str | None = None,
+                 by: date | None = None, actor: str | None = None) -> dict[str, Any]:
+        """Record the outcome of a call or visit; `promised` needs `amount` and `by`."""
+        from engine.actions import Collector  # the collector-action API (pauses go through the state machine)
+
+        if outcome not in OUTCOMES:
+            raise TaskRefused(f"unknown outcome {outcome!r}; use one of: {', '.join(OUTCOMES)}")
+        task = self.get(task_id)
+        if task["status"] == TaskStatus.DONE:
+            raise TaskRefused(f"task {task_id} was already completed ({task['outcome']}) at {task['done_at']}")
+        who = actor or task["owner"] or "collector"
+        numbers = [inv["number"] for inv in task["invoices"]]
+        promised: Decimal | None = None
+        if outcome == "promised":
+            if amount is None or by is None:
+                raise TaskRefused("a promise needs --amount AMOUNT and --by DATE (e.g. --amount 1200 --by 2026-04-30)")
+            try:
+                promised = Decimal(str(amount))
+            except InvalidOperation:
+                raise TaskRefused(f"--amount {amount!r} is not a number; write e.g. 1200.50") from None
+            if promised <= 0:
+                raise TaskRefused("the promised amount must be positive")
+        collector = Collector(self.app, actor=who)
+        now = self.app.clock.now()
+        still_open = self._open_numbers(numbers)
+        if outcome == "promised":
+            assert promised is not None and by is not None
+            self._spread_promise(collector, still_open, promised, by, note)
+        elif outcome == "disputed":
+            for number in still_open:
+                collector.dispute(number, note or f"disputed during {task['kind']}")
+        with self.app.repo.write() as session:
+            conn = session.connection()
+            done = conn.execute(
+                update(TASKS).where(TASKS.c.id == task_id, TASKS.c.status == TaskStatus.OPEN).values(
+                    status=TaskStatus.DONE, outcome=outcome, note=note, promised_amount=promised,
+                    promised_on=by if outcome == "promised" else None, done_at=now, done_by=who,
+                )
+            ).rowcount
+            if not done:
+                raise TaskRefused(f"task {task_id} was completed by someone else meanwhile")
+            ids = {r[1]: r[0] for r in conn.execute(
+                select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.number.in_(numbers)))}
+            data: dict[str, Any] = {"task": task_id, "task_kind": task["kind"], "outcome": outcome, "note": note}
+            if promised is not None:
+                data.update(amount=str(promised), by=by.isoformat() if by else None)
+            append_events(conn, [
+                {"at": now, "recorded_at": now, "kind": "task_outcome", "invoice_id": ids.get(number),
+                 "customer_id": task["customer_id"], "actor": who, "data": {"invoice": number, **data}}
+                for number in numbers
+            ])
+            if outcome == "wrong_contact":
+                self._flag_customer(conn, task["customer_id"])
+        return self.get(task_id)
+
+    def _open_numbers(self, numbers: list[str]) -> list[str]:
+        from engine.policy import CLOSED_STATES
+
+        with self.app.repo.read() as session:
+            rows = session.connection().execute(
+                select(INVOICES.c.number, INVOICES.c.stage).where(INVOICES.c.number.in_(numbers))
+            ).all()
+        stages = dict((str(n), s) for n, s in rows)
+        return [n for n in numbers if n in stages and stages[n] not in CLOSED_STATES]
+
+    def _spread_promise(self, collector: Any, numbers: list[str], amount: Decimal, by: date, note: str | None) -> None:
+        """A promise covering several invoices is allocated to them oldest first, up to each open amount."""
+        with self.app.repo.read() as session:
+            rows = session.connection().execute(
+                select(INVOICES.c.number, INVOICES.c.open_amount, INVOICES.c.due_on)
+                .where(INVOICES.c.number.in_(numbers)).order_by(INVOICES.c.due_on, INVOICES.c.id)
+            ).all()
+        if not rows:
+            raise TaskRefused("every invoice of this task is already closed; record another outcome")
+        remaining = amount
+        parts: list[tuple[str, Decimal]] = []
+        for number, open_amount, _ in rows:
+            if remaining <= 0:
+                break
+            part = min(remaining, open_amount)
+            parts.append((number, part))
+            remaining -= part
+        if remaining > 0:
+            raise TaskRefused(f"the promised {amount} exceeds the open amount of this task's invoices by "
+                              f"{remaining}; promise at most {amount - remaining}")
+        for number, part in parts:
+            collector.promise(number, part, by, note)
+
+    @staticmethod
+    def _flag_customer(conn: Connection, customer_id: str) -> None:
+        tags = conn.execute(select(CUSTOMERS.c.tags).where(CUSTOMERS.c.id == customer_id)).scalar() or []
+        if WRONG_CONTACT_TAG not in tags:
+            conn.execute(update(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
+                         .values(tags=[*tags, WRONG_CONTACT_TAG]))
+            try:
+                from engine.sweep import wake
+
+                wake(conn, customer_ids=[customer_id])
+            except ImportError:  # pragma: no cover - older sweep without incremental state
+                pass
