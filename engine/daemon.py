@@ -40,14 +40,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import func, select, text, update
 
 from engine.app import Dunning
 from engine.audit import append_events
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Settings
-from engine.dispatch import DispatchReport
-from engine.errors import DunningError, PolicyError, SweepRefused
+from engine.dispatch import DispatchReport, due_for_dispatch
+from engine.errors import DunningError, PolicyError, SweepBusy, SweepRefused
 from engine.health import HealthServer, HealthStatus, Metrics
 from engine.loader import POLICY_SUFFIXES, load_policies
 from engine.models import Event, Notification, NotificationStatus, Sweep
@@ -492,6 +492,11 @@ class Daemon:
         started = time.monotonic()
         try:
             report = self.dunning.sweeper().run(due)
+        except SweepBusy:  # another daemon on this PostgreSQL is sweeping; its sweep is the cluster's
+            logger.info("scheduled sweep as of %s: another daemon is sweeping it", iso(due),
+                        extra={"event": "sweep_elsewhere", "as_of": iso(due)})
+            self._next_check = None
+            return None, None
         except SweepRefused as exc:  # someone swept later meanwhile (`dunning run`); nothing to catch up
             logger.warning("scheduled sweep as of %s skipped: %s", iso(due), exc)
             self._next_check = None
@@ -543,16 +548,11 @@ class Daemon:
     def _outbox_due(self, now: datetime) -> bool:
         """A read-only look first: an idle daemon never takes the write lock just to find nothing."""
         assert self.dunning is not None
-        due = or_(
-            and_(
-                NOTIFICATIONS.c.status == NotificationStatus.PENDING,
-                NOTIFICATIONS.c.due_at <= now,
-                or_(NOTIFICATIONS.c.next_attempt_at.is_(None), NOTIFICATIONS.c.next_attempt_at <= now),
-            ),
-            and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < now),
-        )
         with self.dunning.repo.read() as session:
-            return session.connection().execute(select(NOTIFICATIONS.c.id).where(due).limit(1)).first() is not None
+            found = session.connection().execute(
+                select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).limit(1)
+            ).first()
+            return found is not None
 
     def watch_rules(self) -> None:
         if not self._stopping.is_set() and self.watcher.settled_change():

@@ -86,6 +86,19 @@ def _attach_groups(conn: Any, rows: list[dict[str, Any]]) -> None:
             ]
 
 
+def due_for_dispatch(now: datetime) -> Any:
+    """Outbox rows a dispatcher may claim at `now`: pending and due, or abandoned mid-send."""
+    return or_(
+        and_(
+            NOTIFICATIONS.c.status == NotificationStatus.PENDING,
+            NOTIFICATIONS.c.due_at <= now,
+            or_(NOTIFICATIONS.c.next_attempt_at.is_(None), NOTIFICATIONS.c.next_attempt_at <= now),
+        ),
+        # abandoned by a dispatcher that died mid-send
+        and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < now),
+    )
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -144,15 +157,7 @@ class Dispatcher:
 
     def claim(self, now: datetime, size: int) -> list[dict[str, Any]]:
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-        due = or_(
-            and_(
-                NOTIFICATIONS.c.status == NotificationStatus.PENDING,
-                NOTIFICATIONS.c.due_at <= now,
-                or_(NOTIFICATIONS.c.next_attempt_at.is_(None), NOTIFICATIONS.c.next_attempt_at <= now),
-            ),
-            # abandoned by a dispatcher that died mid-send
-            and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < now),
-        )
+        due = due_for_dispatch(now)
         with self.repo.write() as session:
             conn = session.connection()
             query = select(NOTIFICATIONS.c.id).where(due).order_by(NOTIFICATIONS.c.id).limit(size)
