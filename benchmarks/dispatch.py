@@ -8,6 +8,12 @@
 - dispatcher: the whole path from the outbox (SQLite): claim, render, send through the email channel,
   record each outcome — for context, it pays for the database too.
 
+Scaling out (`--database postgresql+psycopg://... --daemons 1,3`): the same outbox of N notifications is sent
+by 1, then 3 dispatcher processes — each the daemon's dispatch loop (`Dunning.dispatch`: SKIP LOCKED claims,
+leases, outcomes recorded in the hash-chained log) — started together against one PostgreSQL schema; prints
+messages/s per daemon count (the outbox is reset between runs). On a 2-core machine the SMTP sink, PostgreSQL
+and the daemons share the CPUs, which caps the scaling.
+
 The SMTP server runs in a separate process (so it does not share the GIL with the client) and discards what
 it receives. Prints one JSON object; `ratio` = channel / floor (target: >= 0.8).
 """
@@ -166,12 +172,135 @@ def through_dispatcher(port: int, n: int, connections: int) -> float:
     return n / elapsed
 
 
+def cluster_settings(url: str, port: int, connections: int, folder: Path) -> Any:
+    from engine.config import Settings
+
+    return Settings(database=url, rules=folder / "rules", templates=ROOT / "rules" / "templates",
+                    output_dir=folder / "out", base_dir=folder,
+                    channels={"email": {"type": "email", "recipient": "email", "host": "127.0.0.1", "port": port,
+                                        "security": "none", "from": "ar@acme.example", "connections": connections,
+                                        "rate_per_minute": 1000000}},
+                    dispatch={"concurrency": connections * 4, "batch_size": 200, "lease_seconds": 60})
+
+
+def dispatch_worker(url: str, port: int, connections: int, folder: Path) -> None:
+    """One daemon's dispatch loop: claim, send, record, until the outbox is empty (started on "go")."""
+    from sqlalchemy import func, select
+
+    from engine.app import Dunning
+    from engine.models import Notification
+
+    table = Notification.__table__  # type: ignore[attr-defined]
+    app = Dunning(cluster_settings(url, port, connections, folder))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    sent = 0
+    while True:
+        report = app.dispatch(datetime.now(timezone.utc))
+        sent += sum(report.sent.values())
+        with app.repo.read() as session:
+            left = session.connection().execute(
+                select(func.count()).select_from(table).where(table.c.status.in_(["pending", "sending"]))).scalar()
+        if not left:
+            break
+        time.sleep(0.02)
+    print(json.dumps({"sent": sent}), flush=True)
+
+
+def through_cluster(base: str, port: int, n: int, connections: int, counts: list[int]) -> dict[str, Any]:
+    import uuid
+
+    import psycopg
+    from sqlalchemy import select, update
+
+    from engine.app import Dunning
+    from engine.models import Invoice, Notification
+    from engine.repository import BulkWriter
+
+    table = Notification.__table__  # type: ignore[attr-defined]
+    folder = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
+    (folder / "rules").mkdir()
+    (folder / "rules" / "default.yaml").write_text(
+        "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n", encoding="utf-8")
+    schema = f"bench_dispatch_{uuid.uuid4().hex[:8]}"
+    plain = base.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    results: dict[str, Any] = {}
+    try:
+        now = datetime(2026, 3, 3, 9, tzinfo=timezone.utc)
+        app = Dunning(cluster_settings(url, port, connections, folder))
+        app.importer().import_rows("customers", [
+            {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "language": "en"}
+            for i in range(n)])
+        app.importer().import_rows("invoices", [
+            {"number": f"INV-{i}", "customer_id": f"C{i}", "currency": "EUR", "amount": "1234.50",
+             "issued_on": "2026-01-01", "due_on": "2026-02-01"} for i in range(n)])
+        with app.repo.read() as session:
+            ids = dict(session.connection().execute(select(Invoice.__table__.c.number, Invoice.__table__.c.id)).all())  # type: ignore[attr-defined]
+        with app.repo.write() as session:
+            BulkWriter(session.connection(), table).insert([
+                {"key": f"INV-{i}/reminder/0/email", "invoice_id": ids[f"INV-{i}"], "customer_id": f"C{i}",
+                 "policy": "default", "stage": "reminder", "channel": "email", "repeat_no": 0,
+                 "recipient": f"ap{i}@example.com", "status": "pending", "attempts": 0, "created_at": now,
+                 "due_at": now} for i in range(n)])
+        for count in counts:
+            with app.repo.write() as session:  # the same outbox for every run
+                session.connection().execute(update(table).values(
+                    status="pending", attempts=0, sent_at=None, claimed_until=None, next_attempt_at=None))
+            workers = [subprocess.Popen([sys.executable, __file__, "--phase", "worker", "--url", url, "--port",
+                                         str(port), "--connections", str(connections), "--folder", str(folder)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                       for _ in range(count)]
+            for worker in workers:
+                assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+            started = time.perf_counter()
+            for worker in workers:
+                assert worker.stdin is not None
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
+            shares = []
+            for worker in workers:
+                out, _ = worker.communicate(timeout=600)
+                shares.append(json.loads(out.strip().splitlines()[-1])["sent"])
+            elapsed = time.perf_counter() - started
+            assert sum(shares) >= n, shares
+            results[str(count)] = {"msgs_per_s": round(n / elapsed, 1), "seconds": round(elapsed, 2),
+                                   "sent_per_daemon": shares}
+        app.repo.dispose()
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", nargs="?", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds for floor and channel")
+    parser.add_argument("--database", help="postgresql+psycopg://... : measure several daemons (with --daemons)")
+    parser.add_argument("--daemons", default="1,3", help="daemon counts to compare, e.g. 1,3 (with --database)")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.phase == "worker":
+        dispatch_worker(args.url, args.port, args.connections, args.folder)
+        return
+    if args.database:
+        proc, port = start_server()
+        try:
+            results = through_cluster(args.database, port, args.n, args.connections,
+                                      [int(c) for c in args.daemons.split(",")])
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        print(json.dumps({"messages": args.n, "connections_per_daemon": args.connections, "daemons": results,
+                          "cpus": os.cpu_count()}, indent=2))
+        return
     proc, port = start_server()
     try:
         batch = messages(args.n)

@@ -1,6 +1,6 @@
 """Sweep benchmark: a full sweep of N generated invoices against its raw-SQL floor, measured in one run.
 
-    python benchmarks/sweep.py 100000 [--keep DIR]
+    python benchmarks/sweep.py 100000 [--keep DIR] [--database postgresql+psycopg://...]
 
 Generates N invoices over N/5 customers (grades A–D and ungraded; due dates spread over the last 150 days
 and the next 30) into an SQLite file, copies it, and then in separate subprocesses (so each peak RSS is its
@@ -10,6 +10,10 @@ own):
   ids and values, known before the clock starts) with one executemany.
 Prints JSON with seconds and peak RSS (MiB) of each, the baseline RSS of an idle interpreter with the
 modules loaded, and the ratio sweep/floor.
+
+With `--database postgresql+psycopg://…` the book is generated into a fresh schema of that database; the
+floor (plain psycopg: the same read, the same changed rows written with one executemany) runs on the swept
+schema after the sweep, so both phases see the same table (the schema is dropped afterwards).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,17 +39,24 @@ AS_OF = datetime(2026, 6, 1, 9, tzinfo=timezone.utc)
 
 
 def peak_mib() -> float:
+    """This process's peak RSS. VmHWM (Linux) starts afresh at exec; ru_maxrss can carry the parent's over."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def generate(path: Path, n: int, seed: int = 1) -> None:
+def generate(path: Path | str, n: int, seed: int = 1) -> None:
     from sqlalchemy import insert
 
     from engine.models import Customer, Invoice
     from engine.repository import Repository
 
     rng = random.Random(seed)
-    repo = Repository.open(f"sqlite:///{path}")
+    repo = Repository.open(path if isinstance(path, str) else f"sqlite:///{path}")
     customers = max(1, n // 5)
     now = datetime.now(timezone.utc)
     grades = ["A", "B", "C", "D", None]
@@ -73,13 +84,14 @@ def generate(path: Path, n: int, seed: int = 1) -> None:
     repo.dispose()
 
 
-def phase_sweep(path: Path) -> dict[str, float]:
+def phase_sweep(path: Path | str) -> dict[str, float]:
     from engine.config import Settings
     from engine.loader import load_policies
     from engine.repository import Repository
     from engine.sweep import Sweeper
 
-    settings = Settings(database=f"sqlite:///{path}", rules=ROOT / "rules")
+    url = str(path) if str(path).startswith("postgresql") else f"sqlite:///{path}"
+    settings = Settings(database=url, rules=ROOT / "rules")
     policies = load_policies(settings.rules_path, known_channels=settings.channel_settings().keys())
     repo = Repository.open(settings.database_url)
     sweeper = Sweeper(repo, policies, zone=settings.zone,
@@ -133,20 +145,103 @@ def phase_floor(path: Path, changes_file: Path) -> dict[str, float]:
             "invoices_read": seen, "rows_written": len(changes)}
 
 
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg", "postgresql")
+
+
+PG_READ = (
+    "SELECT i.id, i.number, i.customer_id, i.currency, i.amount, i.open_amount, i.issued_on, i.due_on, i.tags, "
+    "i.stage, i.policy, i.stage_entered_at, i.stage_repeats, i.last_notice_at, c.name, c.email, c.credit_grade "
+    "FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.stage NOT IN ('paid', 'written_off')"
+)
+
+
+def phase_floor_pg(url: str) -> dict[str, float]:
+    """The PostgreSQL floor: stream every open invoice (server-side cursor), write the changed rows."""
+    import psycopg
+
+    with psycopg.connect(_plain(url)) as conn:
+        changes = conn.execute(
+            "SELECT n.stage, n.policy, n.stage_entered_at, n.stage_repeats, n.last_notice_at, n.updated_at, n.id "
+            "FROM invoices n JOIN pristine p ON p.id = n.id "
+            "WHERE n.stage IS DISTINCT FROM p.stage OR n.policy IS DISTINCT FROM p.policy "
+            "OR n.stage_repeats IS DISTINCT FROM p.stage_repeats"
+        ).fetchall()
+    baseline = peak_mib()
+    started = time.perf_counter()
+    seen = 0
+    with psycopg.connect(_plain(url)) as conn:
+        with conn.cursor(name="floor") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(PG_READ)
+            for _row in cursor:
+                seen += 1
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE invoices SET stage = %s, policy = %s, stage_entered_at = %s, stage_repeats = %s, "
+                "last_notice_at = %s, updated_at = %s WHERE id = %s", changes)
+        conn.commit()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_rss_mib": peak_mib(), "baseline_rss_mib": baseline,
+            "invoices_read": seen, "rows_written": len(changes)}
+
+
+def main_postgres(args: argparse.Namespace) -> None:
+    import uuid
+
+    import psycopg
+
+    schema = f"bench_sweep_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_plain(args.database), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{args.database}{'&' if '?' in args.database else '?'}options=-csearch_path%3D{schema}"
+    try:
+        started = time.perf_counter()
+        generate(url, args.n)
+        with psycopg.connect(_plain(url), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE invoices")
+            conn.execute("VACUUM ANALYZE customers")
+            conn.execute("CREATE TABLE pristine AS SELECT id, stage, policy, stage_repeats FROM invoices")
+        generated = time.perf_counter() - started
+
+        def child(*extra: str) -> dict[str, float]:
+            output = subprocess.run([sys.executable, __file__, *extra], check=True, capture_output=True, text=True)
+            return json.loads(output.stdout.strip().splitlines()[-1])
+
+        sweep = child("--phase", "sweep", "--db", url)
+        floor = child("--phase", "floor-pg", "--db", url)
+    finally:
+        with psycopg.connect(_plain(args.database), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    print(json.dumps({
+        "benchmark": "sweep", "n_invoices": args.n, "database": "postgresql", "as_of": AS_OF.isoformat(),
+        "generate_seconds": round(generated, 2), "sweep": sweep, "floor": floor,
+        "ratio_to_floor": round(sweep["seconds"] / floor["seconds"], 2),
+        "peak_rss_over_baseline_mib": round(sweep["peak_rss_mib"] - sweep["baseline_rss_mib"], 1),
+    }, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("n", type=int, nargs="?", default=100_000)
     parser.add_argument("--keep", type=Path, help="keep the generated databases in this folder")
-    parser.add_argument("--phase", choices=["sweep", "floor"], help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--database", help="postgresql+psycopg://... (default: SQLite files)")
+    parser.add_argument("--phase", choices=["sweep", "floor", "floor-pg"], help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--changes", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.phase == "sweep":
-        print(json.dumps(phase_sweep(args.db)))
+        print(json.dumps(phase_sweep(args.db if args.db.startswith("postgresql") else Path(args.db))))
         return
     if args.phase == "floor":
-        print(json.dumps(phase_floor(args.db, args.changes)))
+        print(json.dumps(phase_floor(Path(args.db), args.changes)))
+        return
+    if args.phase == "floor-pg":
+        print(json.dumps(phase_floor_pg(args.db)))
+        return
+    if args.database:
+        main_postgres(args)
         return
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="dunning-bench-"))

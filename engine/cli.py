@@ -103,9 +103,19 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and i
 # -- import ----------------------------------------------------------------------------------------
 
 
-def _import(kind: str, file: Path) -> None:
+Progress = Annotated[
+    Optional[bool],
+    typer.Option("--progress/--no-progress", help="A progress bar on stderr (default: when stderr is a terminal)."),
+]
+
+
+def _import(kind: str, file: Path, progress: bool | None = None) -> None:
     def action() -> None:
-        report = state.dunning().import_file(kind, file)
+        from engine.progress import import_progress
+
+        app_ = state.dunning()
+        with import_progress(err, f"importing {kind}", enabled=progress) as advance:
+            report = app_.importer().import_file(kind, file, progress=advance)
         out.print(
             f"{kind}: {report.created} new, {report.updated} updated, {report.unchanged} unchanged"
             + (f", {report.closed} invoice(s) paid in full" if kind == "payments" else ""),
@@ -116,21 +126,21 @@ def _import(kind: str, file: Path) -> None:
 
 
 @import_app.command("customers")
-def import_customers(file: Path) -> None:
+def import_customers(file: Path, progress: Progress = None) -> None:
     """Columns: id,name,email,phone,address,credit_grade,segment,owner,language,timezone,tags."""
-    _import("customers", file)
+    _import("customers", file, progress)
 
 
 @import_app.command("invoices")
-def import_invoices(file: Path) -> None:
+def import_invoices(file: Path, progress: Progress = None) -> None:
     """Columns: number,customer_id,currency,amount,issued_on,due_on,tags."""
-    _import("invoices", file)
+    _import("invoices", file, progress)
 
 
 @import_app.command("payments")
-def import_payments(file: Path) -> None:
+def import_payments(file: Path, progress: Progress = None) -> None:
     """Columns: invoice,amount,paid_on,reference."""
-    _import("payments", file)
+    _import("payments", file, progress)
 
 
 # -- policy ----------------------------------------------------------------------------------------

@@ -93,6 +93,10 @@ class SweepRefused(DunningError):
     pass
 
 
+class SweepBusy(SweepRefused):
+    """Another process (a daemon on the same PostgreSQL) is sweeping right now; its sweep covers this one."""
+
+
 class NotFound(DunningError):
     pass
 

@@ -24,6 +24,7 @@ import csv
 import difflib
 import gc
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -79,6 +80,8 @@ _KEY_LENGTH = 64
 _REFERENCE_LENGTH = 180
 #: Rows per `IN (...)` lookup: far below SQLite's 32766 bound parameters, and few round trips.
 _CHUNK = 5000
+#: Rows read, checked and written at a time by a streamed file import (`Importer.import_file`).
+STREAM_ROWS = 20000
 
 _AMOUNT_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 _THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?\Z")
@@ -332,23 +335,6 @@ def _column_name(raw: Any) -> str:
     return str(raw).replace("\ufeff", "").strip().lower()
 
 
-def _read_text(path: Path, label: str) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DunningError(f"cannot read {label}: no such file; check the path") from None
-    except OSError as exc:
-        raise DunningError(f"cannot read {label}: {exc.strerror or exc}; check the path and permissions") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ImportRejected(label, [RowProblem(
-            label, line, "(file)",
-            f"byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8 (in Excel: CSV UTF-8)",
-        )]) from None
-
-
 def _is_jsonl(path: Path, text: str) -> bool:
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return True
@@ -357,9 +343,15 @@ def _is_jsonl(path: Path, text: str) -> bool:
 
 def _read_csv(text: str, label: str, kind: str) -> _Source:
     source = _Source(label, kind)
-    columns, required = COLUMNS[kind], REQUIRED[kind]
     # newline="" leaves line ends to the csv module, so quoted values may span lines.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    source.records.extend(_csv_records(io.StringIO(text, newline=""), source))
+    return source
+
+
+def _csv_records(lines: Iterable[str], source: _Source) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of CSV text given line by line (line ends kept), as they are read; problems go to `source`."""
+    columns, required = COLUMNS[source.kind], REQUIRED[source.kind]
+    reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
     positions: list[tuple[int, str]] = []
     previous_line = 0
@@ -384,7 +376,7 @@ def _read_csv(text: str, label: str, kind: str) -> _Source:
                 source.problem(start, "(header)", f"the first line names no known column (it reads "
                                                   f"{','.join(row)[:60]!r}); expected a header row such as "
                                                   f"{','.join(columns)}")
-                return source
+                return
             seen: set[str] = set()
             for index, name in enumerate(header):
                 if not name:
@@ -407,11 +399,10 @@ def _read_csv(text: str, label: str, kind: str) -> _Source:
             source.problem(start, "(row)", f"has {len(row)} fields but the header has {len(header)}; quote "
                                            'values that contain a comma ("a, b")')
             continue
-        source.records.append((start, {name: row[index] for index, name in positions}))
+        yield start, {name: row[index] for index, name in positions}
     if header is None and not source.problems:
         source.problem(1, "(file)", f"the file is empty; expected a header row ({','.join(columns)}) and then "
                                     "one row per line")
-    return source
 
 
 def _reject_constant(name: str) -> Any:
@@ -421,7 +412,15 @@ def _reject_constant(name: str) -> Any:
 def _read_jsonl(text: str, label: str, kind: str) -> _Source:
     source = _Source(label, kind)
     # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends, which splitlines() breaks on.
-    for number, line in enumerate(text.split("\n"), start=1):
+    source.records.extend(_jsonl_records(text.split("\n"), source))
+    return source
+
+
+def _jsonl_records(lines: Iterable[str], source: _Source) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of JSON Lines given line by line, as they are read; problems go to `source`."""
+    kind = source.kind
+    found = False
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -431,18 +430,66 @@ def _read_jsonl(text: str, label: str, kind: str) -> _Source:
             source.problem(number, "(line)", f"not valid JSON ({reason}); expected one JSON object per line "
                                              f"with the keys {', '.join(COLUMNS[kind])}")
             continue
-        _add_mapping(source, number, value)
-    if not source.records and not source.problems:
+        record = _mapping_record(source, number, value)
+        if record is not None:
+            found = True
+            yield record
+    if not found and not source.problems:
         source.problem(1, "(file)", f"the file is empty; expected one JSON object per line with the keys "
                                     f"{', '.join(COLUMNS[kind])}")
-    return source
+
+
+class _LineReader:
+    """A file's lines decoded as UTF-8 one at a time (bounded memory), counting the bytes read for a
+    progress bar. A byte that is not UTF-8 rejects the import with its line, as reading it whole would."""
+
+    def __init__(self, path: Path, label: str):
+        self.label = label
+        try:
+            self._file = path.open("rb")
+            self.size = path.stat().st_size
+        except FileNotFoundError:
+            raise DunningError(f"cannot read {label}: no such file; check the path") from None
+        except OSError as exc:
+            raise DunningError(f"cannot read {label}: {exc.strerror or exc}; check the path and permissions") from None
+        self.position = 0
+        head = self._file.read(4096)
+        self._file.seek(0)
+        self.first = head.decode("utf-8-sig", errors="replace")
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __iter__(self) -> Iterator[str]:
+        number = 0
+        for raw in self._file:
+            number += 1
+            self.position += len(raw)
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ImportRejected(self.label, [RowProblem(
+                    self.label, number, "(file)",
+                    f"byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8 (in Excel: CSV UTF-8)",
+                )]) from None
+
+    def json_lines(self) -> Iterator[str]:
+        # Binary lines end at b"\n" only, as text.split("\n") did: U+2028 inside a JSON string is no line end.
+        for line in self:
+            yield line[:-1] if line.endswith("\n") else line
 
 
 def _add_mapping(source: _Source, number: int, value: Any) -> None:
+    record = _mapping_record(source, number, value)
+    if record is not None:
+        source.records.append(record)
+
+
+def _mapping_record(source: _Source, number: int, value: Any) -> tuple[int, dict[str, Any]] | None:
     columns = COLUMNS[source.kind]
     if not isinstance(value, Mapping):
         source.problem(number, "(line)", f"expected an object of column to value, got {type(value).__name__}")
-        return
+        return None
     values: dict[str, Any] = {}
     for key, item in value.items():
         name = _column_name(key)
@@ -450,7 +497,7 @@ def _add_mapping(source: _Source, number: int, value: Any) -> None:
             values[name] = item
         else:
             source.problem(number, name or "(empty)", _unknown_column(name, columns))
-    source.records.append((number, values))
+    return number, values
 
 
 # -- checking --------------------------------------------------------------------------------------------------
@@ -468,11 +515,13 @@ class _Row:
         return column in self.values and column not in self.bad
 
 
-def _check(source: _Source) -> list[_Row]:
-    """Convert every value, recording a problem for each bad one; cross-row checks that need no database."""
+def _check(source: _Source, first_seen: dict[str, int] | None = None) -> list[_Row]:
+    """Convert every value, recording a problem for each bad one; cross-row checks that need no database.
+
+    `first_seen` (key -> row) carries the duplicate check across the chunks of a streamed file."""
     kind, columns, required = source.kind, COLUMNS[source.kind], REQUIRED[source.kind]
     rows: list[_Row] = []
-    first_seen: dict[str, int] = {}
+    first_seen = {} if first_seen is None else first_seen
     unique = {"customers": "id", "invoices": "number"}.get(kind)
     # Values repeat (dates, currencies, customers, tags): each distinct text is converted once per import.
     # Not worth it for the unique keys.
@@ -575,17 +624,65 @@ class Importer:
         self.policies = policies
         self.actor = actor
 
-    def import_file(self, kind: str, path: Path | str) -> ImportReport:
+    def import_file(self, kind: str, path: Path | str, *,
+                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
         """Import a CSV (header row) or JSON Lines file (.jsonl/.ndjson, or first character `{`).
+
+        The file is streamed: read, checked and written STREAM_ROWS rows at a time inside one write
+        transaction, so memory stays bounded however large it is (the duplicate-key check keeps one entry per
+        row: ~100 bytes). Still all or nothing: after the first bad row nothing more is written, the rest is
+        only checked, and ImportRejected lists every bad row once the whole file has been read — the
+        transaction then rolls back. `progress(bytes_read, total_bytes)` is called after each chunk.
 
         Raises ImportRejected listing every bad row (nothing is written then), DunningError for an unreadable file.
         """
         _check_kind(kind)
         label = str(path)
         path = Path(path)
-        text = _read_text(path, label)
-        source = _read_jsonl(text, label, kind) if _is_jsonl(path, text) else _read_csv(text, label, kind)
-        return self._import(source)
+        reader = _LineReader(path, label)
+        try:
+            source = _Source(label, kind)
+            if _is_jsonl(path, reader.first):
+                records = _jsonl_records(reader.json_lines(), source)
+            else:
+                records = _csv_records(reader, source)
+            return self._import_stream(source, records, reader, progress)
+        finally:
+            reader.close()
+
+    def _import_stream(self, source: _Source, records: Iterator[tuple[int, dict[str, Any]]], reader: _LineReader,
+                       progress: Callable[[int, int], None] | None) -> ImportReport:
+        report = ImportReport(kind=source.kind, rows=0)
+        first_seen: dict[str, int] = {}
+        rejected = False
+        with _collector_paused():
+            now = self.clock.now()
+            now = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
+            plan = {"customers": self._customers, "invoices": self._invoices, "payments": self._payments}[source.kind]
+            with self.repo.write() as session:
+                conn = session.connection()
+                while True:
+                    source.records = list(itertools.islice(records, STREAM_ROWS))
+                    if not source.records:
+                        break
+                    rows = _check(source, first_seen)
+                    report.rows += len(rows)
+                    try:
+                        # Checks against the database come first; a plan writes only when no problem was found
+                        # anywhere so far, so after the first one it only checks.
+                        plan(conn, source, rows, now, report)
+                    except ImportRejected:
+                        rejected = True
+                    if progress is not None:
+                        progress(reader.position, reader.size)
+                    if len(source.records) < STREAM_ROWS:
+                        break
+                source.records = []
+                if rejected or source.problems:
+                    self._reject_if_any(source)  # raises: the transaction rolls back
+        if progress is not None:
+            progress(reader.size, reader.size)
+        return report
 
     def import_rows(self, kind: str, rows: Iterable[Mapping[str, Any]], source: str = "<rows>") -> ImportReport:
         """Import rows given as mappings of column to value (text, or already typed: Decimal, date, list).

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from engine import models  # noqa: F401  (registers the tables)
 from engine.errors import ConfigError
@@ -36,8 +36,12 @@ class Repository:
         return repo
 
     def create_schema(self) -> None:
+        """A brand-new database gets the models' tables, stamped at the newest migration; one at that
+        migration is used as is; an older one is refused with "run `dunning db upgrade`" (engine.migrations)."""
+        from engine.migrations import create_or_check
+
         try:
-            SQLModel.metadata.create_all(self._write_engine)
+            create_or_check(self)
         except OperationalError as exc:
             raise ConfigError(
                 f"cannot open the database {self.engine.url.render_as_string(hide_password=True)}: "

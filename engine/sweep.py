@@ -16,14 +16,14 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, or_, select, type_coerce, update
+from sqlalchemy import Connection, case, func, insert, or_, select, text, type_coerce, update
 
 from engine.audit import append_events
 from engine.calendar import CALENDAR_DAYS, day_counter
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.commitments import settle_commitments
 from engine.decide import decide, is_volatile, map_stage, next_action_on
-from engine.errors import SweepRefused
+from engine.errors import SweepBusy, SweepRefused
 from engine.machine import Case, machine_for
 from engine.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
 from engine.policy import CLOSED_STATES, CURRENT, PAUSED_STATES, Policy, PolicySet
@@ -181,6 +181,7 @@ class Sweeper:
         started = self.clock.now()
         with self.repo.write() as session:
             conn = session.connection()
+            _claim_sweep(conn)  # one sweep at a time cluster-wide (several daemons on PostgreSQL)
             latest = conn.execute(select(func.max(SWEEPS.c.as_of))).scalar()
             latest = _aware(latest)
             if latest is not None and as_of < latest:
@@ -449,6 +450,21 @@ class Sweeper:
                 })
             )
             report.notifications[channel] += 1
+
+
+#: pg_try_advisory_xact_lock key: the sweep is cluster-wide singleton work (ASCII "dunSWEEP").
+SWEEP_LOCK_KEY = 0x64756E5357454550
+
+
+def _claim_sweep(conn: Connection) -> None:
+    """On PostgreSQL, take the sweep lock for this transaction or refuse with `SweepBusy` (another daemon is
+    sweeping; its sweep is the one that counts). Transaction-scoped, so a daemon killed mid-sweep releases
+    it with its connection. SQLite needs nothing: `BEGIN IMMEDIATE` already admits one writer."""
+    if conn.dialect.name != "postgresql":
+        return
+    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK_KEY}).scalar():
+        raise SweepBusy("another process is sweeping this database right now; its sweep covers this instant "
+                        "(try again when it has finished)")
 
 
 def wake(conn: Connection, *, invoice_ids: Iterable[int] = (), customer_ids: Iterable[str] = ()) -> None:

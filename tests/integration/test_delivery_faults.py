@@ -9,7 +9,6 @@ notification must arrive: nothing is lost.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
