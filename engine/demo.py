@@ -42,6 +42,7 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
     if not console.is_terminal:  # piped or logged: don't squeeze the tables into 80 columns
         console = Console(width=150, highlight=False)
     rules = _shipped_rules()
+    folder = folder.resolve()  # settings resolve relative paths against the folder itself
     rng = random.Random(seed)
     first_day = date.fromisoformat(start) if start else date.today()
     if folder.exists():
