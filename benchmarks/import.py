@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -30,17 +29,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sweep import peak_mib  # noqa: E402  (one definition of the peak-memory reading)
 
 
-def peak_mib() -> float:
-    """This process's peak RSS. VmHWM (Linux) starts afresh at exec; ru_maxrss can carry the parent's over."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_csv(path: Path, n: int, seed: int = 1) -> None:

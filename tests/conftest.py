@@ -93,6 +93,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_reason
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'dunning.db'}"
         return
+    yield from postgres_schema(postgres_reason)
+
+
+def postgres_schema(postgres_reason: str | None) -> Iterator[str]:
+    """A URL into a fresh schema of the test PostgreSQL, dropped afterwards (skip or fail without one)."""
     if postgres_reason:
         if REQUIRE_POSTGRES:
             pytest.fail(f"DUNNING_REQUIRE_POSTGRES=1 but {postgres_reason}")

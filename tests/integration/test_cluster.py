@@ -8,7 +8,6 @@ import signal
 import subprocess
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from channels.email import message_id_for
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES
+from tests.conftest import postgres_schema
 from tests.integration.daemon_harness import DUNNING, Daemon, wait_for
 from tests.integration.smtp_server import SMTPServer
 
@@ -30,20 +29,7 @@ LEASE_SECONDS = 4
 
 @pytest.fixture
 def postgres_url(postgres_reason: str | None) -> Iterator[str]:
-    if postgres_reason:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"DUNNING_REQUIRE_POSTGRES=1 but {postgres_reason}")
-        pytest.skip(postgres_reason)
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    plain = POSTGRES_URL.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    yield from postgres_schema(postgres_reason)
 
 
 def write_book(root: Path, url: str, port: int) -> Path:
