@@ -132,8 +132,6 @@ def through_dispatcher(port: int, n: int, connections: int) -> float:
     from engine.app import Dunning
     from engine.clock import FixedClock
     from engine.config import Settings
-    from engine.models import Notification
-    from engine.repository import BulkWriter
 
     folder = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
     (folder / "rules").mkdir()
@@ -147,29 +145,36 @@ def through_dispatcher(port: int, n: int, connections: int) -> float:
                                             "connections": connections}},
                         dispatch={"concurrency": connections * 4})
     app = Dunning(settings, clock=FixedClock(now))
+    seed_outbox(app, n, now)
+    started = time.perf_counter()
+    report = app.dispatch(now)
+    elapsed = time.perf_counter() - started
+    assert sum(report.sent.values()) == n, report.as_dict()
+    return n / elapsed
+
+
+def seed_outbox(app: Any, n: int, now: datetime) -> None:
+    """N customers, one overdue invoice each, and one pending email per invoice in the outbox."""
+    from sqlalchemy import select
+
+    from engine.models import Invoice, Notification
+    from engine.repository import BulkWriter
+
     app.importer().import_rows("customers", [
         {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "language": "en"}
         for i in range(n)])
     app.importer().import_rows("invoices", [
         {"number": f"INV-{i}", "customer_id": f"C{i}", "currency": "EUR", "amount": "1234.50",
          "issued_on": "2026-01-01", "due_on": "2026-02-01"} for i in range(n)])
+    invoices = Invoice.__table__  # type: ignore[attr-defined]
     with app.repo.read() as session:
-        from sqlalchemy import select
-
-        from engine.models import Invoice
-
-        ids = dict(session.connection().execute(select(Invoice.__table__.c.number, Invoice.__table__.c.id)).all())
+        ids = dict(session.connection().execute(select(invoices.c.number, invoices.c.id)).all())
     with app.repo.write() as session:
         BulkWriter(session.connection(), Notification.__table__).insert([  # type: ignore[attr-defined]
             {"key": f"INV-{i}/reminder/0/email", "invoice_id": ids[f"INV-{i}"], "customer_id": f"C{i}",
              "policy": "default", "stage": "reminder", "channel": "email", "repeat_no": 0,
              "recipient": f"ap{i}@example.com", "status": "pending", "attempts": 0, "created_at": now,
              "due_at": now} for i in range(n)])
-    started = time.perf_counter()
-    report = app.dispatch(now)
-    elapsed = time.perf_counter() - started
-    assert sum(report.sent.values()) == n, report.as_dict()
-    return n / elapsed
 
 
 def cluster_settings(url: str, port: int, connections: int, folder: Path) -> Any:
@@ -211,11 +216,10 @@ def through_cluster(base: str, port: int, n: int, connections: int, counts: list
     import uuid
 
     import psycopg
-    from sqlalchemy import select, update
+    from sqlalchemy import update
 
     from engine.app import Dunning
-    from engine.models import Invoice, Notification
-    from engine.repository import BulkWriter
+    from engine.models import Notification
 
     table = Notification.__table__  # type: ignore[attr-defined]
     folder = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
@@ -231,20 +235,7 @@ def through_cluster(base: str, port: int, n: int, connections: int, counts: list
     try:
         now = datetime(2026, 3, 3, 9, tzinfo=timezone.utc)
         app = Dunning(cluster_settings(url, port, connections, folder))
-        app.importer().import_rows("customers", [
-            {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "language": "en"}
-            for i in range(n)])
-        app.importer().import_rows("invoices", [
-            {"number": f"INV-{i}", "customer_id": f"C{i}", "currency": "EUR", "amount": "1234.50",
-             "issued_on": "2026-01-01", "due_on": "2026-02-01"} for i in range(n)])
-        with app.repo.read() as session:
-            ids = dict(session.connection().execute(select(Invoice.__table__.c.number, Invoice.__table__.c.id)).all())  # type: ignore[attr-defined]
-        with app.repo.write() as session:
-            BulkWriter(session.connection(), table).insert([
-                {"key": f"INV-{i}/reminder/0/email", "invoice_id": ids[f"INV-{i}"], "customer_id": f"C{i}",
-                 "policy": "default", "stage": "reminder", "channel": "email", "repeat_no": 0,
-                 "recipient": f"ap{i}@example.com", "status": "pending", "attempts": 0, "created_at": now,
-                 "due_at": now} for i in range(n)])
+        seed_outbox(app, n, now)
         for count in counts:
             with app.repo.write() as session:  # the same outbox for every run
                 session.connection().execute(update(table).values(
