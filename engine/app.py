@@ -22,7 +22,7 @@ from engine.clock import Clock, SystemClock, iso, local_day
 from engine.config import Settings
 from engine.contact import ContactGate, gate_for
 from engine.dispatch import Dispatcher, DispatchReport
-from engine.errors import NotFound
+from engine.errors import DunningError, NotFound
 from engine.importer import Importer, ImportReport
 from engine.loader import load_policies
 from engine.models import Customer, Event, Invoice, Notification, Sweep
@@ -100,12 +100,9 @@ class Dunning:
         return gate_for(self.settings)
 
     def importer(self, actor: str = "system") -> Importer:
-        policies = None
-        try:
-            policies = self.policies
-        except Exception:  # importing must work even while a policy file is being fixed
-            policies = None
-        return Importer(self.repo, zone=self.settings.zone, clock=self.clock, policies=policies, actor=actor)
+        # importing must work even while a policy file is being fixed
+        return Importer(self.repo, zone=self.settings.zone, clock=self.clock, policies=self.policies_if_valid(),
+                        actor=actor)
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -152,12 +149,18 @@ class Dunning:
             for r in rows
         ]
 
-    def stage_summary(self, invoices: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Per stage: invoice count and open amount per currency, in ladder order."""
-        order = {"current": -1}
-        for policy in self._policies_or_none() or ():
+    def stage_order(self) -> dict[str, int]:
+        """Each stage name's position on the ladder (the first policy naming it decides), for sorting."""
+        order: dict[str, int] = {}
+        policies = self.policies_if_valid()
+        for policy in policies.policies if policies else ():
             for index, stage in enumerate(policy.stages):
                 order.setdefault(stage.name, index)
+        return order
+
+    def stage_summary(self, invoices: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per stage: invoice count and open amount per currency, in ladder order."""
+        order = {"current": -1, **self.stage_order()}
         counts: dict[str, int] = defaultdict(int)
         amounts: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for invoice in invoices:
@@ -166,10 +169,11 @@ class Dunning:
         stages = sorted(counts, key=lambda s: (order.get(s, 1000), s))
         return [{"stage": s, "invoices": counts[s], "open_amount": dict(amounts[s])} for s in stages]
 
-    def _policies_or_none(self) -> Iterable[Any] | None:
+    def policies_if_valid(self) -> PolicySet | None:
+        """The policies in force, or None while a policy file is invalid (for work that can do without)."""
         try:
-            return self.policies.policies
-        except Exception:
+            return self.policies
+        except DunningError:
             return None
 
     def invoice_id(self, number: str) -> int:

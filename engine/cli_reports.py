@@ -42,11 +42,7 @@ def report(
             raise ReportError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
         dunning = state.dunning()
         day = _day(as_of, "--as-of") if as_of else local_day(dunning.clock.now(), dunning.settings.zone)
-        order: dict[str, int] = {}
-        for policy in dunning._policies_or_none() or ():
-            for index, stage in enumerate(policy.stages):
-                order.setdefault(stage.name, index)
-        book = load_book(dunning.repo, dunning.settings.zone, day, order)
+        book = load_book(dunning.repo, dunning.settings.zone, day, dunning.stage_order())
         result = build(name, book, since=_day(since, "--from") if since else None, buckets=parse_buckets(buckets),
                        weeks=weeks)
         if html_file is not None:
