@@ -138,7 +138,7 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
         ).mappings().first()
         if row is None:
             raise NotFound(f"no invoice numbered {number!r}; `dunning status --json` lists the open ones")
-        totals = customer_totals(conn, today, row["customer_id"]).get(row["customer_id"])
+        totals = customer_totals(conn, today, [row["customer_id"]]).get(row["customer_id"])
         events = conn.execute(
             select(EVENTS.c.kind, EVENTS.c.at, EVENTS.c.data)
             .where(EVENTS.c.invoice_id == row["id"]).order_by(EVENTS.c.id)

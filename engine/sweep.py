@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from functools import lru_cache
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
@@ -197,11 +197,13 @@ class Sweeper:
             today = local_day(as_of, self.zone)
             settle_commitments(conn, as_of=as_of, today=today, zone=self.zone, policies=self.policies,
                                recorded_at=self.clock.now())
-            totals = self._customer_totals(conn, today)
             previous = conn.execute(
                 select(SWEEPS.c.policy_fingerprint, SWEEPS.c.finished_at).order_by(SWEEPS.c.as_of.desc()).limit(1)
             ).first()
             selective = self.incremental and previous is not None and previous[0] == self.fingerprint
+            # A full sweep reads every customer: one pass. A selective one needs only the customers it reads,
+            # fetched chunk by chunk (nothing a sweep writes changes a customer's totals).
+            totals = {} if selective else customer_totals(conn, today)
             last_id = 0
             self._groups: dict[str, dict[str, Any]] = {}  # grouped notifications (group_by: customer) of this sweep
             while True:
@@ -226,6 +228,10 @@ class Sweeper:
                 if not rows:
                     break
                 last_id = rows[-1]["id"]
+                if selective:
+                    unseen = {row["customer_id"] for row in rows} - totals.keys()
+                    if unseen:
+                        totals.update(customer_totals(conn, today, unseen))
                 self._sweep_chunk(conn, rows, as_of, today, totals, report)
             # a customer's invoices may span chunks: grouped notifications are written once all are seen
             BulkWriter(conn, NOTIFICATIONS).insert(list(self._groups.values()))
@@ -260,9 +266,6 @@ class Sweeper:
         ]
         if fresh:
             conn.execute(insert(table), fresh)
-
-    def _customer_totals(self, conn: Connection, today: date) -> dict[str, tuple[Decimal, Decimal, int]]:
-        return customer_totals(conn, today)
 
     def _sweep_chunk(
         self,
@@ -481,10 +484,10 @@ def wake(conn: Connection, *, invoice_ids: Iterable[int] = (), customer_ids: Ite
 
 
 def customer_totals(
-    conn: Connection, today: date, customer_id: str | None = None
+    conn: Connection, today: date, customer_ids: Collection[str] | None = None
 ) -> dict[str, tuple[Decimal, Decimal, int]]:
-    """Per customer (or just `customer_id`): open amount, overdue open amount and overdue invoice count on
-    `today` — the customer.total_open / total_overdue / overdue_count facts. Shared with `engine.explain`."""
+    """Per customer (every one, or just `customer_ids`): open amount, overdue open amount and overdue invoice
+    count on `today` — the customer.total_open / total_overdue / overdue_count facts. Shared with explain."""
     overdue = INVOICES.c.due_on < today
     query = (
         select(
@@ -496,8 +499,8 @@ def customer_totals(
         .where(INVOICES.c.stage.not_in(CLOSED_STATES))
         .group_by(INVOICES.c.customer_id)
     )
-    if customer_id is not None:
-        query = query.where(INVOICES.c.customer_id == customer_id)
+    if customer_ids is not None:
+        query = query.where(INVOICES.c.customer_id.in_(list(customer_ids)))
     return {row[0]: (row[1] or ZERO, row[2] or ZERO, int(row[3] or 0)) for row in conn.execute(query)}
 
 
