@@ -157,8 +157,8 @@ def seed_outbox(app: Any, n: int, now: datetime) -> None:
     """N customers, one overdue invoice each, and one pending email per invoice in the outbox."""
     from sqlalchemy import select
 
-    from engine.models import Invoice, Notification
-    from engine.repository import BulkWriter
+    from engine.store.models import Invoice, Notification
+    from engine.store.database import BulkWriter
 
     app.importer().import_rows("customers", [
         {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "language": "en"}
@@ -193,7 +193,7 @@ def dispatch_worker(url: str, port: int, connections: int, folder: Path) -> None
     from sqlalchemy import func, select
 
     from engine.app import Dunning
-    from engine.models import Notification
+    from engine.store.models import Notification
 
     table = Notification.__table__  # type: ignore[attr-defined]
     app = Dunning(cluster_settings(url, port, connections, folder))
@@ -219,7 +219,7 @@ def through_cluster(base: str, port: int, n: int, connections: int, counts: list
     from sqlalchemy import update
 
     from engine.app import Dunning
-    from engine.models import Notification
+    from engine.store.models import Notification
 
     table = Notification.__table__  # type: ignore[attr-defined]
     folder = Path(tempfile.mkdtemp(prefix="dunning-bench-"))

@@ -68,8 +68,8 @@ def database_for(base: str | None, folder: Path, name: str) -> tuple[str, str | 
 def add_customers(url: str, n: int) -> None:
     from sqlalchemy import insert
 
-    from engine.models import Customer
-    from engine.repository import Repository
+    from engine.store.models import Customer
+    from engine.store.database import Repository
 
     repo = Repository.open(url)
     with repo.write() as session:
@@ -90,7 +90,7 @@ def drop_schema(base: str, schema: str) -> None:
 def phase_import(url: str, path: Path) -> dict[str, float]:
     from engine.clock import SystemClock
     from engine.importer import Importer
-    from engine.repository import Repository
+    from engine.store.database import Repository
 
     repo = Repository.open(url)
     importer = Importer(repo, zone=timezone.utc, clock=SystemClock())

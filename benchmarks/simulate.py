@@ -41,7 +41,7 @@ def main() -> None:
 
     from engine.app import Dunning
     from engine.config import Settings
-    from engine.simulate import Simulator
+    from engine.authoring.simulate import Simulator
 
     bench = _sweep_benchmark()
     with tempfile.TemporaryDirectory(prefix="dunning-bench-") as folder:

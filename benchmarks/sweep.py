@@ -52,8 +52,8 @@ def peak_mib() -> float:
 def generate(path: Path | str, n: int, seed: int = 1) -> None:
     from sqlalchemy import insert
 
-    from engine.models import Customer, Invoice
-    from engine.repository import Repository
+    from engine.store.models import Customer, Invoice
+    from engine.store.database import Repository
 
     rng = random.Random(seed)
     repo = Repository.open(path if isinstance(path, str) else f"sqlite:///{path}")
@@ -86,8 +86,8 @@ def generate(path: Path | str, n: int, seed: int = 1) -> None:
 
 def phase_sweep(path: Path | str) -> dict[str, float]:
     from engine.config import Settings
-    from engine.loader import load_policies
-    from engine.repository import Repository
+    from engine.policy.loader import load_policies
+    from engine.store.database import Repository
     from engine.sweep import Sweeper
 
     url = str(path) if str(path).startswith("postgresql") else f"sqlite:///{path}"

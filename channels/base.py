@@ -90,7 +90,7 @@ class ChannelContext:
 
     output_dir: Path
     company: Mapping[str, Any] = field(default_factory=dict)
-    #: The installation's `engine.repository.Repository`, for channels that keep records (tasks) or read
+    #: The installation's `engine.store.database.Repository`, for channels that keep records (tasks) or read
     #: history (legal case files); None where a channel runs without a database.
     repo: Any = None
     #: Every configured channel's settings by name (a channel may hand over to another, e.g. legal → email).

@@ -70,7 +70,7 @@ class LegalChannel(Channel):
         if repo is not None:
             from sqlalchemy import select
 
-            from engine.models import Customer, Event, Invoice, Notification
+            from engine.store.models import Customer, Event, Invoice, Notification
             from engine.tasks import _summary
 
             customers = Customer.__table__  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 Every action goes through the invoice's state machine (an illegal move raises IllegalTransition and changes
 nothing), runs in one write transaction, and records its event — with the actor and the reason — through
-`engine.audit.append_events`. Where an invoice stops being chased (dispute, promise, plan, write-off) its
+`engine.store.events.append_events`. Where an invoice stops being chased (dispute, promise, plan, write-off) its
 queued notifications are cancelled. The daemon picks the changes up at its next sweep: a changed invoice's
 `next_action_on` is reset, so even incremental sweeps look at it again.
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from engine.audit import append_events
+from engine.store.events import append_events
 from engine.clock import local_day
 from engine.commitments import (
     COMMITMENTS,
@@ -28,12 +28,12 @@ from engine.commitments import (
     paused_for,
     resume_target,
 )
-from engine.decide import stage_rule
+from engine.policy.decide import stage_rule
 from engine.errors import DunningError, IllegalTransition, NotFound
-from engine.machine import Case, machine_for_invoice
-from engine.models import Customer, Invoice, Notification, NotificationStatus
-from engine.policy import CLOSED_STATES, CURRENT, DISPUTED, LIFECYCLE_STATES, PROMISED, WRITTEN_OFF, Policy
-from engine.repository import BulkWriter
+from engine.policy.machine import Case, machine_for_invoice
+from engine.store.models import Customer, Invoice, Notification, NotificationStatus
+from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, LIFECYCLE_STATES, PROMISED, WRITTEN_OFF, Policy
+from engine.store.database import BulkWriter
 from engine.sweep import SWEEP_COLUMNS, customer_facts, invoice_facts, notification_key
 
 if TYPE_CHECKING:

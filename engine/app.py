@@ -24,10 +24,10 @@ from engine.contact import ContactGate, gate_for
 from engine.dispatch import Dispatcher, DispatchReport
 from engine.errors import DunningError, NotFound
 from engine.importer import Importer, ImportReport
-from engine.loader import load_policies
-from engine.models import Customer, Event, Invoice, Notification, Sweep
-from engine.policy import CLOSED_STATES, PolicySet
-from engine.repository import Repository
+from engine.policy.loader import load_policies
+from engine.store.models import Customer, Event, Invoice, Notification, Sweep
+from engine.policy.model import CLOSED_STATES, PolicySet
+from engine.store.database import Repository
 from engine.sweep import Sweeper, SweepReport
 from engine.templates import Renderer
 

@@ -23,13 +23,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from engine.audit import append_events
-from engine.calendar import day_counter
+from engine.store.events import append_events
+from engine.policy.calendar import day_counter
 from engine.clock import local_day
-from engine.machine import Case, machine_for_invoice
-from engine.models import Commitment, Invoice, Payment
-from engine.policy import CLOSED_STATES, CURRENT, PAID, PROMISED, Policy, PolicySet
-from engine.repository import BulkWriter
+from engine.policy.machine import Case, machine_for_invoice
+from engine.store.models import Commitment, Invoice, Payment
+from engine.policy.model import CLOSED_STATES, CURRENT, PAID, PROMISED, Policy, PolicySet
+from engine.store.database import BulkWriter
 
 COMMITMENTS = Commitment.__table__  # type: ignore[attr-defined]
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]

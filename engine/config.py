@@ -90,7 +90,7 @@ class ScheduleSettings(BaseModel):
     @field_validator("sweep")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from engine.scheduler import check_cron  # the one module that imports apscheduler
+        from engine.service.scheduler import check_cron  # the one module that imports apscheduler
 
         return check_cron(value)
 
@@ -113,7 +113,7 @@ class QuietHoursSettings(BaseModel):
     @field_validator("country")
     @classmethod
     def _known_country(cls, value: str | None) -> str | None:
-        from engine.loader import is_known_country
+        from engine.policy.loader import is_known_country
 
         if value is not None and not is_known_country(value.partition("-")[0]):  # GB-ENG: a subdivision
             raise ValueError(f"unknown country {value!r}; use an ISO code the `holidays` package knows, e.g. DE")

@@ -28,7 +28,7 @@ import holidays
 from sqlalchemy import Connection, select, update
 
 from engine.config import ContactCapSettings, QuietHoursSettings, Settings
-from engine.models import Customer, Notification, NotificationStatus
+from engine.store.models import Customer, Notification, NotificationStatus
 
 __all__ = ["ContactGate", "QuietHours", "customer_country", "gate_for"]
 

@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 
 from channels.base import Channel, Message, Receipt
-from engine.audit import append_events
+from engine.store.events import append_events
 from engine.clock import Clock, SystemClock, iso
 from engine.config import DispatchSettings
 from engine.contact import ContactGate
 from engine.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from engine.models import Customer, Event, Invoice, Notification, NotificationStatus
-from engine.policy import CLOSED_STATES
-from engine.repository import Repository
+from engine.store.models import Customer, Event, Invoice, Notification, NotificationStatus
+from engine.policy.model import CLOSED_STATES
+from engine.store.database import Repository
 from engine.templates import Renderer, TemplateProblem
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]

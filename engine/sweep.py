@@ -18,16 +18,16 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, insert, or_, select, text, type_coerce, update
 
-from engine.audit import append_events
-from engine.calendar import CALENDAR_DAYS, day_counter
+from engine.store.events import append_events
+from engine.policy.calendar import CALENDAR_DAYS, day_counter
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.commitments import settle_commitments
-from engine.decide import decide, is_volatile, map_stage, next_action_on
+from engine.policy.decide import decide, is_volatile, map_stage, next_action_on
 from engine.errors import SweepBusy, SweepRefused
-from engine.machine import Case, machine_for
-from engine.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
-from engine.policy import CLOSED_STATES, CURRENT, PAUSED_STATES, Policy, PolicySet
-from engine.repository import BulkWriter, Repository
+from engine.policy.machine import Case, machine_for
+from engine.store.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
+from engine.policy.model import CLOSED_STATES, CURRENT, PAUSED_STATES, Policy, PolicySet
+from engine.store.database import BulkWriter, Repository
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]

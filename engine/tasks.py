@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from engine.audit import append_events
+from engine.store.events import append_events
 from engine.clock import iso
 from engine.errors import DunningError, NotFound
-from engine.models import Customer, Event, Invoice, Task, TaskStatus
+from engine.store.models import Customer, Event, Invoice, Task, TaskStatus
 
 if TYPE_CHECKING:
     from engine.app import Dunning
@@ -192,7 +192,7 @@ class TaskBook:
         return self.get(task_id)
 
     def _open_numbers(self, numbers: list[str]) -> list[str]:
-        from engine.policy import CLOSED_STATES
+        from engine.policy.model import CLOSED_STATES
 
         with self.app.repo.read() as session:
             rows = session.connection().execute(

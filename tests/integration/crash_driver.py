@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 import channels.email  # noqa: F401  (imported before forking: the children start warm)
 from engine.app import Dunning
 from engine.config import load_settings
-from engine.models import Notification, NotificationStatus
+from engine.store.models import Notification, NotificationStatus
 
 TABLE = Notification.__table__  # type: ignore[attr-defined]
 

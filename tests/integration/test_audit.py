@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from engine.actions import Collector
-from engine.audit import GENESIS, ExportFilter, append_events, export_events, verify_chain
+from engine.store.events import GENESIS, ExportFilter, append_events, export_events, verify_chain
 from tests.conftest import Book, at
 
 

@@ -54,7 +54,7 @@ def write_book(root: Path, url: str, port: int) -> Path:
 
 
 def counts(app: Any) -> dict[str, int]:
-    from engine.models import Notification
+    from engine.store.models import Notification
 
     table = Notification.__table__  # type: ignore[attr-defined]
     with app.repo.read() as session:
@@ -69,7 +69,7 @@ def test_three_daemons_one_killed_mid_dispatch(tmp_path: Path, postgres_url: str
                                                record_property: Any) -> None:
     from engine.app import Dunning
     from engine.config import load_settings
-    from engine.models import Notification, Sweep
+    from engine.store.models import Notification, Sweep
 
     started = time.monotonic()
     with SMTPServer(parse=False) as server:

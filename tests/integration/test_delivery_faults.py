@@ -105,7 +105,7 @@ def server_fixed_addresses(book) -> None:  # type: ignore[no-untyped-def]
     at addresses it accepts."""
     from sqlalchemy import update
 
-    from engine.models import Notification
+    from engine.store.models import Notification
 
     table = Notification.__table__  # type: ignore[attr-defined]
     with book.app.repo.write() as session:

@@ -104,7 +104,7 @@ def test_legal_case_file_has_pdf_json_and_csv(make_book, tmp_path: Path) -> None
     ("{email: email}", "cannot be its own fallback"),
 ])
 def test_fallback_is_validated(tmp_path: Path, fallback: str, message: str) -> None:
-    from engine.loader import load_policies
+    from engine.policy.loader import load_policies
 
     rules = tmp_path / "rules"
     rules.mkdir()

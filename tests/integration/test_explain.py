@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from engine.errors import NotFound
-from engine.explain import explain_invoice
+from engine.authoring.explain import explain_invoice
 from tests.conftest import Book, at
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import engine.importer as importer
 from engine.errors import ImportRejected
-from engine.models import Invoice
+from engine.store.models import Invoice
 
 HEADER = "number,customer_id,currency,amount,issued_on,due_on,tags\n"
 
@@ -53,7 +53,7 @@ def test_a_bad_row_in_a_later_chunk_rolls_back_the_earlier_ones(make_book, tmp_p
 def test_cli_progress_flag(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.cli.main import app
 
     (tmp_path / "config.yaml").write_text(f"database: sqlite:///{tmp_path / 'd.db'}\n", encoding="utf-8")
     (tmp_path / "c.csv").write_text("id,name\nC1,One\n", encoding="utf-8")

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from engine.errors import ConfigError
-from engine.migrations import BASELINE, HEAD, schema_differences, schema_state, script_head, upgrade
-from engine.repository import Repository
+from engine.store.migrations import BASELINE, HEAD, schema_differences, schema_state, script_head, upgrade
+from engine.store.database import Repository
 
 FIXTURE = Path(__file__).with_name("fixtures") / "first_release_db.py"
 
@@ -38,8 +38,8 @@ def test_first_release_database_upgrades_to_the_models(database_url: str) -> Non
         assert upgrade(repo) == (HEAD, HEAD)  # a second run does nothing
 
         opened = Repository.open(database_url)  # accepted now
-        from engine.audit import verify_chain
-        from engine.models import Invoice
+        from engine.store.events import verify_chain
+        from engine.store.models import Invoice
 
         with opened.read() as session:
             conn = session.connection()
@@ -75,7 +75,7 @@ def test_new_database_is_created_at_head(database_url: str) -> None:
 def test_cli_db_current_and_upgrade(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.cli.main import app
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     first_release_database(url)

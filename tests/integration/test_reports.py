@@ -33,8 +33,8 @@ from pathlib import Path
 import pytest
 
 from engine.actions import Collector, parse_installments
-from engine.report_html import render
-from engine.reports import build, flatten, load_book
+from engine.reports.html import render
+from engine.reports.figures import build, flatten, load_book
 from tests.conftest import Book, at
 
 POLICY = """\

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from channels.memory import MemoryChannel
-from engine.loader import load_policies
-from engine.simulate import PaymentsModel, SimulationError, Simulator
+from engine.policy.loader import load_policies
+from engine.authoring.simulate import PaymentsModel, SimulationError, Simulator
 from tests.conftest import CANONICAL_POLICY, Book
 
 

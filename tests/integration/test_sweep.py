@@ -9,7 +9,7 @@ import pytest
 
 from channels.memory import MemoryChannel
 from engine.errors import IllegalTransition, SweepRefused
-from engine.machine import Case, machine_for
+from engine.policy.machine import Case, machine_for
 from tests.conftest import CANONICAL_POLICY, DEFAULT_POLICY, Book, at
 
 

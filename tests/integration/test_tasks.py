@@ -53,7 +53,7 @@ def test_no_answer_and_wrong_contact_are_recorded(book) -> None:  # type: ignore
     tasks.complete(bob["id"], "wrong_contact")
     from sqlalchemy import select
 
-    from engine.models import Customer
+    from engine.store.models import Customer
 
     with book.app.repo.read() as session:
         tags = session.connection().execute(select(Customer.__table__.c.tags).where(Customer.__table__.c.id == "C2")).scalar()
@@ -90,7 +90,7 @@ def test_unknown_outcome_is_refused(book) -> None:  # type: ignore[no-untyped-de
 def test_a_task_is_made_once_per_notification(book) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import update
 
-    from engine.models import Notification
+    from engine.store.models import Notification
 
     app = book.app
     row = [r for r in app.outbox() if r["channel"] == "phone"][0]

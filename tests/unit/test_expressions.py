@@ -1,4 +1,4 @@
-"""Tests of engine.expressions: the safe, typed expression language of policies."""
+"""Tests of engine.policy.expressions: the safe, typed expression language of policies."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from engine.errors import ExpressionError
-from engine.expressions import (
+from engine.policy.expressions import (
     FIELDS,
     CompiledExpression,
     Field,
     FieldType,
     compile_expression,
 )
-from engine.policy import Expression
+from engine.policy.model import Expression
 
 
 def ev(source: str, facts: Mapping[str, Any] | None = None) -> bool:

@@ -18,9 +18,9 @@ from sqlalchemy import func, select, update
 from engine.clock import FixedClock
 from engine.errors import DunningError, ImportRejected
 from engine.importer import ImportReport, Importer, payment_dedupe_key
-from engine.models import Customer, Event, Invoice, Notification, Payment
-from engine.policy import Policy, PolicySet, PolicySource, Stage
-from engine.repository import Repository
+from engine.store.models import Customer, Event, Invoice, Notification, Payment
+from engine.policy.model import Policy, PolicySet, PolicySource, Stage
+from engine.store.database import Repository
 
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]

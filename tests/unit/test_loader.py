@@ -10,8 +10,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import PolicyError, Problem
-from engine.loader import CANONICAL_EXAMPLE, check_policies, load_policies, policy_json_schema
-from engine.policy import CatchUp, DayCount, Repeat
+from engine.policy.loader import CANONICAL_EXAMPLE, check_policies, load_policies, policy_json_schema
+from engine.policy.model import CatchUp, DayCount, Repeat
 from engine.yamlsource import Mark, load_located, validation_problems
 
 CHANNELS = {"email", "phone", "letter", "visit", "legal", "log", "memory"}

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from engine.errors import Problem
-from engine.loader import check_policies, load_policies
+from engine.policy.loader import check_policies, load_policies
 
 CHANNELS = {"email", "phone", "letter", "visit", "legal"}
 

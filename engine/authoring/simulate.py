@@ -1,0 +1,523 @@
+"""Replaying the book forward on a virtual clock: what the policies *would* do, with nothing written or sent.
+
+A simulation never has rules of its own. It copies the book into a private scratch SQLite file (the user's
+database is only read), then drives the real `Dunning.run` → `engine.sweep.Sweeper` once per simulated day
+at the hour the user sweeps, without dispatching, and reads back the events and outbox rows those real
+sweeps wrote into the scratch copy. Whatever the sweep does — today or after it changes — the simulation
+does too, which is what makes "simulate, then run for real" give identical transitions and notifications.
+
+Payments: by default none arrive during the simulated period. With `PaymentsModel.HISTORICAL`, each open
+invoice pays in full with a daily probability derived from its stage's observed payment rate in the real
+history (the share of invoices that were paid within `window_days` of entering the stage), drawn from a
+seeded generator so a run is reproducible. Simulated payments go through `Importer.import_rows("payments")`,
+the code path of real payments.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import shutil
+import sqlite3
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, insert, select
+from sqlmodel import SQLModel
+
+from engine.clock import FixedClock, iso, local_day
+from engine.errors import DunningError
+from engine.store.models import Event, Invoice
+from engine.policy.model import CLOSED_STATES, CURRENT, LIFECYCLE_STATES, PAID, PolicySet, Stage
+from engine.store.database import Repository
+
+if TYPE_CHECKING:
+    from engine.app import Dunning
+
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+#: The event kinds a simulation reports (the rest — imports, updates — never happen during one).
+REPORTED_KINDS = ("transition", "notification", "policy_changed", "payment")
+COPY_BATCH = 5000
+
+
+class SimulationError(DunningError):
+    """A simulation cannot run as asked (bad dates, an unusable database); the message says what to do."""
+
+
+class PaymentsModel(enum.Enum):
+    NONE = "none"  # nobody pays during the simulated period
+    HISTORICAL = "historical"  # each stage's observed payment rate, as a daily probability
+
+
+def is_legal_stage(stage: Stage) -> bool:
+    """A stage that hands an invoice to lawyers: named so, or using the legal channel."""
+    return "legal" in stage.name.lower() or "legal" in stage.channels
+
+
+# -- results ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Period:
+    """What happened in one simulated day (or the sum over several)."""
+
+    first: date
+    last: date
+    entered: Counter[str] = field(default_factory=Counter)
+    repeats: Counter[str] = field(default_factory=Counter)
+    #: (stage, channel) -> notifications queued
+    notifications: Counter[tuple[str, str]] = field(default_factory=Counter)
+    legal_invoices: int = 0
+    #: currency -> open amount of the invoices entering a legal stage
+    legal_amount: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    payments: int = 0
+    paid_amount: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    policy_changes: int = 0
+
+    def add(self, other: Period) -> None:
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+        self.entered.update(other.entered)
+        self.repeats.update(other.repeats)
+        self.notifications.update(other.notifications)
+        self.legal_invoices += other.legal_invoices
+        for currency, amount in other.legal_amount.items():
+            self.legal_amount[currency] += amount
+        self.payments += other.payments
+        for currency, amount in other.paid_amount.items():
+            self.paid_amount[currency] += amount
+        self.policy_changes += other.policy_changes
+
+    def channel_totals(self) -> Counter[str]:
+        totals: Counter[str] = Counter()
+        for (_, channel), count in self.notifications.items():
+            totals[channel] += count
+        return totals
+
+    def as_dict(self) -> dict[str, Any]:
+        by_stage: dict[str, dict[str, int]] = defaultdict(dict)
+        for (stage, channel), count in sorted(self.notifications.items()):
+            by_stage[stage][channel] = count
+        return {
+            "from": self.first.isoformat(),
+            "to": self.last.isoformat(),
+            "entered": dict(self.entered),
+            "repeats": dict(self.repeats),
+            "notifications": dict(by_stage),
+            "notifications_per_channel": dict(self.channel_totals()),
+            "legal": {"invoices": self.legal_invoices, "amount": dict(self.legal_amount)},
+            "payments": {"invoices": self.payments, "amount": dict(self.paid_amount)},
+            "policy_changes": self.policy_changes,
+        }
+
+
+@dataclass
+class InvoiceTimeline:
+    number: str
+    customer_id: str
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def stage_entries(self) -> dict[str, date]:
+        """Stage -> the first simulated day the invoice entered it (by escalation, not by a policy change)."""
+        entered: dict[str, date] = {}
+        for entry in self.entries:
+            if entry["kind"] == "transition" and entry["to"] not in LIFECYCLE_STATES:
+                entered.setdefault(entry["to"], entry["day"])
+        return entered
+
+    def notification_counts(self) -> Counter[str]:
+        return Counter(e["channel"] for e in self.entries if e["kind"] == "notification")
+
+    def policies(self) -> list[str]:
+        return list(dict.fromkeys(e["policy"] for e in self.entries if e.get("policy")))
+
+
+@dataclass
+class Simulation:
+    first: date
+    last: date
+    at: time
+    policies: list[str]
+    payments_model: PaymentsModel
+    payment_rates: dict[str, StageRate]
+    seed: int
+    days: list[Period]
+    timelines: dict[str, InvoiceTimeline]
+    invoices_open_at_start: int
+    seconds: float = 0.0
+
+    def total(self) -> Period:
+        total = Period(self.first, self.last)
+        for day in self.days:
+            total.add(day)
+        return total
+
+    def periods(self, by: str) -> list[Period]:
+        """The days grouped by "day" or by "week" (seven-day blocks from the first simulated day)."""
+        if by == "day":
+            return list(self.days)
+        grouped: list[Period] = []
+        for index, day in enumerate(self.days):
+            if index % 7 == 0:
+                grouped.append(Period(day.first, day.last))
+            grouped[-1].add(day)
+        return grouped
+
+    def transitions(self) -> list[tuple[str, str, str, str, str]]:
+        """(day, invoice, from, to, rule) for every transition, in order: what tests compare with reality."""
+        rows = []
+        for timeline in self.timelines.values():
+            for e in timeline.entries:
+                if e["kind"] == "transition":
+                    rows.append((e["day"].isoformat(), timeline.number, e["from"], e["to"], e["rule"]))
+        return sorted(rows)
+
+    def notifications(self) -> list[tuple[str, str, str, str, int, str | None]]:
+        """(day, invoice, stage, channel, repeat, recipient) for every notification queued."""
+        rows = []
+        for timeline in self.timelines.values():
+            for e in timeline.entries:
+                if e["kind"] == "notification":
+                    rows.append((e["day"].isoformat(), timeline.number, e["stage"], e["channel"], e["repeat"],
+                                 e["recipient"]))
+        return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[4], r[3]))
+
+    def as_dict(self, *, by: str = "day", timelines: bool = True) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "from": self.first.isoformat(),
+            "to": self.last.isoformat(),
+            "at": self.at.strftime("%H:%M"),
+            "policies": self.policies,
+            "payments_model": self.payments_model.value,
+            "seed": self.seed if self.payments_model is PaymentsModel.HISTORICAL else None,
+            "payment_rates": {stage: rate.as_dict() for stage, rate in sorted(self.payment_rates.items())},
+            "invoices_open_at_start": self.invoices_open_at_start,
+            "periods": [p.as_dict() for p in self.periods(by)],
+            "total": self.total().as_dict(),
+        }
+        if timelines:
+            result["invoices"] = {
+                number: {"customer_id": t.customer_id, "timeline": t.entries}
+                for number, t in sorted(self.timelines.items())
+            }
+        return result
+
+
+@dataclass(frozen=True)
+class StageRate:
+    """Observed: of `entered` invoices that entered the stage (with the whole window observed), `paid` were
+    paid within `window_days`. `daily` is the per-day probability that gives the same share over the window."""
+
+    entered: int
+    paid: int
+    window_days: int
+
+    @property
+    def share(self) -> float:
+        return self.paid / self.entered if self.entered else 0.0
+
+    @property
+    def daily(self) -> float:
+        share = min(self.share, 0.999999)
+        return 1 - (1 - share) ** (1 / self.window_days) if share > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entered": self.entered, "paid": self.paid, "window_days": self.window_days,
+                "share": round(self.share, 4), "daily_probability": round(self.daily, 6)}
+
+
+# -- the simulator ------------------------------------------------------------------------------------------
+
+
+class Simulator:
+    """Replays `dunning`'s book forward under `policies` (default: the configured ones).
+
+    `at` is the company-local time of the daily sweep. Nothing is written to `dunning`'s database and
+    nothing is sent: every sweep runs on a scratch copy that is deleted afterwards.
+    """
+
+    def __init__(
+        self,
+        dunning: Dunning,
+        *,
+        policies: PolicySet | None = None,
+        at: time = time(9),
+        payments_model: PaymentsModel = PaymentsModel.NONE,
+        seed: int = 0,
+        window_days: int = 14,
+        keep_timelines: bool = True,
+    ):
+        self.dunning = dunning
+        self.policies = policies if policies is not None else dunning.policies
+        self.at = at
+        self.payments_model = payments_model
+        self.seed = seed
+        self.window_days = window_days
+        self.keep_timelines = keep_timelines
+
+    def instant(self, day: date) -> datetime:
+        return datetime.combine(day, self.at, tzinfo=self.dunning.settings.zone)
+
+    def first_free_day(self) -> date:
+        """The day the book would be swept next: the first day whose sweep comes after the latest real
+        one, or today when it was never swept."""
+        zone = self.dunning.settings.zone
+        latest = self.dunning.latest_sweep()
+        if latest is None:
+            return local_day(self.dunning.clock.now(), zone)
+        day = local_day(latest, zone)
+        while self.instant(day) <= latest:
+            day += timedelta(days=1)
+        return day
+
+    def run(self, first: date, last: date) -> Simulation:
+        import time as wall
+
+        started = wall.perf_counter()
+        if last < first:
+            raise SimulationError(f"--to {last} is before --from {first}; give a period that moves forward")
+        latest = self.dunning.latest_sweep()
+        if latest is not None and self.instant(first) <= latest:
+            raise SimulationError(
+                f"cannot simulate from {first}: the book was already swept as of {iso(latest)}, and sweeps never "
+                f"go back in time; simulate from {self.first_free_day()} or later"
+            )
+        rates = (
+            observed_payment_rates(self.dunning, window_days=self.window_days)
+            if self.payments_model is PaymentsModel.HISTORICAL else {}
+        )
+        with scratch_copy(self.dunning.repo) as scratch_repo:
+            result = self._replay(scratch_repo, first, last, rates)
+        result.seconds = wall.perf_counter() - started
+        return result
+
+    def _replay(self, repo: Repository, first: date, last: date, rates: dict[str, StageRate]) -> Simulation:
+        from engine.app import Dunning
+
+        clock = FixedClock(self.instant(first))
+        scratch = Dunning(self.dunning.settings, clock=clock, repo=repo)
+        # The policies under test replace the configured ones for this run only.
+        scratch.policies = self.policies  # type: ignore[misc]
+        with repo.read() as session:
+            conn = session.connection()
+            last_event = conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar() or 0
+            open_count = conn.execute(
+                select(func.count()).select_from(INVOICES).where(INVOICES.c.stage.not_in(CLOSED_STATES))
+            ).scalar() or 0
+            # Only the historical model needs every open invoice's stage day by day; it is kept up to date
+            # from the events the sweeps write rather than by re-reading the whole book every day.
+            mirror: dict[int, list[Any]] = {
+                row[0]: [row[1], row[2], row[3]]
+                for row in conn.execute(
+                    select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.stage, INVOICES.c.open_amount)
+                    .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+                    .order_by(INVOICES.c.id)
+                )
+            } if rates else {}
+        rng = random.Random(self.seed)
+        daily = {stage: rate.daily for stage, rate in rates.items()}
+        simulation = Simulation(
+            first=first, last=last, at=self.at, policies=[p.name for p in self.policies.policies],
+            payments_model=self.payments_model, payment_rates=rates, seed=self.seed, days=[], timelines={},
+            invoices_open_at_start=int(open_count),
+        )
+        day = first
+        while day <= last:
+            period = Period(day, day)
+            instant = self.instant(day)
+            clock.at = instant
+            scratch.run(instant, dispatch=False)
+            last_event = self._collect(repo, last_event, day, period, simulation, mirror)
+            if daily:
+                payments = []
+                for invoice_id, (number, stage, open_amount) in mirror.items():
+                    chance = daily.get(stage, 0.0)
+                    if chance and rng.random() < chance:
+                        payments.append({"invoice": number, "amount": open_amount, "paid_on": day,
+                                         "reference": f"SIMULATED-{day.isoformat()}-{number}"})
+                if payments:
+                    scratch.importer(actor="simulation").import_rows("payments", payments, source="<simulation>")
+                    last_event = self._collect(repo, last_event, day, period, simulation, mirror)
+            simulation.days.append(period)
+            day += timedelta(days=1)
+        return simulation
+
+    def _collect(self, repo: Repository, after: int, day: date, period: Period, simulation: Simulation,
+                 mirror: dict[int, list[Any]]) -> int:
+        """Fold the events written since event id `after` into the day's figures and the timelines."""
+        with repo.read() as session:
+            rows = session.connection().execute(
+                select(EVENTS.c.id, EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.customer_id, EVENTS.c.data,
+                       INVOICES.c.number, INVOICES.c.open_amount, INVOICES.c.currency)
+                .join(INVOICES, INVOICES.c.id == EVENTS.c.invoice_id)
+                .where(EVENTS.c.id > after, EVENTS.c.kind.in_(REPORTED_KINDS))
+                .order_by(EVENTS.c.id)
+            ).all()
+        policies = self.policies
+        repeats: set[tuple[int, str, int]] = set()
+        for event_id, kind, invoice_id, customer_id, data, number, open_amount, currency in rows:
+            after = max(after, event_id)
+            entry: dict[str, Any] = {"day": day, "kind": kind}
+            if kind == "transition":
+                target = data["to"]
+                entry.update({"from": data["from"], "to": target, "rule": data.get("rule"),
+                              "policy": data.get("policy"), "skipped": data.get("skipped", [])})
+                if target not in LIFECYCLE_STATES:
+                    period.entered[target] += 1
+                    policy = policies.by_name(data.get("policy") or "")
+                    if policy is not None and policy.has_stage(target) and is_legal_stage(policy.stage(target)):
+                        period.legal_invoices += 1
+                        period.legal_amount[currency] += open_amount
+                        entry["open_amount"] = open_amount
+                if invoice_id in mirror:
+                    if target in CLOSED_STATES:
+                        del mirror[invoice_id]
+                    else:
+                        mirror[invoice_id][1] = target
+            elif kind == "notification":
+                entry.update({"stage": data["stage"], "channel": data["channel"], "repeat": data["repeat"],
+                              "recipient": data.get("recipient"), "policy": data.get("policy")})
+                period.notifications[(data["stage"], data["channel"])] += 1
+                repeat = (invoice_id, data["stage"], data["repeat"])
+                if data["repeat"] and repeat not in repeats:  # one repeat, however many channels it uses
+                    repeats.add(repeat)
+                    period.repeats[data["stage"]] += 1
+            elif kind == "policy_changed":
+                entry.update({"from_policy": data.get("from_policy"), "to_policy": data.get("to_policy"),
+                              "from": data.get("from"), "to": data.get("to")})
+                period.policy_changes += 1
+                if invoice_id in mirror and data.get("to"):
+                    mirror[invoice_id][1] = data["to"]
+            else:  # payment
+                amount = Decimal(str(data["amount"]))
+                entry.update({"amount": amount, "currency": currency})
+                period.payments += 1
+                period.paid_amount[currency] += amount
+            if self.keep_timelines:
+                timeline = simulation.timelines.get(number)
+                if timeline is None:
+                    timeline = simulation.timelines[number] = InvoiceTimeline(number, customer_id)
+                timeline.entries.append(entry)
+        return after
+
+
+# -- the scratch copy ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def scratch_copy(source: Repository) -> Iterator[Repository]:
+    """A private SQLite copy of `source`'s book in a temporary folder, removed on exit.
+
+    SQLite sources are copied with SQLite's online backup (a consistent snapshot, even while a sweep
+    writes); PostgreSQL sources table by table, in batches, inside one repeatable-read transaction.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="dunning-simulation-"))
+    target = folder / "scratch.db"
+    repo: Repository | None = None
+    try:
+        if source.dialect == "sqlite":
+            _backup_sqlite(source, target)
+            repo = _fast_repository(target)
+        else:
+            repo = _fast_repository(target)
+            _copy_tables(source, repo)
+        yield repo
+    finally:
+        if repo is not None:
+            repo.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fast_repository(path: Path) -> Repository:
+    repo = Repository.open(f"sqlite:///{path}")
+
+    # A scratch copy is thrown away afterwards: durability buys nothing, so don't pay for fsyncs.
+    @sa_event.listens_for(repo.engine, "connect")
+    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.close()
+
+    repo.engine.dispose()  # connections opened before the listener was added
+    return repo
+
+
+def _backup_sqlite(source: Repository, target: Path) -> None:
+    database = source.engine.url.database
+    if not database or database == ":memory:":
+        raise SimulationError(
+            "cannot simulate an in-memory SQLite database; point `database` at a file (sqlite:///dunning.db)"
+        )
+    try:
+        reader = sqlite3.connect(f"file:{Path(database).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        reader = sqlite3.connect(database)
+    writer = sqlite3.connect(target)
+    try:
+        reader.backup(writer)
+    except sqlite3.Error as exc:
+        raise SimulationError(f"cannot read the database {database} to simulate on a copy: {exc}") from None
+    finally:
+        writer.close()
+        reader.close()
+
+
+def _copy_tables(source: Repository, target: Repository) -> None:
+    with source.engine.connect() as reader:
+        reader = reader.execution_options(isolation_level="REPEATABLE READ", stream_results=True,
+                                          yield_per=COPY_BATCH)
+        with reader.begin(), target.write() as session:
+            writer = session.connection()
+            for table in SQLModel.metadata.sorted_tables:
+                result = reader.execute(select(table))
+                for batch in result.mappings().partitions(COPY_BATCH):
+                    writer.execute(insert(table), [dict(row) for row in batch])
+
+
+# -- the historical payments model --------------------------------------------------------------------------
+
+
+def observed_payment_rates(dunning: Dunning, *, window_days: int) -> dict[str, StageRate]:
+    """Per stage: how many invoices entered it and how many of those were paid within `window_days`.
+
+    Entries are transitions into a stage (and, for `current`, the invoice's import); only entries whose
+    whole window lies before the latest sweep (or now) count, so recent entries don't look unpaid.
+    Read from the user's database, never written.
+    """
+    zone = dunning.settings.zone
+    horizon = local_day(dunning.latest_sweep() or dunning.clock.now(), zone)
+    entered: Counter[str] = Counter()
+    paid: Counter[str] = Counter()
+    with dunning.repo.read() as session:
+        conn = session.connection()
+        paid_on = {
+            invoice_id: local_day(closed_at, zone)
+            for invoice_id, closed_at in conn.execute(
+                select(INVOICES.c.id, INVOICES.c.closed_at).where(INVOICES.c.stage == PAID)
+            )
+            if closed_at is not None
+        }
+        entries = conn.execution_options(yield_per=COPY_BATCH).execute(
+            select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
+            .where(EVENTS.c.kind.in_(("transition", "import")), EVENTS.c.invoice_id.is_not(None))
+        )
+        for invoice_id, at, kind, data in entries:
+            stage = CURRENT if kind == "import" else (data or {}).get("to")
+            if not stage or stage in CLOSED_STATES:
+                continue
+            day = local_day(at, zone)
+            if day + timedelta(days=window_days) > horizon:
+                continue
+            entered[stage] += 1
+            settled = paid_on.get(invoice_id)
+            if settled is not None and day <= settled <= day + timedelta(days=window_days):
+                paid[stage] += 1
+    return {stage: StageRate(count, paid[stage], window_days) for stage, count in entered.items()}

@@ -1,0 +1,263 @@
+"""Collector actions and the audit log on the command line: dispute, promise, plan, note, write-off, move,
+approve; `audit verify` and `audit export`.
+
+Every action is recorded under `--actor NAME`, else `$DUNNING_ACTOR`, else the configuration's `actor`,
+else "system". The daemon honours an action at its next sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from engine.actions import ActionRefused, Collector, parse_installments
+from engine.store.events import EXPORT_COLUMNS, ExportFilter, export_events, verify_chain
+from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
+from engine.errors import DunningError
+
+audit_app = typer.Typer(help="The tamper-evident event log: verify its hash chain, export it.")
+app.add_typer(audit_app, name="audit")
+
+ACTOR_ENV = "DUNNING_ACTOR"
+
+Actor = Annotated[
+    Optional[str],
+    typer.Option("--actor", envvar=ACTOR_ENV,
+                 help="Who is acting (recorded in the log); default: config `actor`, else system."),
+]
+At = Annotated[
+    Optional[str],
+    typer.Option("--at", help="When it happened (ISO date or datetime; default now)."),
+]
+
+
+def _collector(actor: str | None) -> tuple[Collector, Any]:
+    dunning = state.dunning()
+    name = actor or dunning.settings.actor or "system"
+    return Collector(dunning, actor=name), dunning
+
+
+def _when(text: str | None, dunning: Any) -> datetime | None:
+    return instant(text, dunning.settings)
+
+
+def _date(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ActionRefused(f"{what} {text!r} is not an ISO date; write e.g. 2026-12-01") from None
+
+
+def _amount(text: str, what: str) -> Decimal:
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:
+        raise ActionRefused(f"{what} {text!r} is not an amount; write e.g. 5000 or 1234.50") from None
+
+
+# -- collector actions -------------------------------------------------------------------------------
+
+
+@app.command()
+def dispute(
+    number: str,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the customer disputes the invoice.")] = None,
+    resolve: Annotated[bool, typer.Option("--resolve", help="The dispute is settled: resume escalation.")] = False,
+    note: Annotated[Optional[str], typer.Option("--note", help="With --resolve: how it was settled.")] = None,
+    actor: Actor = None,
+    at: At = None,
+) -> None:
+    """Pause an invoice (no escalation, no notices) while disputed; --resolve resumes it, paused days not counted."""
+
+    def action() -> None:
+        collector, dunning = _collector(actor)
+        if resolve:
+            collector.resolve_dispute(number, note or reason, at=_when(at, dunning))
+            out.print(f"{number}: dispute resolved; escalation resumes at the next sweep", markup=False)
+        else:
+            if not reason:
+                raise ActionRefused("a dispute needs --reason TEXT (or --resolve to end one)")
+            collector.dispute(number, reason, at=_when(at, dunning))
+            out.print(f"{number}: disputed; its clock is paused until `dunning dispute {number} --resolve`",
+                      markup=False)
+
+    guarded(action)
+
+
+@app.command()
+def promise(
+    number: str,
+    amount: Annotated[str, typer.Option("--amount", help="The amount promised.")],
+    by: Annotated[str, typer.Option("--by", help="The date it is promised by (ISO).")],
+    note: Annotated[Optional[str], typer.Option("--note", help="Anything worth keeping about the promise.")] = None,
+    actor: Actor = None,
+    at: At = None,
+) -> None:
+    """Record a promise to pay: escalation waits until --by plus the policy's grace_days; broken = escalate at once."""
+
+    def action() -> None:
+        collector, dunning = _collector(actor)
+        collector.promise(number, _amount(amount, "--amount"), _date(by, "--by"), note, at=_when(at, dunning))
+        out.print(f"{number}: promise of {amount} by {by} recorded", markup=False)
+
+    guarded(action)
+
+
+@app.command()
+def plan(
+    number: str,
+    installments: Annotated[str, typer.Option("--installments", help='DATE:AMOUNT,... e.g. "2026-12-01:5000,2027-01-01:5000"')],
+    actor: Actor = None,
+    at: At = None,
+) -> None:
+    """Agree a payment plan; each installment is tracked and a missed one resumes escalation."""
+
+    def action() -> None:
+        collector, dunning = _collector(actor)
+        items = parse_installments(installments)
+        collector.plan(number, items, at=_when(at, dunning))
+        out.print(f"{number}: payment plan of {len(items)} installment(s) recorded", markup=False)
+
+    guarded(action)
+
+
+@app.command()
+def note(number: str, text: str, actor: Actor = None, at: At = None) -> None:
+    """Add a note to an invoice's history."""
+
+    def action() -> None:
+        collector, dunning = _collector(actor)
+        collector.note(number, text, at=_when(at, dunning))
+        out.print(f"{number}: note recorded", markup=False)
+
+    guarded(action)
+
+
+@app.command("write-off")
+def write_off(
+    number: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why the debt is written off.")],
+    actor: Actor = None,
+    at: At = None,
+) -> None:
+    """Write the open amount off as bad debt (recorded with the reason and you as the approver)."""
+
+    def action() -> None:
+        collector, dunning = _collector(actor)
+        collector.write_off(number, reason, at=_when(at, dunning))
+        out.print(f"{number}: written off", markup=False)
+
+    guarded(action)
+
+
+@app.command()
+def move(
+    number: str,
+    to: Annotated[str, typer.Option("--to", help="The stage to put the invoice in (or current).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (a manual override is always audited).")],
+    actor: Actor = None,
+    at: At = None,
+) -> None:
+    """Manual override: move an invoice to a stage of its policy now; that stage's notices are queued."""
+
+    def action() -> None:
+        collector, dunning = _collector(actor)
+        collector.move(number, to, reason, at=_when(at, dunning))
+        out.print(f"{number}: moved to {to}", markup=False)
+
+    guarded(action)
+
+
+@app.command()
+def approve(number: str, actor: Actor = None, at: At = None) -> None:
+    """Let an invoice awaiting approval enter its stage (recorded with you as the approver)."""
+
+    def action() -> None:
+        collector, dunning = _collector(actor)
+        collector.approve(number, at=_when(at, dunning))
+        out.print(f"{number}: approved", markup=False)
+
+    guarded(action)
+
+
+# -- audit ---------------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help="The head hash noted earlier: also catches deleted tail events.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first event that was altered, deleted or moved."""
+
+    def action() -> None:
+        dunning = state.dunning()
+        with dunning.repo.read() as session:
+            report = verify_chain(session.connection(), expect_head)
+        problem = report.problem
+        if json_out:
+            emit_json({
+                "ok": report.ok, "events": report.events, "head": report.head,
+                "first_bad_event": problem.event_id if problem else None,
+                "position": problem.position if problem else None, "reason": problem.reason if problem else None,
+            })
+        elif problem is None:
+            out.print(f"audit log intact: {report.events} event(s), head {report.head}", markup=False)
+        else:
+            err.print(f"audit log broken at event {problem.event_id} (position {problem.position}): {problem.reason}. "
+                      "Restore the database from a backup and compare.", markup=False)
+        if problem is not None:
+            raise typer.Exit(1)
+
+    guarded(action)
+
+
+@audit_app.command("export")
+def audit_export(
+    format: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "jsonl",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    since: Annotated[Optional[str], typer.Option("--from", help="First day (ISO date, company time zone).")] = None,
+    until: Annotated[Optional[str], typer.Option("--to", help="Last day (ISO date, included).")] = None,
+    customer: Annotated[Optional[str], typer.Option("--customer", help="Only this customer's events.")] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="Only events about this stage.")] = None,
+    channel: Annotated[Optional[str], typer.Option("--channel", help="Only events on this channel.")] = None,
+    actor: Annotated[Optional[str], typer.Option("--actor", help="Only events by this actor.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only events of this kind.")] = None,
+) -> None:
+    """Export the event log (with its hashes) as CSV or JSON Lines; columns are listed in the README."""
+
+    def action() -> None:
+        if format not in ("csv", "jsonl"):
+            raise DunningError(f"unknown format {format!r}; use --format csv or --format jsonl")
+        dunning = state.dunning()
+        filters = ExportFilter(
+            since=_date(since, "--from") if since else None, until=_date(until, "--to") if until else None,
+            customer=customer, stage=stage, channel=channel, actor=actor, kind=kind,
+        )
+        handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        count = 0
+        try:
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS) if format == "csv" else None
+            if writer is not None:
+                writer.writeheader()
+            with dunning.repo.read() as session:
+                for record in export_events(session.connection(), filters, dunning.settings.zone):
+                    count += 1
+                    if writer is not None:
+                        writer.writerow(record)
+                    else:
+                        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        finally:
+            if output:
+                handle.close()
+        if output:
+            out.print(f"{count} event(s) written to {output}", markup=False)
+
+    guarded(action)

@@ -1,0 +1,100 @@
+"""`dunning db upgrade` / `dunning db current` / `dunning db check`: the schema, migrated with Alembic.
+
+These commands open the database without the schema check every other command makes (`Repository.open`
+refuses an out-of-date schema and points here).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from engine.cli.shared import app, emit_json, guarded, out, state
+
+__all__ = ["db_app"]
+
+db_app = typer.Typer(help="The database schema: upgrade it to this version of dunning, or show its revision.")
+app.add_typer(db_app, name="db")
+
+
+def _repository():  # type: ignore[no-untyped-def]
+    from engine.store.database import Repository
+
+    return Repository(state.settings().database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision (default: the newest).")] = "head",
+) -> None:
+    """Migrate the database to this version's schema (one transaction; an empty database is created).
+
+    Back up first. Safe to run while no daemon is running against an older schema; running it twice does
+    nothing the second time."""
+
+    def action() -> None:
+        from engine.store.migrations import upgrade
+
+        repo = _repository()
+        try:
+            before, after = upgrade(repo, revision)
+        finally:
+            repo.dispose()
+        if before == after:
+            out.print(f"the database is already at {after}", markup=False)
+        else:
+            out.print(f"upgraded the database from {before or 'empty'} to {after}", markup=False)
+
+    guarded(action)
+
+
+@db_app.command("current")
+def db_current(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The database's schema revision and the one this version of dunning needs (exit 1 when they differ)."""
+
+    def action() -> int:
+        from engine.store.migrations import HEAD, schema_state
+
+        repo = _repository()
+        try:
+            with repo.engine.connect() as conn:
+                found = schema_state(conn)
+        finally:
+            repo.dispose()
+        revision = None if found.empty else (found.revision or "unversioned (first release)")
+        if json_out:
+            emit_json({"revision": revision, "head": HEAD, "current": found.current})
+        else:
+            out.print(f"database: {revision or 'empty (no tables yet)'}", markup=False)
+            out.print(f"needed:   {HEAD}{'' if found.current else '  -> run `dunning db upgrade`'}", markup=False)
+        return 0 if found.current else 1
+
+    code = guarded(action)
+    if code:
+        raise typer.Exit(code)
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Compare the database's tables, columns and indexes with the models (exit 1 listing any difference)."""
+
+    def action() -> int:
+        from engine.store.migrations import schema_differences
+
+        repo = _repository()
+        try:
+            differences = schema_differences(repo)
+        finally:
+            repo.dispose()
+        for difference in differences:
+            out.print(str(difference), markup=False)
+        out.print("schema matches the models" if not differences else f"{len(differences)} difference(s)",
+                  markup=False)
+        return 1 if differences else 0
+
+    code = guarded(action)
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,69 @@
+"""`dunning report NAME`: aging, kpis, effectiveness, owners, forecast — as text, JSON, CSV or an HTML page."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from engine.cli.shared import app, emit_json, guarded, out, state
+from engine.clock import local_day
+from engine.reports.html import render
+from engine.reports.figures import REPORTS, ReportError, build, flatten, load_book, parse_buckets
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ReportError(f"{option} {text!r} is not an ISO date; write e.g. 2026-03-31") from None
+
+
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(REPORTS)}.")],
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the report describes (default: today).")] = None,
+    since: Annotated[Optional[str], typer.Option("--from", help="kpis/owners: first day of the period (default: 90 days up to --as-of).")] = None,
+    buckets: Annotated[Optional[str], typer.Option("--buckets", help="aging: upper bounds in days, e.g. 30,60,90,180.")] = None,
+    weeks: Annotated[int, typer.Option("--weeks", help="forecast: how many weeks ahead.", min=1, max=52)] = 8,
+    json_out: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Print every figure as CSV: currency,section,key,figure,value.")] = False,
+    html_file: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page with charts.")] = None,
+) -> None:
+    """Receivables reports; every figure is defined in the README (section Reports)."""
+
+    def action() -> None:
+        if name not in REPORTS:
+            raise ReportError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
+        dunning = state.dunning()
+        day = _day(as_of, "--as-of") if as_of else local_day(dunning.clock.now(), dunning.settings.zone)
+        book = load_book(dunning.repo, dunning.settings.zone, day, dunning.stage_order())
+        result = build(name, book, since=_day(since, "--from") if since else None, buckets=parse_buckets(buckets),
+                       weeks=weeks)
+        if html_file is not None:
+            html_file.write_text(render(result, company=dunning.settings.company.name), encoding="utf-8")
+        if json_out:
+            emit_json(result)
+        elif csv_out:
+            writer = csv.DictWriter(sys.stdout, fieldnames=["currency", "section", "key", "figure", "value"])
+            writer.writeheader()
+            for row in flatten(result):
+                writer.writerow({**row, "value": "" if row["value"] is None else row["value"]})
+        else:
+            rows = [r for r in flatten(result) if r["section"] in ("summary", "totals", "stages", "rates", "weeks",
+                                                                   "buckets", "owners")]
+            table = Table(title=f"{name} as of {day}")
+            for column in ("currency", "section", "key", "figure", "value"):
+                table.add_column(column, justify="right" if column == "value" else "left")
+            for row in rows:
+                table.add_row(*("" if row[c] is None else str(row[c]) for c in ("currency", "section", "key", "figure", "value")))
+            out.print(table)
+            if html_file is not None:
+                out.print(f"HTML report written to {html_file}", markup=False)
+
+    guarded(action)

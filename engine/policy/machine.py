@@ -1,0 +1,113 @@
+"""The collection state machine, built once per policy with `transitions` and shared by every invoice.
+
+States: `current`, one per policy stage, and the lifecycle states `paid`, `written_off`, `disputed`,
+`promised`. Following the library's advice for many models, each machine is unbound (`model=None`) and
+events are triggered on a light `Case` adapter — never on a SQLModel row, which refuses the attributes
+transitions sets.
+
+Triggers:
+    escalate_to_<stage>   from current or any earlier stage (the sweep)
+    repeat                stay in the stage and notify again (the sweep)
+    pay / write_off       from any open state
+    dispute / promise     pause the clock (dispute also from promised)
+    resume_to_<state>     from a pause back to current or a stage
+    move_to_<state>       manual override between open states
+    reopen                paid -> current (the open amount grew again)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from transitions import EventData, Machine, MachineError
+
+from engine.errors import IllegalTransition
+from engine.policy.model import CURRENT, DISPUTED, LIFECYCLE_STATES, PAID, PROMISED, WRITTEN_OFF, Policy, Stage
+
+
+@dataclass
+class Case:
+    """What the machine moves: one invoice's stage, plus the transitions made on it so far."""
+
+    number: str
+    stage: str
+    moves: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, event: EventData) -> None:
+        transition = event.transition
+        dest = transition.dest if transition.dest is not None else transition.source
+        self.moves.append((event.event.name, transition.source, dest, dict(event.kwargs)))
+
+
+class CollectionMachine:
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        stages = [s.name for s in policy.stages]
+        open_states = [CURRENT, *stages]
+        self._machine = Machine(
+            model=None,
+            states=[*open_states, *LIFECYCLE_STATES],
+            initial=CURRENT,
+            auto_transitions=False,
+            send_event=True,
+            model_attribute="stage",
+        )
+        add = self._machine.add_transition
+        # The sweep fires these for up to millions of invoices: no callbacks on its hot path.
+        for index, stage in enumerate(stages):
+            add(f"escalate_to_{stage}", open_states[: index + 1], stage)
+        if stages:
+            add("repeat", stages, None)
+        add("pay", [*open_states, DISPUTED, PROMISED], PAID, after="record")
+        add("write_off", [*open_states, DISPUTED, PROMISED], WRITTEN_OFF, after="record")
+        add("dispute", [*open_states, PROMISED], DISPUTED, after="record")
+        add("promise", open_states, PROMISED, after="record")
+        add("reopen", [PAID], CURRENT, after="record")
+        for target in open_states:
+            add(f"resume_to_{target}", [DISPUTED, PROMISED], target, after="record")
+            add(f"move_to_{target}", [s for s in open_states if s != target], target, after="record")
+
+    @property
+    def states(self) -> list[str]:
+        return list(self._machine.states)
+
+    def fire(self, case: Case, trigger: str, **details: Any) -> None:
+        """Apply one trigger; an illegal one raises IllegalTransition and leaves the case unchanged."""
+        event = self._machine.events.get(trigger)
+        if event is None:
+            raise IllegalTransition(
+                f"invoice {case.number}: policy {self.policy.name!r} has no move {trigger!r}; "
+                f"its states are {', '.join(self.states)}"
+            )
+        before = case.stage
+        try:
+            event.trigger(case, **details)
+        except MachineError:
+            case.stage = before
+            raise IllegalTransition(
+                f"invoice {case.number} is {before!r}: {trigger.replace('_', ' ')} is not allowed from there; "
+                "nothing was changed"
+            ) from None
+
+    def can(self, stage: str, trigger: str) -> bool:
+        event = self._machine.events.get(trigger)
+        return bool(event and stage in event.transitions)
+
+
+@lru_cache(maxsize=256)
+def machine_for(policy: Policy) -> CollectionMachine:
+    """One machine definition per policy version, reused for every invoice it governs."""
+    return CollectionMachine(policy)
+
+
+def machine_for_invoice(policy: Policy | None, stage: str) -> CollectionMachine:
+    """The machine that governs an invoice in `stage`: its policy's, or — when the policy is unknown
+    (never swept, or since removed) — a minimal one that still knows the lifecycle moves from that stage."""
+    if policy is not None and (stage in (CURRENT, *LIFECYCLE_STATES) or policy.has_stage(stage)):
+        return machine_for(policy)
+    stages: tuple[Stage, ...] = ()
+    if stage not in (CURRENT, *LIFECYCLE_STATES):
+        stages = (Stage(name=stage, after_days=0, channels=()),)
+    return machine_for(Policy(name=policy.name if policy else "(none)", stages=stages))

@@ -1,0 +1,1 @@
+"""Receivables reports: the figures (aging, KPIs, effectiveness, owners, forecast) and their HTML page."""

@@ -1,0 +1,1 @@
+"""Running as a service: the daemon, its health/metrics server and the scheduler."""

@@ -1,0 +1,737 @@
+"""`dunning daemon`: scheduled sweeps, outbox dispatch, hot-reloaded policies — unattended, for months.
+
+Lifecycle (one `ExitStack`; each part registers its own cleanup, so shutdown is one call):
+
+1. Take the single-daemon lock (SQLite: an exclusive `flock` on `<database>.daemon.lock`), so a second
+   daemon on the same file refuses to start instead of racing the first.
+2. Open the database, load the policies (invalid ones: refuse to start, with `FILE:LINE:COLUMN` messages),
+   put notifications a killed daemon left `sending` back to `pending` (the lock proves nobody else is
+   sending), start `/healthz` + `/metrics` if asked.
+3. Jobs on `engine.service.scheduler.JobScheduler`: the sweep check (is a scheduled instant past the latest sweep
+   in the database? then one sweep as of that instant), dispatch, the `rules/` watcher, housekeeping.
+   Sweep and dispatch take one work lock, so they never write over each other and never run twice at once.
+4. SIGHUP reloads the policies at once. SIGTERM/SIGINT stop new work, let the running batch finish and
+   commit (bounded by `schedule.shutdown_timeout_seconds`), and exit 0; a second signal exits at once.
+
+Crash safety comes from the storage, not from here: a sweep is one transaction, every send is recorded
+with its outcome, and a claim is a lease. After `kill -9` a restart resumes the outbox where it stood.
+
+Time comes from a `Clock`. For tests and rehearsals `ScaledClock` runs virtual time from a chosen start at
+N times real speed (`--clock-start`, `--clock-rate`): the schedule is evaluated against that clock, so a
+week of daily sweeps passes in seconds. It is a testing aid; production uses the system clock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import select as io_select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import func, select, text, update
+
+from engine.app import Dunning
+from engine.store.events import append_events
+from engine.clock import Clock, SystemClock, iso
+from engine.config import Settings
+from engine.dispatch import DispatchReport, due_for_dispatch
+from engine.errors import DunningError, PolicyError, SweepBusy, SweepRefused
+from engine.service.health import HealthServer, HealthStatus, Metrics
+from engine.policy.loader import POLICY_SUFFIXES, load_policies
+from engine.store.models import Event, Notification, NotificationStatus, Sweep
+from engine.policy.model import PolicySet
+from engine.service.scheduler import CronSchedule, JobScheduler
+from engine.sweep import SweepReport
+
+__all__ = [
+    "Daemon",
+    "DaemonAlreadyRunning",
+    "DaemonLock",
+    "OnceReport",
+    "PolicyWatcher",
+    "ScaledClock",
+    "configure_logging",
+    "lock_path_for",
+]
+
+logger = logging.getLogger("dunning.daemon")
+
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+SWEEPS = Sweep.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+ACTOR = "daemon"
+
+
+class DaemonError(DunningError):
+    """The daemon cannot start or run as configured."""
+
+
+class DaemonAlreadyRunning(DaemonError):
+    """Another daemon holds the single-daemon lock of this SQLite database."""
+
+
+# -- time --------------------------------------------------------------------------------------------
+
+
+class ScaledClock:
+    """Virtual time: `start` plus real elapsed time times `rate` (a testing and rehearsal aid).
+
+    Made with `running=False` it stands at `start` until `restart()`: the daemon starts it once its jobs
+    are ready, so a slow start-up neither eats virtual hours nor leaves start-up events after the first
+    scheduled ones.
+    """
+
+    def __init__(self, start: datetime, rate: float = 1.0, *, running: bool = True):
+        if start.tzinfo is None:
+            raise DaemonError("the virtual clock's start needs a time zone, e.g. 2026-03-06T08:00+01:00")
+        if rate <= 0:
+            raise DaemonError(f"--clock-rate must be positive, got {rate}")
+        self.start = start.astimezone(timezone.utc)
+        self.rate = rate
+        self._origin: float | None = time.monotonic() if running else None
+
+    def now(self) -> datetime:
+        if self._origin is None:
+            return self.start
+        return self.start + timedelta(seconds=(time.monotonic() - self._origin) * self.rate)
+
+    def restart(self) -> None:
+        """Run from `start` again, beginning at this real moment."""
+        self._origin = time.monotonic()
+
+
+# -- the single-daemon lock --------------------------------------------------------------------------
+
+
+def lock_path_for(database_url: str) -> Path | None:
+    """The lock file next to a SQLite database; None where several daemons may run (PostgreSQL, memory)."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or ":memory:" in database_url:
+        return None
+    path = database_url[len(prefix):].split("?", 1)[0]
+    return Path(path + ".daemon.lock")
+
+
+class DaemonLock:
+    """An exclusive, non-blocking `flock`; the kernel releases it when the process dies, even by SIGKILL."""
+
+    def __init__(self, path: Path, database: str):
+        self.path = path
+        self.database = database
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise DaemonAlreadyRunning(
+                f"another dunning daemon (pid {holder}) is already running against {self.database}; "
+                f"stop it first (kill -TERM {holder}, or systemctl stop dunning), or use PostgreSQL to run "
+                f"several daemons (lock file: {self.path})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            # The file stays: deleting it would let a third process lock a different inode than a second.
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DaemonLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# -- the rules/ watcher ------------------------------------------------------------------------------
+
+
+class PolicyWatcher:
+    """Notices edits to the policy files by polling their names, sizes and mtimes (no extra dependency).
+
+    A change is acted on only once it has held still for one poll, so an editor's half-written save is
+    not mistaken for a broken policy.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._seen = self.snapshot()
+        self._acted = self._seen
+
+    def snapshot(self) -> tuple[tuple[str, int, int], ...]:
+        try:
+            entries = sorted(self.folder.iterdir()) if self.folder.is_dir() else [self.folder]
+        except OSError:
+            return ()
+        found = []
+        for entry in entries:
+            if entry.suffix not in POLICY_SUFFIXES:
+                continue
+            try:
+                info = entry.stat()
+            except OSError:
+                continue
+            found.append((entry.name, info.st_mtime_ns, info.st_size))
+        return tuple(found)
+
+    def settled_change(self) -> bool:
+        """True once per change, after the files stopped changing for one poll."""
+        now = self.snapshot()
+        if now != self._seen:
+            self._seen = now
+            return False
+        if now == self._acted:
+            return False
+        self._acted = now
+        return True
+
+    def mark_current(self) -> None:
+        self._seen = self._acted = self.snapshot()
+
+
+def policy_fingerprint(policies: PolicySet) -> str:
+    return hashlib.sha256("\n".join(sorted(f"{p.name}:{p.hash}" for p in policies.policies)).encode()).hexdigest()
+
+
+def describe_policies(policies: PolicySet) -> list[dict[str, str]]:
+    return [
+        {"name": p.name, "sha256": p.hash, "path": p.source.path if p.source else ""} for p in policies.policies
+    ]
+
+
+# -- logging -----------------------------------------------------------------------------------------
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, and any `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(fmt: str = "human", level: str = "info", stream: TextIO | None = None) -> None:
+    """Send every log record to stderr, human-readable or as JSON lines."""
+    if fmt not in ("human", "json"):
+        raise DaemonError(f"--log-format must be human or json, got {fmt!r}")
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise DaemonError(f"--log-level must be debug, info, warning or error, got {level!r}")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonLinesFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # transitions logs every callback at INFO: one line per invoice per sweep is noise in a service log.
+    logging.getLogger("transitions").setLevel(max(numeric, logging.WARNING))
+
+
+# -- the daemon --------------------------------------------------------------------------------------
+
+
+@dataclass
+class OnceReport:
+    """What `dunning daemon --once` did."""
+
+    swept_as_of: datetime | None = None
+    sweep: SweepReport | None = None
+    dispatch: DispatchReport = field(default_factory=DispatchReport)
+    recovered: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "swept_as_of": iso(self.swept_as_of),
+            "sweep": self.sweep.as_dict() if self.sweep else None,
+            "dispatch": self.dispatch.as_dict(),
+            "recovered": self.recovered,
+        }
+
+
+class Daemon:
+    """The long-running service over one `Dunning` installation."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        health_host: str = "127.0.0.1",
+        health_port: int | None = None,
+    ):
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.health_host = health_host
+        self.health_port = health_port
+        self.schedule = CronSchedule(settings.schedule.sweep, settings.zone)
+        self.metrics = Metrics()
+        self.dunning: Dunning | None = None
+        self.jobs: JobScheduler | None = None
+        self.health: HealthServer | None = None
+        self.watcher = PolicyWatcher(settings.rules_path)
+        # Sweep and dispatch both write; one at a time, and shutdown waits for whichever holds this.
+        self._work = threading.Lock()
+        self._policy_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._first_stop_at: float | None = None
+        self._reload_requested = False
+        self._next_check: datetime | None = None
+        self._wake_r, self._wake_w = -1, -1
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code (0 after a clean stop)."""
+        with ExitStack() as stack:
+            self._start(stack)
+            jobs = JobScheduler()
+            schedule = self.settings.schedule
+            jobs.every("sweep-check", schedule.tick_seconds, self._guard("sweep", self.sweep_if_due), start_now=True)
+            jobs.every("dispatch", schedule.dispatch_every_seconds, self._guard("dispatch", self.dispatch_due),
+                       start_now=True)
+            jobs.every("watch-rules", schedule.watch_rules_seconds, self._guard("watch", self.watch_rules))
+            jobs.every("housekeeping", schedule.housekeeping_every_seconds, self._guard("housekeeping", self.housekeeping))
+            self.jobs = jobs
+            self._install_signals(stack)
+            if self.health_port is not None:
+                self._start_health(stack)
+            if isinstance(self.clock, ScaledClock):
+                self.clock.restart()
+            jobs.start()
+            stack.callback(jobs.shutdown)
+            logger.info(
+                "dunning daemon started (pid %d): database %s, rules %s, sweeps %r in %s, next at %s%s",
+                os.getpid(), self._database_label(), self.settings.rules_path, self.schedule.expression,
+                self.settings.timezone, iso(self.schedule.next_after(self.clock.now())),
+                f", health on http://{self.health.address[0]}:{self.health.address[1]}" if self.health else "",
+                extra={"event": "started", "pid": os.getpid()},
+            )
+            if isinstance(self.clock, ScaledClock):
+                logger.warning("running on a virtual clock from %s at %gx real speed (a testing aid)",
+                               iso(self.clock.start), self.clock.rate, extra={"event": "virtual_clock"})
+            self._main_loop()
+            return self._stop(stack)
+        return 0  # pragma: no cover (the with-block always returns)
+
+    def run_once(self) -> OnceReport:
+        """One full cycle — catch up a due sweep, send what is due, housekeeping — then return."""
+        with ExitStack() as stack:
+            report = OnceReport()
+            report.recovered = self._start(stack)
+            report.swept_as_of, report.sweep = self._sweep_if_due_locked()
+            report.dispatch = self._dispatch_locked()
+            self.housekeeping()
+            return report
+
+    # -- start and stop ----------------------------------------------------------------------------
+
+    def _start(self, stack: ExitStack) -> int:
+        lock_path = lock_path_for(self.settings.database_url)
+        if lock_path is not None:
+            stack.enter_context(DaemonLock(lock_path, self._database_label()))
+        elif self.settings.database_url.startswith("postgresql"):
+            logger.info("PostgreSQL: no single-daemon lock is taken; dispatch claims rows with SKIP LOCKED")
+        self.dunning = Dunning(self.settings, clock=self.clock)
+        stack.callback(self.dunning.repo.dispose)
+        policies = self.dunning.policies  # PolicyError: refuse to start; the CLI prints FILE:LINE:COLUMN
+        self.watcher.mark_current()
+        self._record_loaded(policies, reason="start", only_if_new=True)
+        recovered = self._recover_in_flight() if lock_path is not None else 0
+        self._warn_about_dst()
+        return recovered
+
+    def _start_health(self, stack: ExitStack) -> None:
+        assert self.health_port is not None
+        try:
+            server = HealthServer(self.health_host, self.health_port, self.health_status, self.render_metrics)
+        except OSError as exc:
+            raise DaemonError(
+                f"cannot serve health checks on {self.health_host}:{self.health_port}: {exc.strerror}; "
+                "pick another --health-port"
+            ) from None
+        server.start()
+        stack.callback(server.stop)
+        self.health = server
+
+    def _install_signals(self, stack: ExitStack) -> None:
+        # Handlers only set flags and poke a pipe; the main thread does the work, outside signal context.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        previous_fd = signal.set_wakeup_fd(self._wake_w)
+        stack.callback(os.close, self._wake_r)
+        stack.callback(os.close, self._wake_w)
+        stack.callback(signal.set_wakeup_fd, previous_fd)
+        for signum, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
+                                (signal.SIGHUP, self._on_hup)):
+            previous = signal.signal(signum, handler)
+            stack.callback(signal.signal, signum, previous)
+
+    def _on_stop(self, signum: int, _frame: Any) -> None:
+        now = time.monotonic()
+        if self._first_stop_at is None:
+            self._first_stop_at = now
+        elif now - self._first_stop_at > 1.0:
+            # A duplicate delivery (a supervisor signalling the process and then its group) is not a
+            # second request; a second signal a moment later is.
+            # Asked twice: leave now. Unfinished sends stay `sending` and are retried at the next start.
+            os.write(2, b"dunning daemon: second stop signal, exiting without waiting\n")
+            os._exit(1)
+        self._stopping.set()
+
+    def _on_hup(self, _signum: int, _frame: Any) -> None:
+        self._reload_requested = True
+
+    def _main_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                ready, _, _ = io_select.select([self._wake_r], [], [], 60.0)
+            except InterruptedError:  # pragma: no cover (PEP 475 retries for us)
+                continue
+            if ready:
+                try:
+                    os.read(self._wake_r, 512)
+                except BlockingIOError:
+                    pass
+            if self._reload_requested and not self._stopping.is_set():
+                self._reload_requested = False
+                logger.info("SIGHUP: reloading the policies")
+                self.reload_policies(reason="SIGHUP")
+
+    def _stop(self, stack: ExitStack) -> int:
+        timeout = self.settings.schedule.shutdown_timeout_seconds
+        logger.info("stopping: no new work; waiting up to %gs for work in flight", timeout,
+                    extra={"event": "stopping"})
+        if self.jobs is not None:
+            self.jobs.shutdown()
+        if not self._work.acquire(timeout=timeout):
+            logger.error(
+                "work in flight did not finish within %gs; exiting anyway: the open transaction is rolled back "
+                "and notifications still marked sending are sent again at the next start", timeout,
+                extra={"event": "stop_timeout"},
+            )
+            logging.shutdown()
+            os._exit(1)
+        self._work.release()
+        stack.close()
+        logger.info("dunning daemon stopped cleanly", extra={"event": "stopped"})
+        return 0
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    def _guard(self, name: str, action: Callable[[], Any]) -> Callable[[], None]:
+        def job() -> None:
+            try:
+                action()
+            except Exception:  # one failing run must not stop the schedule; the next run tries again
+                self.metrics.job_error(name)
+                logger.exception("%s job failed; it runs again at its next tick", name, extra={"job": name})
+
+        return job
+
+    def sweep_if_due(self) -> None:
+        """Sweep once, as of the latest scheduled instant since the latest sweep, if one has come."""
+        if self._stopping.is_set():
+            return
+        now = self.clock.now()
+        if self._next_check is not None and now < self._next_check:
+            return  # the common case: nothing scheduled yet, and no database round trip to learn it
+        with self._work:
+            if self._stopping.is_set():
+                return
+            self._sweep_if_due_locked()
+            self._dispatch_locked()
+
+    def _sweep_if_due_locked(self) -> tuple[datetime | None, SweepReport | None]:
+        assert self.dunning is not None
+        now = self.clock.now()
+        latest = self.dunning.latest_sweep()
+        due = self.schedule.latest_due(now, latest)
+        if due is None:
+            upcoming = self.schedule.next_after(max(latest, now) if latest else now)
+            self._next_check = upcoming
+            return None, None
+        started = time.monotonic()
+        try:
+            report = self.dunning.sweeper().run(due)
+        except SweepBusy:  # another daemon on this PostgreSQL is sweeping; its sweep is the cluster's
+            logger.info("scheduled sweep as of %s: another daemon is sweeping it", iso(due),
+                        extra={"event": "sweep_elsewhere", "as_of": iso(due)})
+            self._next_check = None
+            return None, None
+        except SweepRefused as exc:  # someone swept later meanwhile (`dunning run`); nothing to catch up
+            logger.warning("scheduled sweep as of %s skipped: %s", iso(due), exc)
+            self._next_check = None
+            return None, None
+        seconds = time.monotonic() - started
+        self.metrics.sweep_done(seconds, report.entered)
+        self._next_check = self.schedule.next_after(due)
+        catch_up = " (catching up a missed run)" if now - due > timedelta(minutes=5) else ""
+        logger.info(
+            "swept %d open invoice(s) as of %s%s: %d transition(s), %d repeat(s), %d notification(s) queued "
+            "in %.2fs", report.invoices_seen, iso(due), catch_up, report.transitions, sum(report.repeats.values()),
+            sum(report.notifications.values()), seconds,
+            extra={"event": "swept", "as_of": iso(due), "transitions": report.transitions,
+                   "entered": dict(report.entered), "duration_seconds": round(seconds, 4)},
+        )
+        return due, report
+
+    def dispatch_due(self) -> None:
+        """Send the outbox rows that are due (new, retries, leases of a dead sender), batch by batch."""
+        if self._stopping.is_set() or not self._work.acquire(blocking=False):
+            return  # a sweep is writing; it dispatches itself when done
+        try:
+            self._dispatch_locked()
+        finally:
+            self._work.release()
+
+    def _dispatch_locked(self) -> DispatchReport:
+        assert self.dunning is not None
+        total = DispatchReport()
+        if not self._outbox_due(self.clock.now()):
+            return total
+        dispatcher = self.dunning.dispatcher()
+        batch = self.settings.dispatch.batch_size
+        while True:
+            # One batch per round so a stop request is honoured between batches, never inside one.
+            report = dispatcher.run(self.clock.now(), limit=batch)
+            handled = sum(report.sent.values()) + sum(report.failed.values()) + sum(report.retrying.values())
+            if handled:
+                total.merge(report)
+                self.metrics.dispatch_done(report.sent, report.failed, report.retrying)
+                logger.info(
+                    "dispatched: %d sent, %d failed, %d to retry", sum(report.sent.values()),
+                    sum(report.failed.values()), sum(report.retrying.values()),
+                    extra={"event": "dispatched", **report.as_dict()},
+                )
+            if not handled or self._stopping.is_set():
+                return total
+
+    def _outbox_due(self, now: datetime) -> bool:
+        """A read-only look first: an idle daemon never takes the write lock just to find nothing."""
+        assert self.dunning is not None
+        with self.dunning.repo.read() as session:
+            found = session.connection().execute(
+                select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).limit(1)
+            ).first()
+            return found is not None
+
+    def watch_rules(self) -> None:
+        if not self._stopping.is_set() and self.watcher.settled_change():
+            logger.info("rules changed on disk: reloading the policies")
+            self.reload_policies(reason="file change")
+
+    def housekeeping(self) -> None:
+        assert self.dunning is not None
+        repo = self.dunning.repo
+        if repo.dialect == "sqlite":
+            # Keeps the WAL file from growing without bound in a process that never closes its connections.
+            with repo.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        depth = self.outbox_depth()
+        logger.info("housekeeping: outbox %s", ", ".join(f"{k} {v}" for k, v in depth.items()) or "empty",
+                    extra={"event": "housekeeping", "outbox": depth})
+
+    # -- policies ----------------------------------------------------------------------------------
+
+    def reload_policies(self, reason: str) -> bool | None:
+        """Load rules/ again. True: a new set is in force from the next sweep; False: rejected (the last
+        good set stays); None: nothing changed."""
+        assert self.dunning is not None
+        with self._policy_lock:
+            self.watcher.mark_current()
+            try:
+                policies = load_policies(
+                    self.settings.rules_path,
+                    known_channels=self.settings.channel_settings().keys(),
+                    default_country=self.settings.country,
+                )
+            except PolicyError as exc:
+                problems = [str(p) for p in exc.problems if p.severity == "error"]
+                self._reject(problems, reason)
+                return False
+            except (OSError, UnicodeDecodeError) as exc:
+                self._reject([f"{self.settings.rules_path}: cannot read the policies: {exc}"], reason)
+                return False
+            current = self.dunning.policies
+            if policy_fingerprint(policies) == policy_fingerprint(current):
+                logger.info("policies unchanged (%s)", reason)
+                return None
+            self.dunning.policies = policies  # the next sweep decides under the new set
+            self._record_loaded(policies, reason=reason, previous=current)
+            return True
+
+    def _reject(self, problems: list[str], reason: str) -> None:
+        for problem in problems:
+            logger.error("%s", problem, extra={"event": "policy_problem"})
+        logger.error(
+            "policy change rejected (%d problem(s)); still running on the last good policies. Fix the file(s); "
+            "`dunning policy check` shows the same messages", len(problems),
+            extra={"event": "policy_rejected", "problems": problems},
+        )
+        self.metrics.policy_reload("rejected")
+        self._append_event("policy_rejected", {"reason": reason, "problems": problems,
+                                               "rules": str(self.settings.rules_path)})
+
+    def _record_loaded(self, policies: PolicySet, *, reason: str, previous: PolicySet | None = None,
+                       only_if_new: bool = False) -> None:
+        fingerprint = policy_fingerprint(policies)
+        if only_if_new and self._last_loaded_fingerprint() == fingerprint:
+            return
+        changed = []
+        if previous is not None:
+            before = {p.name: p.hash for p in previous.policies}
+            changed = [p.name for p in policies.policies if before.get(p.name) != p.hash]
+            changed += [name for name in before if policies.by_name(name) is None]
+        logger.info(
+            "policies loaded (%s): %s; in force from the next sweep", reason,
+            ", ".join(f"{p.name}@{p.hash[:12]}" for p in policies.policies),
+            extra={"event": "policy_loaded", "changed": changed},
+        )
+        self.metrics.policy_reload("loaded")
+        self._append_event("policy_loaded", {
+            "reason": reason, "fingerprint": fingerprint, "policies": describe_policies(policies),
+            "changed": changed,
+        })
+
+    def _last_loaded_fingerprint(self) -> str | None:
+        assert self.dunning is not None
+        with self.dunning.repo.read() as session:
+            data = session.connection().execute(
+                select(EVENTS.c.data).where(EVENTS.c.kind == "policy_loaded").order_by(EVENTS.c.id.desc()).limit(1)
+            ).scalar()
+        return (data or {}).get("fingerprint")
+
+    def _append_event(self, kind: str, data: dict[str, Any]) -> None:
+        assert self.dunning is not None
+        now = self.clock.now()
+        with self.dunning.repo.write() as session:
+            append_events(session.connection(), [{
+                "at": now, "recorded_at": now, "kind": kind, "invoice_id": None, "customer_id": None,
+                "actor": ACTOR, "data": data,
+            }])
+
+    # -- recovery ----------------------------------------------------------------------------------
+
+    def _recover_in_flight(self) -> int:
+        """Rows a killed daemon left `sending` go back to `pending` at once instead of waiting out their
+        lease: holding the single-daemon lock proves no other daemon is sending them."""
+        assert self.dunning is not None
+        with self.dunning.repo.write() as session:
+            result = session.connection().execute(
+                update(NOTIFICATIONS)
+                .where(NOTIFICATIONS.c.status == NotificationStatus.SENDING)
+                .values(status=NotificationStatus.PENDING, claimed_until=None, next_attempt_at=None)
+            )
+            count = int(result.rowcount or 0)
+        if count:
+            logger.warning(
+                "recovered %d notification(s) a previous run left mid-send; they are sent again now (one handed "
+                "to its channel just before the crash may arrive twice)", count, extra={"event": "recovered"},
+            )
+        return count
+
+    def _warn_about_dst(self) -> None:
+        zone = self.settings.zone
+        year = self.clock.now().year
+        offsets = {datetime(year, month, 1, tzinfo=zone).utcoffset() for month in (1, 7)}
+        if len(offsets) > 1 and self.schedule.fires_in_hour(2, self.clock.now()):
+            logger.warning(
+                "schedule.sweep %r fires between 02:00 and 03:00 in %s, an hour daylight saving skips or repeats; "
+                "sweeps stay correct (one per scheduled instant) but move it outside that hour to avoid surprises",
+                self.schedule.expression, self.settings.timezone,
+            )
+
+    # -- health ------------------------------------------------------------------------------------
+
+    def health_status(self) -> HealthStatus:
+        assert self.dunning is not None
+        running = bool(self.jobs and self.jobs.running) and not self._stopping.is_set()
+        try:
+            with self.dunning.repo.read() as session:
+                conn = session.connection()
+                conn.execute(text("SELECT 1"))
+                row = conn.execute(
+                    select(SWEEPS.c.as_of, SWEEPS.c.finished_at).order_by(SWEEPS.c.as_of.desc()).limit(1)
+                ).first()
+        except Exception as exc:
+            return HealthStatus(running, False, None, None, database_error=str(exc).splitlines()[0])
+        policies = describe_policies(self.dunning.policies)
+        return HealthStatus(running, True, row[0] if row else None, row[1] if row else None, policies=policies)
+
+    def outbox_depth(self) -> dict[str, int]:
+        assert self.dunning is not None
+        with self.dunning.repo.read() as session:
+            rows = session.connection().execute(
+                select(NOTIFICATIONS.c.status, func.count())
+                .where(NOTIFICATIONS.c.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
+                .group_by(NOTIFICATIONS.c.status)
+            ).all()
+        depth = {NotificationStatus.PENDING: 0, NotificationStatus.SENDING: 0}
+        depth.update({status: int(count) for status, count in rows})
+        return depth
+
+    def render_metrics(self) -> str:
+        assert self.dunning is not None
+        gate = self.dunning.contact_gate
+        return self.metrics.render({
+            "scheduler_running": bool(self.jobs and self.jobs.running),
+            "outbox": self.outbox_depth(),
+            "last_sweep_as_of": self.dunning.latest_sweep(),
+            "held": dict(gate.held) if gate else {},
+        })
+
+    def _database_label(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.settings.database_url).render_as_string(hide_password=True)
+
+
+def iter_policy_events(dunning: Dunning) -> Iterator[dict[str, Any]]:
+    """The policy_loaded / policy_rejected events, oldest first."""
+    with dunning.repo.read() as session:
+        rows = session.connection().execute(
+            select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.actor, EVENTS.c.data)
+            .where(EVENTS.c.kind.in_(["policy_loaded", "policy_rejected"]))
+            .order_by(EVENTS.c.id)
+        ).mappings().all()
+    for row in rows:
+        yield {"kind": row["kind"], "at": iso(row["at"]), "actor": row["actor"], **(row["data"] or {})}

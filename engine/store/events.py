@@ -1,0 +1,255 @@
+"""The event log: the one door every history entry goes through, and the chain that makes it tamper-evident.
+
+Events are only ever appended (nothing in the product updates or deletes them); writers hand their rows
+to `append_events` inside their own transaction, so an event exists exactly when the change it records does.
+
+Each event carries `prev_hash` (the `hash` of the event before it, in id order) and `hash` = SHA-256 of the
+canonical JSON of its stored fields (all but `id`, `prev_hash` included). Editing an event breaks its own
+hash; deleting or reordering events breaks the next event's link. `verify_chain` walks the log in id order
+and names the first event that does not fit. Rewriting the *whole* chain from some point on is only caught
+against a head hash kept elsewhere: `dunning audit verify` prints it, `--expect-head` checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select, text
+
+from engine.store.models import Event
+from engine.store.database import BulkWriter
+
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+#: The chain's first link.
+GENESIS = "0" * 64
+#: pg_advisory_xact_lock key serialising chain appends across processes (ASCII "dunAUDIT").
+CHAIN_LOCK_KEY = 0x64756E4155444954
+#: The stored fields a hash covers, in canonical order (sorted keys make the order irrelevant anyway).
+HASHED_FIELDS = ("at", "recorded_at", "kind", "invoice_id", "customer_id", "actor", "data", "prev_hash")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, (date, Decimal)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    raise TypeError(f"cannot hash a {type(value).__name__}")
+
+
+_encode_scalar = json.JSONEncoder(ensure_ascii=False, default=_plain).encode
+_encode_data = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain).encode
+_instants: dict[datetime, str] = {}
+
+
+def _instant(value: Any) -> str:
+    # A sweep stamps thousands of events with the same two instants: format each once.
+    if not isinstance(value, datetime):
+        return _encode_scalar(value)
+    text = _instants.get(value)
+    if text is None:
+        if len(_instants) > 256:
+            _instants.clear()
+        text = _instants[value] = _encode_scalar(value)
+    return text
+
+
+def canonical(event: Mapping[str, Any], data_json: str | None = None) -> str:
+    """Sorted keys, no whitespace, instants as UTC ISO with microseconds, Decimals and dates as strings.
+
+    Built by hand around one serialisation of `data` (the hot path of every sweep): the result is the
+    same text `json.dumps(..., sort_keys=True, separators=(",", ":"))` gives for the whole event, with
+    `data` as the JSON column gives it back.
+    """
+    get = event.get
+    scalar = _encode_scalar
+    return (
+        f'{{"actor":{scalar(get("actor"))},"at":{_instant(get("at"))},"customer_id":{scalar(get("customer_id"))},'
+        f'"data":{data_json if data_json is not None else _encode_data(get("data") or {})},'
+        f'"invoice_id":{scalar(get("invoice_id"))},'
+        f'"kind":{scalar(get("kind"))},"prev_hash":{scalar(get("prev_hash"))},'
+        f'"recorded_at":{_instant(get("recorded_at"))}}}'
+    )
+
+
+def event_hash(event: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(event).encode("utf-8")).hexdigest()
+
+
+def _truncated(value: Any) -> Any:
+    # Both databases keep microseconds; a stored instant must hash as it will be read back.
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def append_events(conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Append events (dicts with at, recorded_at, kind, invoice_id, customer_id, actor, data), chained.
+
+    Must run inside the caller's write transaction. On PostgreSQL a transaction-scoped advisory lock
+    serialises appenders (several daemons), so the head read here is still the head at commit; SQLite's
+    writers are already serialised by BEGIN IMMEDIATE.
+    """
+    if not events:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+    head = conn.execute(select(EVENTS.c.hash).order_by(EVENTS.c.id.desc()).limit(1)).scalar()
+    previous = head or GENESIS
+    rows = []
+    for event in events:
+        row = {name: _truncated(event.get(name)) for name in HASHED_FIELDS if name != "prev_hash"}
+        row["actor"] = row["actor"] or "system"
+        # The canonical text of `data` is valid JSON for the column too: encode it once, store it as is.
+        data_json = _encode_data(row["data"] or {})
+        row["data"] = data_json
+        row["prev_hash"] = previous
+        row["hash"] = previous = hashlib.sha256(canonical(row, data_json).encode("utf-8")).hexdigest()
+        rows.append(row)
+    BulkWriter(conn, EVENTS, raw=("data",)).insert(rows)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first event that does not fit the chain, and why."""
+
+    event_id: int
+    position: int  # 1-based position in id order
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    events: int
+    head: str
+    problem: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def iter_events(conn: Connection, batch: int = 5000) -> Iterator[Mapping[str, Any]]:
+    """Every event in id order, read in batches (bounded memory for any log size)."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(EVENTS).where(EVENTS.c.id > last).order_by(EVENTS.c.id).limit(batch)
+        ).mappings().all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1]["id"]
+
+
+def verify_chain(conn: Connection, expect_head: str | None = None) -> VerifyReport:
+    """Recompute the chain in id order; report the first event that was altered, deleted around or moved."""
+    previous = GENESIS
+    count = 0
+    last_id = 0
+    for row in iter_events(conn):
+        count += 1
+        last_id = row["id"]
+        if row["hash"] is None:
+            return VerifyReport(count, previous, ChainBreak(row["id"], count, "it has no hash: written outside "
+                                                            "the event log's door (engine.store.events.append_events)"))
+        if row["prev_hash"] != previous:
+            reason = (
+                "its link to the previous event does not match: an event before it was deleted, or events "
+                "were inserted or reordered"
+            )
+            if event_hash(row) != row["hash"]:
+                reason = "its contents or position were changed (neither its hash nor its link match)"
+            return VerifyReport(count, previous, ChainBreak(row["id"], count, reason))
+        if event_hash(row) != row["hash"]:
+            return VerifyReport(count, previous, ChainBreak(row["id"], count, "its contents were altered after "
+                                                            "it was written (its hash does not match)"))
+        previous = row["hash"]
+    if expect_head is not None and previous != expect_head:
+        return VerifyReport(count, previous, ChainBreak(last_id, count, (
+            f"the chain ends in {previous[:16]}…, not the expected head {expect_head[:16]}…: events at the end "
+            "were deleted, or the chain was rewritten")))
+    return VerifyReport(count, previous, None)
+
+
+#: The columns of `dunning audit export`, in order (stable: integrations read them by name).
+EXPORT_COLUMNS = (
+    "id", "at", "recorded_at", "kind", "actor", "invoice", "customer_id", "stage", "channel", "reason",
+    "details", "prev_hash", "hash",
+)
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which events to export; None means "any". Dates are company-local days, both ends included."""
+
+    since: date | None = None
+    until: date | None = None
+    customer: str | None = None
+    stage: str | None = None
+    channel: str | None = None
+    actor: str | None = None
+    kind: str | None = None
+
+
+def export_row(row: Mapping[str, Any], number: str | None) -> dict[str, Any]:
+    """One event as an export record (see EXPORT_COLUMNS)."""
+    data = dict(row["data"] or {})
+    stage = data.get("stage") or data.get("to") or ""
+    reason = next((data[k] for k in ("reason", "rule", "note", "text", "error") if data.get(k)), "")
+    return {
+        "id": row["id"],
+        "at": _iso(row["at"]),
+        "recorded_at": _iso(row["recorded_at"]),
+        "kind": row["kind"],
+        "actor": row["actor"],
+        "invoice": data.get("invoice") or number or "",
+        "customer_id": row["customer_id"] or "",
+        "stage": stage,
+        "channel": data.get("channel") or "",
+        "reason": reason,
+        "details": json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str),
+        "prev_hash": row["prev_hash"] or "",
+        "hash": row["hash"] or "",
+    }
+
+
+def export_events(conn: Connection, filters: ExportFilter, zone: Any) -> Iterator[dict[str, Any]]:
+    """The events matching `filters`, in log order, as export records."""
+    query = select(EVENTS)
+    if filters.since is not None:
+        query = query.where(EVENTS.c.at >= datetime.combine(filters.since, time(0), tzinfo=zone))
+    if filters.until is not None:
+        query = query.where(EVENTS.c.at < datetime.combine(filters.until + timedelta(days=1), time(0), tzinfo=zone))
+    if filters.customer is not None:
+        query = query.where(EVENTS.c.customer_id == filters.customer)
+    if filters.actor is not None:
+        query = query.where(EVENTS.c.actor == filters.actor)
+    if filters.kind is not None:
+        query = query.where(EVENTS.c.kind == filters.kind)
+    last = 0
+    while True:
+        rows = conn.execute(query.where(EVENTS.c.id > last).order_by(EVENTS.c.id).limit(5000)).mappings().all()
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        for row in rows:
+            record = export_row(row, None)
+            if filters.stage is not None and record["stage"] != filters.stage:
+                continue
+            if filters.channel is not None and record["channel"] != filters.channel:
+                continue
+            yield record
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
