@@ -59,6 +59,29 @@ def _base64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+#: A language tag as RFC 5646 shapes it (en, en-GB, zh-Hans-CN): nothing else may reach Content-Language.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z", re.ASCII)
+#: A line break that is not the folding of an encoded header (CRLF + space or tab) starts a new header.
+_BARE_LINE_BREAK = re.compile(r"\r\n(?![ \t])|\r(?!\n)|(?<!\r)\n")
+
+
+def _language_tag(language: str | None) -> str | None:
+    """The customer's language as a header value, or None (the header is left out) when it is no tag."""
+    tag = (language or "").strip().replace("_", "-")
+    return tag if _LANGUAGE_TAG.match(tag) else None
+
+
+def _refuse_injected_lines(headers: list[tuple[str, str]]) -> None:
+    """The last check before headers are written: a value from data with a line break would add headers
+    (a Bcc) or replace the body. Imports refuse such values; this keeps any other path from sending one."""
+    for name, value in headers:
+        if _BARE_LINE_BREAK.search(value):
+            raise PermanentDeliveryError(
+                f"the {name} header would carry a line break from the data ({value[:60]!r}); "
+                "correct that value (the customer's record or the configuration) and retry the notification"
+            )
+
+
 def _text_part(subtype: str, text: str) -> bytes:
     return (f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
             .encode("ascii") + _base64(text.encode("utf-8")))
@@ -182,9 +205,10 @@ class EmailChannel(Channel):
             ("Date", formatdate(usegmt=True)),
             ("Message-ID", message_id),
             ("X-Dunning-Key", _header(message.key)),
-            ("Content-Language", message.language.replace("_", "-")),
+            *([("Content-Language", language)] if (language := _language_tag(message.language)) else []),
             ("MIME-Version", "1.0"),
         ]
+        _refuse_injected_lines(headers)
         body = _text_part("plain", message.body)
         if message.html:
             body = _multipart("alternative", f"=_alt_{seed}", [body, _text_part("html", message.html)])

@@ -89,6 +89,15 @@ def language_tags(language: str | None) -> list[str]:
     return tags
 
 
+def is_known_locale(language: str) -> bool:
+    """Whether babel knows the locale exactly (`en`, `en-GB`, `zh-CN`); what the importer accepts."""
+    try:
+        Locale.parse(language.strip().replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=64)
 def locale_for(language: str | None) -> Locale | None:
     if not language:

@@ -42,12 +42,14 @@ from sqlalchemy.sql import Select
 
 from engine.store.events import append_events
 from engine.clock import Clock, SystemClock
+from engine.currencies import is_currency, minor_units, unknown_currency_message
 from engine.errors import DunningError, IllegalTransition, ImportRejected, RowProblem
 from engine.policy.machine import Case, machine_for_invoice
 from engine.store.models import Customer, Invoice, Money, Notification, NotificationStatus, Payment
 from engine.policy.model import CLOSED_STATES, CURRENT, PAID, PolicySet
 from engine.store.database import BulkWriter, Repository
 from engine.sweep import wake
+from engine.templates import is_known_locale
 
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
@@ -67,11 +69,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "payments": ("invoice", "amount", "paid_on"),
 }
 
-#: ISO 4217 minor units that differ from the usual 2.
-_MINOR_UNITS = {
-    **dict.fromkeys(("JPY", "KRW", "VND", "CLP", "ISK", "UGX"), 0),
-    **dict.fromkeys(("BHD", "KWD", "OMR", "JOD", "TND", "LYD", "IQD"), 3),
-}
 #: Money is stored as integer ten-thousandths on SQLite (a signed 64-bit integer), so stay well below 9.2e14.
 _MAX_AMOUNT = Decimal(10) ** 14
 #: Key columns are VARCHAR(64) in the schema; PostgreSQL would refuse longer values mid-transaction.
@@ -83,10 +80,11 @@ _CHUNK = 5000
 #: Rows read, checked and written at a time by a streamed file import (`Importer.import_file`).
 STREAM_ROWS = 20000
 
-_AMOUNT_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z")
-_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?\Z")
+# re.ASCII: `\d` would also take Arabic-Indic or fullwidth digits, which Decimal() reads as numbers.
+_AMOUNT_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z", re.ASCII)
+_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?\Z", re.ASCII)
 _GROUPED_RE = re.compile(r"\d[ '_\u00a0\u202f]\d")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 _CURRENCY_RE = re.compile(r"[A-Za-z]{3}\Z")
 # Deliberately simple: one address, something@domain.tld, no spaces or list separators.
 _EMAIL_RE = re.compile(r"[^@\s,;<>]+@[^@\s,;<>.]+(?:\.[^@\s,;<>.]+)+\Z")
@@ -108,11 +106,6 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def minor_units(currency: str) -> int:
-    """Decimal places the currency allows (ISO 4217): 0 for JPY and friends, 3 for BHD and friends, else 2."""
-    return _MINOR_UNITS.get(currency, 2)
 
 
 def payment_dedupe_key(invoice: str, amount: Decimal, paid_on: date, reference: str | None) -> str:
@@ -218,7 +211,18 @@ def _currency(value: Any) -> str:
     text = _text(value)
     if not _CURRENCY_RE.match(text):
         raise _Bad(f"{text!r} is not a currency code; expected a 3-letter ISO 4217 code such as EUR, USD or JPY")
+    if not is_currency(text.upper()):
+        raise _Bad(unknown_currency_message(text))
     return text.upper()
+
+
+def _language(value: Any) -> str:
+    """A locale babel knows (en, en-GB, zh-CN, zh_Hans_CN): it becomes an email header and picks templates."""
+    text = _text(value)
+    if text:
+        if not is_known_locale(text):
+            raise _Bad(f"{text[:40]!r} is not a language; expected a locale such as en, en-GB or zh-CN")
+    return text
 
 
 def _date(value: Any) -> date:
@@ -281,7 +285,7 @@ def _zone_names() -> tuple[str, ...]:
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "id": _key, "name": _text, "email": _email, "phone": _text, "address": _text, "credit_grade": _text,
-    "segment": _text, "owner": _text, "language": _text, "timezone": _timezone, "tags": _tags,
+    "segment": _text, "owner": _text, "language": _language, "timezone": _timezone, "tags": _tags,
     "number": _key, "customer_id": _key, "currency": _currency, "amount": _amount, "issued_on": _date,
     "due_on": _date, "invoice": _key, "paid_on": _date, "reference": _text,
 }
