@@ -24,6 +24,7 @@ import os
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -56,6 +57,17 @@ def payload(message: Message) -> bytes:
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
+
+
+#: Characters a header value may carry as they are: visible ASCII and space, except '%' (it escapes).
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def header_safe_key(key: str) -> str:
+    """The idempotency key as an HTTP header value: visible ASCII as is, anything else (发票7, CR, LF)
+    percent-encoded as UTF-8, so the value is stable, injective and never starts a new header. The JSON body
+    carries the key unchanged."""
+    return quote(key, safe=_HEADER_SAFE)
 
 class WebhookChannel(Channel):
     type_name = "webhook"
@@ -95,7 +107,8 @@ class WebhookChannel(Channel):
 
     async def send(self, message: Message) -> Receipt:
         body = payload(message)
-        headers = {"Content-Type": "application/json", "Idempotency-Key": message.key, **self.extra_headers}
+        headers = {"Content-Type": "application/json", "Idempotency-Key": header_safe_key(message.key),
+                   **self.extra_headers}
         secret = self._secret()
         if secret is not None:
             headers[self.header] = signature(secret, body)

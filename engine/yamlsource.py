@@ -263,7 +263,14 @@ def _convert(node: Node, path: YamlPath, loader: yaml.SafeLoader, located: Locat
     if isinstance(node, ScalarNode):
         # The SafeLoader's own constructors decide types (int, bool, null, dates...) exactly
         # as `yaml.safe_load` would; unknown tags raise a ConstructorError with a mark.
-        return loader.construct_object(node, deep=True)
+        try:
+            return loader.construct_object(node, deep=True)
+        except ValueError:  # Python refuses int() of more than 4,300 digits (a DoS guard), PyYAML passes it on
+            digits = sum(ch.isdigit() for ch in str(node.value))
+            raise yaml.constructor.ConstructorError(
+                None, None, f"this number has {digits} digits, far more than any setting allows; write a smaller "
+                "number", node.start_mark
+            ) from None
     if id(node) in active:
         raise yaml.constructor.ConstructorError(
             None, None, "found a recursive alias (an anchor that contains itself)", node.start_mark
