@@ -21,7 +21,6 @@ The history comes from the installation's database (ChannelContext.repo).
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from typing import Any
 
 from channels.base import Attachment, Channel, Message, PermanentDeliveryError, Receipt, TransientDeliveryError
 from channels.files import safe_name, write_atomic
+from engine.spreadsheet import SafeDictWriter
 
 
 def _plain(value: Any) -> Any:
@@ -44,7 +44,7 @@ def _plain(value: Any) -> Any:
 
 def _csv(rows: list[Mapping[str, Any]], columns: list[str]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer = SafeDictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (json.dumps(v, default=_plain, ensure_ascii=False) if isinstance(v, (dict, list)) else

@@ -7,7 +7,6 @@ else "system". The daemon honours an action at its next sweep.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from datetime import date, datetime
@@ -21,6 +20,7 @@ from engine.actions import ActionRefused, Collector, parse_installments
 from engine.store.events import EXPORT_COLUMNS, ExportFilter, export_events, verify_chain
 from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
 from engine.errors import DunningError
+from engine.spreadsheet import SafeDictWriter
 
 audit_app = typer.Typer(help="The tamper-evident event log: verify its hash chain, export it.")
 app.add_typer(audit_app, name="audit")
@@ -244,7 +244,7 @@ def audit_export(
         handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         count = 0
         try:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS) if format == "csv" else None
+            writer = SafeDictWriter(handle, fieldnames=EXPORT_COLUMNS) if format == "csv" else None
             if writer is not None:
                 writer.writeheader()
             with dunning.repo.read() as session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from datetime import date
 from pathlib import Path
@@ -15,6 +14,7 @@ from engine.cli.shared import app, emit_json, guarded, out, state
 from engine.clock import local_day
 from engine.reports.html import render
 from engine.reports.figures import REPORTS, ReportError, build, flatten, load_book, parse_buckets
+from engine.spreadsheet import SafeDictWriter
 
 
 def _day(text: str, option: str) -> date:
@@ -50,7 +50,7 @@ def report(
         if json_out:
             emit_json(result)
         elif csv_out:
-            writer = csv.DictWriter(sys.stdout, fieldnames=["currency", "section", "key", "figure", "value"])
+            writer = SafeDictWriter(sys.stdout, fieldnames=["currency", "section", "key", "figure", "value"])
             writer.writeheader()
             for row in flatten(result):
                 writer.writerow({**row, "value": "" if row["value"] is None else row["value"]})
