@@ -40,7 +40,7 @@ from typing import Any
 import aiosmtplib
 
 from channels.base import Attachment, Channel, ChannelContext, Message, Receipt
-from channels.files import safe_name, write_atomic
+from channels.files import inside, notice_stem, safe_name, write_new
 from engine.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
@@ -255,9 +255,9 @@ class EmailChannel(Channel):
         return Receipt(reference=message_id, detail=reply)
 
     def _write_eml(self, message: Message, data: bytes, message_id: str) -> Receipt:
-        path = self.eml_dir / f"{safe_name(message.key)}.eml"
+        path = inside(self.eml_dir, f"{notice_stem(message.notification_id, message.key)}.eml")
         try:
-            write_atomic(path, data)
+            write_new(path, data)
         except OSError as exc:
             raise TransientDeliveryError(f"cannot write {path}: {exc}") from exc
         return Receipt(reference=message_id, detail=str(path))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from channels.base import Attachment, Channel, Message, PermanentDeliveryError, Receipt, TransientDeliveryError
-from channels.files import safe_name, write_atomic
+from channels.files import inside, notice_stem, write_new
 from engine.spreadsheet import SafeDictWriter
 
 
@@ -139,10 +139,10 @@ class LegalChannel(Channel):
             files = await asyncio.to_thread(self.bundle, message)
         except Exception as exc:
             raise TransientDeliveryError(f"could not assemble the case file: {type(exc).__name__}: {exc}") from exc
-        folder = self.folder / safe_name(f"{message.customer.get('id')}-{message.key}")
+        folder = inside(self.folder, notice_stem(message.notification_id, f"{message.customer.get('id')}-{message.key}"))
         try:
             for name, data in files.items():
-                write_atomic(folder / name, data)
+                write_new(inside(folder, name), data)
         except OSError as exc:
             raise TransientDeliveryError(f"cannot write the case file to {folder}: {exc}") from exc
         detail = str(folder)

@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 
 from channels.base import Channel, Message, PermanentDeliveryError, Receipt, TransientDeliveryError
-from channels.files import safe_name, write_atomic
+from channels.files import inside, notice_stem, write_new
 
 
 class LetterChannel(Channel):
@@ -35,9 +35,9 @@ class LetterChannel(Channel):
             data = await asyncio.to_thread(self.render, message)
         except Exception as exc:
             raise PermanentDeliveryError(f"could not lay out the letter: {type(exc).__name__}: {exc}") from exc
-        path = self.folder / f"{safe_name(message.key)}.pdf"
+        path = inside(self.folder, f"{notice_stem(message.notification_id, message.invoices[0]['number'])}.pdf")
         try:
-            write_atomic(path, data)
+            write_new(path, data)
         except OSError as exc:
             raise TransientDeliveryError(f"cannot write {path}: {exc}; check the letter output folder") from exc
         return Receipt(reference=path.name, detail=str(path))

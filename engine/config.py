@@ -34,6 +34,10 @@ DEFAULT_CHANNELS: dict[str, dict[str, Any]] = {
 RECIPIENT_FIELDS = ("email", "phone", "address", "name", "id")
 
 
+#: Channel options that name a file or folder.
+CHANNEL_PATH_OPTIONS = ("output_dir", "eml_dir", "path")
+
+
 class ChannelSettings(BaseModel):
     """One named channel: which implementation (`type`) and its options (any other keys)."""
 
@@ -198,9 +202,17 @@ class Settings(BaseModel):
         return url
 
     def channel_settings(self) -> dict[str, ChannelSettings]:
+        """Every channel with its folder and file options (`output_dir`, `eml_dir`, `path`) resolved against
+        the configuration file's folder, as every other path here is: under the systemd unit the working
+        directory is not the configuration's folder."""
         merged = {name: ChannelSettings(**spec) for name, spec in DEFAULT_CHANNELS.items()}
         merged.update(self.channels)
-        return merged
+        return {name: self._with_resolved_paths(spec) for name, spec in merged.items()}
+
+    def _with_resolved_paths(self, spec: ChannelSettings) -> ChannelSettings:
+        paths = {key: str(self._resolve(Path(str(value)))) for key, value in spec.options.items()
+                 if key in CHANNEL_PATH_OPTIONS and value}
+        return spec.model_copy(update=paths) if paths else spec
 
     def _resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path)
