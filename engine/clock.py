@@ -31,17 +31,34 @@ class FixedClock:
         return self.at
 
 
+#: The days dunning works with. Beyond them, adding a time zone offset or the days of a ladder would leave
+#: Python's date range (year 1 to 9999) and no receivable is dated there anyway.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(9000, 12, 31)
+
+
+def out_of_range(day: date) -> str | None:
+    """Why `day` is outside the supported range, or None when it is inside."""
+    if EARLIEST_DAY <= day <= LATEST_DAY:
+        return None
+    return f"{day.isoformat()} is outside the supported range {EARLIEST_DAY.isoformat()} to {LATEST_DAY.isoformat()}"
+
+
 def parse_instant(text: str, zone: tzinfo) -> datetime:
     """An ISO date or datetime; a bare date is the start of that day, and a naive time is company-local."""
     text = text.strip()
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=zone)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            value = datetime.combine(date.fromisoformat(text), time(0), tzinfo=zone)
+        else:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise DunningError(
             f"cannot read {text!r} as a date or time; use ISO 8601 such as 2026-03-31 or 2026-03-31T09:00+01:00"
         ) from None
+    problem = out_of_range(value.date())
+    if problem:
+        raise DunningError(f"cannot use {text!r}: {problem}")
     return value if value.tzinfo else value.replace(tzinfo=zone)
 
 

@@ -163,6 +163,9 @@ class Settings(BaseModel):
     quiet_hours: QuietHoursSettings | None = None
     #: Limit messages per customer across channels; off unless configured.
     contact_cap: ContactCapSettings | None = None
+    #: How far ahead of the clock `dunning run --as-of` may sweep without `--allow-future` (a typo such as
+    #: 3026 would otherwise block every real sweep for a thousand years).
+    max_future_days: int = Field(default=7, ge=0, le=3650)
     #: Where the file-writing channels (log, letters...) put their output.
     output_dir: Path = Path("out")
     #: Folder relative paths are resolved against (the config file's folder); not a YAML key.

@@ -188,7 +188,8 @@ class Sweeper:
                 raise SweepRefused(
                     f"refusing to sweep as of {iso(as_of)}: the latest sweep ran as of {iso(latest)}, and sweeps "
                     "never go back in time (that would re-decide what was already sent). "
-                    "Run with a later --as-of, or without one for now."
+                    "Run with a later --as-of, or without one for now. If that latest sweep's date was a typo, "
+                    "restore the database from the backup taken before it (README: \"A sweep dated in the future\")."
                 )
             if latest is not None and as_of == latest:
                 report.already_swept = True

@@ -15,7 +15,7 @@ from engine.clock import iso, parse_instant
 from engine.config import Settings, load_settings
 from engine.errors import DunningError, ImportRejected, PolicyError
 
-from engine.cli.shared import AsOf, Json, Progress, app, emit_json, err, guarded, import_app, instant, out, policy_app, state
+from engine.cli.shared import AllowFuture, AsOf, Json, Progress, app, emit_json, err, guarded, import_app, instant, out, policy_app, state, sweep_instant
 
 # -- import ----------------------------------------------------------------------------------------
 
@@ -104,12 +104,13 @@ def run(
     as_of: AsOf = None,
     json_out: Json = False,
     no_dispatch: Annotated[bool, typer.Option("--no-dispatch", help="Only sweep; leave the outbox for later.")] = False,
+    allow_future: AllowFuture = False,
 ) -> None:
     """One sweep at --as-of (default now): apply due transitions, queue their notifications, send them."""
 
     def action() -> None:
         dunning = state.dunning()
-        report = dunning.run(instant(as_of, dunning.settings), dispatch=not no_dispatch)
+        report = dunning.run(sweep_instant(as_of, dunning, allow_future=allow_future), dispatch=not no_dispatch)
         if json_out:
             emit_json(report.as_dict())
             return

@@ -38,7 +38,8 @@ def db_upgrade(
 
         repo = _repository()
         try:
-            before, after = upgrade(repo, revision)
+            with repo.reachable():
+                before, after = upgrade(repo, revision)
         finally:
             repo.dispose()
         if before == after:
@@ -60,7 +61,7 @@ def db_current(
 
         repo = _repository()
         try:
-            with repo.engine.connect() as conn:
+            with repo.reachable(), repo.engine.connect() as conn:
                 found = schema_state(conn)
         finally:
             repo.dispose()
@@ -82,11 +83,17 @@ def db_check() -> None:
     """Compare the database's tables, columns and indexes with the models (exit 1 listing any difference)."""
 
     def action() -> int:
-        from engine.store.migrations import schema_differences
+        from engine.store.migrations import schema_differences, schema_state
 
         repo = _repository()
         try:
-            differences = schema_differences(repo)
+            with repo.reachable():
+                with repo.engine.connect() as conn:
+                    if schema_state(conn).empty:
+                        out.print("the database is empty (no dunning tables); create it with `dunning db upgrade`",
+                                  markup=False)
+                        return 1
+                differences = schema_differences(repo)
         finally:
             repo.dispose()
         for difference in differences:

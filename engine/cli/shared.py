@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -93,6 +93,29 @@ def emit_json(value: Any) -> None:
 
 def instant(text: str | None, settings: Settings) -> datetime | None:
     return parse_instant(text, settings.zone) if text else None
+
+
+def sweep_instant(text: str | None, dunning: Dunning, *, allow_future: bool) -> datetime | None:
+    """`--as-of` of a command that writes as of that instant: not further ahead of the clock than
+    `max_future_days` unless the user says `--allow-future` (sweeps never go back, so a typo would stick)."""
+    at = instant(text, dunning.settings)
+    if at is None or allow_future:
+        return at
+    now = dunning.clock.now()
+    margin = dunning.settings.max_future_days
+    if at > now + timedelta(days=margin):
+        raise DunningError(
+            f"--as-of {text} is {(at - now).days} days ahead of the clock ({iso(now)}); a sweep in the future "
+            "blocks every later sweep until that day. Check the date for a typo, or add --allow-future if you "
+            f"mean it (the margin is `max_future_days: {margin}` in the configuration)"
+        )
+    return at
+
+
+AllowFuture = Annotated[
+    bool,
+    typer.Option("--allow-future", help="Allow an --as-of further ahead of the clock than max_future_days."),
+]
 
 
 AsOf = Annotated[

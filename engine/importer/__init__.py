@@ -41,7 +41,7 @@ from sqlalchemy import Connection, bindparam, func, select, type_coerce, update
 from sqlalchemy.sql import Select
 
 from engine.store.events import append_events
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, SystemClock, out_of_range
 from engine.currencies import is_currency, minor_units, unknown_currency_message
 from engine.errors import DunningError, IllegalTransition, ImportRejected, RowProblem
 from engine.policy.machine import Case, machine_for_invoice
@@ -131,8 +131,16 @@ def _show(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (bool, list, dict)) else repr(value)
 
 
+#: Text no database column may hold: NUL (PostgreSQL refuses it) and lone surrogates (not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _text(value: Any) -> str:
     if isinstance(value, str):
+        bad = _UNSTORABLE.search(value)
+        if bad:
+            raise _Bad(f"contains the character U+{ord(bad.group()):04X} at position {bad.start() + 1}, which cannot "
+                       "be stored (a NUL byte or half of a UTF-16 surrogate pair); fix the export that wrote it")
         return value.strip()
     # A JSON Lines file may well write a numeric id as a number.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -231,6 +239,9 @@ def _date(value: Any) -> date:
     if isinstance(value, datetime):
         raise _Bad(f"{value.isoformat()} is a date and time; {_DATE_HINT}")
     if isinstance(value, date):
+        problem = out_of_range(value)
+        if problem:
+            raise _Bad(problem)
         return value
     raise _Bad(f"{_show(value)} is not a date; {_DATE_HINT}")
 
@@ -241,9 +252,13 @@ def _date_text(text: str) -> date:
     if not _DATE_RE.match(text):
         raise _Bad(f"{text!r} is not a date; {_DATE_HINT}")
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise _Bad(f"{text!r} is not a valid date (no such day); {_DATE_HINT}") from None
+    problem = out_of_range(day)
+    if problem:
+        raise _Bad(problem)
+    return day
 
 
 def _tags(value: Any) -> tuple[str, ...]:

@@ -40,12 +40,20 @@ class Repository:
         migration is used as is; an older one is refused with "run `dunning db upgrade`" (engine.store.migrations)."""
         from engine.store.migrations import create_or_check
 
-        try:
+        with self.reachable():
             create_or_check(self)
+
+    @contextmanager
+    def reachable(self) -> Iterator[None]:
+        """A server that does not answer (or a file that cannot be opened) becomes a ConfigError naming the
+        database and what to check, instead of the driver's traceback."""
+        try:
+            yield
         except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
             raise ConfigError(
                 f"cannot open the database {self.engine.url.render_as_string(hide_password=True)}: "
-                f"{exc.orig}; check the `database` setting or ${'DUNNING_DATABASE_URL'}"
+                f"{reason}; check that the server runs and the `database` setting or $DUNNING_DATABASE_URL"
             ) from None
 
     def has_schema(self) -> bool:
