@@ -86,7 +86,7 @@ class Dunning:
         return Dispatcher(
             self.repo,
             channels if channels is not None else self.build_channels(),
-            Renderer(self.settings.templates_path),
+            Renderer(self.settings.templates_path, self.stage_templates()),
             self.settings.dispatch,
             self.settings.company.model_dump(),
             clock=self.clock,
@@ -168,6 +168,13 @@ class Dunning:
             amounts[invoice["stage"]][invoice["currency"]] += invoice["open_amount"]
         stages = sorted(counts, key=lambda s: (order.get(s, 1000), s))
         return [{"stage": s, "invoices": counts[s], "open_amount": dict(amounts[s])} for s in stages]
+
+    def stage_templates(self) -> dict[tuple[str, str], str]:
+        """(policy, stage) → the stage's `template:` name, for the stages that name one."""
+        policies = self.policies_if_valid()
+        if policies is None:
+            return {}
+        return {(p.name, st.name): st.template for p in policies.policies for st in p.stages if st.template}
 
     def policies_if_valid(self) -> PolicySet | None:
         """The policies in force, or None while a policy file is invalid (for work that can do without)."""

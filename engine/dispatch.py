@@ -297,7 +297,7 @@ class Dispatcher:
         }
         channel = self.channels.get(row["channel"])
         rendered = self.renderer.render_parts(row["stage"], row["channel"], context, language=row["c_language"],
-                                              html=bool(getattr(channel, "wants_html", False)))
+                                              html=bool(getattr(channel, "wants_html", False)), policy=row["policy"])
         return Message(
             notification_id=row["id"], key=row["key"], channel=row["channel"], recipient=row["recipient"],
             subject=rendered.subject, body=rendered.text, stage=row["stage"], policy=row["policy"],

@@ -162,7 +162,11 @@ def _paragraphs(text: str) -> Markup:
 
 
 class Renderer:
-    def __init__(self, folder: Path | None):
+    """Renders notifications from `folder`. `stage_templates` maps (policy, stage) to the stage's `template:`
+    name, which then takes the stage name's place when the template files are looked up."""
+
+    def __init__(self, folder: Path | None, stage_templates: Mapping[tuple[str, str], str] | None = None):
+        self.stage_templates = dict(stage_templates or {})
         loaders: list[Any] = []
         if folder is not None and folder.is_dir():
             loaders.append(FileSystemLoader(str(folder)))
@@ -225,12 +229,14 @@ class Renderer:
 
     def render_parts(
         self, stage: str, channel: str, context: Mapping[str, Any], *, language: str | None = None,
-        html: bool = True,
+        html: bool = True, policy: str | None = None,
     ) -> Rendered:
-        """Subject, plain text and (with `html`) the HTML part, in the customer's language."""
+        """Subject, plain text and (with `html`) the HTML part, in the customer's language; the templates are
+        those of the stage's `template:` name when its policy gives one."""
         tags = language_tags(language)
         title = stage.replace("_", " ").title()
         values = {"stage_title": title, **context, "language": tags[0] if tags else None}
+        stage = self.stage_templates.get((policy or "", stage), stage)
         text = self._render(self.find(stage, channel, language) or "default.txt", values)
         first, _, rest = text.partition("\n")
         if first.lower().startswith("subject:"):

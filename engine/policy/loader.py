@@ -139,9 +139,14 @@ class StageSpec(BaseModel):
         description="Optional: send again every `every_days` days, at most `max` times, while the invoice stays here.",
         examples=[{"every_days": 7, "max": 2}],
     )
-    template: Annotated[str | None, Expect("a template name")] = Field(
+    template: Annotated[str | None, Expect("a template name: letters, digits, '_' and '-'")] = Field(
         default=None,
-        description="Optional template name to use instead of the stage name.",
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+        description=(
+            "Optional template name used instead of the stage name to find the stage's templates in "
+            "rules/templates (`<template>.<channel>[.<lang>].txt`, `<template>[.<lang>].txt`, then the channel "
+            "and default templates)."
+        ),
         examples=["friendly_reminder"],
     )
     description: Annotated[str | None, Expect("text")] = Field(
