@@ -466,7 +466,11 @@ def _claim_sweep(conn: Connection) -> None:
     it with its connection. SQLite needs nothing: `BEGIN IMMEDIATE` already admits one writer."""
     if conn.dialect.name != "postgresql":
         return
-    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK_KEY}).scalar():
+    # Advisory locks are database-wide: the key is mixed with the schema so that books kept in different
+    # schemas of one database (tenants, tests) never wait for each other.
+    claimed = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key # hashtext(current_schema())::bigint)"),
+                           {"key": SWEEP_LOCK_KEY}).scalar()
+    if not claimed:
         raise SweepBusy("another process is sweeping this database right now; its sweep covers this instant "
                         "(try again when it has finished)")
 

@@ -62,6 +62,8 @@ class InvoiceFacts:
     stage: str
     payments: list[tuple[date, Decimal]] = field(default_factory=list)
     written_off_on: date | None = None
+    #: The open amount when it was written off (the write-off event records it).
+    written_off_amount: Decimal | None = None
     #: stage -> first day entered; (stage, channel) -> first notification day
     entered: dict[str, date] = field(default_factory=dict)
     notified: dict[tuple[str, str], date] = field(default_factory=dict)
@@ -75,6 +77,15 @@ class InvoiceFacts:
         if self.issued_on > day or (self.written_off_on is not None and self.written_off_on <= day):
             return ZERO
         return max(self.amount - self.paid_until(day), ZERO)
+
+    def written_off_value(self) -> Decimal:
+        """What the write-off took off the book: the open amount when it was recorded (a payment dated on the
+        write-off day was collected, not written off). Older events without the amount: what was open at the
+        end of that day, payments of the day included."""
+        if self.written_off_amount is not None:
+            return self.written_off_amount
+        assert self.written_off_on is not None
+        return max(self.amount - self.paid_until(self.written_off_on), ZERO)
 
     def settled_on(self) -> date | None:
         """The day the payments first covered the whole amount (None: not paid in full)."""
@@ -154,6 +165,8 @@ def load_book(repo: Repository, zone: tzinfo, as_of: date, stage_order: Mapping[
                     invoice.first_notice_on = day
             elif kind == "write_off":
                 invoice.written_off_on = day
+                recorded = data.get("amount")
+                invoice.written_off_amount = Decimal(str(recorded)) if recorded is not None else None
             else:
                 outcomes.append((kind, invoice.id, day))
         commitments = [
@@ -302,7 +315,7 @@ def kpis(book: Book, since: date) -> dict[str, Any]:
         closing_current = sum((i.open_at(end) for i in invoices if i.due_on >= end), ZERO)
         sales = sum((i.amount for i in invoices if since <= i.issued_on <= end), ZERO)
         collected = sum((a for i in invoices for d, a in i.payments if since <= d <= end), ZERO)
-        written_off = sum((i.open_at(i.written_off_on - timedelta(days=1)) for i in invoices
+        written_off = sum((i.written_off_value() for i in invoices
                            if i.written_off_on is not None and since <= i.written_off_on <= end), ZERO)
         settled = [(i, i.settled_by(end)) for i in invoices]
         paid_in_period = [(i, d) for i, d in settled if d is not None and since <= d]

@@ -99,7 +99,9 @@ def append_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     if not events:
         return
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+        # Mixed with the schema: books in different schemas of one database have separate chains.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key # hashtext(current_schema())::bigint)"),
+                     {"key": CHAIN_LOCK_KEY})
     head = conn.execute(select(EVENTS.c.hash).order_by(EVENTS.c.id.desc()).limit(1)).scalar()
     previous = head or GENESIS
     rows = []

@@ -61,7 +61,9 @@ def _lock(conn: Connection) -> None:
     from sqlalchemy import text
 
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        # Mixed with the schema: creating the tables of one schema does not wait for another schema's.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key # hashtext(current_schema())::bigint)"),
+                     {"key": SCHEMA_LOCK_KEY})
 
 
 def _config(conn: Connection) -> typing.Any:
