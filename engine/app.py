@@ -50,7 +50,7 @@ class Dunning:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, repo: Repository | None = None):
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.repo = repo or Repository.open(settings.database_url)
+        self.repo = repo or Repository.open(settings.database_url, busy_seconds=settings.database_busy_seconds)
         #: Sweeps skip invoices whose next action day has not come; False re-evaluates every open invoice.
         self.incremental = True
 

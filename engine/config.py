@@ -163,6 +163,8 @@ class Settings(BaseModel):
     quiet_hours: QuietHoursSettings | None = None
     #: Limit messages per customer across channels; off unless configured.
     contact_cap: ContactCapSettings | None = None
+    #: How long a writer waits for another one on SQLite before giving up with a clear message.
+    database_busy_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: How far ahead of the clock `dunning run --as-of` may sweep without `--allow-future` (a typo such as
     #: 3026 would otherwise block every real sweep for a thousand years).
     max_future_days: int = Field(default=7, ge=0, le=3650)

@@ -10,6 +10,7 @@ Every message says what went wrong *and* what to do about it; the CLI prints it 
     ├── IllegalTransition      a move the state machine does not allow; nothing changed
     ├── SweepRefused           a sweep at an instant earlier than the latest one
     ├── NotFound               an invoice, customer or notification that does not exist
+    ├── DatabaseBusy           another process held the SQLite database for longer than we wait
     └── DeliveryError          a channel could not deliver
         ├── TransientDeliveryError   try again later (timeouts, 4xx, connection refused)
         └── PermanentDeliveryError   will never succeed as is (5xx, no address)
@@ -91,6 +92,11 @@ class IllegalTransition(DunningError):
 
 class SweepRefused(DunningError):
     pass
+
+
+class DatabaseBusy(DunningError):
+    """Another process kept the (SQLite) database locked for longer than `database_busy_seconds`; nothing
+    was written. The message names the holder when it is a dunning process."""
 
 
 class SweepBusy(SweepRefused):

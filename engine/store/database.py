@@ -1,37 +1,43 @@
 """The only way into the database: engines, sessions and transactions.
 
-SQLite is tuned as LIBRARY-NOTES.md measured: WAL, `synchronous=NORMAL`, a busy timeout, and writers that
+SQLite is tuned for one writer beside many readers: WAL, `synchronous=NORMAL`, a busy timeout, and writers that
 begin with `BEGIN IMMEDIATE` (a deferred BEGIN that upgrades to a write fails under contention). Readers
 keep a plain BEGIN so `dunning status` runs freely while a sweep writes.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, create_engine, event, func, inspect, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from engine.store import models
-from engine.errors import ConfigError
+from engine.errors import ConfigError, DatabaseBusy
 
 _WRITE = "dunning_write"
 
 
 class Repository:
-    def __init__(self, url: str, *, echo: bool = False):
+    def __init__(self, url: str, *, echo: bool = False, busy_seconds: float = 30.0):
         self.url = url
-        self.engine = _make_engine(url, echo=echo)
+        self.busy_seconds = busy_seconds
+        self.engine = _make_engine(url, echo=echo, busy_seconds=busy_seconds)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self.dialect = self.engine.dialect.name
 
     @classmethod
-    def open(cls, url: str) -> Repository:
-        repo = cls(url)
+    def open(cls, url: str, *, busy_seconds: float = 30.0) -> Repository:
+        repo = cls(url, busy_seconds=busy_seconds)
         repo.create_schema()
         return repo
 
@@ -66,10 +72,20 @@ class Repository:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One write transaction: committed on success, rolled back on any error."""
-        with Session(self._write_engine, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        """One write transaction: committed on success, rolled back on any error. On SQLite a writer that
+        waited `busy_seconds` for another one gets `DatabaseBusy` naming that writer (nothing was written)."""
+        try:
+            with Session(self._write_engine, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+        except OperationalError as exc:
+            if self.dialect == "sqlite" and "locked" in str(exc.orig):
+                raise DatabaseBusy(
+                    f"the database {self.engine.url.database} is busy: {_writer_of(self.engine.url.database)} "
+                    f"has held it for more than the {self.busy_seconds:g} s we wait; nothing was written. Try "
+                    "again when it has finished (or raise `database_busy_seconds` in the configuration)"
+                ) from None
+            raise
 
     def count(self, model: Any) -> int:
         with self.read() as session:
@@ -79,9 +95,40 @@ class Repository:
         self.engine.dispose()
 
 
-def _make_engine(url: str, *, echo: bool) -> Engine:
+def _writer_file(database: str | None) -> Path | None:
+    return Path(f"{database}-writer") if database and database != ":memory:" else None
+
+
+def _note_writer(database: str | None) -> None:
+    """Leave word of who holds the write lock, for a writer that times out waiting (`_writer_of`). Written
+    right after BEGIN IMMEDIATE succeeded, so the newest word is always the current holder's."""
+    path = _writer_file(database)
+    if path is None:
+        return
+    command = " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:3]) if sys.argv and sys.argv[0] else "python"
+    try:
+        path.write_text(f"{os.getpid()} {time.time():.0f} {command}\n", encoding="utf-8")
+    except OSError:
+        pass  # the word is a courtesy; a read-only folder must not stop a write
+
+
+def _writer_of(database: str | None) -> str:
+    """Who holds the write lock, as far as a dunning process left word of it."""
+    path = _writer_file(database)
+    try:
+        pid_text, since, command = path.read_text(encoding="utf-8").strip().split(" ", 2) if path else ("", "", "")
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return "another program (not a dunning process, or one that left no word)"
+    started = datetime.fromtimestamp(float(since), timezone.utc).strftime("%H:%M:%S UTC")
+    return f"process {pid} (`{command}`, writing since {started})"
+
+
+def _make_engine(url: str, *, echo: bool, busy_seconds: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"timeout": busy_seconds})
+        database = make_url(url).database
 
         @event.listens_for(engine, "connect")
         def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -91,7 +138,7 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
             if ":memory:" not in url:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -99,6 +146,8 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
         def _begin(connection: Any) -> None:
             writing = connection.get_execution_options().get(_WRITE, False)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+            if writing:
+                _note_writer(database)
 
         return engine
     if url.startswith("postgresql"):
