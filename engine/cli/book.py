@@ -130,11 +130,15 @@ def run(
                 out.print(f"  policy changes: {sweep.policy_changes}", markup=False)
         if report.dispatch:
             d = report.dispatch
+            # Notices with no address failed as they were queued; they count here too, so the line adds up.
+            failed = sum(d.failed.values()) + (0 if sweep.already_swept else sweep.unaddressed)
             out.print(
-                f"dispatched: {sum(d.sent.values())} sent, {sum(d.failed.values())} failed, "
-                f"{sum(d.retrying.values())} to retry",
+                f"dispatched: {sum(d.sent.values())} sent, {failed} failed, {sum(d.retrying.values())} to retry",
                 markup=False,
             )
+            if sweep.unaddressed and not sweep.already_swept:
+                out.print(f"  {sweep.unaddressed} of the failed had no address for their channel; see "
+                          "`dunning outbox --status failed`", markup=False)
 
     guarded(action)
 

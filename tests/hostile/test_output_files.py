@@ -133,3 +133,20 @@ def test_a_run_from_another_folder_writes_beside_the_config(tmp_path: Path) -> N
         subprocess.run([str(DUNNING), *args], check=True, cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert len(list((home / "print").glob("*.pdf"))) == 1
     assert not (tmp_path / "print").exists()
+
+
+def test_run_counts_notices_that_failed_for_want_of_an_address(tmp_path: Path) -> None:
+    from tests.acceptance.test_cli import Cli
+
+    cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'dunning.db'}")
+    cli.write("rules/p.yaml", "name: p\nstages:\n  - {name: reminder, after_days: 1, channels: [log]}\n")
+    cli.write("config.yaml", "channels:\n  log: {type: log, recipient: email}\n")
+    cli.env["DUNNING_CONFIG"] = str(tmp_path / "config.yaml")
+    cli.write("c.csv", "id,name,email\nC1,Acme,ap@acme.example\nC2,Bolt,\n")
+    cli.write("i.csv", "number,customer_id,currency,amount,issued_on,due_on\n"
+                       "I1,C1,EUR,10.00,2026-01-01,2026-01-02\nI2,C2,EUR,10.00,2026-01-01,2026-01-02\n")
+    cli("import", "customers", "c.csv")
+    cli("import", "invoices", "i.csv")
+    out = cli("run", "--as-of", "2026-02-01").stdout
+    assert "dispatched: 1 sent, 1 failed, 0 to retry" in out
+    assert "1 of the failed had no address" in out
