@@ -117,7 +117,7 @@ class QuietHoursSettings(BaseModel):
     @field_validator("country")
     @classmethod
     def _known_country(cls, value: str | None) -> str | None:
-        from engine.policy.loader import is_known_country
+        from engine.policy.calendar import is_known_country
 
         if value is not None and not is_known_country(value.partition("-")[0]):  # GB-ENG: a subdivision
             raise ValueError(f"unknown country {value!r}; use an ISO code the `holidays` package knows, e.g. DE")

@@ -24,10 +24,10 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
-import holidays
 from sqlalchemy import Connection, select, update
 
 from engine.config import ContactCapSettings, QuietHoursSettings, Settings
+from engine.policy.calendar import working_days
 from engine.store.models import Customer, Notification, NotificationStatus
 
 __all__ = ["ContactGate", "QuietHours", "customer_country", "gate_for"]
@@ -35,16 +35,6 @@ __all__ = ["ContactGate", "QuietHours", "customer_country", "gate_for"]
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 COUNTRY_TAG = "country:"
-
-
-@lru_cache(maxsize=64)
-def _country_calendar(country: str) -> holidays.HolidayBase | None:
-    # `GB-ENG` style codes name a subdivision: England has Easter Monday, the UK as a whole does not.
-    code, _, subdivision = country.partition("-")
-    try:
-        return holidays.country_holidays(code, subdiv=subdivision or None)
-    except NotImplementedError:  # an unknown code in a customer tag: weekends only, rather than no sending
-        return None
 
 
 @lru_cache(maxsize=256)
@@ -86,15 +76,9 @@ class QuietHours:
         return moment >= self.start or moment < self.end  # spans midnight
 
     def is_blocked_day(self, day: date, country: str | None) -> bool:
-        calendar = _country_calendar(country) if country else None
-        if self.holidays and calendar is not None and day in calendar:
-            return True
-        if self.weekends:
-            if calendar is None:
-                return day.weekday() >= 5
-            weekend = day.weekday() in calendar.weekend
-            return weekend and day not in getattr(calendar, "weekend_workdays", ())
-        return False
+        # The engine's one working-day rule (engine.policy.calendar), the same as `days: business` counts.
+        calendar = working_days(country)
+        return (self.holidays and calendar.is_holiday(day)) or (self.weekends and calendar.is_weekend(day))
 
     def allows(self, instant: datetime, zone: tzinfo, country: str | None) -> bool:
         local = instant.astimezone(zone)

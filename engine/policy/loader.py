@@ -21,7 +21,6 @@ Shape of one policy file (see `policy_json_schema()` for the per-key documentati
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import re
 from collections.abc import Collection, Mapping
@@ -29,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeGuard
 
-import holidays
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import ExpressionError, PolicyError, Problem
+from engine.policy.calendar import is_known_country, known_countries
 from engine.policy.expressions import FIELDS, compile_expression
 from engine.policy.model import (
     RESERVED_STATE_NAMES,
@@ -279,11 +278,6 @@ def policy_json_schema() -> dict[str, Any]:
     }
 
 
-def is_known_country(code: str) -> bool:
-    """Whether `holidays` has a public-holiday calendar for this country code (e.g. "DE")."""
-    return code in _countries()
-
-
 #: The reference policy; also the schema's example.
 CANONICAL_EXAMPLE: dict[str, Any] = {
     "name": "standard",
@@ -420,7 +414,7 @@ def _semantic_problems(located: Located, known_channels: Collection[str]) -> dic
     calendar = data.get("calendar")
     country = calendar.get("country") if isinstance(calendar, dict) else None
     if isinstance(country, str) and not is_known_country(country):
-        hint = did_you_mean(country, _countries()) or did_you_mean(country.upper(), _countries())
+        hint = did_you_mean(country, known_countries()) or did_you_mean(country.upper(), known_countries())
         problems.append(
             located.problem(
                 ("calendar", "country"),
@@ -697,11 +691,6 @@ def _build(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@functools.cache
-def _countries() -> frozenset[str]:
-    return frozenset(holidays.list_supported_countries())
 
 
 def _is_policy_file(path: Path) -> bool:
