@@ -27,8 +27,7 @@ Unknown values
     Any fact may be None (unknown), and a field missing from the facts counts as None. Every
     comparison with an unknown operand is false, except ``!=`` and ``not in``, which are true;
     ``== null`` / ``!= null`` test for it. Logic is two-valued: ``not (x > 5)`` is true when x is
-    unknown. `CompiledExpression.to_sql` reproduces exactly these semantics in SQL (where NULL
-    would otherwise be three-valued).
+    unknown.
 """
 
 from __future__ import annotations
@@ -42,14 +41,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, NoReturn
-
-import sqlalchemy as sa
+from typing import Any, NoReturn
 
 from engine.errors import ExpressionError
-
-if TYPE_CHECKING:
-    from sqlalchemy.sql.elements import ColumnElement
 
 __all__ = [
     "FIELDS",
@@ -63,7 +57,6 @@ __all__ = [
 Facts = Mapping[str, Any]
 _Getter = Callable[[Facts], Any]
 _Predicate = Callable[[Facts], bool]
-_Columns = Mapping[str, "ColumnElement[Any]"]
 
 
 class FieldType(enum.Enum):
@@ -245,10 +238,6 @@ class _Value:
     def getter(self) -> _Getter:
         raise NotImplementedError
 
-    def sql(self, cols: _Columns) -> tuple[Any, list[ColumnElement[Any]]]:
-        """SQL for the value, and the columns whose NULL makes it unknown."""
-        raise NotImplementedError
-
     def field_names(self) -> set[str]:
         return set()
 
@@ -271,10 +260,6 @@ class _FieldRef(_Value):
     def getter(self) -> _Getter:
         # methodcaller runs in C: cheaper than a Python-level closure around facts.get.
         return operator.methodcaller("get", self.field.name)
-
-    def sql(self, cols: _Columns) -> tuple[Any, list[ColumnElement[Any]]]:
-        column = cols[self.field.name]
-        return column, [column]
 
     def field_names(self) -> set[str]:
         return {self.field.name}
@@ -301,10 +286,6 @@ class _Lit(_Value):
     def getter(self) -> _Getter:
         value = self.value
         return lambda facts: value
-
-    def sql(self, cols: _Columns) -> tuple[Any, list[ColumnElement[Any]]]:
-        return self.value, []
-
 
 class _ListLit(_Value):
     __slots__ = ("items",)
@@ -362,13 +343,6 @@ class _Arith(_Value):
 
         return arith
 
-    def sql(self, cols: _Columns) -> tuple[Any, list[ColumnElement[Any]]]:
-        parts = [o.sql(cols) for o in self.operands]
-        nullable = [c for _, cs in parts for c in cs]
-        if self.op == "neg":
-            return operator.neg(parts[0][0]), nullable
-        return _ARITH_OPS[self.op](parts[0][0], parts[1][0]), nullable
-
     def field_names(self) -> set[str]:
         return set().union(*(o.field_names() for o in self.operands))
 
@@ -383,9 +357,6 @@ class _Cond:
 
     text: str
     fn: _Predicate
-
-    def sql(self, cols: _Columns) -> ColumnElement[bool] | None:
-        raise NotImplementedError
 
     def explain(self, facts: Facts) -> str:
         raise NotImplementedError
@@ -483,34 +454,6 @@ class _Cmp(_Cond):
 
         return compare
 
-    def sql(self, cols: _Columns) -> ColumnElement[bool] | None:
-        left, op, right = self.left, self.op, self.right
-        if left.kind is _Kind.TAGS or right.kind is _Kind.TAGS:
-            return None  # membership in a list-valued column has no portable SQL form
-        if op in ("in", "not in"):
-            assert isinstance(right, _ListLit)
-            expr, nullable = left.sql(cols)
-            values = [item.value for item in right.items]
-            if op == "in":
-                return sa.and_(*(c.is_not(None) for c in nullable), expr.in_(values))
-            return sa.or_(*(c.is_(None) for c in nullable), expr.not_in(values))
-        if self._is_null_test():
-            subject = left if right.kind is _Kind.NULL else right
-            _, nullable = subject.sql(cols)
-            if op == "==":
-                return sa.or_(*(c.is_(None) for c in nullable))
-            return sa.and_(*(c.is_not(None) for c in nullable))
-        subject, op, other = self._oriented()
-        a, a_null = subject.sql(cols)
-        b, b_null = other.sql(cols)
-        nullable = a_null + b_null
-        # SQL comparisons with NULL are NULL, which `NOT` keeps NULL; the explicit IS [NOT] NULL
-        # guards make every clause plain TRUE/FALSE so `not`, `and`, `or` behave as in Python.
-        if op == "!=":
-            return sa.or_(*(c.is_(None) for c in nullable), a != b)
-        comparison: ColumnElement[bool] = _CMP[op](a, b)  # type: ignore[assignment]
-        return sa.and_(*(c.is_not(None) for c in nullable), comparison)
-
     def explain(self, facts: Facts) -> str:
         result = self.fn(facts)
         left, right = self.left, self.right
@@ -576,11 +519,6 @@ class _And(_Cond):
 
             self.fn = every
 
-    def sql(self, cols: _Columns) -> ColumnElement[bool] | None:
-        parts = [p.sql(cols) for p in self.parts]
-        clauses = [p for p in parts if p is not None]
-        return sa.and_(*clauses) if len(clauses) == len(parts) else None
-
     def explain(self, facts: Facts) -> str:
         for part in self.parts:
             if not part.fn(facts):
@@ -611,11 +549,6 @@ class _Or(_Cond):
 
             self.fn = some
 
-    def sql(self, cols: _Columns) -> ColumnElement[bool] | None:
-        parts = [p.sql(cols) for p in self.parts]
-        clauses = [p for p in parts if p is not None]
-        return sa.or_(*clauses) if len(clauses) == len(parts) else None
-
     def explain(self, facts: Facts) -> str:
         for part in self.parts:
             if part.fn(facts):
@@ -634,10 +567,6 @@ class _Not(_Cond):
         self.text = text
         inner = part.fn
         self.fn = lambda facts: not inner(facts)
-
-    def sql(self, cols: _Columns) -> ColumnElement[bool] | None:
-        inner = self.part.sql(cols)
-        return None if inner is None else sa.not_(inner)
 
     def explain(self, facts: Facts) -> str:
         # The facts that make the inner condition true/false are exactly why `not` is false/true.
@@ -658,9 +587,6 @@ class _Truth(_Cond):
         get = field.getter()
         self.fn = lambda facts: get(facts) is True
 
-    def sql(self, cols: _Columns) -> ColumnElement[bool] | None:
-        return cols[self.field.field.name].is_(True)
-
     def explain(self, facts: Facts) -> str:
         return f"{self.field.label} is {_fmt(self.field.getter()(facts))}"
 
@@ -675,9 +601,6 @@ class _Const(_Cond):
         self.value = value
         self.text = text
         self.fn = lambda facts: value
-
-    def sql(self, cols: _Columns) -> ColumnElement[bool] | None:
-        return sa.true() if self.value else sa.false()
 
     def explain(self, facts: Facts) -> str:
         return f"{_quote(self.text)} is always {_word(self.value)}"
@@ -740,21 +663,6 @@ class CompiledExpression:
             except Exception:
                 return f"{_quote(self.source)} could not be evaluated with these facts"
             return f"{_quote(self.source)} is {verdict}"
-
-    def to_sql(self, column_for: Callable[[str], ColumnElement[Any] | None]) -> ColumnElement[bool] | None:
-        """The condition as a SQLAlchemy boolean clause with the same unknown-value semantics.
-
-        `column_for` maps a dotted field name to its column (or None when there is none). Returns
-        None when a referenced field has no column or the expression uses a construct SQL cannot
-        express portably (membership in a TEXT_LIST field); the caller then evaluates in Python.
-        """
-        columns: dict[str, ColumnElement[Any]] = {}
-        for name in sorted(self.fields):
-            column = column_for(name)
-            if column is None:
-                return None
-            columns[name] = column
-        return self._root.sql(columns)
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.source!r})"
