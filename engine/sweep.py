@@ -12,7 +12,7 @@ from collections import Counter
 from functools import lru_cache
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +22,9 @@ from engine.store.events import append_events
 from engine.policy.calendar import CALENDAR_DAYS, day_counter
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.commitments import settle_commitments
-from engine.policy.decide import decide, is_volatile, map_stage, next_action_on
+from engine.policy.decide import decide, is_volatile, map_stage
 from engine.errors import SweepBusy, SweepRefused
+from engine.policy.facts import customer_facts, invoice_facts  # noqa: F401  (explain and actions import them from here)
 from engine.policy.machine import Case, machine_for
 from engine.store.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
 from engine.policy.model import CLOSED_STATES, CURRENT, PAUSED_STATES, Policy, PolicySet
@@ -81,38 +82,6 @@ def group_notification_key(customer_id: str, stage: str, as_of: datetime, repeat
     """Unique per (customer, stage, sweep, repeat number, channel): the key of a grouped notification."""
     swept = as_of.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"customer:{customer_id}/{stage}@{swept}/{repeat_no}/{channel}"
-
-
-def customer_facts(row: Mapping[str, Any], totals: tuple[Decimal, Decimal, int] | None) -> dict[str, Any]:
-    total_open, total_overdue, overdue_count = totals or (ZERO, ZERO, 0)
-    return {
-        "customer.id": row["customer_id"],
-        "customer.name": row["c_name"],
-        "customer.credit_grade": row["c_credit_grade"],
-        "customer.segment": row["c_segment"],
-        "customer.owner": row["c_owner"],
-        "customer.language": row["c_language"],
-        "customer.timezone": row["c_timezone"],
-        "customer.tags": tuple(row["c_tags"] or ()),
-        "customer.total_open": total_open,
-        "customer.total_overdue": total_overdue,
-        "customer.overdue_count": overdue_count,
-    }
-
-
-def invoice_facts(row: Mapping[str, Any], days_overdue: int) -> dict[str, Any]:
-    return {
-        "invoice.number": row["number"],
-        "invoice.amount": row["amount"],
-        "invoice.open_amount": row["open_amount"],
-        "invoice.paid_amount": row["amount"] - row["open_amount"],
-        "invoice.currency": row["currency"],
-        "invoice.days_overdue": days_overdue,
-        "invoice.issued_on": row["issued_on"],
-        "invoice.due_on": row["due_on"],
-        "invoice.tags": tuple(row["tags"] or ()),
-        "invoice.stage": row["stage"],
-    }
 
 
 SWEEP_COLUMNS = (
@@ -334,6 +303,7 @@ class Sweeper:
                 counter=counter,
                 facts=facts,
                 force_next=bool(row["escalate_now"]),
+                volatile_policy_choice=self.volatile_choice,
             )
             if row["escalate_now"]:
                 change["escalate_now"] = False
@@ -374,13 +344,7 @@ class Sweeper:
                              as_of, recorded_at, days_overdue, decision.rule, events, notices, report)
                 last_notice_on, repeats_done = today, decision.repeat_no
 
-            wake = next_action_on(
-                policy, stage=stage, days_overdue=days_overdue, entered_on=entered_on,
-                last_notice_on=last_notice_on, repeats_done=repeats_done, today=today, counter=counter,
-                facts=facts, volatile_policy_choice=self.volatile_choice,
-            )
-            if decision.action == "stay" and wake <= today:
-                wake = today + timedelta(days=1)  # nothing happened today; never ask again today
+            wake = decision.next_on  # the day to look again, found by decide's one walk up the ladder
             if wake != row["next_action_on"]:
                 change["next_action_on"] = wake
 

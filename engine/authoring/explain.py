@@ -3,8 +3,9 @@
 Nothing here decides anything on its own. The facts are built the way the sweep builds them (the same
 `customer_facts` / `invoice_facts` / `customer_totals` helpers of engine.sweep), the policy is chosen by
 `PolicySet.governing`, conditions are worded by `CompiledExpression.explain`, and "what happens next" is
-found by asking `engine.policy.decide.decide` — the one implementation of the rules — day after day until it
-answers something other than "stay", assuming nothing about the invoice changes meanwhile.
+found by asking `engine.policy.decide.decide` — the one implementation of the rules — on the next possible
+action day it names (`Decision.next_on`), hop by hop, until it answers something other than "stay",
+assuming nothing about the invoice changes meanwhile.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 #: How far ahead `explain` looks for the next action before saying "nothing more will happen".
 LOOKAHEAD_DAYS = 3 * 366
+#: `explain` assumes nothing about the invoice or the customer changes: only the days overdue move.
+ONLY_TIME_MOVES = frozenset({"invoice.days_overdue"})
 #: Events that start a pause, as written by the collector actions (engine.actions).
 PAUSE_EVENTS = ("dispute", "promise", "plan")
 CENTS = Decimal("0.01")
@@ -224,12 +227,16 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     found.holding.extend(now_decision.waiting)
     decision, on = _decide(policy, ladder_stage, row, first, counter, facts, entered_on, last_notice_on,
                            repeats_done), first
-    offset = 0
     if awaiting:
         decision = Decision("stay")  # the sweep leaves it alone until someone approves
-    while decision.action == "stay" and offset < LOOKAHEAD_DAYS and not awaiting:
-        offset += 1
-        on = first + timedelta(days=offset)
+    horizon = first + timedelta(days=LOOKAHEAD_DAYS)
+    while decision.action == "stay" and not awaiting:
+        # Hop to the next day the rules could act (decide's next_on); a broken promise's forced move
+        # (escalate_now) may come any day, so then day by day.
+        hop = on + timedelta(days=1) if row.get("escalate_now") else decision.next_on
+        if hop > horizon:
+            break
+        on = hop
         decision = _decide(policy, ladder_stage, row, on, counter, facts, entered_on, last_notice_on, repeats_done)
     if decision.action != "stay" and decision.target is not None:
         target = policy.stage(decision.target)
@@ -277,7 +284,7 @@ def _decide(policy: Policy, stage: str, row: Any, today: date, counter: DayCount
     force = {"force_next": True} if row.get("escalate_now") else {}
     return decide(policy, stage=stage, days_overdue=days_overdue, entered_on=entered_on,
                   last_notice_on=last_notice_on, repeats_done=repeats_done, today=today, counter=counter,
-                  facts=facts, explain=explain, **force)
+                  facts=facts, explain=explain, moving=ONLY_TIME_MOVES, **force)
 
 
 def _skip_reason(policy: Policy, stage: str, reason: str, facts: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
-"""What one invoice should do at one instant under its policy: the escalation rules, as a pure function.
+"""What one invoice should do at one instant under its policy, and when to look at it again: the escalation
+rules, as a pure function.
 
-The sweep, the simulator and `explain` all call `decide`, so there is one implementation of the rules.
+The sweep and `explain` call `decide`, so there is one implementation of the rules.
 
 - A stage is *due* when the days overdue reach its `after_days`. A pre-due stage (negative `after_days`)
   is due only until the due date; once the invoice is overdue it is passed over.
@@ -8,17 +9,30 @@ The sweep, the simulator and `explain` all call `decide`, so there is one implem
 - Leaving a stage needs `min_days_between_stages` days in it (not from `current`).
 - `catch_up: step` enters the first stage that qualifies; `jump` the last one, passing over the others.
 - Without a move, a stage with `repeat` notifies again every `every_days` days, at most `max` times.
+
+The same walk up the ladder also finds `Decision.next_on`: the first day on which deciding again could give
+something other than `stay` once the decision is carried out, if nothing about the invoice changes
+meanwhile. The sweep stores it (`next_action_on`) and skips the invoice until then; being early is
+harmless, being late is a bug, so a condition over a value that moves by itself answers "tomorrow".
+After an escalation the walk simply goes on above the stage entered; each condition is evaluated once
+(again only when it reads `invoice.stage`, which the escalation changed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from engine.policy.calendar import DayCounter
-from engine.policy.model import CURRENT, CatchUp, Policy, Stage
+from engine.policy.facts import VOLATILE_FIELDS
+from engine.policy.model import CURRENT, CatchUp, Expression, Policy, Stage
+
+__all__ = ["NEVER", "VOLATILE_FIELDS", "Decision", "Skip", "decide", "is_volatile", "map_stage", "stage_rule"]
+
+#: "Nothing will ever happen by itself": only a change to the invoice (payment, import, action) wakes it.
+NEVER = date(9999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -37,14 +51,18 @@ class Decision:
     skipped: tuple[Skip, ...] = ()
     #: Why nothing happens (for `stay`), in plain words.
     waiting: tuple[str, ...] = field(default_factory=tuple)
-
-
-STAY = Decision("stay")
+    #: The next day to decide again (see the module docstring); after a `stay`, never today.
+    next_on: date = NEVER
 
 
 def stage_rule(stage: Stage) -> str:
     rule = f"{stage.name}: after_days {stage.after_days}"
     return f"{rule} and {stage.when.source}" if stage.when else rule
+
+
+def is_volatile(expression: Expression | None, moving: Collection[str] = VOLATILE_FIELDS) -> bool:
+    """Whether the expression reads a value that moves by itself, so its verdict may change any day."""
+    return expression is not None and not expression.fields.isdisjoint(moving)
 
 
 def decide(
@@ -60,44 +78,87 @@ def decide(
     facts: Mapping[str, Any],
     explain: bool = False,
     force_next: bool = False,
+    volatile_policy_choice: bool = False,
+    moving: Collection[str] = VOLATILE_FIELDS,
 ) -> Decision:
-    """`force_next` (a broken promise): the next stage is entered now, whatever its after_days and the
-    spacing say; stages passed over (pre-due, `when` false) are still skipped."""
+    """The decision for one invoice today, with the day to decide again (`Decision.next_on`).
+
+    `force_next` (a broken promise): the next stage is entered now, whatever its after_days and the
+    spacing say; stages passed over (pre-due, `when` false) are still skipped. It is spent by this
+    decision, so `next_on` does not count on it.
+    `volatile_policy_choice`: some policy's `applies_to` reads a moving value, so the governing policy
+    itself may change any day (`next_on` is then at most tomorrow).
+    `moving`: the fields whose values may change by themselves; `explain`, which holds everything but
+    time still, passes only `invoice.days_overdue`.
+    """
     index = policy.stage_index(stage)
     stages = policy.stages
+    tomorrow = today + timedelta(days=1)
     waiting: list[str] = []
+    verdicts: dict[int, bool] = {}  # position -> its `when` on these facts, evaluated once
 
     days_in_stage = counter.between(entered_on, today) if entered_on and index >= 0 else None
     spacing_ok = force_next or days_in_stage is None or days_in_stage >= policy.min_days_between_stages
 
     qualified: list[int] = []
     skipped: list[Skip] = []
+    # One walk up the ladder serves two questions: what to do now (`choosing`), and on which day the
+    # ladder could move the invoice if it stays where it is (`waking`, the earliest such day in `wake`).
+    choosing = waking = True
+    wake: date | None = tomorrow if volatile_policy_choice else None
     for position in range(index + 1, len(stages)):
         candidate = stages[position]
-        if days_overdue < candidate.after_days and not (force_next and not qualified):
-            if explain:
-                waiting.append(
-                    f"{candidate.name} is due at {candidate.after_days} days overdue; now {days_overdue}"
-                )
-            break
-        if candidate.pre_due and days_overdue >= 0:
-            skipped.append(Skip(candidate.name, "pre-due stage: the invoice is already due"))
-            continue
-        if candidate.when is not None and not candidate.when.evaluate(facts):
-            skipped.append(Skip(candidate.name, f"condition not met: {candidate.when.source}"))
-            continue
-        qualified.append(position)
-        if policy.catch_up is CatchUp.STEP or days_overdue < candidate.after_days:
+        not_yet = days_overdue < candidate.after_days
+        passed = candidate.pre_due and days_overdue >= 0
+        if choosing:
+            if not_yet and not (force_next and not qualified):
+                if explain:
+                    waiting.append(
+                        f"{candidate.name} is due at {candidate.after_days} days overdue; now {days_overdue}"
+                    )
+                choosing = False
+            elif passed:
+                skipped.append(Skip(candidate.name, "pre-due stage: the invoice is already due"))
+            elif not _holds(candidate, position, facts, verdicts):
+                assert candidate.when is not None
+                skipped.append(Skip(candidate.name, f"condition not met: {candidate.when.source}"))
+            else:
+                qualified.append(position)
+                if policy.catch_up is CatchUp.STEP or not_yet:
+                    choosing = False
+        if waking:
+            if not_yet:
+                wake = _earliest(wake, counter.reach(today, candidate.after_days - days_overdue))
+                waking = False
+            elif passed:
+                pass  # passed over for good
+            elif is_volatile(candidate.when, moving):
+                wake = _earliest(wake, tomorrow)
+            elif _holds(candidate, position, facts, verdicts):
+                # due and allowed: only the spacing can be holding it back
+                spaced = counter.reach(entered_on, policy.min_days_between_stages) if entered_on and index >= 0 else today
+                wake = _earliest(wake, max(spaced, today))
+                waking = False
+            # else: false until the invoice itself changes
+        if not (choosing or waking):
             break
 
     if qualified and spacing_ok:
         target = qualified[-1]
-        passed = [Skip(stages[p].name, "passed over: catch_up jump") for p in qualified[:-1]]
+        passed_over = [Skip(stages[p].name, "passed over: catch_up jump") for p in qualified[:-1]]
         chosen_skips = sorted(
-            [s for s in skipped if policy.stage_index(s.stage) < target] + passed,
+            [s for s in skipped if policy.stage_index(s.stage) < target] + passed_over,
             key=lambda s: policy.stage_index(s.stage),
         )
-        return Decision("escalate", stages[target].name, stage_rule(stages[target]), 0, tuple(chosen_skips))
+        entered = stages[target]
+        if entered.approval_required:
+            # The invoice waits where it is until someone approves (engine.actions): its stage is unchanged.
+            next_on = _earliest(wake, _repeat_day(stages[index] if index >= 0 else None, last_notice_on or entered_on,
+                                                  repeats_done, today, counter)) or NEVER
+        else:
+            next_on = _next_on_entering(policy, target, days_overdue, today, counter, facts, verdicts, moving,
+                                        tomorrow if volatile_policy_choice else None)
+        return Decision("escalate", entered.name, stage_rule(entered), 0, tuple(chosen_skips), next_on=next_on)
     if qualified and explain:
         waiting.append(
             f"{stages[qualified[-1]].name} is due but min_days_between_stages is "
@@ -115,17 +176,86 @@ def decide(
             elif since is not None:
                 gap = counter.between(since, today)
                 if gap >= repeat.every_days:
+                    repeat_no = repeats_done + 1
                     return Decision(
                         "repeat",
                         current.name,
                         f"{current.name}: repeat every {repeat.every_days} days (max {repeat.max})",
-                        repeats_done + 1,
+                        repeat_no,
+                        next_on=_earliest(wake, _repeat_day(current, today, repeat_no, today, counter)) or NEVER,
                     )
                 if explain:
-                    waiting.append(
-                        f"{current.name}: next repeat after {repeat.every_days} days; {gap} so far"
-                    )
-    return Decision("stay", waiting=tuple(waiting)) if explain else STAY
+                    waiting.append(f"{current.name}: next repeat after {repeat.every_days} days; {gap} so far")
+    next_on = _earliest(
+        wake, _repeat_day(stages[index] if index >= 0 else None, last_notice_on or entered_on, repeats_done,
+                          today, counter)
+    )
+    # nothing happens today, so today is never asked again
+    return Decision("stay", waiting=tuple(waiting), next_on=max(next_on, tomorrow) if next_on else NEVER)
+
+
+def _holds(stage: Stage, position: int, facts: Mapping[str, Any], verdicts: dict[int, bool]) -> bool:
+    if stage.when is None:
+        return True
+    verdict = verdicts.get(position)
+    if verdict is None:
+        verdict = verdicts[position] = stage.when.evaluate(facts)
+    return verdict
+
+
+def _earliest(day: date | None, other: date | None) -> date | None:
+    if day is None:
+        return other
+    return day if other is None or day <= other else other
+
+
+def _repeat_day(stage: Stage | None, since: date | None, repeats_done: int, today: date,
+                counter: DayCounter) -> date | None:
+    """When the stage's next repeat falls due (None: no repeat left, or nothing to count from)."""
+    repeat = stage.repeat if stage is not None else None
+    if repeat is None or repeats_done >= repeat.max or since is None:
+        return None
+    return max(counter.reach(since, repeat.every_days), today)
+
+
+def _next_on_entering(
+    policy: Policy,
+    target: int,
+    days_overdue: int,
+    today: date,
+    counter: DayCounter,
+    facts: Mapping[str, Any],
+    verdicts: dict[int, bool],
+    moving: Collection[str],
+    wake: date | None,
+) -> date:
+    """`next_on` once the invoice has entered stage `target` today: the walk goes on above it."""
+    stages = policy.stages
+    entered = stages[target]
+    entered_facts: dict[str, Any] | None = None  # the facts with the new stage, made only if a condition reads it
+    for position in range(target + 1, len(stages)):
+        candidate = stages[position]
+        if days_overdue < candidate.after_days:
+            wake = _earliest(wake, counter.reach(today, candidate.after_days - days_overdue))
+            break
+        if candidate.pre_due and days_overdue >= 0:
+            continue
+        when = candidate.when
+        if is_volatile(when, moving):
+            wake = _earliest(wake, today + timedelta(days=1))
+            continue
+        if when is not None:
+            if "invoice.stage" in when.fields:
+                if entered_facts is None:
+                    entered_facts = {**facts, "invoice.stage": entered.name}
+                holds = when.evaluate(entered_facts)
+            else:
+                holds = _holds(candidate, position, facts, verdicts)
+            if not holds:
+                continue
+        wake = _earliest(wake, max(counter.reach(today, policy.min_days_between_stages), today))
+        break
+    return _earliest(wake, _repeat_day(entered, today, 0, today, counter)) or NEVER
 
 
 def map_stage(old: Policy | None, new: Policy, stage: str, days_overdue: int) -> str:
@@ -143,60 +273,3 @@ def map_stage(old: Policy | None, new: Policy, stage: str, days_overdue: int) ->
     return landed
 
 
-#: Fields whose value moves with time or with *other* invoices: a condition on them is re-checked daily.
-VOLATILE_FIELDS = frozenset(
-    {"invoice.days_overdue", "customer.total_open", "customer.total_overdue", "customer.overdue_count"}
-)
-#: "Nothing will ever happen by itself": only a change to the invoice (payment, import, action) wakes it.
-NEVER = date(9999, 12, 31)
-
-
-def is_volatile(expression: Any) -> bool:
-    return expression is not None and bool(expression.fields & VOLATILE_FIELDS)
-
-
-def next_action_on(
-    policy: Policy,
-    *,
-    stage: str,
-    days_overdue: int,
-    entered_on: date | None,
-    last_notice_on: date | None,
-    repeats_done: int,
-    today: date,
-    counter: DayCounter,
-    facts: Mapping[str, Any],
-    volatile_policy_choice: bool = False,
-) -> date:
-    """The first day on which `decide` could return something other than `stay` for this invoice, if
-    nothing about it changes meanwhile (changes — payments, imports, actions — reset the date).
-
-    Sweeps skip invoices whose day has not come; being early is harmless, being late is a bug, so every
-    uncertain case (conditions over values that move by themselves) answers "tomorrow".
-    """
-    tomorrow = today + timedelta(days=1)
-    candidates: list[date] = [tomorrow] if volatile_policy_choice else []
-    index = policy.stage_index(stage)
-    stages = policy.stages
-    for position in range(index + 1, len(stages)):
-        candidate = stages[position]
-        if days_overdue < candidate.after_days:
-            candidates.append(counter.reach(today, candidate.after_days - days_overdue))
-            break
-        if candidate.pre_due and days_overdue >= 0:
-            continue  # passed over for good
-        if is_volatile(candidate.when):
-            candidates.append(tomorrow)
-            continue
-        if candidate.when is not None and not candidate.when.evaluate(facts):
-            continue  # false until the invoice itself changes
-        # due and allowed: only the spacing can be holding it back
-        spaced = counter.reach(entered_on, policy.min_days_between_stages) if entered_on and index >= 0 else today
-        candidates.append(max(spaced, today))
-        break
-    if index >= 0:
-        repeat = stages[index].repeat
-        since = last_notice_on or entered_on
-        if repeat is not None and repeats_done < repeat.max and since is not None:
-            candidates.append(max(counter.reach(since, repeat.every_days), today))
-    return min(candidates) if candidates else NEVER

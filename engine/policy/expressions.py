@@ -15,7 +15,7 @@ microsecond.
 Language
     * conditions: ``and``, ``or``, ``not``, parentheses; comparisons ``== != < <= > >=``,
       including chains (``0 < invoice.days_overdue <= 30``); ``in`` / ``not in``.
-    * values: fields (``invoice.<name>`` / ``customer.<name>``, see `FIELDS`), strings, numbers,
+    * values: fields (``invoice.<name>`` / ``customer.<name>``, see `engine.policy.facts.FIELDS`), strings, numbers,
       ``true``/``false``/``null`` (Python's ``True``/``False``/``None`` work too), lists of
       fixed values after ``in``, unary minus, and ``+ - *`` between numbers.
     * numbers are exact: every number literal that meets an amount becomes a `Decimal` built
@@ -38,12 +38,12 @@ import enum
 import operator
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from engine.errors import ExpressionError
+from engine.policy.facts import FIELDS, ROOTS, Field, FieldType
 
 __all__ = [
     "FIELDS",
@@ -58,74 +58,6 @@ Facts = Mapping[str, Any]
 _Getter = Callable[[Facts], Any]
 _Predicate = Callable[[Facts], bool]
 
-
-class FieldType(enum.Enum):
-    """The type of a field's value in the facts mapping (see the module docstring)."""
-
-    DECIMAL = "decimal"  # decimal.Decimal
-    INTEGER = "integer"  # int
-    TEXT = "text"  # str
-    DATE = "date"  # datetime.date
-    TEXT_LIST = "text_list"  # tuple[str, ...]
-    BOOLEAN = "boolean"  # bool
-
-
-@dataclass(frozen=True)
-class Field:
-    """A fact an expression may refer to."""
-
-    name: str  # dotted, e.g. "invoice.open_amount"
-    type: FieldType
-    description: str  # one line for finance users (docs, JSON schema, explain)
-
-    @property
-    def root(self) -> str:
-        """The part before the dot: "invoice" or "customer"."""
-        return self.name.split(".", 1)[0]
-
-
-#: Every root a field may start with. `compile_expression(roots=...)` narrows it per use.
-ROOTS: tuple[str, ...] = ("invoice", "customer")
-
-_D, _I, _T, _DT, _TL = (
-    FieldType.DECIMAL,
-    FieldType.INTEGER,
-    FieldType.TEXT,
-    FieldType.DATE,
-    FieldType.TEXT_LIST,
-)
-
-#: The registry of fields, keyed by dotted name.
-FIELDS: dict[str, Field] = {
-    f.name: f
-    for f in (
-        Field("invoice.number", _T, "The invoice number as issued."),
-        Field("invoice.amount", _D, "Invoice total, in the invoice's currency."),
-        Field("invoice.open_amount", _D, "What is still unpaid on the invoice."),
-        Field("invoice.paid_amount", _D, "What has been paid on the invoice so far."),
-        Field("invoice.currency", _T, "ISO currency code of the invoice, e.g. 'EUR'."),
-        Field(
-            "invoice.days_overdue",
-            _I,
-            "Days past the due date (negative before it), counted in the governing policy's day unit.",
-        ),
-        Field("invoice.issued_on", _DT, "Date the invoice was issued ('YYYY-MM-DD')."),
-        Field("invoice.due_on", _DT, "Date the invoice is due ('YYYY-MM-DD')."),
-        Field("invoice.tags", _TL, "Tags on the invoice; test one with 'tag' in invoice.tags."),
-        Field("invoice.stage", _T, "The invoice's current dunning stage, e.g. 'current' or 'final'."),
-        Field("customer.id", _T, "The customer's identifier."),
-        Field("customer.name", _T, "The customer's name."),
-        Field("customer.credit_grade", _T, "The customer's credit grade, e.g. 'A'; null if not graded."),
-        Field("customer.segment", _T, "The customer's segment, e.g. 'retail' or 'enterprise'."),
-        Field("customer.owner", _T, "The account owner responsible for the customer."),
-        Field("customer.language", _T, "The customer's language code, e.g. 'en'."),
-        Field("customer.timezone", _T, "The customer's time zone, e.g. 'Europe/Berlin'."),
-        Field("customer.tags", _TL, "Tags on the customer; test one with 'tag' in customer.tags."),
-        Field("customer.total_open", _D, "Sum of the open amounts of all the customer's open invoices."),
-        Field("customer.total_overdue", _D, "Sum of the open amounts of the customer's overdue invoices."),
-        Field("customer.overdue_count", _I, "Number of the customer's overdue open invoices."),
-    )
-}
 
 #: Longest expression accepted; real conditions are a line or two, and the cap bounds parse work.
 MAX_LENGTH = 10_000
