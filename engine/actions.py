@@ -29,7 +29,7 @@ from engine.commitments import (
     resume_target,
 )
 from engine.policy.decide import stage_rule
-from engine.errors import DunningError, IllegalTransition, NotFound
+from engine.errors import ActionRefused, DunningError, IllegalTransition, NotFound
 from engine.policy.machine import Case, machine_for_invoice
 from engine.store.models import Customer, Invoice, Notification, NotificationStatus
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, LIFECYCLE_STATES, PROMISED, WRITTEN_OFF, Policy
@@ -49,10 +49,6 @@ ACTION_COLUMNS = (
     *(column for column in (INVOICES.c.resume_stage, INVOICES.c.paused_since, INVOICES.c.paused_days,
                             INVOICES.c.awaiting_stage) if column.name not in {c.name for c in SWEEP_COLUMNS}),
 )
-
-
-class ActionRefused(DunningError):
-    """A collector action that does not make sense for this invoice as it is; nothing was changed."""
 
 
 def parse_installments(text: str) -> list[tuple[date, Decimal]]:

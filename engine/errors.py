@@ -1,19 +1,31 @@
 """The one exception tree of dunning.
 
-Every message says what went wrong *and* what to do about it; the CLI prints it as is.
+Every message says what went wrong *and* what to do about it; the CLI prints it as is. Library exceptions
+are translated where the library is used (`raise TransientDeliveryError(...) from exc`), so callers only
+ever catch these.
 
     DunningError
-    ├── ConfigError            the configuration file or environment is wrong
-    ├── PolicyError            one or more policy files are invalid (carries Problems)
-    ├── ExpressionError        a `when` / `applies_to` expression is invalid (offset into its text)
-    ├── ImportRejected         an import file has bad rows; nothing was written (carries RowProblems)
-    ├── IllegalTransition      a move the state machine does not allow; nothing changed
-    ├── SweepRefused           a sweep at an instant earlier than the latest one
-    ├── NotFound               an invoice, customer or notification that does not exist
-    ├── DatabaseBusy           another process held the SQLite database for longer than we wait
-    └── DeliveryError          a channel could not deliver
-        ├── TransientDeliveryError   try again later (timeouts, 4xx, connection refused)
-        └── PermanentDeliveryError   will never succeed as is (5xx, no address)
+    ├── ConfigError              the configuration file or environment is wrong
+    ├── PolicyError              one or more policy files are invalid (carries Problems)
+    ├── ExpressionError          a `when` / `applies_to` expression is invalid (offset into its text)
+    ├── TemplateProblem          a notification template is missing, unreadable or fails to render
+    ├── ImportRejected           an import file has bad rows; nothing was written (carries RowProblems)
+    ├── IllegalTransition        a move the state machine does not allow; nothing changed
+    ├── ActionRefused            a collector action that does not fit the invoice as it is; nothing changed
+    ├── TaskRefused              a task completion that cannot be accepted as given; nothing changed
+    ├── SweepRefused             a sweep at an instant earlier than the latest one
+    │   └── SweepBusy            another process is sweeping the same database right now
+    ├── NotFound                 an invoice, customer, task or notification that does not exist
+    ├── DatabaseBusy             another process held the SQLite database for longer than we wait
+    ├── SimulationError          a simulation cannot run as asked (bad dates, an unusable database)
+    ├── ReportError              a report cannot be built as asked (unknown report, bad buckets)
+    ├── DaemonError              the daemon cannot start or run as configured
+    │   └── DaemonAlreadyRunning another daemon holds the single-daemon lock of this SQLite database
+    └── DeliveryError            a channel could not deliver
+        ├── TransientDeliveryError   try again later: timeouts, connection refused, and what the
+        │                            channel's protocol calls temporary (SMTP 4xx; HTTP 408/425/429/5xx)
+        └── PermanentDeliveryError   will never succeed as is: no address, and what the protocol calls
+                                     final (SMTP 5xx; any other HTTP 4xx)
 """
 
 from __future__ import annotations
@@ -90,6 +102,18 @@ class IllegalTransition(DunningError):
     pass
 
 
+class ActionRefused(DunningError):
+    """A collector action that does not make sense for this invoice as it is; nothing was changed."""
+
+
+class TaskRefused(DunningError):
+    """A task completion that cannot be accepted as given; nothing was changed."""
+
+
+class TemplateProblem(DunningError):
+    """A notification template is missing, unreadable or fails to render."""
+
+
 class SweepRefused(DunningError):
     pass
 
@@ -105,6 +129,22 @@ class SweepBusy(SweepRefused):
 
 class NotFound(DunningError):
     pass
+
+
+class SimulationError(DunningError):
+    """A simulation cannot run as asked (bad dates, an unusable database); the message says what to do."""
+
+
+class ReportError(DunningError):
+    """A report cannot be built as asked."""
+
+
+class DaemonError(DunningError):
+    """The daemon cannot start or run as configured."""
+
+
+class DaemonAlreadyRunning(DaemonError):
+    """Another daemon holds the single-daemon lock of this SQLite database."""
 
 
 class DeliveryError(DunningError):

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from engine.store.events import append_events
 from engine.clock import iso
-from engine.errors import DunningError, NotFound
+from engine.errors import NotFound, TaskRefused
 from engine.store.models import Customer, Event, Invoice, Task, TaskStatus
 
 if TYPE_CHECKING:
@@ -39,10 +39,6 @@ OUTCOMES = ("promised", "disputed", "no_answer", "paid", "wrong_contact")
 WRONG_CONTACT_TAG = "wrong_contact"
 #: How many of the latest history entries a task's summary lists.
 HISTORY_LINES = 8
-
-
-class TaskRefused(DunningError):
-    """A task completion that cannot be accepted as given; nothing was changed."""
 
 
 def _summary(kind: str, data: Mapping[str, Any]) -> str:

@@ -33,7 +33,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from engine.errors import DunningError
+from engine.errors import TemplateProblem
 
 BUILTIN_DEFAULT = """Subject: {{ stage_title }}: invoice {{ invoice.number }} ({{ invoice.open_amount | money(invoice.currency) }} open)
 Dear {{ customer.name }},
@@ -60,10 +60,6 @@ BUILTIN_HTML = """<!DOCTYPE html>
 {{ body | paragraphs }}
 </body></html>
 """
-
-
-class TemplateProblem(DunningError):
-    pass
 
 
 @dataclass(frozen=True)

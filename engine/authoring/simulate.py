@@ -34,7 +34,7 @@ from sqlalchemy import func, insert, select
 from sqlmodel import SQLModel
 
 from engine.clock import FixedClock, iso, local_day
-from engine.errors import DunningError
+from engine.errors import SimulationError
 from engine.store.models import Event, Invoice
 from engine.policy.model import CLOSED_STATES, CURRENT, LIFECYCLE_STATES, PAID, PolicySet, Stage
 from engine.store.database import Repository
@@ -47,10 +47,6 @@ INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 #: The event kinds a simulation reports (the rest — imports, updates — never happen during one).
 REPORTED_KINDS = ("transition", "notification", "policy_changed", "payment")
 COPY_BATCH = 5000
-
-
-class SimulationError(DunningError):
-    """A simulation cannot run as asked (bad dates, an unusable database); the message says what to do."""
 
 
 class PaymentsModel(enum.Enum):

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from engine.clock import local_day
 from engine.commitments import COMMITMENTS
-from engine.errors import DunningError
+from engine.errors import ReportError
 from engine.store.models import Customer, Event, Invoice, Payment
 from engine.policy.model import DISPUTED, LIFECYCLE_STATES, PROMISED, WRITTEN_OFF
 from engine.store.database import Repository
@@ -41,10 +41,6 @@ DEFAULT_PERIOD_DAYS = 90
 WINDOWS = (7, 14, 30)
 FORECAST_WEEKS = 8
 NONE_LABEL = "(none)"
-
-
-class ReportError(DunningError):
-    pass
 
 
 # -- the book as rows ----------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from engine.store.events import append_events
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Settings
 from engine.dispatch import DispatchReport, due_for_dispatch
-from engine.errors import DunningError, PolicyError, SweepBusy, SweepRefused
+from engine.errors import DaemonAlreadyRunning, DaemonError, PolicyError, SweepBusy, SweepRefused
 from engine.service.health import HealthServer, HealthStatus, Metrics
 from engine.policy.loader import POLICY_SUFFIXES, load_policies
 from engine.store.models import Event, Notification, NotificationStatus, Sweep
@@ -72,14 +72,6 @@ NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 SWEEPS = Sweep.__table__  # type: ignore[attr-defined]
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 ACTOR = "daemon"
-
-
-class DaemonError(DunningError):
-    """The daemon cannot start or run as configured."""
-
-
-class DaemonAlreadyRunning(DaemonError):
-    """Another daemon holds the single-daemon lock of this SQLite database."""
 
 
 # -- time --------------------------------------------------------------------------------------------
