@@ -6,8 +6,8 @@ problem`, where ROW is the line in the file (the CSV header is line 1; a quoted 
 count right). If there is any problem, ImportRejected carries them all and nothing is written. Otherwise
 everything is written in one write transaction with set-based statements — `BulkWriter` (one executemany per
 table and shape) and the event log's `append_events` — because a row-by-row ORM load of a large book is an
-order of magnitude slower (see LIBRARY-NOTES.md). Existing rows are read in bulk (`IN` lists of a few thousand
-keys), never one query per row.
+order of magnitude slower (100k rows: ~8.7 s with `session.add`, ~0.85 s with Core executemany). Existing rows
+are read in bulk (`IN` lists of a few thousand keys), never one query per row.
 
 The existing rows an import refers to are read inside that same write transaction, so a sweep running at the
 same time cannot change an invoice between the check and the write.

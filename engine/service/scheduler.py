@@ -4,7 +4,7 @@ Two halves, deliberately separate:
 
 - `CronSchedule` answers "which scheduled instant is due?" against *any* clock. The daemon never lets
   APScheduler decide when a sweep happens (its triggers follow the wall clock, and a persistent job store
-  cannot be shared — LIBRARY-NOTES.md); instead a short interval job asks the schedule whether an instant
+  cannot be shared by several processes — runs get duplicated); instead a short interval job asks the schedule whether an instant
   has passed since the latest sweep recorded in the database. The database holds what is due, so a
   restart, a virtual test clock and a missed tick all reduce to the same question, and a daemon that was
   down over several scheduled instants catches up once, as of the latest of them.

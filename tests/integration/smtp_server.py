@@ -1,7 +1,7 @@
 """A real aiosmtpd server on 127.0.0.1 for tests: plain, STARTTLS or implicit TLS, optional AUTH, and faults.
 
 It runs on its own event loop in a background thread (the code under test runs `asyncio.run` in the test's
-thread), on a free port (`loop.create_server(..., "127.0.0.1", 0)`, as LIBRARY-NOTES advises).
+thread), on a free port (`loop.create_server(..., "127.0.0.1", 0)`; aiosmtpd's `Controller(port=0)` does not work).
 
 Faults by recipient address prefix (the part before @):
     reject…   550 at RCPT (permanent)      busy…   451 at RCPT (temporary)
