@@ -203,7 +203,7 @@ class Settings(BaseModel):
         url = os.environ.get(DATABASE_ENV) or self.database
         prefix = "sqlite:///"
         if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith(prefix + "/"):
-            url = prefix + str(self._resolve(Path(url[len(prefix):])))
+            url = prefix + str(self._resolve(Path(url[len(prefix) :])))
         return url
 
     def channel_settings(self) -> dict[str, ChannelSettings]:

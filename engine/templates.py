@@ -236,7 +236,7 @@ class Renderer:
         text = self._render(self.find(stage, channel, language) or "default.txt", values)
         first, _, rest = text.partition("\n")
         if first.lower().startswith("subject:"):
-            subject, body = first[len("subject:"):].strip(), rest.lstrip("\n")
+            subject, body = first[len("subject:") :].strip(), rest.lstrip("\n")
         else:
             subject, body = title, text
         page = None

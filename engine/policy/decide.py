@@ -136,7 +136,9 @@ def decide(
                 wake = _earliest(wake, tomorrow)
             elif _holds(candidate, position, facts, verdicts):
                 # due and allowed: only the spacing can be holding it back
-                spaced = counter.reach(entered_on, policy.min_days_between_stages) if entered_on and index >= 0 else today
+                spaced = (
+                    counter.reach(entered_on, policy.min_days_between_stages) if entered_on and index >= 0 else today
+                )
                 wake = _earliest(wake, max(spaced, today))
                 waking = False
             # else: false until the invoice itself changes
@@ -153,11 +155,31 @@ def decide(
         entered = stages[target]
         if entered.approval_required:
             # The invoice waits where it is until someone approves (engine.actions): its stage is unchanged.
-            next_on = _earliest(wake, _repeat_day(stages[index] if index >= 0 else None, last_notice_on or entered_on,
-                                                  repeats_done, today, counter)) or NEVER
+            next_on = (
+                _earliest(
+                    wake,
+                    _repeat_day(
+                        stages[index] if index >= 0 else None,
+                        last_notice_on or entered_on,
+                        repeats_done,
+                        today,
+                        counter,
+                    ),
+                )
+                or NEVER
+            )
         else:
-            next_on = _next_on_entering(policy, target, days_overdue, today, counter, facts, verdicts, moving,
-                                        tomorrow if volatile_policy_choice else None)
+            next_on = _next_on_entering(
+                policy,
+                target,
+                days_overdue,
+                today,
+                counter,
+                facts,
+                verdicts,
+                moving,
+                tomorrow if volatile_policy_choice else None,
+            )
         return Decision("escalate", entered.name, stage_rule(entered), 0, tuple(chosen_skips), next_on=next_on)
     if qualified and explain:
         waiting.append(
@@ -186,12 +208,12 @@ def decide(
                     )
                 if explain:
                     waiting.append(f"{current.name}: next repeat after {repeat.every_days} days; {gap} so far")
-    next_on = _earliest(
-        wake, _repeat_day(stages[index] if index >= 0 else None, last_notice_on or entered_on, repeats_done,
-                          today, counter)
+    stay_wake = _earliest(
+        wake,
+        _repeat_day(stages[index] if index >= 0 else None, last_notice_on or entered_on, repeats_done, today, counter),
     )
     # nothing happens today, so today is never asked again
-    return Decision("stay", waiting=tuple(waiting), next_on=max(next_on, tomorrow) if next_on else NEVER)
+    return Decision("stay", waiting=tuple(waiting), next_on=max(stay_wake, tomorrow) if stay_wake else NEVER)
 
 
 def _holds(stage: Stage, position: int, facts: Mapping[str, Any], verdicts: dict[int, bool]) -> bool:
@@ -209,8 +231,9 @@ def _earliest(day: date | None, other: date | None) -> date | None:
     return day if other is None or day <= other else other
 
 
-def _repeat_day(stage: Stage | None, since: date | None, repeats_done: int, today: date,
-                counter: DayCounter) -> date | None:
+def _repeat_day(
+    stage: Stage | None, since: date | None, repeats_done: int, today: date, counter: DayCounter
+) -> date | None:
     """When the stage's next repeat falls due (None: no repeat left, or nothing to count from)."""
     repeat = stage.repeat if stage is not None else None
     if repeat is None or repeats_done >= repeat.max or since is None:
@@ -271,5 +294,3 @@ def map_stage(old: Policy | None, new: Policy, stage: str, days_overdue: int) ->
         if candidate.after_days <= reached and not (candidate.pre_due and days_overdue >= 0):
             landed = candidate.name
     return landed
-
-

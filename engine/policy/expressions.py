@@ -219,6 +219,7 @@ class _Lit(_Value):
         value = self.value
         return lambda facts: value
 
+
 class _ListLit(_Value):
     __slots__ = ("items",)
 
@@ -444,7 +445,7 @@ class _And(_Cond):
 
             def every(facts: Facts) -> bool:
                 # A plain loop: all() over a generator costs a frame per evaluation.
-                for fn in fns:  # noqa: SIM110
+                for fn in fns:
                     if not fn(facts):
                         return False
                 return True
@@ -474,7 +475,7 @@ class _Or(_Cond):
         else:
 
             def some(facts: Facts) -> bool:
-                for fn in fns:  # noqa: SIM110 - see _And
+                for fn in fns:
                     if fn(facts):
                         return True
                 return False
@@ -919,8 +920,7 @@ class _Checker:
         if right.kind is _Kind.TAGS:
             if left.kind is _Kind.NULL:
                 self.fail(
-                    "null cannot be looked up in tags; write a tag in quotes, e.g. "
-                    f"`'vip' {op} {right.label}`",
+                    f"null cannot be looked up in tags; write a tag in quotes, e.g. `'vip' {op} {right.label}`",
                     left.start,
                 )
             if left.kind is not _Kind.TEXT:

@@ -95,16 +95,16 @@ FIELDS: dict[str, Field] = {
         Field("invoice.stage", _T, "The invoice's current dunning stage, e.g. 'current' or 'final'.", "stage"),
         Field("customer.id", _T, "The customer's identifier.", "customer_id"),
         Field("customer.name", _T, "The customer's name.", "c_name"),
-        Field("customer.credit_grade", _T, "The customer's credit grade, e.g. 'A'; null if not graded.", "c_credit_grade"),
+        Field(
+            "customer.credit_grade", _T, "The customer's credit grade, e.g. 'A'; null if not graded.", "c_credit_grade"
+        ),
         Field("customer.segment", _T, "The customer's segment, e.g. 'retail' or 'enterprise'.", "c_segment"),
         Field("customer.owner", _T, "The account owner responsible for the customer.", "c_owner"),
         Field("customer.language", _T, "The customer's language code, e.g. 'en'.", "c_language"),
         Field("customer.timezone", _T, "The customer's time zone, e.g. 'Europe/Berlin'.", "c_timezone"),
         Field("customer.tags", _TL, "Tags on the customer; test one with 'tag' in customer.tags.", "c_tags"),
         # given by the caller, from the customer's totals (open, overdue, overdue count) on the day
-        Field(
-            "customer.total_open", _D, "Sum of the open amounts of all the customer's open invoices.", volatile=True
-        ),
+        Field("customer.total_open", _D, "Sum of the open amounts of all the customer's open invoices.", volatile=True),
         Field(
             "customer.total_overdue",
             _D,
@@ -139,7 +139,7 @@ class _Copier:
         self.lists = tuple((f.name, f.column) for f in fields if f.column is not None and f.type is FieldType.TEXT_LIST)
 
     def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        facts = dict(zip(self.names, self.getter(row)))
+        facts = dict(zip(self.names, self.getter(row), strict=True))
         for name, column in self.lists:
             facts[name] = tuple(row[column] or ())
         return facts
@@ -160,7 +160,9 @@ def invoice_facts(row: Mapping[str, Any], days_overdue: int) -> dict[str, Any]:
 def customer_facts(row: Mapping[str, Any], totals: tuple[Decimal, Decimal, int] | None) -> dict[str, Any]:
     """The `customer.*` facts of a sweep row; `totals` = (open, overdue, overdue count), None for none."""
     facts = _CUSTOMER(row)
-    facts["customer.total_open"], facts["customer.total_overdue"], facts["customer.overdue_count"] = (
-        totals or (ZERO, ZERO, 0)
+    facts["customer.total_open"], facts["customer.total_overdue"], facts["customer.overdue_count"] = totals or (
+        ZERO,
+        ZERO,
+        0,
     )
     return facts

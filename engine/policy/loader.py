@@ -486,9 +486,13 @@ def _semantic_problems(located: Located, known_channels: Collection[str]) -> dic
             for source, target in fallback.items():
                 where = (*at, "fallback", source)
                 if isinstance(source, str) and source not in listed:
-                    problems.append(located.problem(
-                        where, f"fallback for '{source}' in {label}, but the stage does not send on '{source}'; "
-                        f"use one of its channels: {', '.join(str(c) for c in listed)}"))
+                    problems.append(
+                        located.problem(
+                            where,
+                            f"fallback for '{source}' in {label}, but the stage does not send on '{source}'; "
+                            f"use one of its channels: {', '.join(str(c) for c in listed)}",
+                        )
+                    )
                 if isinstance(target, str):
                     if target not in known_channels:
                         hint = did_you_mean(target, known) or f"; known channels: {', '.join(known)}"
@@ -522,37 +526,45 @@ def _stage_warnings(
         after = stage["after_days"]
         when = expressions.get(("stages", index, "when"))
         if when is not None and _never_true(when, after):
-            warnings.append(located.problem(
-                ("stages", index, "when"),
-                f"{label} can never be entered: its when \"{when.source}\" is false on every day from "
-                f"after_days {after} on (a stage is only checked once it is due); fix the condition or after_days",
-                severity="warning",
-            ))
+            warnings.append(
+                located.problem(
+                    ("stages", index, "when"),
+                    f'{label} can never be entered: its when "{when.source}" is false on every day from '
+                    f"after_days {after} on (a stage is only checked once it is due); fix the condition or after_days",
+                    severity="warning",
+                )
+            )
         if catch_up == "jump":
             # Under jump the highest due stage wins; an unconditional later stage due on the same day
             # always outranks this one.
-            winner = next((s for _, s in timeline[position + 1:] if s["after_days"] == after and "when" not in s),
-                          None)
+            winner = next(
+                (s for _, s in timeline[position + 1 :] if s["after_days"] == after and "when" not in s), None
+            )
             if winner is not None:
-                warnings.append(located.problem(
-                    ("stages", index, "after_days"),
-                    f"{label} can never be entered: with catch_up: jump, {_stage_label(('stages', 0), winner)} "
-                    f"is due on the same day (after_days {after}) with no when, so it always wins; give this "
-                    "stage a smaller after_days or use catch_up: step",
-                    severity="warning",
-                ))
+                warnings.append(
+                    located.problem(
+                        ("stages", index, "after_days"),
+                        f"{label} can never be entered: with catch_up: jump, {_stage_label(('stages', 0), winner)} "
+                        f"is due on the same day (after_days {after}) with no when, so it always wins; give this "
+                        "stage a smaller after_days or use catch_up: step",
+                        severity="warning",
+                    )
+                )
         channels = stage.get("channels")
         name = stage.get("name")
         legal = (isinstance(name, str) and "legal" in name.lower()) or (
-            isinstance(channels, list) and "legal" in channels)
+            isinstance(channels, list) and "legal" in channels
+        )
         broken = "when" in stage and when is None  # an invalid condition is reported as an error already
         if legal and not broken and not (when is not None and when.fields & AMOUNT_FIELDS):
-            warnings.append(located.problem(
-                ("stages", index, "when") if "when" in stage else ("stages", index, "name"),
-                f"{label} is a legal step with no amount floor: every overdue invoice reaches it, however small; "
-                "add a condition such as when: \"invoice.open_amount >= 5000\"",
-                severity="warning",
-            ))
+            warnings.append(
+                located.problem(
+                    ("stages", index, "when") if "when" in stage else ("stages", index, "name"),
+                    f"{label} is a legal step with no amount floor: every overdue invoice reaches it, however small; "
+                    'add a condition such as when: "invoice.open_amount >= 5000"',
+                    severity="warning",
+                )
+            )
     return warnings
 
 

@@ -17,14 +17,18 @@ Triggers:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from transitions import EventData, Machine, MachineError
+from transitions import EventData, Machine, MachineError, State
 
 from engine.errors import IllegalTransition
 from engine.policy.model import CURRENT, DISPUTED, LIFECYCLE_STATES, PAID, PROMISED, WRITTEN_OFF, Policy, Stage
+
+#: What transitions accepts as a state in a transition's sources (ours are plain names).
+StateName = str | enum.Enum | State
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Case:
 
     def record(self, event: EventData) -> None:
         transition = event.transition
+        assert transition is not None  # `after` callbacks run only once a transition was made
         dest = transition.dest if transition.dest is not None else transition.source
         self.moves.append((event.event.name, transition.source, dest, dict(event.kwargs)))
 
@@ -44,8 +49,8 @@ class Case:
 class CollectionMachine:
     def __init__(self, policy: Policy):
         self.policy = policy
-        stages = [s.name for s in policy.stages]
-        open_states = [CURRENT, *stages]
+        stages: list[StateName] = [s.name for s in policy.stages]
+        open_states: list[StateName] = [CURRENT, *stages]
         self._machine = Machine(
             model=None,
             states=[*open_states, *LIFECYCLE_STATES],

@@ -30,7 +30,11 @@ def counted(country: str | None, day: date) -> bool:
 def test_friday_saturday_weekend_country_counts_sunday_to_thursday() -> None:
     counter = day_counter(business("SA"))
     assert [counted("SA", day) for day in (THURSDAY, FRIDAY, SATURDAY, SUNDAY, MONDAY)] == [
-        True, False, False, True, True,
+        True,
+        False,
+        False,
+        True,
+        True,
     ]
     # due on Thursday, `after_days: 1` business day: not reached over the weekend, reached on Sunday
     assert counter.between(THURSDAY, SATURDAY) == 0

@@ -53,8 +53,16 @@ def run(
     facts = {"invoice.open_amount": Decimal(100), "invoice.stage": stage, **(facts or {})}
     facts["invoice.days_overdue"] = days_overdue
     return decide(
-        policy, stage=stage, days_overdue=days_overdue, entered_on=entered_on, last_notice_on=last_notice_on,
-        repeats_done=repeats_done, today=today, counter=counter, facts=facts, **kwargs,
+        policy,
+        stage=stage,
+        days_overdue=days_overdue,
+        entered_on=entered_on,
+        last_notice_on=last_notice_on,
+        repeats_done=repeats_done,
+        today=today,
+        counter=counter,
+        facts=facts,
+        **kwargs,
     )
 
 
@@ -149,8 +157,9 @@ def test_a_condition_on_the_stage_is_read_with_the_stage_just_entered() -> None:
 def test_business_days_of_a_friday_saturday_weekend_country() -> None:
     thursday = date(2026, 3, 5)
     counter = working_days("SA")
-    decision = run(ladder(), "reminder", 3, entered_on=thursday, last_notice_on=thursday, today=thursday,
-                   counter=counter)
+    decision = run(
+        ladder(), "reminder", 3, entered_on=thursday, last_notice_on=thursday, today=thursday, counter=counter
+    )
     assert decision.next_on == date(2026, 3, 16)  # 7 working days: Sun 8 … Thu 12, Sun 15, Mon 16 (Fri/Sat off)
 
 
@@ -161,11 +170,14 @@ def test_next_on_is_never_late() -> None:
     for _ in range(400):
         afters = sorted(rnd.sample(range(-10, 80), rnd.randint(1, 5)))
         stages = tuple(
-            stage(name, after, rnd.choice(conditions), repeat=Repeat(rnd.randint(1, 9), 2) if rnd.random() < 0.4 else None)
-            for name, after in zip("abcde", afters)
+            stage(
+                name, after, rnd.choice(conditions), repeat=Repeat(rnd.randint(1, 9), 2) if rnd.random() < 0.4 else None
+            )
+            for name, after in zip("abcde", afters, strict=False)
         )
-        policy = Policy("p", stages, min_days_between_stages=rnd.choice([0, 4]),
-                        catch_up=rnd.choice([CatchUp.STEP, CatchUp.JUMP]))
+        policy = Policy(
+            "p", stages, min_days_between_stages=rnd.choice([0, 4]), catch_up=rnd.choice([CatchUp.STEP, CatchUp.JUMP])
+        )
         counter = rnd.choice([CALENDAR_DAYS, working_days("DE"), working_days("SA")])
         index = rnd.randrange(-1, len(stages))
         name = CURRENT if index < 0 else stages[index].name
@@ -181,19 +193,49 @@ def test_next_on_is_never_late() -> None:
             day += timedelta(days=1)
 
 
-def _on(policy: Policy, name: str, due: date, day: date, entered: date | None, last: date | None, repeats: int,
-        counter: DayCounter, amount: Decimal) -> Decision:
+def _on(
+    policy: Policy,
+    name: str,
+    due: date,
+    day: date,
+    entered: date | None,
+    last: date | None,
+    repeats: int,
+    counter: DayCounter,
+    amount: Decimal,
+) -> Decision:
     overdue = counter.between(due, day)
-    return run(policy, name, overdue, entered_on=entered, last_notice_on=last, repeats_done=repeats, today=day,
-               counter=counter, facts={"invoice.open_amount": amount})
+    return run(
+        policy,
+        name,
+        overdue,
+        entered_on=entered,
+        last_notice_on=last,
+        repeats_done=repeats,
+        today=day,
+        counter=counter,
+        facts={"invoice.open_amount": amount},
+    )
 
 
 def test_fact_builders_fill_exactly_the_registered_fields() -> None:
     row = {
-        "number": "INV-1", "amount": Decimal("100.00"), "open_amount": Decimal("40.00"), "currency": "EUR",
-        "issued_on": date(2026, 1, 1), "due_on": date(2026, 1, 31), "tags": None, "stage": "reminder",
-        "customer_id": "C1", "c_name": "Acme", "c_credit_grade": "A", "c_segment": "smb", "c_owner": "ann",
-        "c_language": "en", "c_timezone": "Europe/Berlin", "c_tags": ["vip"],
+        "number": "INV-1",
+        "amount": Decimal("100.00"),
+        "open_amount": Decimal("40.00"),
+        "currency": "EUR",
+        "issued_on": date(2026, 1, 1),
+        "due_on": date(2026, 1, 31),
+        "tags": None,
+        "stage": "reminder",
+        "customer_id": "C1",
+        "c_name": "Acme",
+        "c_credit_grade": "A",
+        "c_segment": "smb",
+        "c_owner": "ann",
+        "c_language": "en",
+        "c_timezone": "Europe/Berlin",
+        "c_tags": ["vip"],
     }
     facts = {**customer_facts(row, None), **invoice_facts(row, 12)}
     assert set(facts) == set(FIELDS)
@@ -201,7 +243,10 @@ def test_fact_builders_fill_exactly_the_registered_fields() -> None:
     assert facts["invoice.tags"] == () and facts["customer.tags"] == ("vip",)
     assert (facts["customer.total_open"], facts["customer.overdue_count"]) == (Decimal(0), 0)
     assert VOLATILE_FIELDS == {
-        "invoice.days_overdue", "customer.total_open", "customer.total_overdue", "customer.overdue_count",
+        "invoice.days_overdue",
+        "customer.total_open",
+        "customer.total_overdue",
+        "customer.overdue_count",
     }
 
 

@@ -18,7 +18,8 @@ def test_every_public_name_resolves() -> None:
 
 def test_every_error_is_public_and_drawn_in_the_tree() -> None:
     classes = {
-        name for name, value in vars(errors).items()
+        name
+        for name, value in vars(errors).items()
         if isinstance(value, type) and issubclass(value, errors.DunningError)
     }
     assert classes <= set(engine.__all__)
@@ -36,8 +37,12 @@ def test_moved_errors_keep_their_old_import_paths() -> None:
     from engine.templates import TemplateProblem
 
     assert (ActionRefused, ReportError, DaemonError, DaemonAlreadyRunning, TaskRefused, TemplateProblem) == (
-        errors.ActionRefused, errors.ReportError, errors.DaemonError, errors.DaemonAlreadyRunning,
-        errors.TaskRefused, errors.TemplateProblem,
+        errors.ActionRefused,
+        errors.ReportError,
+        errors.DaemonError,
+        errors.DaemonAlreadyRunning,
+        errors.TaskRefused,
+        errors.TemplateProblem,
     )
 
 
