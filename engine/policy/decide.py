@@ -21,9 +21,9 @@ After an escalation the walk simply goes on above the stage entered; each condit
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from engine.policy.calendar import DayCounter
 from engine.policy.facts import VOLATILE_FIELDS
@@ -35,14 +35,15 @@ __all__ = ["NEVER", "VOLATILE_FIELDS", "Decision", "Skip", "decide", "is_volatil
 NEVER = date(9999, 12, 31)
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(NamedTuple):
     stage: str
     reason: str
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """What to do with one invoice today. A named tuple, not a dataclass: the sweep makes one per invoice,
+    and a frozen dataclass costs several times as much to build."""
+
     #: "escalate", "repeat" or "stay"
     action: str
     target: str | None = None
@@ -50,7 +51,7 @@ class Decision:
     repeat_no: int = 0
     skipped: tuple[Skip, ...] = ()
     #: Why nothing happens (for `stay`), in plain words.
-    waiting: tuple[str, ...] = field(default_factory=tuple)
+    waiting: tuple[str, ...] = ()
     #: The next day to decide again (see the module docstring); after a `stay`, never today.
     next_on: date = NEVER
 
@@ -102,46 +103,64 @@ def decide(
 
     qualified: list[int] = []
     skipped: list[Skip] = []
+    step = policy.catch_up is CatchUp.STEP
     # One walk up the ladder serves two questions: what to do now (`choosing`), and on which day the
     # ladder could move the invoice if it stays where it is (`waking`, the earliest such day in `wake`).
+    # Per-invoice hot path of the sweep: the helpers are inlined.
     choosing = waking = True
     wake: date | None = tomorrow if volatile_policy_choice else None
     for position in range(index + 1, len(stages)):
         candidate = stages[position]
-        not_yet = days_overdue < candidate.after_days
-        passed = candidate.pre_due and days_overdue >= 0
+        after_days = candidate.after_days
+        not_yet = days_overdue < after_days
+        passed = after_days < 0 <= days_overdue  # a pre-due stage once the invoice is due
+        when = candidate.when
+        holds: bool | None = None if when is not None else True  # evaluated at most once
         if choosing:
             if not_yet and not (force_next and not qualified):
                 if explain:
-                    waiting.append(
-                        f"{candidate.name} is due at {candidate.after_days} days overdue; now {days_overdue}"
-                    )
+                    waiting.append(f"{candidate.name} is due at {after_days} days overdue; now {days_overdue}")
                 choosing = False
             elif passed:
                 skipped.append(Skip(candidate.name, "pre-due stage: the invoice is already due"))
-            elif not _holds(candidate, position, facts, verdicts):
-                assert candidate.when is not None
-                skipped.append(Skip(candidate.name, f"condition not met: {candidate.when.source}"))
             else:
-                qualified.append(position)
-                if policy.catch_up is CatchUp.STEP or not_yet:
-                    choosing = False
+                if holds is None:
+                    assert when is not None
+                    holds = verdicts[position] = when.evaluate(facts)
+                if not holds:
+                    assert when is not None
+                    skipped.append(Skip(candidate.name, f"condition not met: {when.source}"))
+                else:
+                    qualified.append(position)
+                    if step or not_yet:
+                        choosing = False
         if waking:
             if not_yet:
-                wake = _earliest(wake, counter.reach(today, candidate.after_days - days_overdue))
+                day = counter.reach(today, after_days - days_overdue)
+                if wake is None or day < wake:
+                    wake = day
                 waking = False
             elif passed:
                 pass  # passed over for good
-            elif is_volatile(candidate.when, moving):
-                wake = _earliest(wake, tomorrow)
-            elif _holds(candidate, position, facts, verdicts):
-                # due and allowed: only the spacing can be holding it back
-                spaced = (
-                    counter.reach(entered_on, policy.min_days_between_stages) if entered_on and index >= 0 else today
-                )
-                wake = _earliest(wake, max(spaced, today))
-                waking = False
-            # else: false until the invoice itself changes
+            elif when is not None and not when.fields.isdisjoint(moving):
+                if wake is None or tomorrow < wake:
+                    wake = tomorrow
+            else:
+                if holds is None:
+                    assert when is not None
+                    holds = verdicts[position] = when.evaluate(facts)
+                if holds:
+                    # due and allowed: only the spacing can be holding it back
+                    spaced = (
+                        counter.reach(entered_on, policy.min_days_between_stages)
+                        if entered_on and index >= 0
+                        else today
+                    )
+                    day = spaced if spaced > today else today
+                    if wake is None or day < wake:
+                        wake = day
+                    waking = False
+                # else: false until the invoice itself changes
         if not (choosing or waking):
             break
 
@@ -213,7 +232,14 @@ def decide(
         _repeat_day(stages[index] if index >= 0 else None, last_notice_on or entered_on, repeats_done, today, counter),
     )
     # nothing happens today, so today is never asked again
-    return Decision("stay", waiting=tuple(waiting), next_on=max(stay_wake, tomorrow) if stay_wake else NEVER)
+    next_on = max(stay_wake, tomorrow) if stay_wake else NEVER
+    return Decision("stay", waiting=tuple(waiting), next_on=next_on) if waiting else _stay(next_on)
+
+
+@lru_cache(maxsize=4096)
+def _stay(next_on: date) -> Decision:
+    # Most invoices stay on most days, mostly until one of a few dates: share those decisions.
+    return Decision("stay", next_on=next_on)
 
 
 def _holds(stage: Stage, position: int, facts: Mapping[str, Any], verdicts: dict[int, bool]) -> bool:
