@@ -215,8 +215,11 @@ class Settings(BaseModel):
         return {name: self._with_resolved_paths(spec) for name, spec in merged.items()}
 
     def _with_resolved_paths(self, spec: ChannelSettings) -> ChannelSettings:
-        paths = {key: str(self._resolve(Path(str(value)))) for key, value in spec.options.items()
-                 if key in CHANNEL_PATH_OPTIONS and value}
+        paths = {
+            key: str(self._resolve(Path(str(value))))
+            for key, value in spec.options.items()
+            if key in CHANNEL_PATH_OPTIONS and value
+        }
         return spec.model_copy(update=paths) if paths else spec
 
     def _resolve(self, path: Path) -> Path:

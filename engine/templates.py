@@ -224,8 +224,14 @@ class Renderer:
         return rendered.subject, rendered.text
 
     def render_parts(
-        self, stage: str, channel: str, context: Mapping[str, Any], *, language: str | None = None,
-        html: bool = True, policy: str | None = None,
+        self,
+        stage: str,
+        channel: str,
+        context: Mapping[str, Any],
+        *,
+        language: str | None = None,
+        html: bool = True,
+        policy: str | None = None,
     ) -> Rendered:
         """Subject, plain text and (with `html`) the HTML part, in the customer's language; the templates are
         those of the stage's `template:` name when its policy gives one."""

@@ -268,8 +268,10 @@ def _convert(node: Node, path: YamlPath, loader: yaml.SafeLoader, located: Locat
         except ValueError:  # Python refuses int() of more than 4,300 digits (a DoS guard), PyYAML passes it on
             digits = sum(ch.isdigit() for ch in str(node.value))
             raise yaml.constructor.ConstructorError(
-                None, None, f"this number has {digits} digits, far more than any setting allows; write a smaller "
-                "number", node.start_mark
+                None,
+                None,
+                f"this number has {digits} digits, far more than any setting allows; write a smaller number",
+                node.start_mark,
             ) from None
     if id(node) in active:
         raise yaml.constructor.ConstructorError(
