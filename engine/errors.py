@@ -17,6 +17,7 @@ ever catch these.
     │   └── SweepBusy            another process is sweeping the same database right now
     ├── NotFound                 an invoice, customer, task or notification that does not exist
     ├── DatabaseBusy             another process held the SQLite database for longer than we wait
+    ├── ChargesError             a charge cannot be computed (a reference rate unknown for a day it needs)
     ├── SimulationError          a simulation cannot run as asked (bad dates, an unusable database)
     ├── ReportError              a report cannot be built as asked (unknown report, bad buckets)
     ├── DaemonError              the daemon cannot start or run as configured
@@ -145,6 +146,10 @@ class DaemonError(DunningError):
 
 class DaemonAlreadyRunning(DaemonError):
     """Another daemon holds the single-daemon lock of this SQLite database."""
+
+
+class ChargesError(DunningError):
+    """Interest or compensation cannot be computed as the policy asks; the message names the file to fix."""
 
 
 class DeliveryError(DunningError):

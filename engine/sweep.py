@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, insert, or_, select, text, type_coerce, update
 
+from engine.charging import Charging, fee_event_data
 from engine.store.events import append_events
 from engine.policy.calendar import CALENDAR_DAYS, day_counter
 from engine.clock import Clock, SystemClock, iso, local_day
@@ -330,6 +331,9 @@ class Sweeper:
                         "skipped": [{"stage": s.stage, "reason": s.reason} for s in decision.skipped],
                     })
                 )
+                fee = fee_event_data(policy.charges, target, row["currency"])  # a stage fee (charges.fees)
+                if fee is not None:
+                    events.append(_event(as_of, recorded_at, "charge", row, fee))
                 self._notify(policy.stage(target).channels, row, policy, target, as_of, 0, as_of,
                              recorded_at, days_overdue, decision.rule, events, notices, report)
                 stage, entered_on, last_notice_on, repeats_done = target, today, today, 0
@@ -354,6 +358,7 @@ class Sweeper:
                 updates.append(change)
 
         BulkWriter(conn, INVOICES).update(updates)
+        Charging(self.policies, self.zone).price_notices(conn, events, today)  # the interest each notice claims
         append_events(conn, events)
         BulkWriter(conn, NOTIFICATIONS).insert(notices)
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from engine.charging import charges_due
 from engine.app import Dunning, json_ready
 from engine.clock import iso, parse_instant
 from engine.config import Settings, load_settings
@@ -173,8 +174,10 @@ def status(as_of: AsOf = None, json_out: Json = False) -> None:
         dunning = state.dunning()
         invoices = dunning.open_invoices(instant(as_of, dunning.settings))
         if json_out:
+            due = charges_due(dunning, instant(as_of, dunning.settings) or dunning.latest_sweep() or dunning.clock.now())
             emit_json([
-                {k: i[k] for k in ("number", "customer_id", "stage", "open_amount", "currency", "policy", "days_overdue")}
+                {**{k: i[k] for k in ("number", "customer_id", "stage", "open_amount", "currency", "policy",
+                                      "days_overdue")}, "charges_due": due.get(i["number"], 0)}
                 for i in invoices
             ])
             return

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from engine.charges.spec import build_terms, charges_problems
 from engine.errors import PolicyError, Problem
 from engine.policy.calendar import is_known_country
 from engine.policy.checks import cross_file_problems, semantic_problems, stage_label
@@ -155,6 +156,8 @@ def _load_file(file: Path, known_channels: Collection[str], default_country: str
     # The semantic checks run on the raw data even when the schema failed, so one pass reports
     # everything; each check only looks at values of the right type (the schema reports the rest).
     expressions = semantic_problems(located, known_channels)
+    stage_names = [st.get("name") for st in data.get("stages") or [] if isinstance(st, dict)]
+    located.problems.extend(charges_problems(located, [n for n in stage_names if isinstance(n, str)]))
 
     if spec is not None and not any(p.severity == "error" for p in located.problems):
         result.policy = _build(spec, expressions, located, default_country)
@@ -194,6 +197,7 @@ def _build(
         grace_days=spec.grace_days,
         group_by=spec.group_by,
         description=spec.description,
+        charges=build_terms(spec.charges, located.file),
         source=PolicySource(path=located.file, text=located.text, sha256=hashlib.sha256(raw).hexdigest()),
     )
 

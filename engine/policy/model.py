@@ -8,7 +8,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from engine.charges.model import ChargeTerms
 
 #: States every policy's machine has besides its own stages.
 CURRENT = "current"
@@ -96,6 +99,8 @@ class Policy:
     grace_days: int = 3
     #: "invoice": one message per invoice; "customer": one per customer, stage and repeat listing them all.
     group_by: str = "invoice"
+    #: Interest, compensation and fees the policy charges (`charges:`); None charges nothing.
+    charges: ChargeTerms | None = None
     _index: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

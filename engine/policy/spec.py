@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.charges.spec import ChargesSpec
 from engine.policy.expressions import FIELDS
 from engine.policy.model import (
     RESERVED_STATE_NAMES,
@@ -193,6 +194,9 @@ class PolicySpec(BaseModel):
     stages: Annotated[list[StageSpec], Expect("a list of stages")] = Field(
         min_length=1,
         description="The escalation ladder, in order: after_days must not decrease from one stage to the next.",
+    )
+    charges: Annotated[ChargesSpec | None, Expect("a mapping such as {interest: {basis: statutory, jurisdiction: EU}}")] = (
+        Field(default=None, description="Optional: interest, fixed compensation and fees (engine.charges.spec).")
     )
 
 

@@ -1,0 +1,87 @@
+"""The reads behind charges: invoices with their payments, fee events and dispute events, a few queries per batch.
+
+`engine.charging` turns these rows into `engine.charges.ChargeCase`s; nothing here computes money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from engine.policy.model import CLOSED_STATES
+from engine.store.models import Event, Invoice, Payment
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+#: Events that start or end a dispute (the days between bear no interest under interest_during_dispute: false).
+DISPUTE_KINDS = ("dispute", "dispute_resolved", "override", "write_off")
+#: The audit event of a fee added when an invoice entered a stage (engine.charging.fee_event).
+CHARGE_KIND = "charge"
+#: Rows per IN (...) list, well below SQLite's and PostgreSQL's parameter limits.
+_CHUNK = 5000
+
+
+@dataclass
+class ChargeRow:
+    """One invoice and what its charges depend on."""
+
+    id: int
+    number: str
+    customer_id: str
+    currency: str
+    open_amount: Decimal
+    due_on: date
+    stage: str
+    policy: str | None
+    payments: list[tuple[date, Decimal]] = field(default_factory=list)
+    #: (at, data) of each `charge` event
+    charges: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
+    #: (at, kind) of each dispute-related event, in order
+    disputes: list[tuple[datetime, str]] = field(default_factory=list)
+
+
+def charge_rows(
+    conn: Connection,
+    *,
+    numbers: Collection[str] | None = None,
+    customer_id: str | None = None,
+    open_only: bool = True,
+) -> list[ChargeRow]:
+    """Invoices (by number, of one customer, or every one) with their payments, charge and dispute events."""
+    query = select(
+        INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency, INVOICES.c.open_amount,
+        INVOICES.c.due_on, INVOICES.c.stage, INVOICES.c.policy,
+    ).order_by(INVOICES.c.id)
+    if numbers is not None:
+        query = query.where(INVOICES.c.number.in_(list(numbers)))
+    if customer_id is not None:
+        query = query.where(INVOICES.c.customer_id == customer_id)
+    if open_only:
+        query = query.where(INVOICES.c.stage.not_in(CLOSED_STATES))
+    rows = {r["id"]: ChargeRow(**r) for r in conn.execute(query).mappings()}
+    ids = list(rows)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        for invoice_id, paid_on, amount in conn.execute(
+            select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
+            .where(PAYMENTS.c.invoice_id.in_(chunk)).order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
+        ):
+            rows[invoice_id].payments.append((paid_on, amount))
+        for invoice_id, at, kind, data in conn.execute(
+            select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
+            .where(EVENTS.c.invoice_id.in_(chunk), EVENTS.c.kind.in_((CHARGE_KIND, *DISPUTE_KINDS)))
+            .order_by(EVENTS.c.id)
+        ):
+            if kind == CHARGE_KIND:
+                rows[invoice_id].charges.append((at, data or {}))
+            else:
+                rows[invoice_id].disputes.append((at, kind))
+    return list(rows.values())
+
