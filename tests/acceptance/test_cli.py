@@ -71,7 +71,7 @@ def test_full_cycle_through_the_cli(cli: Cli) -> None:
     assert set(by_number) == {"INV-1", "INV-2", "INV-3"}
     assert by_number["INV-1"] == {
         "number": "INV-1", "customer_id": "C1", "stage": "reminder", "open_amount": 20000,
-        "currency": "EUR", "policy": "standard", "days_overdue": 3,
+        "currency": "EUR", "policy": "standard", "days_overdue": 3, "charges_due": 0,
     }
     assert by_number["INV-2"]["stage"] == "reminder" and by_number["INV-2"]["policy"] == "fallback"
     assert by_number["INV-3"]["stage"] == "courtesy"

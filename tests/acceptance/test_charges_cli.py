@@ -1,0 +1,62 @@
+"""`dunning charges` and `status --json`'s charges_due in real subprocesses: the documented JSON."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.test_cli import Cli
+
+RATES = Path(__file__).resolve().parents[2] / "rules" / "rates"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str) -> Cli:
+    cli = Cli(tmp_path, database_url)
+    shutil.copytree(RATES, tmp_path / "rules" / "rates")
+    cli.write("rules/90-default.yaml", """\
+        name: default
+        stages:
+          - {name: reminder, after_days: 3, channels: [email]}
+        charges:
+          interest: {basis: statutory, jurisdiction: EU}
+          compensation: statutory
+        """)
+    cli.write("customers.csv", "id,name,email\nC1,Acme GmbH,ap@acme.example\n")
+    cli.write("invoices.csv", "number,customer_id,currency,amount,issued_on,due_on\n"
+                              "INV-1,C1,EUR,10000.00,2026-01-01,2026-01-31\n")
+    cli.write("payments.csv", "invoice,amount,paid_on,reference\nINV-1,4000.00,2026-02-15,BANK-1\n")
+    for kind in ("customers", "invoices", "payments"):
+        cli("import", kind, f"{kind}.csv")
+    return cli
+
+
+def test_charges_json_is_the_documented_shape(cli: Cli) -> None:
+    assert cli.json("charges", "INV-1", "--as-of", "2026-03-02") == {
+        "number": "INV-1", "currency": "EUR", "as_of": "2026-03-02",
+        "principal_open": 6000, "interest": 65.63, "compensation": 40, "fees": 0, "total_due": 6105.63,
+        "basis": "Directive 2011/7/EU art. 2(6): ECB main refinancing rate on the first day of the half-year "
+                 "+ 8 points; Directive 2011/7/EU art. 6: fixed compensation of 40",
+        "periods": [
+            {"from": "2026-02-01", "to": "2026-02-14", "days": 14, "principal": 10000, "rate": 10.15,
+             "rate_unit": "percent_per_year", "interest": 38.931507},
+            {"from": "2026-02-15", "to": "2026-03-02", "days": 16, "principal": 6000, "rate": 10.15,
+             "rate_unit": "percent_per_year", "interest": 26.69589},
+        ],
+    }
+    text = cli("charges", "INV-1", "--as-of", "2026-03-02").stdout
+    assert "total due: 6,105.63 EUR" in text and "38.931507" in text
+
+
+def test_status_json_has_charges_due_and_errors_are_clear(cli: Cli) -> None:
+    [row] = cli.json("status", "--as-of", "2026-03-02")
+    assert row["charges_due"] == 105.63 and row["open_amount"] == 6000
+    missing = cli("charges", "INV-9", ok=False)
+    assert missing.returncode == 1 and "no invoice numbered 'INV-9'" in missing.stderr
+    (cli.folder / "rules" / "rates" / "ecb.yaml").write_text("- {from: 2026-06-01, rate: 2.0}\n")
+    failed = cli("charges", "INV-1", "--as-of", "2026-03-02", ok=False)
+    assert failed.returncode == 1
+    message = failed.stderr.replace("\n", "")
+    assert "no reference rate known for 2026-01-01 in " in message and message.endswith("rules/rates/ecb.yaml")

@@ -1,0 +1,85 @@
+"""Charges of stored invoices (SQLite and PostgreSQL): fees recorded as `charge` events when a stage is entered,
+the interest of every notice in its event, payments and disputes from the book, `status` charges_due."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine.actions import Collector
+from engine.charging import charges_due, invoice_charges
+from engine.errors import ChargesError
+
+RATES = Path(__file__).resolve().parents[2] / "rules" / "rates"
+
+CHARGING_POLICY = """\
+name: eu
+stages:
+  - {name: reminder, after_days: 3, channels: [email]}
+  - {name: letter, after_days: 20, channels: [letter]}
+charges:
+  interest: {basis: statutory, jurisdiction: EU}
+  compensation: statutory
+  fees:
+    - {stage: letter, amount: 25}
+"""
+
+
+@pytest.fixture
+def book(make_book, tmp_path: Path):  # type: ignore[no-untyped-def]
+    shutil.copytree(RATES, tmp_path / "rules" / "rates")
+    book = make_book({"90-eu.yaml": CHARGING_POLICY}, timezone="Europe/Berlin")
+    book.customers({"id": "C1", "name": "Acme GmbH"})
+    book.invoice("INV-1", "C1", "10000.00", "2026-01-31")
+    return book
+
+
+def test_the_worked_example_from_the_book(book) -> None:  # type: ignore[no-untyped-def]
+    book.pay("INV-1", "4000.00", "2026-02-15")
+    statement = invoice_charges(book.app, "INV-1", datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc))
+    assert (statement.principal_open, statement.interest, statement.compensation, statement.total_due) == (
+        Decimal("6000.00"), Decimal("65.63"), Decimal("40.00"), Decimal("6105.63"))
+
+
+def test_a_stage_fee_is_a_charge_event_and_every_notice_records_its_interest(book) -> None:  # type: ignore[no-untyped-def]
+    book.run("2026-02-04")  # reminder: 4 days overdue: 10000 * 0.1015 * 4 / 365 = 11.123288 -> 11.12
+    book.run("2026-02-21")  # letter: 21 days: 10000 * 0.1015 * 21 / 365 = 58.397260 -> 58.40, and the fee
+    history = book.app.history("INV-1")
+    notices = [(e["stage"], e["interest"], e["charges_due"]) for e in history if e["kind"] == "notification"]
+    assert notices == [("reminder", "11.12", "51.12"), ("letter", "58.40", "98.40")]
+    charges = [e for e in history if e["kind"] == "charge"]
+    assert [(e["charge"], e["stage"], e["amount"], e["currency"], e["at"][:10]) for e in charges] == [
+        ("fee", "letter", "25.00", "EUR", "2026-02-21")]
+    statement = invoice_charges(book.app, "INV-1", datetime(2026, 2, 21, 12, tzinfo=timezone.utc))
+    assert (statement.interest, statement.compensation, statement.fees, statement.total_due) == (
+        Decimal("58.40"), Decimal("40.00"), Decimal("25.00"), Decimal("10123.40"))
+    assert charges_due(book.app, datetime(2026, 2, 21, 12, tzinfo=timezone.utc)) == {"INV-1": Decimal("123.40")}
+
+
+def test_dispute_days_count_unless_the_policy_stops_them(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    collector = Collector(book.app, actor="alice")
+    collector.dispute("INV-1", "goods damaged", at=datetime(2026, 2, 9, 23, 30, tzinfo=timezone.utc))  # 10 Feb local
+    collector.resolve_dispute("INV-1", "credit agreed", at=datetime(2026, 2, 20, 9, tzinfo=timezone.utc))
+    as_of = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
+    # 1 Feb-2 Mar = 30 days on 10,000: 10000 * 0.1015 * 30 / 365 = 83.424658 -> 83.42
+    assert invoice_charges(book.app, "INV-1", as_of).interest == Decimal("83.42")
+    policy = tmp_path / "rules" / "90-eu.yaml"
+    policy.write_text(CHARGING_POLICY + "  interest_during_dispute: false\n", encoding="utf-8")
+    del book.app.policies  # the cached PolicySet: read the edited file
+    # 10-19 Feb paused (10 days): 20 days bear interest: 10000 * 0.1015 * 20 / 365 = 55.616438 -> 55.62
+    statement = invoice_charges(book.app, "INV-1", as_of)
+    assert [(p.first.isoformat(), p.days) for p in statement.periods] == [("2026-02-01", 9), ("2026-02-20", 11)]
+    assert statement.interest == Decimal("55.62")
+
+
+def test_a_missing_rate_is_an_error_naming_the_file_and_does_not_stop_the_sweep(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "rules" / "rates" / "ecb.yaml").write_text("- {from: 2026-06-01, rate: 2.0}\n", encoding="utf-8")
+    with pytest.raises(ChargesError, match=r"no reference rate known for 2026-01-01 in .*ecb\.yaml"):
+        invoice_charges(book.app, "INV-1", datetime(2026, 3, 2, 12, tzinfo=timezone.utc))
+    book.run("2026-02-04")
+    [notice] = [e for e in book.app.history("INV-1") if e["kind"] == "notification"]
+    assert "ecb.yaml" in notice["charges_error"]
