@@ -24,6 +24,8 @@ from engine.contact import ContactGate, gate_for
 from engine.dispatch import Dispatcher, DispatchReport
 from engine.errors import DunningError, NotFound
 from engine.importer import Importer, ImportReport
+from engine.notice_context import NoticeContext
+from engine.statement import statement_of_account
 from engine.policy.loader import load_policies
 from engine.store.models import Customer, Event, Invoice, Notification, Sweep
 from engine.policy.model import CLOSED_STATES, PolicySet
@@ -92,7 +94,12 @@ class Dunning:
             clock=self.clock,
             gate=self.contact_gate,
             recipients=self.recipients,
+            enrich=self.notice_context().enrich,
         )
+
+    def notice_context(self) -> NoticeContext:
+        """Charges, total due, deadline, contact, pay link and the statement for each message dispatched."""
+        return NoticeContext(self, statements=lambda customer, at: statement_of_account(self, customer, at))
 
     @cached_property
     def contact_gate(self) -> ContactGate | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,7 +110,10 @@ class Dispatcher:
         clock: Clock | None = None,
         gate: ContactGate | None = None,
         recipients: Mapping[str, str] | None = None,
+        enrich: Callable[[Mapping[str, Any], dict[str, Any], str | None], None] | None = None,
     ):
+        #: Adds charges, total due, deadline, contact and pay link to each context (engine.notice_context).
+        self.enrich = enrich
         self.clock = clock or SystemClock()
         #: channel name -> customer field it is addressed to (for fallback notifications)
         self.recipients = dict(recipients or {})
@@ -296,6 +299,8 @@ class Dispatcher:
             "as_of": row["created_at"], "totals": totals, "grouped": bool(row.get("group")),
         }
         channel = self.channels.get(row["channel"])
+        if self.enrich is not None:
+            self.enrich(row, context, getattr(channel, "type_name", None))
         rendered = self.renderer.render_parts(row["stage"], row["channel"], context, language=row["c_language"],
                                               html=bool(getattr(channel, "wants_html", False)), policy=row["policy"])
         return Message(

@@ -36,7 +36,9 @@ class ChargeRow:
     number: str
     customer_id: str
     currency: str
+    amount: Decimal
     open_amount: Decimal
+    issued_on: date
     due_on: date
     stage: str
     policy: str | None
@@ -56,8 +58,8 @@ def charge_rows(
 ) -> list[ChargeRow]:
     """Invoices (by number, of one customer, or every one) with their payments, charge and dispute events."""
     query = select(
-        INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency, INVOICES.c.open_amount,
-        INVOICES.c.due_on, INVOICES.c.stage, INVOICES.c.policy,
+        INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency, INVOICES.c.amount,
+        INVOICES.c.open_amount, INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage, INVOICES.c.policy,
     ).order_by(INVOICES.c.id)
     if numbers is not None:
         query = query.where(INVOICES.c.number.in_(list(numbers)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -60,3 +61,30 @@ def test_status_json_has_charges_due_and_errors_are_clear(cli: Cli) -> None:
     assert failed.returncode == 1
     message = failed.stderr.replace("\n", "")
     assert "no reference rate known for 2026-01-01 in " in message and message.endswith("rules/rates/ecb.yaml")
+
+
+def test_statement_json_and_pdf(cli: Cli) -> None:
+    result = cli("statement", "C1", "--as-of", "2026-03-02", "--from", "2026-02-01", "--pdf", "st.pdf", "--json")
+    assert json.loads(result.stdout) == {
+        "customer": {"id": "C1", "name": "Acme GmbH", "address": None, "email": "ap@acme.example", "language": None,
+                     "owner": None},
+        "as_of": "2026-03-02", "from": "2026-02-01", "pay_link": None,
+        "currencies": [{
+            "currency": "EUR",
+            "invoices": [{"number": "INV-1", "issued_on": "2026-01-01", "due_on": "2026-01-31", "days_overdue": 30,
+                          "amount": 10000, "open_amount": 6000, "interest": 65.63, "compensation": 40, "fees": 0,
+                          "total_due": 6105.63,
+                          "basis": "Directive 2011/7/EU art. 2(6): ECB main refinancing rate on the first day of the "
+                                   "half-year + 8 points; Directive 2011/7/EU art. 6: fixed compensation of 40"}],
+            "payments": [{"invoice": "INV-1", "paid_on": "2026-02-15", "amount": 4000, "reference": "BANK-1"}],
+            "aging": {"current": 0, "1_30": 6000, "31_60": 0, "61_90": 0, "over_90": 0},
+            "open_amount": 6000, "charges": 105.63, "total_due": 6105.63,
+        }],
+    }
+    assert (cli.folder / "st.pdf").read_bytes().startswith(b"%PDF")
+    text = cli("statement", "C1", "--as-of", "2026-03-02").stdout
+    assert "total due: 6,105.63 EUR" in text
+    bad = cli("statement", "C9", ok=False)
+    assert bad.returncode == 1 and "no customer with id 'C9'" in bad.stderr
+    early = cli("statement", "C1", "--as-of", "2026-03-02", "--from", "2026-04-01", ok=False)
+    assert early.returncode == 1 and "--from 2026-04-01 is after the statement date 2026-03-02" in early.stderr

@@ -25,7 +25,7 @@ def test_letter_pdf_has_letterhead_address_invoices_total_and_instructions(tmp_p
     assert path.parent == tmp_path / "print" and path.suffix == ".pdf"
     text = text_of(path)
     for expected in ("Acme Trading Ltd", "1 Harbour Rd, Shanghai", "上海市浦东新区世纪大道 100 号",
-                     "INV-7", "INV-8", "29", "19", "CN¥12,000.00", "CN¥1,500.50", "Total open: CN¥13,500.50",
+                     "INV-7", "INV-8", "29", "19", "CN¥12,000.00", "CN¥1,500.50", "Total due: CN¥13,500.50",
                      "Payment instructions", "IBAN DE00 1234 5678", "Reminder: invoice INV-7 is 29 days overdue"):
         assert expected in text, expected
 
@@ -35,7 +35,7 @@ def test_chinese_letter_renders_cjk_text(tmp_path: Path) -> None:
     receipt = asyncio.run(ch.send(message(language="zh_CN")))
     text = text_of(Path(receipt.detail))
     assert Path(receipt.detail).parent == tmp_path / "letters"
-    for expected in ("上海示例贸易有限公司", "付款提醒", "未付合计", "¥13,500.50", "逾期天数", "2026年2月9日"):
+    for expected in ("上海示例贸易有限公司", "付款提醒", "应付合计", "¥13,500.50", "逾期天数", "2026年2月9日"):
         assert expected in text, expected
 
 

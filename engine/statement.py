@@ -1,0 +1,139 @@
+"""Statement of account (对账单): every open invoice of a customer, per currency, with charges and aging.
+
+`dunning statement CUSTOMER`, the `attach: [statement]` e-mail attachment and the monthly statement run all
+read it from here. Money is rounded to each currency's minor unit; every currency has its own totals (amounts in
+different currencies are never added up).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine.charges import round_minor
+from engine.charging import Charging
+from engine.clock import local_day
+from engine.errors import DunningError, NotFound
+from engine.notice_context import SECRET_ENV, pay_link
+from engine.store.charges import charge_rows
+from engine.store.statements import customer_row, customers_with_open_items, payments_between
+
+if TYPE_CHECKING:
+    from engine.app import Dunning
+
+__all__ = ["AGING_BUCKETS", "CurrencySection", "StatementOfAccount", "customers_to_state", "statement_of_account"]
+
+ZERO = Decimal(0)
+#: (name, first day overdue, last day overdue); "current" is not yet due.
+AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("current", -(10**6), 0), ("1_30", 1, 30), ("31_60", 31, 60), ("61_90", 61, 90), ("over_90", 91, None),
+)
+
+
+@dataclass
+class CurrencySection:
+    """One currency of a statement: its invoices, payments in the period, aging and totals."""
+
+    currency: str
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    aging: dict[str, Decimal] = field(default_factory=dict)
+    open_amount: Decimal = ZERO
+    charges: Decimal = ZERO
+    total_due: Decimal = ZERO
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency, "invoices": self.invoices, "payments": self.payments, "aging": self.aging,
+            "open_amount": self.open_amount, "charges": self.charges, "total_due": self.total_due,
+        }
+
+
+@dataclass
+class StatementOfAccount:
+    customer: dict[str, Any]
+    as_of: date
+    since: date
+    sections: list[CurrencySection]
+    #: `company.payment_link` for the whole balance (one currency only), or None
+    pay_link: str | None = None
+
+    @property
+    def invoices(self) -> list[dict[str, Any]]:
+        return [invoice for section in self.sections for invoice in section.invoices]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The documented JSON shape of `dunning statement CUSTOMER --json`."""
+        return {
+            "customer": self.customer, "as_of": self.as_of, "from": self.since,
+            "currencies": [section.as_dict() for section in self.sections], "pay_link": self.pay_link,
+        }
+
+
+def statement_of_account(
+    app: Dunning, customer_id: str, as_of: datetime | None = None, since: date | None = None
+) -> StatementOfAccount:
+    """The customer's statement at the end of the local day of `as_of` (default now); payments from `since`
+    (default the first day of that month) up to that day."""
+    day = local_day(as_of or app.clock.now(), app.settings.zone)
+    first = since or day.replace(day=1)
+    if first > day:
+        raise DunningError(f"--from {first.isoformat()} is after the statement date {day.isoformat()}; "
+                           "give a start on or before it")
+    charging = Charging(app.policies_if_valid(), app.settings.zone)
+    with app.repo.read() as session:
+        conn = session.connection()
+        customer = customer_row(conn, customer_id)
+        if customer is None:
+            raise NotFound(f"no customer with id {customer_id!r}; check the id in your customers file")
+        rows = charge_rows(conn, customer_id=customer_id)
+        payments = payments_between(conn, customer_id, first, day)
+        statements = [(row, charging.statement(row, day)) for row in rows]
+    sections: dict[str, CurrencySection] = {}
+
+    def section(currency: str) -> CurrencySection:
+        if currency not in sections:
+            sections[currency] = CurrencySection(currency, aging={name: ZERO for name, _, _ in AGING_BUCKETS})
+        return sections[currency]
+
+    for row, charges in statements:
+        part = section(row.currency)
+        overdue = (day - row.due_on).days
+        open_amount = round_minor(row.open_amount, row.currency)
+        part.invoices.append({
+            "number": row.number, "issued_on": row.issued_on, "due_on": row.due_on, "days_overdue": overdue,
+            "amount": round_minor(row.amount, row.currency), "open_amount": open_amount,
+            "interest": charges.interest, "compensation": charges.compensation, "fees": charges.fees,
+            "total_due": open_amount + charges.charges, "basis": charges.basis,
+        })
+        bucket = next(name for name, low, high in AGING_BUCKETS if overdue >= low and (high is None or overdue <= high))
+        part.aging[bucket] += open_amount
+        part.open_amount += open_amount
+        part.charges += charges.charges
+        part.total_due += open_amount + charges.charges
+    for payment in payments:
+        section(payment["currency"]).payments.append({
+            "invoice": payment["invoice"], "paid_on": payment["paid_on"],
+            "amount": round_minor(payment["amount"], payment["currency"]), "reference": payment["reference"],
+        })
+    person = {k: customer.get(k) for k in ("id", "name", "address", "email", "language", "owner")}
+    ordered = [sections[c] for c in sorted(sections)]
+    link = None
+    template = app.settings.company.model_dump().get("payment_link")
+    if template and len(ordered) == 1 and ordered[0].total_due > 0:
+        link = pay_link(str(template), os.environ.get(SECRET_ENV, ""), number=f"{customer_id}/{day.isoformat()}",
+                        customer=customer_id, amount=ordered[0].total_due, currency=ordered[0].currency)
+    return StatementOfAccount(person, day, first, ordered, link)
+
+
+def customers_to_state(app: Dunning) -> list[str]:
+    """Every customer with open items: who a scheduled statement run writes to."""
+    with app.repo.read() as session:
+        return customers_with_open_items(session.connection())
+
+
+StatementSource = Callable[[str, datetime], StatementOfAccount]
