@@ -83,9 +83,9 @@ def main(out: Path) -> None:
             pdf.write_bytes(statement_document(statement.as_dict(), company, statement.customer.get("language")))
             render_pdf(pdf, out / f"statement-{tag}")
         for number, tag in (("INV-2026-0101", "en"), ("INV-2026-0201", "zh")):
-            [letter] = (root / "out" / "letters").glob(f"{number}_letter_*.pdf")
+            [letter] = (root / "out" / "letters").glob(f"*-{number}.pdf")
             render_pdf(letter, out / f"letter-{tag}")
-            [eml] = (root / "eml").glob(f"{number}_letter_*_email.eml")
+            [eml] = (root / "eml").glob(f"*-{number}_letter_*_email.eml")
             render_email(eml, out / f"email-{tag}.png", root)
     for path in sorted(out.glob("*.png")):
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)

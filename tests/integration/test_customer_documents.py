@@ -87,7 +87,7 @@ def book(make_book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: i
 
 
 def letter_of(tmp_path: Path, number: str) -> Path:
-    [found] = list((tmp_path / "out" / "letters").glob(f"{number}_letter_*.pdf"))
+    [found] = list((tmp_path / "out" / "letters").glob(f"*-{number}.pdf"))
     return found
 
 
@@ -160,7 +160,7 @@ def test_chinese_letter_embeds_its_font_and_uses_the_chinese_company(book, tmp_p
 
 def test_email_carries_the_payment_block_and_the_real_statement(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     book.run("2026-02-25")  # INV-1 (25 days) and INV-2 (6 days) get reminders
-    [eml] = list((tmp_path / "eml").glob("INV-2_reminder_*.eml"))
+    [eml] = list((tmp_path / "eml").glob("*-INV-2_reminder_*.eml"))
     message = email.message_from_bytes(eml.read_bytes())
     assert str(make_header(decode_header(message["Subject"]))) == "Reminder: invoice INV-2 is 6 days overdue"
     [plain] = [p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_type() == "text/plain"]
