@@ -177,14 +177,18 @@ class EmailChannel(Channel):
 
     def attachments_for(self, message: Message) -> list[Attachment]:
         files = list(message.attachments)
-        if self.attach:
+        chosen = message.context.get("attach") if message.context else None  # the stage's `attach:` wins
+        kinds = list(chosen) if chosen is not None else self.attach
+        if message.context and message.context.get("pre_due"):
+            kinds = [kind for kind in kinds if kind != "letter"]  # no letter showing negative days overdue
+        if kinds:
             from channels import pdf  # reportlab is loaded only when attachments are configured
 
             company = message.context.get("company") or self.context.company
             stem = safe_name(message.invoices[0]["number"] if message.invoices else message.key)
-            if "letter" in self.attach:
+            if "letter" in kinds:
                 files.append(Attachment(f"letter-{stem}.pdf", pdf.letter_pdf(message, company), "application/pdf"))
-            if "statement" in self.attach:
+            if "statement" in kinds:
                 files.append(
                     Attachment(f"statement-{stem}.pdf", pdf.statement_pdf(message, company), "application/pdf")
                 )

@@ -11,10 +11,11 @@ import os
 import zoneinfo
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.channel_options import channel_option_problems
 from engine.errors import ConfigError, Problem
 from engine.yamlsource import load_located, validation_problems
 
@@ -70,6 +71,18 @@ class DispatchSettings(BaseModel):
     #: How long a claimed notification stays reserved before another dispatcher may take it over.
     lease_seconds: float = Field(300, gt=0)
     concurrency: int = Field(4, ge=1)
+
+
+class StatementSettings(BaseModel):
+    """Statements of account sent on a schedule (engine.statement): off unless `schedule` is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: monthly: on the first sweep on or after `day` of each month, every customer with open items gets one.
+    schedule: Literal["monthly"] | None = None
+    day: int = Field(1, ge=1, le=28)
+    #: The channel the statements go out on (an email channel attaches the statement PDF).
+    channel: str = "email"
 
 
 class ScheduleSettings(BaseModel):
@@ -159,6 +172,8 @@ class Settings(BaseModel):
     actor: str | None = None
     #: The daemon's timetable (`dunning daemon`).
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    #: Statements of account on a schedule (`statements: {schedule: monthly, day: 1, channel: email}`).
+    statements: StatementSettings = Field(default_factory=StatementSettings)
     #: Hold notifications at night, on weekends and holidays (customer-local); off unless configured.
     quiet_hours: QuietHoursSettings | None = None
     #: Limit messages per customer across channels; off unless configured.
@@ -252,7 +267,11 @@ def settings_from_text(text: str, file: Path) -> Settings:
         problems.append(Problem(str(file), 1, 1, "the configuration must be a mapping of keys to values"))
     if not problems:
         try:
-            return Settings.model_validate({**data, "base_dir": file.resolve().parent})
+            settings = Settings.model_validate({**data, "base_dir": file.resolve().parent})
         except ValidationError as exc:
             problems += validation_problems(exc, located, model=Settings)
+        else:
+            problems += channel_option_problems(located, settings.channels)  # `form:` for `from:` is an error
+            if not problems:
+                return settings
     raise ConfigError("invalid configuration:\n" + "\n".join(str(p) for p in sorted(problems)))

@@ -11,6 +11,7 @@ values land in the template context (and in `Message.context` for the channels t
     details     where a template's invoice block goes: the letter channel's `[[details]]` marker, else a
                 plain-text block (total due, deadline, payment instructions, pay link) for text channels
     statement_of_account   a callable giving the customer's statement (for `attach: [statement]`)
+    attach      the stage's `attach:` list (None: the channel's), and `pre_due` (never attach a letter then)
 
 Company fields may be given per language: `company.languages: {zh: {name: 上海示例贸易有限公司, address: …}}`.
 """
@@ -31,7 +32,9 @@ from engine.charging import Charging
 from engine.clock import local_day
 from engine.company import DETAILS_MARKER, company_for
 from engine.errors import ChargesError, ConfigError
+from engine.policy.model import Stage
 from engine.store.charges import charge_rows
+from engine.store.statements import STATEMENT_POLICY, STATEMENT_STAGE
 from engine.templates import local_date, money
 
 if TYPE_CHECKING:
@@ -117,7 +120,17 @@ class NoticeContext:
         if self.statements is not None:
             statements, customer, at = self.statements, row["customer_id"], row["created_at"]
             context["statement_of_account"] = lambda: statements(customer, at)
+        stage = self._stage(row)
+        context["attach"] = stage.attach if stage is not None else None
+        if row["stage"] == STATEMENT_STAGE and row.get("policy") == STATEMENT_POLICY:
+            context["attach"] = ("statement",)  # a scheduled statement carries the statement, whatever the channel says
+        context["pre_due"] = bool(stage is not None and stage.pre_due)
         context["details"] = DETAILS_MARKER if channel_type == "letter" else self._text_details(context, language)
+
+    def _stage(self, row: Mapping[str, Any]) -> Stage | None:
+        policies = self.app.policies_if_valid()
+        policy = policies.by_name(row.get("policy") or "") if policies is not None else None
+        return policy.stage(row["stage"]) if policy is not None and policy.has_stage(row["stage"]) else None
 
     def _charges(self, numbers: list[str], today: date) -> dict[str, dict[str, Any]]:
         if not self.charging._any_charges():

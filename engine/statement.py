@@ -1,7 +1,7 @@
 """Statement of account (对账单): every open invoice of a customer, per currency, with charges and aging.
 
-`dunning statement CUSTOMER`, the `attach: [statement]` e-mail attachment and the monthly statement run all
-read it from here. Money is rounded to each currency's minor unit; every currency has its own totals (amounts in
+`dunning statement CUSTOMER`, the `attach: [statement]` e-mail attachment and the monthly statement run
+(`statements: {schedule: monthly, day: 1, channel: email}`; `queue_statements`) all read it from here. Money is rounded to each currency's minor unit; every currency has its own totals (amounts in
 different currencies are never added up).
 """
 
@@ -17,15 +17,28 @@ from typing import TYPE_CHECKING, Any
 from engine.charges import round_minor
 from engine.charging import Charging
 from engine.clock import local_day
-from engine.errors import DunningError, NotFound
+from engine.errors import ConfigError, DunningError, NotFound
 from engine.notice_context import SECRET_ENV, pay_link
 from engine.store.charges import charge_rows
-from engine.store.statements import customer_row, customers_with_open_items, payments_between
+from engine.store.models import NotificationStatus
+from engine.store.statements import (
+    STATEMENT_POLICY,
+    STATEMENT_STAGE,
+    customer_fields,
+    customer_row,
+    customers_with_open_items,
+    open_items_by_customer,
+    payments_between,
+    queue_notices,
+)
 
 if TYPE_CHECKING:
     from engine.app import Dunning
 
-__all__ = ["AGING_BUCKETS", "CurrencySection", "StatementOfAccount", "customers_to_state", "statement_of_account"]
+__all__ = [
+    "AGING_BUCKETS", "STATEMENT_POLICY", "STATEMENT_STAGE", "CurrencySection", "StatementOfAccount", "customers_to_state",
+    "queue_statements", "queue_statements_if_due", "statement_of_account",
+]
 
 ZERO = Decimal(0)
 #: (name, first day overdue, last day overdue); "current" is not yet due.
@@ -137,3 +150,57 @@ def customers_to_state(app: Dunning) -> list[str]:
 
 
 StatementSource = Callable[[str, datetime], StatementOfAccount]
+
+
+def statement_key(customer_id: str, day: date, channel: str) -> str:
+    """One statement per customer, month and channel: queuing the same month again changes nothing."""
+    return f"statement/{customer_id}/{day:%Y-%m}/{channel}"
+
+
+def queue_statements(app: Dunning, as_of: datetime) -> int:
+    """Queue this month's statement for every customer with open items on the configured channel; returns how
+    many were new (the daemon calls it after each scheduled sweep; `dunning statements queue` by hand)."""
+    config = app.settings.statements
+    channels = app.settings.channel_settings()
+    if config.channel not in channels:
+        known = ", ".join(sorted(channels))
+        raise ConfigError(f"statements.channel is {config.channel!r}, which is no configured channel; "
+                          f"use one of: {known}")
+    field_name = channels[config.channel].recipient
+    day = local_day(as_of, app.settings.zone)
+    recorded_at = app.clock.now()
+    with app.repo.write() as session:
+        conn = session.connection()
+        items = open_items_by_customer(conn)
+        customers = customer_fields(conn, list(items))
+        notices, events = [], []
+        for customer_id, invoice_ids in items.items():
+            customer = customers.get(customer_id) or {}
+            recipient = customer_id if field_name == "id" else customer.get(field_name)
+            key = statement_key(customer_id, day, config.channel)
+            status, error = NotificationStatus.PENDING, None
+            if not recipient:
+                status = NotificationStatus.FAILED
+                error = (f"customer {customer_id} has no {field_name}; add it (dunning import customers) so the "
+                         f"{config.channel} channel can send the statement")
+            notices.append({
+                "key": key, "invoice_id": None, "customer_id": customer_id, "policy": STATEMENT_POLICY,
+                "stage": STATEMENT_STAGE, "channel": config.channel, "repeat_no": 0, "recipient": recipient,
+                "status": status, "attempts": 0, "created_at": as_of, "due_at": as_of, "error": error,
+                "invoice_ids": invoice_ids,
+            })
+            events.append({
+                "at": as_of, "recorded_at": recorded_at, "kind": "notification", "invoice_id": None,
+                "customer_id": customer_id, "actor": "system",
+                "data": {"key": key, "channel": config.channel, "recipient": recipient, "stage": STATEMENT_STAGE,
+                         "policy": STATEMENT_POLICY, "invoices": len(invoice_ids)},
+            })
+        return queue_notices(conn, notices, events)
+
+
+def queue_statements_if_due(app: Dunning, as_of: datetime) -> int:
+    """`queue_statements` when the schedule says so: monthly, on any sweep on or after the configured day."""
+    config = app.settings.statements
+    if config.schedule != "monthly" or local_day(as_of, app.settings.zone).day < config.day:
+        return 0
+    return queue_statements(app, as_of)

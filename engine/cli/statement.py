@@ -1,4 +1,5 @@
-"""`dunning statement CUSTOMER`: the statement of account (对账单) on screen, as JSON or as a PDF."""
+"""`dunning statement CUSTOMER`: the statement of account (对账单) on screen, as JSON or as a PDF;
+`dunning statements queue`: this month's statements for every customer with open items."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from engine.cli.shared import AsOf, Json, app, emit_json, guarded, instant, out, state
 from engine.errors import DunningError
-from engine.statement import statement_of_account
+from engine.statement import queue_statements, statement_of_account
 from engine.templates import money
 
 
@@ -71,3 +72,20 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise DunningError(f"--from must be a date such as 2026-03-01, got {text!r}") from None
+
+
+statements_app = typer.Typer(help="Statements of account for every customer with open items (config `statements:`).")
+app.add_typer(statements_app, name="statements")
+
+
+@statements_app.command("queue")
+def statements_queue(as_of: AsOf = None) -> None:
+    """Queue this month's statement for every customer with open items on `statements.channel`; `dunning
+    dispatch` (or the daemon) sends them. Queuing the same month again adds nothing."""
+
+    def action() -> None:
+        dunning = state.dunning()
+        queued = queue_statements(dunning, instant(as_of, dunning.settings) or dunning.clock.now())
+        out.print(f"queued {queued} statement(s) on {dunning.settings.statements.channel}", markup=False)
+
+    guarded(action)

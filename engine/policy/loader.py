@@ -181,6 +181,7 @@ def _build(
             description=stage.description,
             approval_required=stage.approval == "required",
             fallback=tuple((stage.fallback or {}).items()),
+            attach=tuple(stage.attach) if stage.attach is not None else None,
         )
         for index, stage in enumerate(spec.stages)
     )

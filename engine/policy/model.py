@@ -66,6 +66,8 @@ class Stage:
     approval_required: bool = False
     #: (channel, fallback channel) pairs: a notification that fails for good on the first is queued on the second.
     fallback: tuple[tuple[str, str], ...] = ()
+    #: The PDFs this stage's e-mails attach (`attach:`), overriding the channel's list; None: the channel's.
+    attach: tuple[str, ...] | None = None
 
     def fallback_for(self, channel: str) -> str | None:
         return next((to for frm, to in self.fallback if frm == channel), None)

@@ -121,6 +121,14 @@ class StageSpec(BaseModel):
         ),
         examples=[{"email": "letter"}],
     )
+    attach: Annotated[list[Literal["letter", "statement"]] | None, Expect("a list such as [statement]")] = Field(
+        default=None,
+        description=(
+            "Optional: the PDFs this stage's e-mails carry (letter, statement), instead of the email channel's "
+            "attach: list; [] attaches nothing. A pre-due stage never attaches a letter."
+        ),
+        examples=[["statement"], []],
+    )
     approval: Literal["required", "none"] = Field(
         default="none",
         description=(

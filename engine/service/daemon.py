@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import func, select, text, update
 
+from engine.statement import queue_statements_if_due
 from engine.app import Dunning
 from engine.store.events import append_events
 from engine.clock import Clock, SystemClock, iso
@@ -504,6 +505,10 @@ class Daemon:
             extra={"event": "swept", "as_of": iso(due), "transitions": report.transitions,
                    "entered": dict(report.entered), "duration_seconds": round(seconds, 4)},
         )
+        queued = queue_statements_if_due(self.dunning, due)  # `statements: {schedule: monthly}` in the config
+        if queued:
+            logger.info("queued %d statement(s) of account", queued, extra={"event": "statements_queued",
+                                                                          "count": queued})
         return due, report
 
     def dispatch_due(self) -> None:
