@@ -47,36 +47,104 @@ LATIN_FONT = "DocSans"
 LATIN_BOLD = "DocSans-Bold"
 CJK_FONT = "DocCJK"
 #: Where the fonts are looked for, first found wins (DUNNING_FONT_DIR first).
-FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation",
-             "/usr/share/fonts/truetype/wqy")
+FONT_DIRS = (
+    "/usr/share/fonts/truetype/dejavu",
+    "/usr/share/fonts/truetype/liberation",
+    "/usr/share/fonts/truetype/wqy",
+)
 LATIN_FILES = (("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"), ("LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf"))
 CJK_FILE = "wqy-zenhei.ttc"
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
-        "invoice": "Invoice", "issued": "Issued", "due": "Due", "days": "Days overdue", "open": "Open amount",
-        "total": "Total due", "pay": "Payment instructions", "statement": "Statement of account",
-        "date": "Date", "customer": "Customer", "case": "Case file", "contact": "Your contact",
-        "history": "History", "amount": "Amount", "owner": "Collector", "reference": "Our reference",
-        "customer_no": "Customer no.", "interest": "Interest", "compensation": "Compensation", "fees": "Fees",
-        "charges": "Charges", "principal": "Principal", "pay_online": "Pay online", "page": "Page {page} of {pages}",
-        "period": "Period", "payments": "Payments received", "paid_on": "Paid on", "aging": "Aging",
-        "current": "Not yet due", "1_30": "1–30 days", "31_60": "31–60 days", "61_90": "61–90 days",
-        "over_90": "Over 90 days", "open_items": "Open invoices", "no_payments": "No payments in this period.",
-        "basis": "Legal basis", "to": "to", "statement_intro": "Your account with us as of {date}.",
-        "to_line": "", "phone": "Phone", "email": "Email", "colon": ": ", "payment_ref": "Reference",
+        "invoice": "Invoice",
+        "issued": "Issued",
+        "due": "Due",
+        "days": "Days overdue",
+        "open": "Open amount",
+        "total": "Total due",
+        "pay": "Payment instructions",
+        "statement": "Statement of account",
+        "date": "Date",
+        "customer": "Customer",
+        "case": "Case file",
+        "contact": "Your contact",
+        "history": "History",
+        "amount": "Amount",
+        "owner": "Collector",
+        "reference": "Our reference",
+        "customer_no": "Customer no.",
+        "interest": "Interest",
+        "compensation": "Compensation",
+        "fees": "Fees",
+        "charges": "Charges",
+        "principal": "Principal",
+        "pay_online": "Pay online",
+        "page": "Page {page} of {pages}",
+        "period": "Period",
+        "payments": "Payments received",
+        "paid_on": "Paid on",
+        "aging": "Aging",
+        "current": "Not yet due",
+        "1_30": "1–30 days",
+        "31_60": "31–60 days",
+        "61_90": "61–90 days",
+        "over_90": "Over 90 days",
+        "open_items": "Open invoices",
+        "no_payments": "No payments in this period.",
+        "basis": "Legal basis",
+        "to": "to",
+        "statement_intro": "Your account with us as of {date}.",
+        "to_line": "",
+        "phone": "Phone",
+        "email": "Email",
+        "colon": ": ",
+        "payment_ref": "Reference",
     },
     "zh": {
-        "invoice": "发票", "issued": "开票日期", "due": "到期日", "days": "逾期天数", "open": "未付金额",
-        "total": "应付合计", "pay": "付款方式", "statement": "对账单", "date": "日期", "customer": "客户",
-        "case": "案件资料", "contact": "联系人", "history": "催收记录", "amount": "金额", "owner": "负责人",
-        "reference": "我方编号", "customer_no": "客户编号", "interest": "逾期利息", "compensation": "固定赔偿",
-        "fees": "费用", "charges": "逾期费用", "principal": "本金", "pay_online": "在线付款",
-        "page": "第 {page} 页，共 {pages} 页", "period": "期间", "payments": "已收款项", "paid_on": "付款日期",
-        "aging": "账龄", "current": "未到期", "1_30": "1–30 天", "31_60": "31–60 天", "61_90": "61–90 天",
-        "over_90": "90 天以上", "open_items": "未付发票", "no_payments": "本期间无付款。", "basis": "依据",
-        "to": "至", "statement_intro": "截至 {date} 贵司在我司的往来账目如下。", "to_line": "致：",
-        "phone": "电话", "email": "邮箱", "colon": "：", "payment_ref": "付款凭证号",
+        "invoice": "发票",
+        "issued": "开票日期",
+        "due": "到期日",
+        "days": "逾期天数",
+        "open": "未付金额",
+        "total": "应付合计",
+        "pay": "付款方式",
+        "statement": "对账单",
+        "date": "日期",
+        "customer": "客户",
+        "case": "案件资料",
+        "contact": "联系人",
+        "history": "催收记录",
+        "amount": "金额",
+        "owner": "负责人",
+        "reference": "我方编号",
+        "customer_no": "客户编号",
+        "interest": "逾期利息",
+        "compensation": "固定赔偿",
+        "fees": "费用",
+        "charges": "逾期费用",
+        "principal": "本金",
+        "pay_online": "在线付款",
+        "page": "第 {page} 页，共 {pages} 页",
+        "period": "期间",
+        "payments": "已收款项",
+        "paid_on": "付款日期",
+        "aging": "账龄",
+        "current": "未到期",
+        "1_30": "1–30 天",
+        "31_60": "31–60 天",
+        "61_90": "61–90 天",
+        "over_90": "90 天以上",
+        "open_items": "未付发票",
+        "no_payments": "本期间无付款。",
+        "basis": "依据",
+        "to": "至",
+        "statement_intro": "截至 {date} 贵司在我司的往来账目如下。",
+        "to_line": "致：",
+        "phone": "电话",
+        "email": "邮箱",
+        "colon": "：",
+        "payment_ref": "付款凭证号",
     },
 }
 
@@ -104,14 +172,18 @@ def register_fonts(cjk: bool) -> None:
             pdfmetrics.registerFont(TTFont(LATIN_BOLD, str(found_bold)))
             break
     else:
-        raise FontsMissing("no Latin TrueType font for PDFs: install the Debian package fonts-dejavu-core (or "
-                           "fonts-liberation), or set DUNNING_FONT_DIR to a folder with DejaVuSans.ttf")
+        raise FontsMissing(
+            "no Latin TrueType font for PDFs: install the Debian package fonts-dejavu-core (or "
+            "fonts-liberation), or set DUNNING_FONT_DIR to a folder with DejaVuSans.ttf"
+        )
     pdfmetrics.registerFontFamily(LATIN_FONT, normal=LATIN_FONT, bold=LATIN_BOLD)
     if cjk:
         found = _find(CJK_FILE)
         if found is None:
-            raise FontsMissing("no CJK TrueType font for PDFs: install the Debian package fonts-wqy-zenhei, or set "
-                               f"DUNNING_FONT_DIR to a folder with {CJK_FILE}")
+            raise FontsMissing(
+                "no CJK TrueType font for PDFs: install the Debian package fonts-wqy-zenhei, or set "
+                f"DUNNING_FONT_DIR to a folder with {CJK_FILE}"
+            )
         pdfmetrics.registerFont(TTFont(CJK_FONT, str(found), subfontIndex=0))
 
 
@@ -161,7 +233,7 @@ class _NumberedCanvas(pdfcanvas.Canvas):
         super().__init__(*args, **kwargs)
         self._pages: list[dict[str, Any]] = []
 
-    def showPage(self) -> None:  # noqa: N802  reportlab's name
+    def showPage(self) -> None:
         self._pages.append(dict(self.__dict__))
         self._startPage()
 
@@ -171,8 +243,9 @@ class _NumberedCanvas(pdfcanvas.Canvas):
             self.__dict__.update(state)
             if total > 1:
                 self.setFont(self.font, 8)
-                self.drawRightString(A4[0] - 20 * mm, 10 * mm,
-                                     self.page_label.format(page=self._pageNumber, pages=total))
+                self.drawRightString(
+                    A4[0] - 20 * mm, 10 * mm, self.page_label.format(page=self._pageNumber, pages=total)
+                )
             super().showPage()
         super().save()
 
@@ -192,10 +265,24 @@ class _Doc:
         self.cell = ParagraphStyle("cell", parent=self.small, wordWrap=None)
         self.cell_right = ParagraphStyle("cell_right", parent=self.cell, alignment=TA_RIGHT)
         self.right = ParagraphStyle("right", parent=self.small, alignment=TA_RIGHT)
-        self.title = ParagraphStyle("title", parent=self.body, fontName=CJK_FONT if cjk else LATIN_BOLD,
-                                    fontSize=13, leading=17, spaceBefore=4, spaceAfter=8)
-        self.head = ParagraphStyle("head", parent=self.body, fontName=CJK_FONT if cjk else LATIN_BOLD,
-                                   fontSize=10.5, leading=14, spaceBefore=4, spaceAfter=2)
+        self.title = ParagraphStyle(
+            "title",
+            parent=self.body,
+            fontName=CJK_FONT if cjk else LATIN_BOLD,
+            fontSize=13,
+            leading=17,
+            spaceBefore=4,
+            spaceAfter=8,
+        )
+        self.head = ParagraphStyle(
+            "head",
+            parent=self.body,
+            fontName=CJK_FONT if cjk else LATIN_BOLD,
+            fontSize=10.5,
+            leading=14,
+            spaceBefore=4,
+            spaceAfter=2,
+        )
         self.flow: list[Any] = []
 
     def text(self, value: Any, style: ParagraphStyle | None = None, *, bold: bool = False) -> Paragraph:
@@ -216,11 +303,24 @@ class _Doc:
     def space(self, height: float = 4) -> None:
         self.flow.append(Spacer(1, height * mm))
 
-    def table(self, rows: Sequence[Sequence[Any]], widths: Sequence[float], *, right: Iterable[int] = (),
-              total_row: bool = False) -> None:
+    def table(
+        self,
+        rows: Sequence[Sequence[Any]],
+        widths: Sequence[float],
+        *,
+        right: Iterable[int] = (),
+        total_row: bool = False,
+    ) -> None:
         right = set(right)
-        cells = [[self.text(c, self.cell_right if i in right else self.cell, bold=r == 0 or (total_row and r == len(rows) - 1))
-                  for i, c in enumerate(row)] for r, row in enumerate(rows)]
+        cells = [
+            [
+                self.text(
+                    c, self.cell_right if i in right else self.cell, bold=r == 0 or (total_row and r == len(rows) - 1)
+                )
+                for i, c in enumerate(row)
+            ]
+            for r, row in enumerate(rows)
+        ]
         table = Table(cells, colWidths=[w * mm for w in widths], repeatRows=1)
         style = [
             ("FONTNAME", (0, 0), (-1, -1), LATIN_FONT),  # the table's own default is Helvetica, never embedded
@@ -228,7 +328,8 @@ class _Doc:
             ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
             ("LINEBELOW", (0, -1), (-1, -1), 0.3, colors.grey),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+            ("TOPPADDING", (0, 0), (-1, -1), 2),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
         ]
         if total_row:
             style.append(("LINEABOVE", (0, -1), (-1, -1), 0.6, colors.black))
@@ -243,8 +344,16 @@ class _Doc:
 
     def build(self, title: str) -> bytes:
         buffer = io.BytesIO()
-        doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=22 * mm, rightMargin=20 * mm,
-                                topMargin=18 * mm, bottomMargin=20 * mm, title=title, author="dunning")
+        doc = SimpleDocTemplate(
+            buffer,
+            pagesize=A4,
+            leftMargin=22 * mm,
+            rightMargin=20 * mm,
+            topMargin=18 * mm,
+            bottomMargin=20 * mm,
+            title=title,
+            author="dunning",
+        )
         label = self.lab["page"]
         font = CJK_FONT if self.cjk else LATIN_FONT
 
@@ -278,8 +387,10 @@ def _recipient_block(doc: _Doc, customer: Mapping[str, Any]) -> None:
 
 def _reference_block(doc: _Doc, day: date, reference: str, customer_id: Any) -> None:
     lab = doc.lab
-    doc.para(f"{lab['date']}{lab['colon']}{doc.date(day)}\n{lab['reference']}{lab['colon']}{reference}\n{lab['customer_no']}{lab['colon']}{customer_id}",
-             doc.right)
+    doc.para(
+        f"{lab['date']}{lab['colon']}{doc.date(day)}\n{lab['reference']}{lab['colon']}{reference}\n{lab['customer_no']}{lab['colon']}{customer_id}",
+        doc.right,
+    )
     doc.space(2)
 
 
@@ -287,10 +398,15 @@ def invoice_rows(invoices: Sequence[Mapping[str, Any]], doc: _Doc) -> list[list[
     lab = doc.lab
     rows = [[lab["invoice"], lab["issued"], lab["due"], lab["days"], lab["open"]]]
     for inv in invoices:
-        rows.append([
-            str(inv["number"]), doc.date(inv["issued_on"]), doc.date(inv["due_on"]),
-            str(max(int(inv.get("days_overdue") or 0), 0)), doc.money(inv["open_amount"], inv["currency"]),
-        ])
+        rows.append(
+            [
+                str(inv["number"]),
+                doc.date(inv["issued_on"]),
+                doc.date(inv["due_on"]),
+                str(max(int(inv.get("days_overdue") or 0), 0)),
+                doc.money(inv["open_amount"], inv["currency"]),
+            ]
+        )
     return rows
 
 
@@ -363,8 +479,15 @@ def _pay_link_block(doc: _Doc, link: str) -> Table:
     drawing.add(widget)
     text = doc.text(f"{doc.lab['pay_online']}{doc.lab['colon']}\n{link}", doc.small)
     table = Table([[drawing, text]], colWidths=[26 * mm, 142 * mm])
-    table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), LATIN_FONT), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-                               ("LEFTPADDING", (0, 0), (0, 0), 0)]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONTNAME", (0, 0), (-1, -1), LATIN_FONT),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ("LEFTPADDING", (0, 0), (0, 0), 0),
+            ]
+        )
+    )
     return table
 
 
@@ -401,7 +524,9 @@ def letter_pdf(message: Message, company: Mapping[str, Any]) -> bytes:
     doc = _Doc(needs_cjk(_texts(message, company)), language)
     _sender_block(doc, company)
     _recipient_block(doc, message.customer)
-    reference = str(message.context.get("reference") or message.invoices[0]["number"] if message.invoices else message.key)
+    reference = str(
+        message.context.get("reference") or message.invoices[0]["number"] if message.invoices else message.key
+    )
     _reference_block(doc, _today(message), reference, message.customer.get("id", ""))
     doc.para(message.subject, doc.title, bold=True)
     before, marker, after = message.body.partition(DETAILS_MARKER)
@@ -425,10 +550,22 @@ def statement_pdf(message: Message, company: Mapping[str, Any]) -> bytes:
     for currency in sorted({str(i["currency"]) for i in invoices}):
         own = [i for i in invoices if i["currency"] == currency]
         total = sum((Decimal(i["open_amount"]) for i in own), Decimal(0))
-        sections.append({"currency": currency, "invoices": own, "payments": [], "aging": {}, "open_amount": total,
-                         "charges": Decimal(0), "total_due": total})
-    return statement_document({"customer": dict(message.customer), "as_of": today, "from": today.replace(day=1),
-                               "currencies": sections}, company, _language(message) or message.language)
+        sections.append(
+            {
+                "currency": currency,
+                "invoices": own,
+                "payments": [],
+                "aging": {},
+                "open_amount": total,
+                "charges": Decimal(0),
+                "total_due": total,
+            }
+        )
+    return statement_document(
+        {"customer": dict(message.customer), "as_of": today, "from": today.replace(day=1), "currencies": sections},
+        company,
+        _language(message) or message.language,
+    )
 
 
 def statement_document(statement: Mapping[str, Any], company: Mapping[str, Any], language: str | None) -> bytes:
@@ -437,7 +574,8 @@ def statement_document(statement: Mapping[str, Any], company: Mapping[str, Any],
     language = language or customer.get("language")
     company = company_for(company, language)
     texts = [*customer.values(), *company.values()] + [
-        v for s in statement["currencies"] for i in s["invoices"] for v in i.values()]
+        v for s in statement["currencies"] for i in s["invoices"] for v in i.values()
+    ]
     doc = _Doc(needs_cjk(texts) or labels(language) is LABELS["zh"], language)
     lab = doc.lab
     _sender_block(doc, company)
@@ -451,33 +589,62 @@ def statement_document(statement: Mapping[str, Any], company: Mapping[str, Any],
         rows = [[lab["invoice"], lab["due"], lab["days"], lab["open"], lab["charges"], lab["total"]]]
         for inv in section["invoices"]:
             extra = sum((Decimal(str(inv.get(k) or 0)) for k in ("interest", "compensation", "fees")), Decimal(0))
-            rows.append([str(inv["number"]), doc.date(inv["due_on"]), str(max(int(inv.get("days_overdue") or 0), 0)),
-                         doc.money(inv["open_amount"], currency), doc.money(extra, currency),
-                         doc.money(inv.get("total_due", Decimal(inv["open_amount"]) + extra), currency)])
-        rows.append([lab["total"], "", "", doc.money(section["open_amount"], currency),
-                     doc.money(section["charges"], currency), doc.money(section["total_due"], currency)])
+            rows.append(
+                [
+                    str(inv["number"]),
+                    doc.date(inv["due_on"]),
+                    str(max(int(inv.get("days_overdue") or 0), 0)),
+                    doc.money(inv["open_amount"], currency),
+                    doc.money(extra, currency),
+                    doc.money(inv.get("total_due", Decimal(inv["open_amount"]) + extra), currency),
+                ]
+            )
+        rows.append(
+            [
+                lab["total"],
+                "",
+                "",
+                doc.money(section["open_amount"], currency),
+                doc.money(section["charges"], currency),
+                doc.money(section["total_due"], currency),
+            ]
+        )
         doc.table(rows, [30, 34, 20, 30, 26, 30], right=(2, 3, 4, 5), total_row=True)
         aging = section.get("aging") or {}
         if aging:
             doc.para(lab["aging"], doc.head)
             names = ["current", "1_30", "31_60", "61_90", "over_90"]
-            doc.table([[lab[n] for n in names], [doc.money(aging.get(n, 0), currency) for n in names]],
-                      [34] * 5, right=range(5))
-        doc.para(f"{lab['payments']} ({doc.date(statement['from'])} {lab['to']} {doc.date(statement['as_of'])})",
-                 doc.head)
+            doc.table(
+                [[lab[n] for n in names], [doc.money(aging.get(n, 0), currency) for n in names]],
+                [34] * 5,
+                right=range(5),
+            )
+        doc.para(
+            f"{lab['payments']} ({doc.date(statement['from'])} {lab['to']} {doc.date(statement['as_of'])})", doc.head
+        )
         if section["payments"]:
             prows = [[lab["paid_on"], lab["invoice"], lab["payment_ref"], lab["amount"]]]
-            prows += [[doc.date(p["paid_on"]), str(p["invoice"]), str(p.get("reference") or ""),
-                       doc.money(p["amount"], currency)] for p in section["payments"]]
+            prows += [
+                [
+                    doc.date(p["paid_on"]),
+                    str(p["invoice"]),
+                    str(p.get("reference") or ""),
+                    doc.money(p["amount"], currency),
+                ]
+                for p in section["payments"]
+            ]
             doc.table(prows, [36, 36, 58, 40], right=(3,))
         else:
             doc.para(lab["no_payments"], doc.small)
         doc.space(3)
     for section in statement["currencies"]:
-        doc.para(f"{lab['total']}{lab['colon']}{doc.money(section['total_due'], section['currency'])}", doc.head, bold=True)
+        doc.para(
+            f"{lab['total']}{lab['colon']}{doc.money(section['total_due'], section['currency'])}", doc.head, bold=True
+        )
     if company.get("payment_instructions"):
-        doc.flow.append(KeepTogether([doc.text(lab["pay"], doc.head, bold=True),
-                                      doc.text(company["payment_instructions"])]))
+        doc.flow.append(
+            KeepTogether([doc.text(lab["pay"], doc.head, bold=True), doc.text(company["payment_instructions"])])
+        )
     if statement.get("pay_link"):
         doc.flow.append(_pay_link_block(doc, str(statement["pay_link"])))
     return doc.build(f"{lab['statement']} {customer.get('id')}")
@@ -492,15 +659,20 @@ def case_pdf(case: Mapping[str, Any], company: Mapping[str, Any], language: str 
     customer = case["customer"]
     invoices = case["invoices"]
     history = case["history"]
-    texts = [*customer.values(), *company.values()] + [v for inv in invoices for v in inv.values()] + [
-        h.get("summary") for h in history
-    ]
+    texts = (
+        [*customer.values(), *company.values()]
+        + [v for inv in invoices for v in inv.values()]
+        + [h.get("summary") for h in history]
+    )
     doc = _Doc(needs_cjk(texts), None)
     doc.lab = labels(language)
     lab = doc.lab
     _sender_block(doc, company)
     doc.para(f"{lab['case']}{lab['colon']}{customer.get('name')} ({customer.get('id')})", doc.title, bold=True)
-    doc.para(f"{lab['date']}{lab['colon']}{case.get('prepared_on')}   {lab['reference']}{lab['colon']}{case.get('key')}", doc.small)
+    doc.para(
+        f"{lab['date']}{lab['colon']}{case.get('prepared_on')}   {lab['reference']}{lab['colon']}{case.get('key')}",
+        doc.small,
+    )
     doc.para(lab["contact"], doc.head)
     doc.para("\n".join(f"{k}: {customer[k]}" for k in ("address", "email", "phone", "owner") if customer.get(k)))
     doc.para(lab["invoice"], doc.head)
@@ -510,7 +682,13 @@ def case_pdf(case: Mapping[str, Any], company: Mapping[str, Any], language: str 
     doc.para(lab["history"], doc.head)
     rows = [[lab["date"], lab["invoice"], "", ""]]
     for entry in history:
-        rows.append([str(entry.get("at", ""))[:10], str(entry.get("invoice") or ""), str(entry.get("kind", "")),
-                     str(entry.get("summary", ""))])
+        rows.append(
+            [
+                str(entry.get("at", ""))[:10],
+                str(entry.get("invoice") or ""),
+                str(entry.get("kind", "")),
+                str(entry.get("summary", "")),
+            ]
+        )
     doc.table(rows, [24, 30, 26, 90])
     return doc.build(f"{lab['case']} {customer.get('id')}")

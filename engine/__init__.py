@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
     ActionRefused,
+    ChargesError,
     ConfigError,
     DaemonAlreadyRunning,
     DaemonError,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActionRefused",
+    "ChargesError",
     "ConfigError",
     "DaemonAlreadyRunning",
     "DaemonError",

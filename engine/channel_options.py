@@ -20,11 +20,28 @@ __all__ = ["KNOWN_OPTIONS", "channel_option_problems"]
 COMMON = frozenset({"type", "recipient"})
 #: What each built-in type reads from its options (see each module's docstring in channels/).
 KNOWN_OPTIONS: dict[str, frozenset[str]] = {
-    "email": frozenset({
-        "host", "port", "security", "username", "username_env", "password", "password_env", "from", "from_name",
-        "reply_to", "connections", "rate_per_minute", "timeout", "verify", "ca_file", "message_id_domain",
-        "attach", "eml_dir",
-    }),
+    "email": frozenset(
+        {
+            "host",
+            "port",
+            "security",
+            "username",
+            "username_env",
+            "password",
+            "password_env",
+            "from",
+            "from_name",
+            "reply_to",
+            "connections",
+            "rate_per_minute",
+            "timeout",
+            "verify",
+            "ca_file",
+            "message_id_domain",
+            "attach",
+            "eml_dir",
+        }
+    ),
     "letter": frozenset({"output_dir"}),
     "log": frozenset({"path"}),
     "memory": frozenset({"fail", "fail_recipients"}),
@@ -44,12 +61,16 @@ def channel_option_problems(located: Located, channels: Mapping[str, Any]) -> li
         known = KNOWN_OPTIONS.get(str(kind))
         if known is None:
             continue
-        for option in (getattr(spec, "model_extra", None) or {}):
+        for option in getattr(spec, "model_extra", None) or {}:
             if option in known:
                 continue
             choices = sorted(known)
             hint = did_you_mean(option, choices) or f"; {kind} options are: {', '.join(choices)}"
-            problems.append(located.problem(("channels", name, option),
-                                            f"unknown option '{option}' for the {kind} channel '{name}'{hint}",
-                                            at="key"))
+            problems.append(
+                located.problem(
+                    ("channels", name, option),
+                    f"unknown option '{option}' for the {kind} channel '{name}'{hint}",
+                    at="key",
+                )
+            )
     return problems

@@ -12,8 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-
 from engine.charges import ChargeCase, ChargeStatement, ChargeTerms, Fee, RateBook, compute_charges, round_minor
 from engine.clock import local_day
 from engine.errors import ChargesError, NotFound
@@ -21,6 +19,8 @@ from engine.policy.model import Policy, PolicySet
 from engine.store.charges import CHARGE_KIND, ChargeRow, charge_rows
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from engine.app import Dunning
 
 __all__ = ["CHARGE_KIND", "Charging", "charges_due", "fee_event_data", "invoice_charges"]
@@ -63,11 +63,18 @@ class Charging:
         principal = row.open_amount + sum((amount for _, amount in row.payments), ZERO)
         fees = tuple(
             Fee(local_day(at, self.zone), Decimal(str(data["amount"])), str(data.get("stage", "")))
-            for at, data in row.charges if data.get("charge") == "fee"
+            for at, data in row.charges
+            if data.get("charge") == "fee"
         )
         return ChargeCase(
-            number=row.number, currency=row.currency, principal=principal, due_on=row.due_on, as_of=as_of,
-            payments=tuple(row.payments), fees=fees, paused=self._paused(row.disputes, as_of),
+            number=row.number,
+            currency=row.currency,
+            principal=principal,
+            due_on=row.due_on,
+            as_of=as_of,
+            payments=tuple(row.payments),
+            fees=fees,
+            paused=self._paused(row.disputes, as_of),
         )
 
     def for_invoice(self, conn: Connection, number: str, as_of: date) -> ChargeStatement:

@@ -47,23 +47,45 @@ SECRET_ENV = "DUNNING_PAYMENT_LINK_SECRET"
 _PLACEHOLDERS = ("number", "customer", "amount", "total_due", "currency", "sig")
 
 _TEXT = {
-    "en": {"total": "Total due", "by": "Please pay by", "pay": "Payment instructions", "link": "Pay online",
-           "interest": "interest", "compensation": "compensation", "fees": "fees", "incl": "including"},
-    "zh": {"total": "应付合计", "by": "请于以下日期前付款", "pay": "付款方式", "link": "在线付款",
-           "interest": "逾期利息", "compensation": "固定赔偿", "fees": "费用", "incl": "其中"},
+    "en": {
+        "total": "Total due",
+        "by": "Please pay by",
+        "pay": "Payment instructions",
+        "link": "Pay online",
+        "interest": "interest",
+        "compensation": "compensation",
+        "fees": "fees",
+        "incl": "including",
+    },
+    "zh": {
+        "total": "应付合计",
+        "by": "请于以下日期前付款",
+        "pay": "付款方式",
+        "link": "在线付款",
+        "interest": "逾期利息",
+        "compensation": "固定赔偿",
+        "fees": "费用",
+        "incl": "其中",
+    },
 }
 
 
 def signature(secret: str, number: str, amount: str, currency: str) -> str:
     """HMAC-SHA256 (hex) over `number|amount|currency`: the payment page recomputes it to trust the link."""
-    return hmac.new(secret.encode("utf-8"), f"{number}|{amount}|{currency}".encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode("utf-8"), f"{number}|{amount}|{currency}".encode(), hashlib.sha256).hexdigest()
 
 
 def pay_link(template: str, secret: str, *, number: str, customer: str, amount: Decimal, currency: str) -> str:
     """`company.payment_link` filled in; every value URL-encoded, so data cannot change the link's shape."""
     text = str(amount)
-    values = {"number": number, "customer": customer, "amount": text, "total_due": text, "currency": currency,
-              "sig": signature(secret, number, text, currency)}
+    values = {
+        "number": number,
+        "customer": customer,
+        "amount": text,
+        "total_due": text,
+        "currency": currency,
+        "sig": signature(secret, number, text, currency),
+    }
     return template.format(**{k: quote(str(v), safe="") for k, v in values.items()})
 
 
@@ -77,11 +99,15 @@ def check_payment_link(company: Mapping[str, Any]) -> None:
     try:
         template.format(**{k: "x" for k in _PLACEHOLDERS})
     except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"company.payment_link: unknown or malformed placeholder {exc}; use "
-                          f"{', '.join('{' + p + '}' for p in _PLACEHOLDERS)}") from None
+        raise ConfigError(
+            f"company.payment_link: unknown or malformed placeholder {exc}; use "
+            f"{', '.join('{' + p + '}' for p in _PLACEHOLDERS)}"
+        ) from None
     if "{sig}" in template and not os.environ.get(SECRET_ENV):
-        raise ConfigError(f"company.payment_link signs its links, but ${SECRET_ENV} is not set; export the secret "
-                          "the payment page checks the sig with")
+        raise ConfigError(
+            f"company.payment_link signs its links, but ${SECRET_ENV} is not set; export the secret "
+            "the payment page checks the sig with"
+        )
 
 
 class NoticeContext:
@@ -144,19 +170,30 @@ class NoticeContext:
             except ChargesError:
                 continue  # the sweep recorded the error in the notice's event; the notice goes out without charges
             if statement.charges:
-                found[row.number] = {"interest": statement.interest, "compensation": statement.compensation,
-                                     "fees": statement.fees, "total_due": statement.total_due,
-                                     "basis": statement.basis}
+                found[row.number] = {
+                    "interest": statement.interest,
+                    "compensation": statement.compensation,
+                    "fees": statement.fees,
+                    "total_due": statement.total_due,
+                    "basis": statement.basis,
+                }
         return found
 
-    def _link(self, company: Mapping[str, Any], row: Mapping[str, Any], invoice: Mapping[str, Any],
-              due: Mapping[str, Decimal]) -> str | None:
+    def _link(
+        self, company: Mapping[str, Any], row: Mapping[str, Any], invoice: Mapping[str, Any], due: Mapping[str, Decimal]
+    ) -> str | None:
         template = company.get("payment_link")
         if not template or len(due) != 1:
             return None  # one link pays one amount in one currency
         [(currency, amount)] = due.items()
-        return pay_link(str(template), os.environ.get(SECRET_ENV, ""), number=str(invoice["number"]),
-                        customer=str(row["customer_id"]), amount=amount, currency=currency)
+        return pay_link(
+            str(template),
+            os.environ.get(SECRET_ENV, ""),
+            number=str(invoice["number"]),
+            customer=str(row["customer_id"]),
+            amount=amount,
+            currency=currency,
+        )
 
     def _text_details(self, context: Mapping[str, Any], language: str | None) -> str:
         words = _TEXT["zh" if (language or "").lower().startswith("zh") else "en"]

@@ -36,14 +36,25 @@ if TYPE_CHECKING:
     from engine.app import Dunning
 
 __all__ = [
-    "AGING_BUCKETS", "STATEMENT_POLICY", "STATEMENT_STAGE", "CurrencySection", "StatementOfAccount", "customers_to_state",
-    "queue_statements", "queue_statements_if_due", "statement_of_account",
+    "AGING_BUCKETS",
+    "STATEMENT_POLICY",
+    "STATEMENT_STAGE",
+    "CurrencySection",
+    "StatementOfAccount",
+    "customers_to_state",
+    "queue_statements",
+    "queue_statements_if_due",
+    "statement_of_account",
 ]
 
 ZERO = Decimal(0)
 #: (name, first day overdue, last day overdue); "current" is not yet due.
 AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("current", -(10**6), 0), ("1_30", 1, 30), ("31_60", 31, 60), ("61_90", 61, 90), ("over_90", 91, None),
+    ("current", -(10**6), 0),
+    ("1_30", 1, 30),
+    ("31_60", 31, 60),
+    ("61_90", 61, 90),
+    ("over_90", 91, None),
 )
 
 
@@ -61,8 +72,13 @@ class CurrencySection:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "currency": self.currency, "invoices": self.invoices, "payments": self.payments, "aging": self.aging,
-            "open_amount": self.open_amount, "charges": self.charges, "total_due": self.total_due,
+            "currency": self.currency,
+            "invoices": self.invoices,
+            "payments": self.payments,
+            "aging": self.aging,
+            "open_amount": self.open_amount,
+            "charges": self.charges,
+            "total_due": self.total_due,
         }
 
 
@@ -82,8 +98,11 @@ class StatementOfAccount:
     def as_dict(self) -> dict[str, Any]:
         """The documented JSON shape of `dunning statement CUSTOMER --json`."""
         return {
-            "customer": self.customer, "as_of": self.as_of, "from": self.since,
-            "currencies": [section.as_dict() for section in self.sections], "pay_link": self.pay_link,
+            "customer": self.customer,
+            "as_of": self.as_of,
+            "from": self.since,
+            "currencies": [section.as_dict() for section in self.sections],
+            "pay_link": self.pay_link,
         }
 
 
@@ -95,8 +114,9 @@ def statement_of_account(
     day = local_day(as_of or app.clock.now(), app.settings.zone)
     first = since or day.replace(day=1)
     if first > day:
-        raise DunningError(f"--from {first.isoformat()} is after the statement date {day.isoformat()}; "
-                           "give a start on or before it")
+        raise DunningError(
+            f"--from {first.isoformat()} is after the statement date {day.isoformat()}; give a start on or before it"
+        )
     charging = Charging(app.policies_if_valid(), app.settings.zone)
     with app.repo.read() as session:
         conn = session.connection()
@@ -117,29 +137,48 @@ def statement_of_account(
         part = section(row.currency)
         overdue = (day - row.due_on).days
         open_amount = round_minor(row.open_amount, row.currency)
-        part.invoices.append({
-            "number": row.number, "issued_on": row.issued_on, "due_on": row.due_on, "days_overdue": overdue,
-            "amount": round_minor(row.amount, row.currency), "open_amount": open_amount,
-            "interest": charges.interest, "compensation": charges.compensation, "fees": charges.fees,
-            "total_due": open_amount + charges.charges, "basis": charges.basis,
-        })
+        part.invoices.append(
+            {
+                "number": row.number,
+                "issued_on": row.issued_on,
+                "due_on": row.due_on,
+                "days_overdue": overdue,
+                "amount": round_minor(row.amount, row.currency),
+                "open_amount": open_amount,
+                "interest": charges.interest,
+                "compensation": charges.compensation,
+                "fees": charges.fees,
+                "total_due": open_amount + charges.charges,
+                "basis": charges.basis,
+            }
+        )
         bucket = next(name for name, low, high in AGING_BUCKETS if overdue >= low and (high is None or overdue <= high))
         part.aging[bucket] += open_amount
         part.open_amount += open_amount
         part.charges += charges.charges
         part.total_due += open_amount + charges.charges
     for payment in payments:
-        section(payment["currency"]).payments.append({
-            "invoice": payment["invoice"], "paid_on": payment["paid_on"],
-            "amount": round_minor(payment["amount"], payment["currency"]), "reference": payment["reference"],
-        })
+        section(payment["currency"]).payments.append(
+            {
+                "invoice": payment["invoice"],
+                "paid_on": payment["paid_on"],
+                "amount": round_minor(payment["amount"], payment["currency"]),
+                "reference": payment["reference"],
+            }
+        )
     person = {k: customer.get(k) for k in ("id", "name", "address", "email", "language", "owner")}
     ordered = [sections[c] for c in sorted(sections)]
     link = None
     template = app.settings.company.model_dump().get("payment_link")
     if template and len(ordered) == 1 and ordered[0].total_due > 0:
-        link = pay_link(str(template), os.environ.get(SECRET_ENV, ""), number=f"{customer_id}/{day.isoformat()}",
-                        customer=customer_id, amount=ordered[0].total_due, currency=ordered[0].currency)
+        link = pay_link(
+            str(template),
+            os.environ.get(SECRET_ENV, ""),
+            number=f"{customer_id}/{day.isoformat()}",
+            customer=customer_id,
+            amount=ordered[0].total_due,
+            currency=ordered[0].currency,
+        )
     return StatementOfAccount(person, day, first, ordered, link)
 
 
@@ -164,8 +203,9 @@ def queue_statements(app: Dunning, as_of: datetime) -> int:
     channels = app.settings.channel_settings()
     if config.channel not in channels:
         known = ", ".join(sorted(channels))
-        raise ConfigError(f"statements.channel is {config.channel!r}, which is no configured channel; "
-                          f"use one of: {known}")
+        raise ConfigError(
+            f"statements.channel is {config.channel!r}, which is no configured channel; use one of: {known}"
+        )
     field_name = channels[config.channel].recipient
     day = local_day(as_of, app.settings.zone)
     recorded_at = app.clock.now()
@@ -181,20 +221,46 @@ def queue_statements(app: Dunning, as_of: datetime) -> int:
             status, error = NotificationStatus.PENDING, None
             if not recipient:
                 status = NotificationStatus.FAILED
-                error = (f"customer {customer_id} has no {field_name}; add it (dunning import customers) so the "
-                         f"{config.channel} channel can send the statement")
-            notices.append({
-                "key": key, "invoice_id": None, "customer_id": customer_id, "policy": STATEMENT_POLICY,
-                "stage": STATEMENT_STAGE, "channel": config.channel, "repeat_no": 0, "recipient": recipient,
-                "status": status, "attempts": 0, "created_at": as_of, "due_at": as_of, "error": error,
-                "invoice_ids": invoice_ids,
-            })
-            events.append({
-                "at": as_of, "recorded_at": recorded_at, "kind": "notification", "invoice_id": None,
-                "customer_id": customer_id, "actor": "system",
-                "data": {"key": key, "channel": config.channel, "recipient": recipient, "stage": STATEMENT_STAGE,
-                         "policy": STATEMENT_POLICY, "invoices": len(invoice_ids)},
-            })
+                error = (
+                    f"customer {customer_id} has no {field_name}; add it (dunning import customers) so the "
+                    f"{config.channel} channel can send the statement"
+                )
+            notices.append(
+                {
+                    "key": key,
+                    "invoice_id": None,
+                    "customer_id": customer_id,
+                    "policy": STATEMENT_POLICY,
+                    "stage": STATEMENT_STAGE,
+                    "channel": config.channel,
+                    "repeat_no": 0,
+                    "recipient": recipient,
+                    "status": status,
+                    "attempts": 0,
+                    "created_at": as_of,
+                    "due_at": as_of,
+                    "error": error,
+                    "invoice_ids": invoice_ids,
+                }
+            )
+            events.append(
+                {
+                    "at": as_of,
+                    "recorded_at": recorded_at,
+                    "kind": "notification",
+                    "invoice_id": None,
+                    "customer_id": customer_id,
+                    "actor": "system",
+                    "data": {
+                        "key": key,
+                        "channel": config.channel,
+                        "recipient": recipient,
+                        "stage": STATEMENT_STAGE,
+                        "policy": STATEMENT_POLICY,
+                        "invoices": len(invoice_ids),
+                    },
+                }
+            )
         return queue_notices(conn, notices, events)
 
 

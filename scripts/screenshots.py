@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import email
 import email.header
-from html import escape
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from html import escape
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,33 +46,85 @@ def main(out: Path) -> None:
             "email": {"type": "email", "recipient": "email", "eml_dir": str(root / "eml")},
             "letter": {"type": "letter", "recipient": "address"},
         }
-        settings = Settings(database=f"sqlite:///{root / 'demo.db'}", rules=rules, templates=ROOT / "rules" / "templates",
-                            output_dir=root / "out", base_dir=root, channels=channels, company=COMPANY,
-                            timezone="Europe/Berlin")
+        settings = Settings(
+            database=f"sqlite:///{root / 'demo.db'}",
+            rules=rules,
+            templates=ROOT / "rules" / "templates",
+            output_dir=root / "out",
+            base_dir=root,
+            channels=channels,
+            company=COMPANY,
+            timezone="Europe/Berlin",
+        )
         clock = FixedClock(at("2026-01-01", 0))
         app = Dunning(settings, clock=clock)
         app.repo.create_schema()
         importer = app.importer()
-        importer.import_rows("customers", [
-            {"id": "C-ACME", "name": "Acme Robotics Ltd", "address": "221 Baker Street, London NW1 6XE",
-             "owner": "anna", "language": "en", "email": "ap@acme.example"},
-            {"id": "C-YH", "name": "上海远航物流有限公司", "address": "上海市徐汇区漕溪北路 398 号", "owner": "chen",
-             "language": "zh_CN", "email": "cw@yuanhang.example"},
-        ])
-        importer.import_rows("invoices", [
-            {"number": "INV-2026-0101", "customer_id": "C-ACME", "currency": "EUR", "amount": "10000.00",
-             "issued_on": "2026-01-01", "due_on": "2026-01-31"},
-            {"number": "INV-2026-0102", "customer_id": "C-ACME", "currency": "EUR", "amount": "2450.00",
-             "issued_on": "2026-01-28", "due_on": "2026-02-27"},
-            {"number": "INV-2026-0201", "customer_id": "C-YH", "currency": "CNY", "amount": "86000.00",
-             "issued_on": "2026-01-05", "due_on": "2026-02-04"},
-            {"number": "INV-2026-0202", "customer_id": "C-YH", "currency": "CNY", "amount": "12500.50",
-             "issued_on": "2026-01-30", "due_on": "2026-03-01"},
-        ])
-        importer.import_rows("payments", [
-            {"invoice": "INV-2026-0101", "amount": "4000.00", "paid_on": "2026-02-15", "reference": "BANK-7781"},
-            {"invoice": "INV-2026-0201", "amount": "20000.00", "paid_on": "2026-02-20", "reference": "BANK-8802"},
-        ])
+        importer.import_rows(
+            "customers",
+            [
+                {
+                    "id": "C-ACME",
+                    "name": "Acme Robotics Ltd",
+                    "address": "221 Baker Street, London NW1 6XE",
+                    "owner": "anna",
+                    "language": "en",
+                    "email": "ap@acme.example",
+                },
+                {
+                    "id": "C-YH",
+                    "name": "上海远航物流有限公司",
+                    "address": "上海市徐汇区漕溪北路 398 号",
+                    "owner": "chen",
+                    "language": "zh_CN",
+                    "email": "cw@yuanhang.example",
+                },
+            ],
+        )
+        importer.import_rows(
+            "invoices",
+            [
+                {
+                    "number": "INV-2026-0101",
+                    "customer_id": "C-ACME",
+                    "currency": "EUR",
+                    "amount": "10000.00",
+                    "issued_on": "2026-01-01",
+                    "due_on": "2026-01-31",
+                },
+                {
+                    "number": "INV-2026-0102",
+                    "customer_id": "C-ACME",
+                    "currency": "EUR",
+                    "amount": "2450.00",
+                    "issued_on": "2026-01-28",
+                    "due_on": "2026-02-27",
+                },
+                {
+                    "number": "INV-2026-0201",
+                    "customer_id": "C-YH",
+                    "currency": "CNY",
+                    "amount": "86000.00",
+                    "issued_on": "2026-01-05",
+                    "due_on": "2026-02-04",
+                },
+                {
+                    "number": "INV-2026-0202",
+                    "customer_id": "C-YH",
+                    "currency": "CNY",
+                    "amount": "12500.50",
+                    "issued_on": "2026-01-30",
+                    "due_on": "2026-03-01",
+                },
+            ],
+        )
+        importer.import_rows(
+            "payments",
+            [
+                {"invoice": "INV-2026-0101", "amount": "4000.00", "paid_on": "2026-02-15", "reference": "BANK-7781"},
+                {"invoice": "INV-2026-0201", "amount": "20000.00", "paid_on": "2026-02-20", "reference": "BANK-8802"},
+            ],
+        )
         for day in ("2026-02-08", "2026-03-09"):
             clock.at = at(day)
             app.run(at(day))
@@ -92,8 +144,9 @@ def main(out: Path) -> None:
 
 
 def render_pdf(pdf: Path, stem: Path) -> None:
-    subprocess.run(["pdftoppm", "-r", "80", "-png", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(stem)],
-                   check=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "80", "-png", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(stem)], check=True
+    )
 
 
 def decoded(header: str) -> str:
@@ -105,13 +158,26 @@ def render_email(eml: Path, png: Path, temp: Path) -> None:
     subject = decoded(message["Subject"])
     [html] = [p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_type() == "text/html"]
     page = temp / f"{png.stem}.html"
-    header = (f"<div style='font:13px sans-serif;color:#555;border-bottom:1px solid #ccc;padding:8px;margin-bottom:8px'>"
-              f"<b>From:</b> {escape(decoded(message['From']))}<br><b>To:</b> {escape(decoded(message['To']))}<br>"
-              f"<b>Subject:</b> {escape(subject)}</div>")
+    header = (
+        f"<div style='font:13px sans-serif;color:#555;border-bottom:1px solid #ccc;padding:8px;margin-bottom:8px'>"
+        f"<b>From:</b> {escape(decoded(message['From']))}<br><b>To:</b> {escape(decoded(message['To']))}<br>"
+        f"<b>Subject:</b> {escape(subject)}</div>"
+    )
     page.write_text(re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + header, html, count=1), encoding="utf-8")
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={png}", "--window-size=760,820", page.as_uri()],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={png}",
+            "--window-size=760,820",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 if __name__ == "__main__":

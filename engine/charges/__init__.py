@@ -26,8 +26,20 @@ from engine.charges.money import minor_units, round_minor
 from engine.charges.rates import RateTable, load_rate_table
 
 __all__ = [
-    "Allocation", "ChargeCase", "ChargeStatement", "ChargeTerms", "CompensationRule", "Fee", "InterestRule",
-    "Period", "RateBook", "RateTable", "RateUnit", "compute_charges", "minor_units", "round_minor",
+    "Allocation",
+    "ChargeCase",
+    "ChargeStatement",
+    "ChargeTerms",
+    "CompensationRule",
+    "Fee",
+    "InterestRule",
+    "Period",
+    "RateBook",
+    "RateTable",
+    "RateUnit",
+    "compute_charges",
+    "minor_units",
+    "round_minor",
 ]
 
 
@@ -43,4 +55,3 @@ class RateBook:
         if table is None:
             table = self._tables[name] = load_rate_table(self.folder / name)
         return table
-

@@ -8,6 +8,7 @@ currency's minor unit. Daily rate = yearly rate / 365; a rate per day is applied
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,7 +193,7 @@ def _segments(
     for first, last in paused:
         cuts.update(day for day in (first, last + ONE_DAY) if start < day <= end)
     ordered = sorted(cuts)
-    return list(zip(ordered, ordered[1:]))
+    return list(itertools.pairwise(ordered))
 
 
 class _Accrual:

@@ -12,7 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 
 __all__ = [
-    "Allocation", "ChargeCase", "ChargeTerms", "CompensationRule", "Fee", "InterestRule", "Period", "ChargeStatement",
+    "Allocation",
+    "ChargeCase",
+    "ChargeTerms",
+    "CompensationRule",
+    "Fee",
+    "InterestRule",
+    "Period",
+    "ChargeStatement",
 ]
 
 
@@ -110,8 +117,13 @@ class Period:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "from": self.first, "to": self.last, "days": self.days, "principal": self.principal,
-            "rate": self.rate, "rate_unit": self.unit.value, "interest": self.interest,
+            "from": self.first,
+            "to": self.last,
+            "days": self.days,
+            "principal": self.principal,
+            "rate": self.rate,
+            "rate_unit": self.unit.value,
+            "interest": self.interest,
         }
 
 
@@ -141,8 +153,14 @@ class ChargeStatement:
     def as_dict(self) -> dict[str, object]:
         """The documented JSON shape of `dunning charges NUMBER --json`."""
         return {
-            "number": self.number, "currency": self.currency, "as_of": self.as_of,
-            "principal_open": self.principal_open, "interest": self.interest, "compensation": self.compensation,
-            "fees": self.fees, "total_due": self.total_due, "basis": self.basis,
+            "number": self.number,
+            "currency": self.currency,
+            "as_of": self.as_of,
+            "principal_open": self.principal_open,
+            "interest": self.interest,
+            "compensation": self.compensation,
+            "fees": self.fees,
+            "total_due": self.total_due,
+            "basis": self.basis,
             "periods": [p.as_dict() for p in self.periods],
         }

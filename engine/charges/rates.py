@@ -51,8 +51,12 @@ def check_rate_file(path: Path) -> tuple[RateTable | None, list[Problem]]:
     problems = list(located.problems)
     data = located.data
     if not isinstance(data, list) or not data:
-        problems.append(located.problem(
-            (), f"a rate file is a list of entries such as - {{from: 2025-06-11, rate: 2.15}}, got {show_value(data)}"))
+        problems.append(
+            located.problem(
+                (),
+                f"a rate file is a list of entries such as - {{from: 2025-06-11, rate: 2.15}}, got {show_value(data)}",
+            )
+        )
         return None, problems
     entries: list[tuple[date, Decimal]] = []
     for index, entry in enumerate(data):
@@ -60,9 +64,13 @@ def check_rate_file(path: Path) -> tuple[RateTable | None, list[Problem]]:
         if parsed is None:
             continue
         if entries and parsed[0] <= entries[-1][0]:
-            problems.append(located.problem(
-                (index, "from"), f"entries must be in date order: {parsed[0].isoformat()} comes after "
-                f"{entries[-1][0].isoformat()}; sort the list by `from`"))
+            problems.append(
+                located.problem(
+                    (index, "from"),
+                    f"entries must be in date order: {parsed[0].isoformat()} comes after "
+                    f"{entries[-1][0].isoformat()}; sort the list by `from`",
+                )
+            )
             continue
         entries.append(parsed)
     if any(p.severity == "error" for p in problems):
@@ -81,24 +89,36 @@ def load_rate_table(path: Path) -> RateTable:
 
 def _entry(located: Located, index: int, entry: object, problems: list[Problem]) -> tuple[date, Decimal] | None:
     if not isinstance(entry, dict):
-        problems.append(located.problem((index,), f"entry {index + 1} must be a mapping such as "
-                                        f"{{from: 2025-06-11, rate: 2.15}}, got {show_value(entry)}"))
+        problems.append(
+            located.problem(
+                (index,),
+                f"entry {index + 1} must be a mapping such as "
+                f"{{from: 2025-06-11, rate: 2.15}}, got {show_value(entry)}",
+            )
+        )
         return None
     unknown = [key for key in entry if key not in ("from", "rate")]
     for key in unknown:
-        problems.append(located.problem((index, key), f"unknown key '{key}' in entry {index + 1}; "
-                                        "an entry has only from: and rate:", at="key"))
+        problems.append(
+            located.problem(
+                (index, key), f"unknown key '{key}' in entry {index + 1}; an entry has only from: and rate:", at="key"
+            )
+        )
     start, rate = entry.get("from"), entry.get("rate")
     ok = not unknown
     if not isinstance(start, date):
         where = (index, "from") if "from" in entry else (index,)
-        problems.append(located.problem(where, f"from in entry {index + 1} must be a date (YYYY-MM-DD), "
-                                        f"got {show_value(start)}"))
+        problems.append(
+            located.problem(where, f"from in entry {index + 1} must be a date (YYYY-MM-DD), got {show_value(start)}")
+        )
         ok = False
     if isinstance(rate, bool) or not isinstance(rate, int | float):
         where = (index, "rate") if "rate" in entry else (index,)
-        problems.append(located.problem(where, f"rate in entry {index + 1} must be a number (percent a year), "
-                                        f"got {show_value(rate)}"))
+        problems.append(
+            located.problem(
+                where, f"rate in entry {index + 1} must be a number (percent a year), got {show_value(rate)}"
+            )
+        )
         ok = False
     if not ok:
         return None

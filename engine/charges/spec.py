@@ -111,50 +111,78 @@ def charges_problems(located: Located, stage_names: list[str]) -> list[Problem]:
     if isinstance(interest, dict):
         forms = [k for k in ("basis", "rate_per_year", "rate_per_day") if interest.get(k) is not None]
         if len(forms) != 1:
-            problems.append(located.problem(
-                (*at, "interest"), "interest needs exactly one of basis: statutory, rate_per_year or rate_per_day"
-                + (f", got {' and '.join(forms)}" if forms else "")))
+            problems.append(
+                located.problem(
+                    (*at, "interest"),
+                    "interest needs exactly one of basis: statutory, rate_per_year or rate_per_day"
+                    + (f", got {' and '.join(forms)}" if forms else ""),
+                )
+            )
         if interest.get("basis") == "statutory" and interest.get("jurisdiction") is None:
-            problems.append(located.problem(
-                (*at, "interest", "basis"), "statutory interest needs a jurisdiction: EU, UK, DE or CN, "
-                "e.g. {basis: statutory, jurisdiction: EU}"))
+            problems.append(
+                located.problem(
+                    (*at, "interest", "basis"),
+                    "statutory interest needs a jurisdiction: EU, UK, DE or CN, "
+                    "e.g. {basis: statutory, jurisdiction: EU}",
+                )
+            )
         if isinstance(interest.get("jurisdiction"), str):
             law = law or interest["jurisdiction"]
         problems.extend(_rate_file_problems(located, interest))
     compensation = charges.get("compensation")
     if compensation == "statutory":
         if law is None:
-            problems.append(located.problem(
-                (*at, "compensation"), "compensation: statutory needs a jurisdiction: give interest one or set "
-                "charges.jurisdiction (EU, UK or DE)"))
+            problems.append(
+                located.problem(
+                    (*at, "compensation"),
+                    "compensation: statutory needs a jurisdiction: give interest one or set "
+                    "charges.jurisdiction (EU, UK or DE)",
+                )
+            )
         elif law in JURISDICTIONS and JURISDICTIONS[law].compensation is None:
-            problems.append(located.problem(
-                (*at, "compensation"), f"the law of {law} sets no fixed compensation; give an agreed sum such as "
-                "{amount: 40} or remove compensation"))
+            problems.append(
+                located.problem(
+                    (*at, "compensation"),
+                    f"the law of {law} sets no fixed compensation; give an agreed sum such as "
+                    "{amount: 40} or remove compensation",
+                )
+            )
     elif isinstance(compensation, dict):
         amount = compensation.get("amount")
         for key in compensation:
             if key != "amount":
-                problems.append(located.problem(
-                    (*at, "compensation", key), f"unknown key '{key}' in charges.compensation"
-                    f"{did_you_mean(key, ['amount']) or '; the only key is amount'}", at="key"))
+                problems.append(
+                    located.problem(
+                        (*at, "compensation", key),
+                        f"unknown key '{key}' in charges.compensation"
+                        f"{did_you_mean(key, ['amount']) or '; the only key is amount'}",
+                        at="key",
+                    )
+                )
         if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
-            problems.append(located.problem(
-                (*at, "compensation", "amount") if "amount" in compensation else (*at, "compensation"),
-                f"charges.compensation.amount must be an amount above 0 such as 40, got {show_value(amount)}"))
+            problems.append(
+                located.problem(
+                    (*at, "compensation", "amount") if "amount" in compensation else (*at, "compensation"),
+                    f"charges.compensation.amount must be an amount above 0 such as 40, got {show_value(amount)}",
+                )
+            )
     elif compensation is not None:
         hint = did_you_mean(compensation, ["statutory"]) if isinstance(compensation, str) else ""
-        problems.append(located.problem(
-            (*at, "compensation"), f"charges.compensation must be statutory or {{amount: 40}}, got "
-            f"{show_value(compensation)}{hint}"))
+        problems.append(
+            located.problem(
+                (*at, "compensation"),
+                f"charges.compensation must be statutory or {{amount: 40}}, got {show_value(compensation)}{hint}",
+            )
+        )
     fees = charges.get("fees")
     if isinstance(fees, list):
         for index, fee in enumerate(fees):
             stage = fee.get("stage") if isinstance(fee, dict) else None
             if isinstance(stage, str) and stage not in stage_names:
                 hint = did_you_mean(stage, stage_names) or f"; stages of this policy: {', '.join(stage_names)}"
-                problems.append(located.problem(
-                    (*at, "fees", index, "stage"), f"fee for unknown stage '{stage}'{hint}"))
+                problems.append(
+                    located.problem((*at, "fees", index, "stage"), f"fee for unknown stage '{stage}'{hint}")
+                )
     return problems
 
 
@@ -170,9 +198,13 @@ def _rate_file_problems(located: Located, interest: dict[Any, Any]) -> list[Prob
         return []
     path = rates_dir(located.file) / needed
     if not path.is_file():
-        return [located.problem(
-            ("charges", "interest", "jurisdiction"), f"{law} interest needs the reference rates in {path}, which "
-            "does not exist; copy it from dunning's rules/rates/ folder")]
+        return [
+            located.problem(
+                ("charges", "interest", "jurisdiction"),
+                f"{law} interest needs the reference rates in {path}, which "
+                "does not exist; copy it from dunning's rules/rates/ folder",
+            )
+        ]
     return _table_problems(path)
 
 

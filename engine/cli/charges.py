@@ -33,12 +33,22 @@ def charges(
             table.add_column(column, justify="left" if column in ("from", "to") else "right")
         for period in statement.periods:
             unit = "%/year" if period.unit.value == "percent_per_year" else "%/day"
-            table.add_row(period.first.isoformat(), period.last.isoformat(), str(period.days),
-                          f"{period.principal:,.2f}", f"{period.rate.normalize():f} {unit}", f"{period.interest:,.6f}")
+            table.add_row(
+                period.first.isoformat(),
+                period.last.isoformat(),
+                str(period.days),
+                f"{period.principal:,.2f}",
+                f"{period.rate.normalize():f} {unit}",
+                f"{period.interest:,.6f}",
+            )
         out.print(table)
-        for label, value in (("principal open", statement.principal_open), ("interest", statement.interest),
-                             ("compensation", statement.compensation), ("fees", statement.fees),
-                             ("total due", statement.total_due)):
+        for label, value in (
+            ("principal open", statement.principal_open),
+            ("interest", statement.interest),
+            ("compensation", statement.compensation),
+            ("fees", statement.fees),
+            ("total due", statement.total_due),
+        ):
             out.print(f"{label:>15}: {value:,} {statement.currency}", markup=False)
         if statement.basis:
             out.print(f"{'basis':>15}: {statement.basis}", markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,9 +20,14 @@ from engine.templates import money
 def statement(
     customer: Annotated[str, typer.Argument(help="The customer id.")],
     as_of: AsOf = None,
-    since: Annotated[Optional[str], typer.Option("--from", help="First day of the period for payments (ISO date; "
-                                                 "default: the first day of the --as-of month).")] = None,
-    pdf: Annotated[Optional[Path], typer.Option("--pdf", help="Also write the statement as a PDF to this file.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="First day of the period for payments (ISO date; default: the first day of the --as-of month).",
+        ),
+    ] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write the statement as a PDF to this file.")] = None,
     json_out: Json = False,
 ) -> None:
     """Every open invoice of the customer per currency, with charges, aging, payments in the period, total due."""
@@ -34,8 +39,9 @@ def statement(
         if pdf is not None:
             from channels.pdf import statement_document  # reportlab loads only when a PDF is asked for
 
-            data = statement_document(found.as_dict(), dunning.settings.company.model_dump(),
-                                      found.customer.get("language"))
+            data = statement_document(
+                found.as_dict(), dunning.settings.company.model_dump(), found.customer.get("language")
+            )
             try:
                 pdf.write_bytes(data)
             except OSError as exc:
@@ -43,23 +49,32 @@ def statement(
         if json_out:
             emit_json(found.as_dict())
             return
-        out.print(f"Statement of account: {found.customer['name']} ({customer}) as of {found.as_of.isoformat()}",
-                  markup=False)
+        out.print(
+            f"Statement of account: {found.customer['name']} ({customer}) as of {found.as_of.isoformat()}", markup=False
+        )
         for section in found.sections:
             table = Table(title=f"{section.currency}: open invoices")
             for column in ("invoice", "due", "days overdue", "open", "charges", "total due"):
                 table.add_column(column, justify="left" if column in ("invoice", "due") else "right")
             for inv in section.invoices:
                 charges = inv["interest"] + inv["compensation"] + inv["fees"]
-                table.add_row(inv["number"], inv["due_on"].isoformat(), str(inv["days_overdue"]),
-                              money(inv["open_amount"], section.currency), money(charges, section.currency),
-                              money(inv["total_due"], section.currency))
+                table.add_row(
+                    inv["number"],
+                    inv["due_on"].isoformat(),
+                    str(inv["days_overdue"]),
+                    money(inv["open_amount"], section.currency),
+                    money(charges, section.currency),
+                    money(inv["total_due"], section.currency),
+                )
             out.print(table)
             aging = ", ".join(f"{name}: {money(amount, section.currency)}" for name, amount in section.aging.items())
             out.print(f"aging: {aging}", markup=False)
             for payment in section.payments:
-                out.print(f"paid {payment['paid_on'].isoformat()} on {payment['invoice']}: "
-                          f"{money(payment['amount'], section.currency)}", markup=False)
+                out.print(
+                    f"paid {payment['paid_on'].isoformat()} on {payment['invoice']}: "
+                    f"{money(payment['amount'], section.currency)}",
+                    markup=False,
+                )
             out.print(f"total due: {money(section.total_due, section.currency)}", markup=False)
         if pdf is not None:
             out.print(f"wrote {pdf}", markup=False)

@@ -58,8 +58,16 @@ def charge_rows(
 ) -> list[ChargeRow]:
     """Invoices (by number, of one customer, or every one) with their payments, charge and dispute events."""
     query = select(
-        INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency, INVOICES.c.amount,
-        INVOICES.c.open_amount, INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage, INVOICES.c.policy,
+        INVOICES.c.id,
+        INVOICES.c.number,
+        INVOICES.c.customer_id,
+        INVOICES.c.currency,
+        INVOICES.c.amount,
+        INVOICES.c.open_amount,
+        INVOICES.c.issued_on,
+        INVOICES.c.due_on,
+        INVOICES.c.stage,
+        INVOICES.c.policy,
     ).order_by(INVOICES.c.id)
     if numbers is not None:
         query = query.where(INVOICES.c.number.in_(list(numbers)))
@@ -70,10 +78,11 @@ def charge_rows(
     rows = {r["id"]: ChargeRow(**r) for r in conn.execute(query).mappings()}
     ids = list(rows)
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
+        chunk = ids[start : start + _CHUNK]
         for invoice_id, paid_on, amount in conn.execute(
             select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
-            .where(PAYMENTS.c.invoice_id.in_(chunk)).order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
+            .where(PAYMENTS.c.invoice_id.in_(chunk))
+            .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
         ):
             rows[invoice_id].payments.append((paid_on, amount))
         for invoice_id, at, kind, data in conn.execute(
@@ -86,4 +95,3 @@ def charge_rows(
             else:
                 rows[invoice_id].disputes.append((at, kind))
     return list(rows.values())
-

@@ -33,8 +33,13 @@ def customer_row(conn: Connection, customer_id: str) -> dict[str, Any] | None:
 def payments_between(conn: Connection, customer_id: str, first: date, last: date) -> list[dict[str, Any]]:
     """Payments on any invoice of the customer dated `first` to `last` inclusive, oldest first."""
     query = (
-        select(INVOICES.c.number.label("invoice"), INVOICES.c.currency, PAYMENTS.c.paid_on, PAYMENTS.c.amount,
-               PAYMENTS.c.reference)
+        select(
+            INVOICES.c.number.label("invoice"),
+            INVOICES.c.currency,
+            PAYMENTS.c.paid_on,
+            PAYMENTS.c.amount,
+            PAYMENTS.c.reference,
+        )
         .join(INVOICES, INVOICES.c.id == PAYMENTS.c.invoice_id)
         .where(INVOICES.c.customer_id == customer_id, PAYMENTS.c.paid_on >= first, PAYMENTS.c.paid_on <= last)
         .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
@@ -45,8 +50,10 @@ def payments_between(conn: Connection, customer_id: str, first: date, last: date
 def customers_with_open_items(conn: Connection) -> list[str]:
     """Ids of every customer with at least one open invoice, in id order."""
     query = (
-        select(INVOICES.c.customer_id).distinct()
-        .where(INVOICES.c.stage.not_in(CLOSED_STATES)).order_by(INVOICES.c.customer_id)
+        select(INVOICES.c.customer_id)
+        .distinct()
+        .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+        .order_by(INVOICES.c.customer_id)
     )
     return list(conn.execute(query).scalars())
 
@@ -56,7 +63,8 @@ def open_items_by_customer(conn: Connection) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     query = (
         select(INVOICES.c.customer_id, INVOICES.c.id)
-        .where(INVOICES.c.stage.not_in(CLOSED_STATES)).order_by(INVOICES.c.customer_id, INVOICES.c.due_on, INVOICES.c.id)
+        .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+        .order_by(INVOICES.c.customer_id, INVOICES.c.due_on, INVOICES.c.id)
     )
     for customer_id, invoice_id in conn.execute(query):
         found.setdefault(customer_id, []).append(invoice_id)
@@ -67,7 +75,7 @@ def customer_fields(conn: Connection, customer_ids: list[str]) -> dict[str, dict
     """The stored fields of these customers, by id."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(customer_ids), 5000):
-        chunk = customer_ids[start:start + 5000]
+        chunk = customer_ids[start : start + 5000]
         for row in conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id.in_(chunk))).mappings():
             found[row["id"]] = dict(row)
     return found
@@ -80,8 +88,11 @@ def queue_notices(conn: Connection, notices: list[dict[str, Any]], events: list[
     keys = [n["key"] for n in notices]
     known: set[str] = set()
     for start in range(0, len(keys), 5000):
-        known.update(conn.execute(
-            select(NOTIFICATIONS.c.key).where(NOTIFICATIONS.c.key.in_(keys[start:start + 5000]))).scalars())
+        known.update(
+            conn.execute(
+                select(NOTIFICATIONS.c.key).where(NOTIFICATIONS.c.key.in_(keys[start : start + 5000]))
+            ).scalars()
+        )
     fresh = [n for n in notices if n["key"] not in known]
     if fresh:
         conn.execute(insert(NOTIFICATIONS), fresh)

@@ -17,17 +17,22 @@ RATES = Path(__file__).resolve().parents[2] / "rules" / "rates"
 def cli(tmp_path: Path, database_url: str) -> Cli:
     cli = Cli(tmp_path, database_url)
     shutil.copytree(RATES, tmp_path / "rules" / "rates")
-    cli.write("rules/90-default.yaml", """\
+    cli.write(
+        "rules/90-default.yaml",
+        """\
         name: default
         stages:
           - {name: reminder, after_days: 3, channels: [email]}
         charges:
           interest: {basis: statutory, jurisdiction: EU}
           compensation: statutory
-        """)
+        """,
+    )
     cli.write("customers.csv", "id,name,email\nC1,Acme GmbH,ap@acme.example\n")
-    cli.write("invoices.csv", "number,customer_id,currency,amount,issued_on,due_on\n"
-                              "INV-1,C1,EUR,10000.00,2026-01-01,2026-01-31\n")
+    cli.write(
+        "invoices.csv",
+        "number,customer_id,currency,amount,issued_on,due_on\nINV-1,C1,EUR,10000.00,2026-01-01,2026-01-31\n",
+    )
     cli.write("payments.csv", "invoice,amount,paid_on,reference\nINV-1,4000.00,2026-02-15,BANK-1\n")
     for kind in ("customers", "invoices", "payments"):
         cli("import", kind, f"{kind}.csv")
@@ -36,15 +41,35 @@ def cli(tmp_path: Path, database_url: str) -> Cli:
 
 def test_charges_json_is_the_documented_shape(cli: Cli) -> None:
     assert cli.json("charges", "INV-1", "--as-of", "2026-03-02") == {
-        "number": "INV-1", "currency": "EUR", "as_of": "2026-03-02",
-        "principal_open": 6000, "interest": 65.63, "compensation": 40, "fees": 0, "total_due": 6105.63,
+        "number": "INV-1",
+        "currency": "EUR",
+        "as_of": "2026-03-02",
+        "principal_open": 6000,
+        "interest": 65.63,
+        "compensation": 40,
+        "fees": 0,
+        "total_due": 6105.63,
         "basis": "Directive 2011/7/EU art. 2(6): ECB main refinancing rate on the first day of the half-year "
-                 "+ 8 points; Directive 2011/7/EU art. 6: fixed compensation of 40",
+        "+ 8 points; Directive 2011/7/EU art. 6: fixed compensation of 40",
         "periods": [
-            {"from": "2026-02-01", "to": "2026-02-14", "days": 14, "principal": 10000, "rate": 10.15,
-             "rate_unit": "percent_per_year", "interest": 38.931507},
-            {"from": "2026-02-15", "to": "2026-03-02", "days": 16, "principal": 6000, "rate": 10.15,
-             "rate_unit": "percent_per_year", "interest": 26.69589},
+            {
+                "from": "2026-02-01",
+                "to": "2026-02-14",
+                "days": 14,
+                "principal": 10000,
+                "rate": 10.15,
+                "rate_unit": "percent_per_year",
+                "interest": 38.931507,
+            },
+            {
+                "from": "2026-02-15",
+                "to": "2026-03-02",
+                "days": 16,
+                "principal": 6000,
+                "rate": 10.15,
+                "rate_unit": "percent_per_year",
+                "interest": 26.69589,
+            },
         ],
     }
     text = cli("charges", "INV-1", "--as-of", "2026-03-02").stdout
@@ -66,20 +91,43 @@ def test_status_json_has_charges_due_and_errors_are_clear(cli: Cli) -> None:
 def test_statement_json_and_pdf(cli: Cli) -> None:
     result = cli("statement", "C1", "--as-of", "2026-03-02", "--from", "2026-02-01", "--pdf", "st.pdf", "--json")
     assert json.loads(result.stdout) == {
-        "customer": {"id": "C1", "name": "Acme GmbH", "address": None, "email": "ap@acme.example", "language": None,
-                     "owner": None},
-        "as_of": "2026-03-02", "from": "2026-02-01", "pay_link": None,
-        "currencies": [{
-            "currency": "EUR",
-            "invoices": [{"number": "INV-1", "issued_on": "2026-01-01", "due_on": "2026-01-31", "days_overdue": 30,
-                          "amount": 10000, "open_amount": 6000, "interest": 65.63, "compensation": 40, "fees": 0,
-                          "total_due": 6105.63,
-                          "basis": "Directive 2011/7/EU art. 2(6): ECB main refinancing rate on the first day of the "
-                                   "half-year + 8 points; Directive 2011/7/EU art. 6: fixed compensation of 40"}],
-            "payments": [{"invoice": "INV-1", "paid_on": "2026-02-15", "amount": 4000, "reference": "BANK-1"}],
-            "aging": {"current": 0, "1_30": 6000, "31_60": 0, "61_90": 0, "over_90": 0},
-            "open_amount": 6000, "charges": 105.63, "total_due": 6105.63,
-        }],
+        "customer": {
+            "id": "C1",
+            "name": "Acme GmbH",
+            "address": None,
+            "email": "ap@acme.example",
+            "language": None,
+            "owner": None,
+        },
+        "as_of": "2026-03-02",
+        "from": "2026-02-01",
+        "pay_link": None,
+        "currencies": [
+            {
+                "currency": "EUR",
+                "invoices": [
+                    {
+                        "number": "INV-1",
+                        "issued_on": "2026-01-01",
+                        "due_on": "2026-01-31",
+                        "days_overdue": 30,
+                        "amount": 10000,
+                        "open_amount": 6000,
+                        "interest": 65.63,
+                        "compensation": 40,
+                        "fees": 0,
+                        "total_due": 6105.63,
+                        "basis": "Directive 2011/7/EU art. 2(6): ECB main refinancing rate on the first day of the "
+                        "half-year + 8 points; Directive 2011/7/EU art. 6: fixed compensation of 40",
+                    }
+                ],
+                "payments": [{"invoice": "INV-1", "paid_on": "2026-02-15", "amount": 4000, "reference": "BANK-1"}],
+                "aging": {"current": 0, "1_30": 6000, "31_60": 0, "61_90": 0, "over_90": 0},
+                "open_amount": 6000,
+                "charges": 105.63,
+                "total_due": 6105.63,
+            }
+        ],
     }
     assert (cli.folder / "st.pdf").read_bytes().startswith(b"%PDF")
     text = cli("statement", "C1", "--as-of", "2026-03-02").stdout

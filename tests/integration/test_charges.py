@@ -42,7 +42,11 @@ def test_the_worked_example_from_the_book(book) -> None:  # type: ignore[no-unty
     book.pay("INV-1", "4000.00", "2026-02-15")
     statement = invoice_charges(book.app, "INV-1", datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc))
     assert (statement.principal_open, statement.interest, statement.compensation, statement.total_due) == (
-        Decimal("6000.00"), Decimal("65.63"), Decimal("40.00"), Decimal("6105.63"))
+        Decimal("6000.00"),
+        Decimal("65.63"),
+        Decimal("40.00"),
+        Decimal("6105.63"),
+    )
 
 
 def test_a_stage_fee_is_a_charge_event_and_every_notice_records_its_interest(book) -> None:  # type: ignore[no-untyped-def]
@@ -53,10 +57,15 @@ def test_a_stage_fee_is_a_charge_event_and_every_notice_records_its_interest(boo
     assert notices == [("reminder", "11.12", "51.12"), ("letter", "58.40", "98.40")]
     charges = [e for e in history if e["kind"] == "charge"]
     assert [(e["charge"], e["stage"], e["amount"], e["currency"], e["at"][:10]) for e in charges] == [
-        ("fee", "letter", "25.00", "EUR", "2026-02-21")]
+        ("fee", "letter", "25.00", "EUR", "2026-02-21")
+    ]
     statement = invoice_charges(book.app, "INV-1", datetime(2026, 2, 21, 12, tzinfo=timezone.utc))
     assert (statement.interest, statement.compensation, statement.fees, statement.total_due) == (
-        Decimal("58.40"), Decimal("40.00"), Decimal("25.00"), Decimal("10123.40"))
+        Decimal("58.40"),
+        Decimal("40.00"),
+        Decimal("25.00"),
+        Decimal("10123.40"),
+    )
     assert charges_due(book.app, datetime(2026, 2, 21, 12, tzinfo=timezone.utc)) == {"INV-1": Decimal("123.40")}
 
 

@@ -44,14 +44,23 @@ charges:
   interest: {basis: statutory, jurisdiction: CN}
 """
 COMPANY = {
-    "name": "Northwind Components GmbH", "address": "Hafenstraße 12, 20457 Hamburg, Germany",
-    "email": "receivables@northwind.example", "phone": "+49 40 1234 5670",
+    "name": "Northwind Components GmbH",
+    "address": "Hafenstraße 12, 20457 Hamburg, Germany",
+    "email": "receivables@northwind.example",
+    "phone": "+49 40 1234 5670",
     "payment_instructions": "Commerzbank Hamburg · IBAN DE89 3704 0044 0532 0130 00",
     "payment_link": "https://pay.northwind.example/?ref={number}&amount={total_due}&cur={currency}&sig={sig}",
-    "owners": {"anna": {"name": "Anna Becker", "phone": "+49 40 1234 5671", "email": "anna@northwind.example"},
-               "chen": {"name": "陈静", "phone": "+86 21 6888 0102"}},
-    "languages": {"zh": {"name": "北风零部件有限公司", "address": "上海市浦东新区世纪大道 88 号",
-                         "payment_instructions": "招商银行上海分行 账号 1219 0000 0000 0001"}},
+    "owners": {
+        "anna": {"name": "Anna Becker", "phone": "+49 40 1234 5671", "email": "anna@northwind.example"},
+        "chen": {"name": "陈静", "phone": "+86 21 6888 0102"},
+    },
+    "languages": {
+        "zh": {
+            "name": "北风零部件有限公司",
+            "address": "上海市浦东新区世纪大道 88 号",
+            "payment_instructions": "招商银行上海分行 账号 1219 0000 0000 0001",
+        }
+    },
 }
 SECRET = "test-secret"
 
@@ -70,13 +79,30 @@ def book(make_book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: i
         "email": {"type": "email", "recipient": "email", "eml_dir": str(tmp_path / "eml"), "attach": ["statement"]},
         "letter": {"type": "letter", "recipient": "address"},
     }
-    book = make_book({"10-china.yaml": CHINA, "90-default.yaml": POLICY}, channels=channels,
-                     templates=ROOT / "rules" / "templates", company=COMPANY, timezone="Europe/Berlin")
+    book = make_book(
+        {"10-china.yaml": CHINA, "90-default.yaml": POLICY},
+        channels=channels,
+        templates=ROOT / "rules" / "templates",
+        company=COMPANY,
+        timezone="Europe/Berlin",
+    )
     book.customers(
-        {"id": "C-ACME", "name": "Acme Robotics Ltd", "address": "221 Baker Street, London", "owner": "anna",
-         "language": "en", "email": "ap@acme.example"},
-        {"id": "C-YH", "name": "上海远航物流有限公司", "address": "上海市徐汇区漕溪北路 398 号", "owner": "chen",
-         "language": "zh_CN", "email": "cw@yuanhang.example"},
+        {
+            "id": "C-ACME",
+            "name": "Acme Robotics Ltd",
+            "address": "221 Baker Street, London",
+            "owner": "anna",
+            "language": "en",
+            "email": "ap@acme.example",
+        },
+        {
+            "id": "C-YH",
+            "name": "上海远航物流有限公司",
+            "address": "上海市徐汇区漕溪北路 398 号",
+            "owner": "chen",
+            "language": "zh_CN",
+            "email": "cw@yuanhang.example",
+        },
     )
     book.invoice("INV-1", "C-ACME", "10000.00", "2026-01-31", "2026-01-01")
     book.invoice("INV-2", "C-ACME", "1800.00", "2026-02-19", "2026-01-20", currency="GBP")
@@ -109,7 +135,7 @@ def rendered_ink(path: Path, tmp_path: Path) -> float:
     data = image.read_bytes()
     header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
     assert header is not None
-    pixels = data[header.end():]
+    pixels = data[header.end() :]
     return sum(1 for value in pixels if value < 128) / len(pixels)
 
 
@@ -126,11 +152,33 @@ def test_english_letter_as_a_company_writes_one(book, tmp_path: Path) -> None:  
     assert rendered_ink(path, tmp_path) > 0.01
     text = pdf_text(path)
     # interest 1 Feb-9 Mar: 10000*0.1015*14/365 = 38.931507 + 6000*0.1015*23/365 = 38.375342 -> 77.31
-    order = ["Northwind Components GmbH", "Acme Robotics Ltd", "221 Baker Street, London", "Date: March 9, 2026",
-             "Our reference: INV-1", "Formal notice of overdue payment: invoice INV-1", "Dear Acme Robotics Ltd,",
-             "by March 19, 2026", "January 31, 2026", "€6,000.00", "Interest", "€77.31", "Compensation", "€40.00",
-             "Fees", "€25.00", "Total due: €6,142.31", "Payment instructions", "IBAN DE89", "Pay online",
-             "Your contact", "Anna Becker", "+49 40 1234 5671", "Yours sincerely,", "Northwind Components GmbH"]
+    order = [
+        "Northwind Components GmbH",
+        "Acme Robotics Ltd",
+        "221 Baker Street, London",
+        "Date: March 9, 2026",
+        "Our reference: INV-1",
+        "Formal notice of overdue payment: invoice INV-1",
+        "Dear Acme Robotics Ltd,",
+        "by March 19, 2026",
+        "January 31, 2026",
+        "€6,000.00",
+        "Interest",
+        "€77.31",
+        "Compensation",
+        "€40.00",
+        "Fees",
+        "€25.00",
+        "Total due: €6,142.31",
+        "Payment instructions",
+        "IBAN DE89",
+        "Pay online",
+        "Your contact",
+        "Anna Becker",
+        "+49 40 1234 5671",
+        "Yours sincerely,",
+        "Northwind Components GmbH",
+    ]
     position = 0
     for expected in order:
         found = text.find(expected, position)
@@ -138,8 +186,10 @@ def test_english_letter_as_a_company_writes_one(book, tmp_path: Path) -> None:  
         position = found + len(expected)
     assert text.count("221 Baker Street, London") == 1  # the recipient block once
     assert not re.search(r"\b2026-\d\d-\d\d\b", text)  # one date style: no ISO dates in a letter
-    link = re.search(r"https://pay\.northwind\.example/\?ref=INV-1&amount=6142\.31&cur=EUR&sig=([0-9a-f]{64})",
-                     text.replace("\n", ""))
+    link = re.search(
+        r"https://pay\.northwind\.example/\?ref=INV-1&amount=6142\.31&cur=EUR&sig=([0-9a-f]{64})",
+        text.replace("\n", ""),
+    )
     assert link is not None and link.group(1) == signature(SECRET, "INV-1", "6142.31", "EUR")
 
 
@@ -151,9 +201,22 @@ def test_chinese_letter_embeds_its_font_and_uses_the_chinese_company(book, tmp_p
     assert rendered_ink(path, tmp_path) > 0.01
     text = pdf_text(path).replace(" ", "")
     # CN: 86000*0.0005*15 (5-19 Feb) = 645 + 66000*0.0005*18 (20 Feb-9 Mar) = 594 -> 1,239.00
-    for expected in ("北风零部件有限公司", "上海市浦东新区世纪大道88号", "致：上海远航物流有限公司", "日期：2026年3月9日",
-                     "尊敬的上海远航物流有限公司：", "2026年3月19日", "逾期利息", "¥1,239.00", "应付合计：¥67,239.00",
-                     "招商银行上海分行", "联系人", "陈静", "此致", "敬礼！"):
+    for expected in (
+        "北风零部件有限公司",
+        "上海市浦东新区世纪大道88号",
+        "致：上海远航物流有限公司",
+        "日期：2026年3月9日",
+        "尊敬的上海远航物流有限公司：",
+        "2026年3月19日",
+        "逾期利息",
+        "¥1,239.00",
+        "应付合计：¥67,239.00",
+        "招商银行上海分行",
+        "联系人",
+        "陈静",
+        "此致",
+        "敬礼！",
+    ):
         assert expected in text, expected
     assert "Northwind" not in text  # the company's Chinese fields replace the plain ones
 
@@ -165,15 +228,27 @@ def test_email_carries_the_payment_block_and_the_real_statement(book, tmp_path: 
     assert str(make_header(decode_header(message["Subject"]))) == "Reminder: invoice INV-2 is 6 days overdue"
     [plain] = [p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_type() == "text/plain"]
     # GBP 1800 under the EU pack: 1800*0.1015*6/365 = 3.003288 -> 3.00, plus 40 compensation
-    for expected in ("Dear Acme Robotics Ltd,\n\nInvoice INV-2", "Total due: £1,843.00", "Please pay by: March 7, 2026",
-                     "Payment instructions: Commerzbank Hamburg", "Pay online: https://pay.northwind.example/",
-                     "Kind regards,"):
+    for expected in (
+        "Dear Acme Robotics Ltd,\n\nInvoice INV-2",
+        "Total due: £1,843.00",
+        "Please pay by: March 7, 2026",
+        "Payment instructions: Commerzbank Hamburg",
+        "Pay online: https://pay.northwind.example/",
+        "Kind regards,",
+    ):
         assert expected in plain, expected
     [statement] = [p.get_payload(decode=True) for p in message.walk() if p.get_filename()]
     text = pdf_text(statement)
     # the customer's whole account, both currencies, not only this message's invoice
-    for expected in ("Statement of account", "INV-1", "INV-2", "Open invoices (EUR)", "Open invoices (GBP)",
-                     "Payments received", "Total due: £1,843.00"):
+    for expected in (
+        "Statement of account",
+        "INV-1",
+        "INV-2",
+        "Open invoices (EUR)",
+        "Open invoices (GBP)",
+        "Payments received",
+        "Total due: £1,843.00",
+    ):
         assert expected in text, expected
 
 
@@ -184,15 +259,28 @@ def test_statement_of_account_per_currency_with_aging_payments_and_charges(book)
     assert (eur["currency"], gbp["currency"]) == ("EUR", "GBP")
     [inv1] = eur["invoices"]
     assert (inv1["open_amount"], inv1["interest"], inv1["compensation"], inv1["total_due"]) == (
-        Decimal("6000.00"), Decimal("77.31"), Decimal("40.00"), Decimal("6117.31"))
+        Decimal("6000.00"),
+        Decimal("77.31"),
+        Decimal("40.00"),
+        Decimal("6117.31"),
+    )
     assert eur["aging"] == {"current": 0, "1_30": 0, "31_60": Decimal("6000.00"), "61_90": 0, "over_90": 0}
     assert eur["payments"] == []  # paid 15 February: before the period
     # GBP 1800 from 20 Feb to 9 Mar (18 days): 1800*0.1015*18/365 = 9.009863 -> 9.01
     assert (gbp["open_amount"], gbp["charges"], gbp["total_due"]) == (
-        Decimal("1800.00"), Decimal("49.01"), Decimal("1849.01"))
+        Decimal("1800.00"),
+        Decimal("49.01"),
+        Decimal("1849.01"),
+    )
     february = statement_of_account(book.app, "C-ACME", at("2026-03-09", 12), at("2026-02-01").date()).as_dict()
     assert february["currencies"][0]["payments"] == [
-        {"invoice": "INV-1", "paid_on": at("2026-02-15").date(), "amount": Decimal("4000.00"), "reference": "R-INV-1-2026-02-15"}]
+        {
+            "invoice": "INV-1",
+            "paid_on": at("2026-02-15").date(),
+            "amount": Decimal("4000.00"),
+            "reference": "R-INV-1-2026-02-15",
+        }
+    ]
     assert found["pay_link"] is None  # two currencies: no single amount to pay online
 
 

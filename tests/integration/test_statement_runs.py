@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import shutil
 from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,20 @@ stages:
 
 @pytest.fixture
 def book(make_book, tmp_path: Path):  # type: ignore[no-untyped-def]
-    channels = {"email": {"type": "email", "recipient": "email", "eml_dir": str(tmp_path / "eml"),
-                          "attach": ["letter"]}}
-    book = make_book({"90-default.yaml": POLICY}, channels=channels, templates=ROOT / "rules" / "templates",
-                     statements={"schedule": "monthly", "day": 1, "channel": "email"})
-    book.customers({"id": "C1", "name": "Acme Robotics Ltd", "email": "ap@acme.example", "language": "en"},
-                   {"id": "C2", "name": "上海远航物流有限公司", "email": "cw@yuanhang.example", "language": "zh_CN"},
-                   {"id": "C3", "name": "Paid Up Ltd", "email": "ap@paid.example"})
+    channels = {
+        "email": {"type": "email", "recipient": "email", "eml_dir": str(tmp_path / "eml"), "attach": ["letter"]}
+    }
+    book = make_book(
+        {"90-default.yaml": POLICY},
+        channels=channels,
+        templates=ROOT / "rules" / "templates",
+        statements={"schedule": "monthly", "day": 1, "channel": "email"},
+    )
+    book.customers(
+        {"id": "C1", "name": "Acme Robotics Ltd", "email": "ap@acme.example", "language": "en"},
+        {"id": "C2", "name": "上海远航物流有限公司", "email": "cw@yuanhang.example", "language": "zh_CN"},
+        {"id": "C3", "name": "Paid Up Ltd", "email": "ap@paid.example"},
+    )
     book.invoice("INV-1", "C1", "1000.00", "2026-02-10")
     book.invoice("INV-2", "C1", "250.00", "2026-02-25", currency="GBP")
     book.invoice("INV-3", "C2", "8800.50", "2026-02-10", currency="CNY")
@@ -84,8 +90,10 @@ def test_monthly_statements_to_every_customer_with_open_items(book, tmp_path: Pa
 
 
 def test_statements_need_a_configured_channel_and_stage_attach_is_checked(make_book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    book = make_book({"90-default.yaml": POLICY.replace("attach: [statement]", "attach: [statment]")},
-                     statements={"schedule": "monthly", "channel": "mail"})
+    book = make_book(
+        {"90-default.yaml": POLICY.replace("attach: [statement]", "attach: [statment]")},
+        statements={"schedule": "monthly", "channel": "mail"},
+    )
     with pytest.raises(ConfigError, match="statements.channel is 'mail', which is no configured channel"):
         queue_statements(book.app, at("2026-03-01"))
     [problem] = [p for p in check_policies(tmp_path / "rules", known_channels=["email"]) if p.severity == "error"]

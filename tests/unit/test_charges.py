@@ -37,11 +37,22 @@ def statutory(law: str, **extra: object) -> ChargeTerms:
     return ChargeTerms(interest=InterestRule(True, law), compensation=CompensationRule(True, law), **extra)  # type: ignore[arg-type]
 
 
-def case(amount: str, due: str, as_of: str, *, currency: str = "EUR", payments: tuple[tuple[str, str], ...] = (),
-         **extra: object) -> ChargeCase:
+def case(
+    amount: str,
+    due: str,
+    as_of: str,
+    *,
+    currency: str = "EUR",
+    payments: tuple[tuple[str, str], ...] = (),
+    **extra: object,
+) -> ChargeCase:
     return ChargeCase(
-        number="INV-1", currency=currency, principal=D(amount), due_on=date.fromisoformat(due),
-        as_of=date.fromisoformat(as_of), payments=tuple((date.fromisoformat(d), D(a)) for d, a in payments),
+        number="INV-1",
+        currency=currency,
+        principal=D(amount),
+        due_on=date.fromisoformat(due),
+        as_of=date.fromisoformat(as_of),
+        payments=tuple((date.fromisoformat(d), D(a)) for d, a in payments),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -54,8 +65,9 @@ def test_the_worked_example_of_the_eu_directive() -> None:
     # 1-14 Feb on 10,000 = 10000 * 0.1015 * 14 / 365 = 14210/365 = 38.931507
     # 15 Feb-2 Mar on 6,000 = 6000 * 0.1015 * 16 / 365 = 9744/365 = 26.695890; sum 65.627397 -> 65.63
     statement = compute_charges(statutory("EU"), case(**WORKED), book())  # type: ignore[arg-type]
-    assert [(p.first.isoformat(), p.last.isoformat(), p.days, p.principal, p.rate, p.interest)
-            for p in statement.periods] == [
+    assert [
+        (p.first.isoformat(), p.last.isoformat(), p.days, p.principal, p.rate, p.interest) for p in statement.periods
+    ] == [
         ("2026-02-01", "2026-02-14", 14, D("10000.00"), D("10.15"), D("38.931507")),
         ("2026-02-15", "2026-03-02", 16, D("6000.00"), D("10.15"), D("26.695890")),
     ]
@@ -65,8 +77,18 @@ def test_the_worked_example_of_the_eu_directive() -> None:
     assert statement.total_due == D("6105.63")
     assert statement.basis.startswith("Directive 2011/7/EU")
     shape = statement.as_dict()
-    assert list(shape) == ["number", "currency", "as_of", "principal_open", "interest", "compensation", "fees",
-                           "total_due", "basis", "periods"]
+    assert list(shape) == [
+        "number",
+        "currency",
+        "as_of",
+        "principal_open",
+        "interest",
+        "compensation",
+        "fees",
+        "total_due",
+        "basis",
+        "periods",
+    ]
     assert shape["periods"][0]["rate_unit"] == "percent_per_year"  # type: ignore[index]
 
 
@@ -93,11 +115,13 @@ def test_uk_base_rate_fixed_per_half_year_and_fixed_sums_by_band() -> None:
         ("2025-07-01", "2025-12-31", D("12.25"), D("308.767123")),
         ("2026-01-01", "2026-01-31", D("12.00"), D("50.958904")),
     ]
-    assert (statement.interest, statement.compensation, statement.total_due) == (D("359.73"), D("70.00"),
-                                                                                   D("5429.73"))
-    bands = {amount: compute_charges(statutory("UK"), case(amount, "2026-01-31", "2026-02-01", currency="GBP"),
-                                     book()).compensation
-             for amount in ("999.99", "1000.00", "9999.99", "10000.00")}
+    assert (statement.interest, statement.compensation, statement.total_due) == (D("359.73"), D("70.00"), D("5429.73"))
+    bands = {
+        amount: compute_charges(
+            statutory("UK"), case(amount, "2026-01-31", "2026-02-01", currency="GBP"), book()
+        ).compensation
+        for amount in ("999.99", "1000.00", "9999.99", "10000.00")
+    }
     assert bands == {"999.99": D("40.00"), "1000.00": D("70.00"), "9999.99": D("70.00"), "10000.00": D("100.00")}
 
 
@@ -106,8 +130,7 @@ def test_de_basiszinssatz_plus_nine_points() -> None:
     # 2000 * 0.1027 * 30 / 365 = 6162/365 = 16.882192 -> 16.88; Pauschale 40.
     statement = compute_charges(statutory("DE"), case("2000.00", "2025-07-15", "2025-08-14"), book())
     assert [(p.days, p.rate, p.interest) for p in statement.periods] == [(30, D("10.27"), D("16.882192"))]
-    assert (statement.interest, statement.compensation, statement.total_due) == (D("16.88"), D("40.00"),
-                                                                                   D("2056.88"))
+    assert (statement.interest, statement.compensation, statement.total_due) == (D("16.88"), D("40.00"), D("2056.88"))
     assert "§288" in statement.basis
 
 
@@ -116,9 +139,9 @@ def test_cn_five_ten_thousandths_a_day_rounded_half_up() -> None:
     terms = ChargeTerms(interest=InterestRule(True, "CN"))
     statement = compute_charges(terms, case("8800.50", "2026-03-01", "2026-03-31", currency="CNY"), book())
     assert [(p.days, p.rate, p.unit, p.interest) for p in statement.periods] == [
-        (30, D("0.05"), RateUnit.PER_DAY, D("132.007500"))]
-    assert (statement.interest, statement.compensation, statement.total_due) == (D("132.01"), D("0.00"),
-                                                                                   D("8932.51"))
+        (30, D("0.05"), RateUnit.PER_DAY, D("132.007500"))
+    ]
+    assert (statement.interest, statement.compensation, statement.total_due) == (D("132.01"), D("0.00"), D("8932.51"))
 
 
 def test_cn_agreed_rate_never_below_the_lpr() -> None:
@@ -128,7 +151,9 @@ def test_cn_agreed_rate_never_below_the_lpr() -> None:
     terms = ChargeTerms(interest=InterestRule(False, "CN", D("2"), RateUnit.PER_YEAR))
     statement = compute_charges(terms, case("100000.00", "2025-04-30", "2025-05-31", currency="CNY"), book())
     assert [(p.days, p.rate, p.interest) for p in statement.periods] == [
-        (19, D("3.10"), D("161.369863")), (12, D("3.00"), D("98.630137"))]
+        (19, D("3.10"), D("161.369863")),
+        (12, D("3.00"), D("98.630137")),
+    ]
     assert statement.interest == D("260.00")
 
 
@@ -140,21 +165,38 @@ def test_fees_interest_principal_allocation() -> None:
     statement = compute_charges(terms, case(**WORKED), book())  # type: ignore[arg-type]
     assert statement.periods[1].principal == D("6078.93")
     assert statement.periods[1].interest == D("27.047075")
-    assert (statement.principal_open, statement.interest, statement.compensation) == (D("6078.93"), D("27.05"),
-                                                                                       D("0.00"))
+    assert (statement.principal_open, statement.interest, statement.compensation) == (
+        D("6078.93"),
+        D("27.05"),
+        D("0.00"),
+    )
     assert statement.total_due == D("6105.98")
 
 
 def test_fees_and_a_fully_paid_principal_stop_interest() -> None:
     # Paid in full on 15 Feb: interest only for 1-14 Feb (38.93), compensation 40 and the letter fee 25 stay due.
-    terms = ChargeTerms(interest=InterestRule(True, "EU"), compensation=CompensationRule(True, "EU"),
-                        fees=(("letter", D("25")),))
-    statement = compute_charges(terms, case("10000.00", "2026-01-31", "2026-03-02",
-                                            payments=(("2026-02-15", "10000.00"),),
-                                            fees=(Fee(date(2026, 2, 10), D("25"), "letter"),)), book())
+    terms = ChargeTerms(
+        interest=InterestRule(True, "EU"), compensation=CompensationRule(True, "EU"), fees=(("letter", D("25")),)
+    )
+    statement = compute_charges(
+        terms,
+        case(
+            "10000.00",
+            "2026-01-31",
+            "2026-03-02",
+            payments=(("2026-02-15", "10000.00"),),
+            fees=(Fee(date(2026, 2, 10), D("25"), "letter"),),
+        ),
+        book(),
+    )
     assert len(statement.periods) == 1 and statement.periods[0].interest == D("38.931507")
-    assert (statement.principal_open, statement.interest, statement.compensation, statement.fees,
-            statement.total_due) == (D("0.00"), D("38.93"), D("40.00"), D("25.00"), D("103.93"))
+    assert (
+        statement.principal_open,
+        statement.interest,
+        statement.compensation,
+        statement.fees,
+        statement.total_due,
+    ) == (D("0.00"), D("38.93"), D("40.00"), D("25.00"), D("103.93"))
 
 
 def test_paused_dispute_days_bear_no_interest_only_when_the_policy_says_so() -> None:
@@ -163,8 +205,7 @@ def test_paused_dispute_days_bear_no_interest_only_when_the_policy_says_so() -> 
     paused = ((date(2026, 2, 20), date(2026, 2, 24)),)
     during = compute_charges(statutory("EU"), case(**WORKED, paused=paused), book())  # type: ignore[arg-type]
     assert during.interest == D("65.63")
-    stopped = compute_charges(statutory("EU", interest_during_dispute=False),
-                              case(**WORKED, paused=paused), book())  # type: ignore[arg-type]
+    stopped = compute_charges(statutory("EU", interest_during_dispute=False), case(**WORKED, paused=paused), book())  # type: ignore[arg-type]
     assert [p.days for p in stopped.periods] == [14, 5, 6]
     assert stopped.interest == D("57.28")
 
@@ -172,7 +213,11 @@ def test_paused_dispute_days_bear_no_interest_only_when_the_policy_says_so() -> 
 def test_not_yet_due_means_no_charges() -> None:
     statement = compute_charges(statutory("EU"), case("100.00", "2026-03-01", "2026-03-01"), book())
     assert (statement.interest, statement.compensation, statement.total_due, statement.periods) == (
-        D("0.00"), D("0.00"), D("100.00"), ())
+        D("0.00"),
+        D("0.00"),
+        D("100.00"),
+        (),
+    )
 
 
 def test_a_day_without_a_known_rate_names_the_file() -> None:
@@ -219,13 +264,16 @@ def _rules(tmp_path: Path, charges: str) -> Path:
 
 
 def test_policy_charges_are_parsed_into_terms(tmp_path: Path) -> None:
-    rules = _rules(tmp_path, """\
+    rules = _rules(
+        tmp_path,
+        """\
         interest: {basis: statutory, jurisdiction: EU}
         compensation: statutory
         fees:
           - {stage: letter, amount: 25}
         allocation: fees_interest_principal
-        """)
+        """,
+    )
     terms = load_policies(rules, known_channels=["email"]).default.charges
     assert terms is not None
     assert terms.interest == InterestRule(True, "EU")
@@ -240,13 +288,16 @@ def test_policy_charges_are_parsed_into_terms(tmp_path: Path) -> None:
 
 
 def test_policy_charges_mistakes_are_located_with_did_you_mean(tmp_path: Path) -> None:
-    rules = _rules(tmp_path, """\
+    rules = _rules(
+        tmp_path,
+        """\
         interest: {basis: statutory, jurisdicton: EU}
         compensaton: statutory
         fees:
           - {stage: leter, amount: 25}
         allocation: principal_frist
-        """)
+        """,
+    )
     file = rules / "90-default.yaml"
     assert [str(p) for p in check_policies(rules, known_channels=["email"])] == [
         f"{file}:6:21: statutory interest needs a jurisdiction: EU, UK, DE or CN, e.g. "
@@ -262,10 +313,13 @@ def test_policy_charges_mistakes_are_located_with_did_you_mean(tmp_path: Path) -
 
 
 def test_policy_charges_need_a_law_and_its_rate_file(tmp_path: Path) -> None:
-    rules = _rules(tmp_path, """\
+    rules = _rules(
+        tmp_path,
+        """\
         interest: {basis: statutory, jurisdiction: DE}
         compensation: statutry
-        """)
+        """,
+    )
     file = rules / "90-default.yaml"
     assert [str(p) for p in check_policies(rules, known_channels=["email"])] == [
         f"{file}:6:46: DE interest needs the reference rates in {rules / 'rates' / 'bundesbank.yaml'}, which "
@@ -275,4 +329,5 @@ def test_policy_charges_need_a_law_and_its_rate_file(tmp_path: Path) -> None:
     ]
     cn = _rules(tmp_path / "cn", "interest: {basis: statutory, jurisdiction: CN}\ncompensation: statutory\n")
     assert [p.message for p in check_policies(cn, known_channels=["email"])] == [
-        "the law of CN sets no fixed compensation; give an agreed sum such as {amount: 40} or remove compensation"]
+        "the law of CN sets no fixed compensation; give an agreed sum such as {amount: 40} or remove compensation"
+    ]

@@ -12,8 +12,10 @@ import pytest
 from engine.templates import Renderer
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
-GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
-           "abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 GSM7_EXTENDED = set("^{}\\[~]|€")  # two septets each
 
 
@@ -29,15 +31,31 @@ def ucs2_units(text: str) -> int:
 
 
 def context(language: str, stage: str) -> dict[str, object]:
-    invoice = {"number": "INV-2026-000123456", "amount": Decimal("1234567.89"), "open_amount": Decimal("1234567.89"),
-               "currency": "EUR" if language == "en" else "CNY", "issued_on": date(2026, 1, 1),
-               "due_on": date(2026, 1, 31), "days_overdue": -3 if stage == "courtesy" else 123}
+    invoice = {
+        "number": "INV-2026-000123456",
+        "amount": Decimal("1234567.89"),
+        "open_amount": Decimal("1234567.89"),
+        "currency": "EUR" if language == "en" else "CNY",
+        "issued_on": date(2026, 1, 1),
+        "due_on": date(2026, 1, 31),
+        "days_overdue": -3 if stage == "courtesy" else 123,
+    }
     return {
-        "customer": {"name": "上海远航国际物流供应链管理有限公司" if language != "en" else "Acme Robotics International Ltd"},
-        "invoice": invoice, "invoices": [invoice], "stage": stage, "policy": "default", "repeat": 0,
-        "company": {"name": "北风零部件（上海）有限公司" if language != "en" else "Northwind Components GmbH & Co. KG",
-                    "phone": "+49 40 1234 5670 123"},
-        "as_of": datetime(2026, 6, 3, 9, tzinfo=timezone.utc), "deadline": date(2026, 6, 13), "totals": {},
+        "customer": {
+            "name": "上海远航国际物流供应链管理有限公司" if language != "en" else "Acme Robotics International Ltd"
+        },
+        "invoice": invoice,
+        "invoices": [invoice],
+        "stage": stage,
+        "policy": "default",
+        "repeat": 0,
+        "company": {
+            "name": "北风零部件（上海）有限公司" if language != "en" else "Northwind Components GmbH & Co. KG",
+            "phone": "+49 40 1234 5670 123",
+        },
+        "as_of": datetime(2026, 6, 3, 9, tzinfo=timezone.utc),
+        "deadline": date(2026, 6, 13),
+        "totals": {},
     }
 
 
