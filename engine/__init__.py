@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
     ActionRefused,
+    AuditKeyMissing,
     ChargesError,
     ConfigError,
     DaemonAlreadyRunning,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActionRefused",
+    "AuditKeyMissing",
     "ChargesError",
     "ConfigError",
     "DaemonAlreadyRunning",

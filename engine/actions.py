@@ -314,7 +314,10 @@ class _Action:
                     BulkWriter(self.conn, NOTIFICATIONS).insert(self._notices)
                 append_events(self.conn, self._events)
             except BaseException as error:
-                return self._session_cm.__exit__(type(error), error, error.__traceback__)
+                # Roll back, then raise: the context manager's __exit__ returns False for an exception it
+                # re-raised, which would swallow it (the caller would report an action nothing recorded).
+                self._session_cm.__exit__(type(error), error, error.__traceback__)
+                raise
         return self._session_cm.__exit__(kind, exc, tb)
 
     def _policy(self, row: Mapping[str, Any]) -> Policy | None:

@@ -6,6 +6,7 @@ ever catch these.
 
     DunningError
     ├── ConfigError              the configuration file or environment is wrong
+    │   └── AuditKeyMissing      the event log is keyed and $DUNNING_AUDIT_KEY is not set (nothing written)
     ├── PolicyError              one or more policy files are invalid (carries Problems)
     ├── ExpressionError          a `when` / `applies_to` expression is invalid (offset into its text)
     ├── TemplateProblem          a notification template is missing, unreadable or fails to render
@@ -41,6 +42,11 @@ class DunningError(Exception):
 
 class ConfigError(DunningError):
     pass
+
+
+class AuditKeyMissing(ConfigError):
+    """The event log's newest event is keyed (HMAC) and this process has no key: appending unkeyed events
+    would weaken the chain, so nothing is written."""
 
 
 @dataclass(frozen=True, order=True)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from engine.actions import ActionRefused, Collector, parse_installments
+from engine.audit_state import StateReport, verify_state
 from engine.store.events import EXPORT_COLUMNS, ExportFilter, export_events, verify_chain
 from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
 from engine.errors import DunningError
@@ -194,11 +195,15 @@ def approve(number: str, actor: Actor = None, at: At = None) -> None:
 def audit_verify(
     expect_head: Annotated[Optional[str], typer.Option("--expect-head", help="The head hash noted earlier: also catches deleted tail events.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    check_state: Annotated[bool, typer.Option("--state", help="Also replay the log and compare every invoice and notification with it.")] = False,
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first event that was altered, deleted or moved."""
 
     def action() -> None:
         dunning = state.dunning()
+        if check_state:
+            _print_state(verify_state(dunning.repo, expect_head), json_out)
+            return
         with dunning.repo.read() as session:
             report = verify_chain(session.connection(), expect_head)
         problem = report.problem
@@ -217,6 +222,27 @@ def audit_verify(
             raise typer.Exit(1)
 
     guarded(action)
+
+
+def _print_state(report: StateReport, json_out: bool) -> None:
+    problem = report.chain.problem
+    if json_out:
+        emit_json(report.as_dict())
+    else:
+        if problem is not None:
+            err.print(f"audit log broken at event {problem.event_id} (position {problem.position}): "
+                      f"{problem.reason}.", markup=False)
+        for mismatch in report.mismatches:
+            err.print(str(mismatch), markup=False)
+        summary = (f"{report.events} event(s) replayed, {report.invoices_checked} invoice(s) and "
+                   f"{report.notifications_checked} notification(s) checked, head {report.chain.head}")
+        if report.ok:
+            out.print(f"audit log intact and the tables agree with it: {summary}", markup=False)
+        else:
+            err.print(f"{len(report.mismatches)} mismatch(es) between the tables and the event log; {summary}. "
+                      "Restore the database from a backup and compare.", markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @audit_app.command("export")

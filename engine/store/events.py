@@ -4,10 +4,13 @@ Events are only ever appended (nothing in the product updates or deletes them); 
 to `append_events` inside their own transaction, so an event exists exactly when the change it records does.
 
 Each event carries `prev_hash` (the `hash` of the event before it, in id order) and `hash` = SHA-256 of the
-canonical JSON of its stored fields (all but `id`, `prev_hash` included). Editing an event breaks its own
+canonical JSON of its stored fields (`prev_hash` included; `id` too for events written since ids
+are covered, see engine.store.chain). Editing an event breaks its own
 hash; deleting or reordering events breaks the next event's link. `verify_chain` walks the log in id order
 and names the first event that does not fit. Rewriting the *whole* chain from some point on is only caught
-against a head hash kept elsewhere: `dunning audit verify` prints it, `--expect-head` checks it.
+against a head hash kept elsewhere: `dunning audit verify` prints it, `--expect-head` checks it — or, with
+$DUNNING_AUDIT_KEY set, by the keyed hashes nobody without the key can recompute. Since hashes cover the
+event id too (engine.store.chain), renumbering an event breaks its hash.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 
+from engine.store import chain
 from engine.store.models import Event
 from engine.store.database import BulkWriter
 
@@ -102,17 +106,23 @@ def append_events(conn: Connection, events: list[dict[str, Any]]) -> None:
         # Mixed with the schema: books in different schemas of one database have separate chains.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key # hashtext(current_schema())::bigint)"),
                      {"key": CHAIN_LOCK_KEY})
-    head = conn.execute(select(EVENTS.c.hash).order_by(EVENTS.c.id.desc()).limit(1)).scalar()
-    previous = head or GENESIS
+    head = conn.execute(select(EVENTS).order_by(EVENTS.c.id.desc()).limit(1)).mappings().first()
+    previous = head["hash"] if head is not None else GENESIS
+    key = chain.audit_key()
+    if key is None and head is not None:
+        chain.refuse_unkeyed_after_keyed(canonical(head), head)
+    # Each hash covers its event's id (engine.store.chain), so the ids are chosen here, before the insert.
+    ids = chain.next_ids(conn, len(events), head["id"] if head is not None else 0)
     rows = []
-    for event in events:
+    for event_id, event in zip(ids, events):
         row = {name: _truncated(event.get(name)) for name in HASHED_FIELDS if name != "prev_hash"}
         row["actor"] = row["actor"] or "system"
         # The canonical text of `data` is valid JSON for the column too: encode it once, store it as is.
         data_json = _encode_data(row["data"] or {})
         row["data"] = data_json
         row["prev_hash"] = previous
-        row["hash"] = previous = hashlib.sha256(canonical(row, data_json).encode("utf-8")).hexdigest()
+        row["hash"] = previous = chain.seal(canonical(row, data_json), event_id, key)
+        row["id"] = event_id
         rows.append(row)
     BulkWriter(conn, EVENTS, raw=("data",)).insert(rows)
 
@@ -151,10 +161,12 @@ def iter_events(conn: Connection, batch: int = 5000) -> Iterator[Mapping[str, An
 
 
 def verify_chain(conn: Connection, expect_head: str | None = None) -> VerifyReport:
-    """Recompute the chain in id order; report the first event that was altered, deleted around or moved."""
+    """Recompute the chain in id order; report the first event that was altered, renumbered, deleted around
+    or moved (keyed events need $DUNNING_AUDIT_KEY, see engine.store.chain)."""
     previous = GENESIS
     count = 0
     last_id = 0
+    checker = chain.ChainChecker(chain.audit_key())
     for row in iter_events(conn):
         count += 1
         last_id = row["id"]
@@ -166,13 +178,15 @@ def verify_chain(conn: Connection, expect_head: str | None = None) -> VerifyRepo
                 "its link to the previous event does not match: an event before it was deleted, or events "
                 "were inserted or reordered"
             )
-            if event_hash(row) != row["hash"]:
+            if checker.problem(canonical(row), row) is not None:
                 reason = "its contents or position were changed (neither its hash nor its link match)"
             return VerifyReport(count, previous, ChainBreak(row["id"], count, reason))
-        if event_hash(row) != row["hash"]:
-            return VerifyReport(count, previous, ChainBreak(row["id"], count, "its contents were altered after "
-                                                            "it was written (its hash does not match)"))
+        problem = checker.problem(canonical(row), row)
+        if problem is not None:
+            return VerifyReport(count, previous, ChainBreak(row["id"], count, problem))
         previous = row["hash"]
+    if checker.key is not None and count and checker.strongest != chain.KEYED:
+        return VerifyReport(count, previous, ChainBreak(last_id, count, checker.unkeyed_head()))
     if expect_head is not None and previous != expect_head:
         return VerifyReport(count, previous, ChainBreak(last_id, count, (
             f"the chain ends in {previous[:16]}…, not the expected head {expect_head[:16]}…: events at the end "

@@ -104,6 +104,8 @@ def test_collector_actions_reports_and_audit_through_the_cli(cli: Cli, tmp_path:
     # the audit log: intact, exportable with filters
     verified = json.loads(cli("audit", "verify", "--json").stdout)
     assert verified["ok"] and verified["events"] > 30 and len(verified["head"]) == 64
+    replayed = json.loads(cli("audit", "verify", "--state", "--json").stdout)  # every action agrees with its log
+    assert replayed["ok"] and replayed["mismatches"] == [] and replayed["invoices_checked"] == 6
     exported = cli("audit", "export", "--format", "csv", "--actor", "chen").stdout
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert rows and {r["actor"] for r in rows} == {"chen"}
