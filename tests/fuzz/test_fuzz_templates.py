@@ -1,0 +1,63 @@
+"""Fuzzed customer data through the shipped and built-in templates: Jinja syntax, markup and line breaks in
+names, numbers and the company's own fields are rendered literally (escaped in HTML), never executed, and
+never break a message's subject onto a second line."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
+
+from engine.templates import Renderer
+from tests.fuzz.conftest import examples
+from tests.fuzz.hostile import nasty_text
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
+STAGES = ["courtesy", "reminder", "phone", "letter", "visit", "legal", "final", "unknown"]
+SHIPPED = Renderer(TEMPLATES)
+BUILTIN = Renderer(None)
+NAME, NUMBER, COMPANY = "XNAMEX", "XNUMBERX", "XCOMPANYX"
+
+
+def context(name: str, number: str, company: str) -> dict[str, Any]:
+    invoice = {"number": number, "amount": Decimal("1200.50"), "open_amount": Decimal("1000.00"), "currency": "EUR",
+               "issued_on": date(2026, 1, 1), "due_on": date(2026, 2, 1), "days_overdue": 30}
+    return {
+        "customer": {"id": "C1", "name": name, "email": "ap@example.com", "phone": "+1", "address": "1 Main St",
+                     "owner": "alice", "language": None},
+        "invoice": invoice, "invoices": [invoice], "stage": "reminder", "policy": "standard", "repeat": 0,
+        "company": {"name": company, "address": company, "payment_instructions": company},
+        "as_of": datetime(2026, 3, 3, tzinfo=timezone.utc), "totals": {"EUR": Decimal("1000.00")}, "grouped": False,
+    }
+
+
+def hostile_values() -> st.SearchStrategy[str]:
+    return nasty_text.filter(lambda t: NAME not in t and NUMBER not in t and COMPANY not in t)
+
+
+@settings(max_examples=examples(150))
+@given(hostile_values(), hostile_values(), hostile_values(), st.sampled_from(STAGES),
+       st.sampled_from(["email", "letter", "phone"]), st.sampled_from([None, "zh", "de", "zh_CN"]),
+       st.sampled_from([SHIPPED, BUILTIN]))
+def test_hostile_data_is_rendered_literally(name: str, number: str, company: str, stage: str, channel: str,
+                                            language: str | None, renderer: Renderer) -> None:
+    plain = renderer.render_parts(stage, channel, context(NAME, NUMBER, COMPANY), language=language)
+    rendered = renderer.render_parts(stage, channel, context(name, number, company), language=language)
+
+    assert "\r" not in rendered.subject and "\n" not in rendered.subject, rendered.subject
+    expected_subject = plain.subject.replace(NAME, name).replace(NUMBER, number).replace(COMPANY, company)
+    if not any(mark in expected_subject for mark in ("\r", "\n")):
+        assert rendered.subject == expected_subject.strip()
+        # Same text around the values, the values themselves verbatim: nothing in them was executed.
+        assert rendered.text == plain.text.replace(NAME, name).replace(NUMBER, number).replace(COMPANY, company)
+    assert rendered.html is not None and plain.html is not None
+    for value, mark in ((name, NAME), (company, COMPANY)):
+        if mark in plain.html and "\n" not in value and "\r" not in value:
+            assert str(escape(value)) in rendered.html
+    assert "<script>" not in rendered.html
