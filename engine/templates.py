@@ -157,6 +157,31 @@ def _paragraphs(text: str) -> Markup:
     )
 
 
+#: Stand-ins for the CR and LF of values while a template renders (private-use characters; a value's own
+#: stand-ins are dropped so that they cannot pose as line breaks).
+_HELD = {"\r": "\ue000", "\n": "\ue001"}
+_HOLD = str.maketrans({**_HELD, "\ue000": None, "\ue001": None})
+_RELEASE = str.maketrans({held: char for char, held in _HELD.items()})
+_ONE_LINE = str.maketrans({"\ue000": None, "\ue001": " ", "\r": None})
+
+
+def _hold_line_breaks(value: Any) -> Any:
+    """Jinja's `finalize`: every `{{ ... }}` output passes here before it joins the text."""
+    if isinstance(value, Markup):
+        return Markup(str(value).translate(_HOLD))
+    if isinstance(value, str):
+        return value.translate(_HOLD)
+    return value
+
+
+def _release(text: str) -> str:
+    return text.translate(_RELEASE)
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_ONE_LINE)
+
+
 class Renderer:
     """Renders notifications from `folder`. `stage_templates` maps (policy, stage) to the stage's `template:`
     name, which then takes the stage name's place when the template files are looked up."""
@@ -172,6 +197,7 @@ class Renderer:
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith(".html")),
             keep_trailing_newline=True,
+            finalize=_hold_line_breaks,
         )
         self.env.filters["money"] = _money_filter
         self.env.filters["date"] = _date_filter
@@ -240,13 +266,15 @@ class Renderer:
         values = {"stage_title": title, **context, "language": tags[0] if tags else None}
         stage = self.stage_templates.get((policy or "", stage), stage)
         text = self._render(self.find(stage, channel, language) or "default.txt", values)
+        # Line breaks that came from data are held as placeholders until here: only the template's own first
+        # line can be the subject, and the subject never carries a CR or LF (a value's becomes a space).
         first, _, rest = text.partition("\n")
         if first.lower().startswith("subject:"):
-            subject, body = first[len("subject:") :].strip(), rest.lstrip("\n")
+            subject, body = _one_line(first[len("subject:") :]).strip(), _release(rest.lstrip("\n"))
         else:
-            subject, body = title, text
+            subject, body = title, _release(text)
         page = None
         if html:
             name = self.find(stage, channel, language, "html") or "default.html"
-            page = self._render(name, {**values, "subject": subject, "body": body})
+            page = _release(self._render(name, {**values, "subject": subject, "body": body}))
         return Rendered(subject=subject, text=body, html=page, language=tags[0] if tags else "en")

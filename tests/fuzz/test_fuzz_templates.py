@@ -61,3 +61,14 @@ def test_hostile_data_is_rendered_literally(name: str, number: str, company: str
         if mark in plain.html and "\n" not in value and "\r" not in value:
             assert str(escape(value)) in rendered.html
     assert "<script>" not in rendered.html
+
+
+def test_a_line_break_in_an_invoice_number_stays_out_of_the_subject() -> None:
+    # Found by the property above (failed on 21c05f0): a CR stayed in the subject, and an LF cut the subject
+    # short and pushed "Bcc: ..." to the top of the body.
+    for renderer in (SHIPPED, BUILTIN):
+        rendered = renderer.render_parts("reminder", "email", context("Acme", "INV-1\r\nBcc: x@y.example", "Co"))
+        assert rendered.subject.startswith("Reminder: invoice INV-1 Bcc: x@y.example"), rendered.subject
+        assert "\r" not in rendered.subject and "\n" not in rendered.subject
+        assert rendered.text.startswith("Dear Acme,")
+        assert "INV-1\r\nBcc: x@y.example" in rendered.text
