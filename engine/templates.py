@@ -18,6 +18,7 @@ every message has both parts. Filters: `money(currency)` and `date` format for t
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -157,12 +158,13 @@ def _paragraphs(text: str) -> Markup:
     )
 
 
-#: Stand-ins for the CR and LF of values while a template renders (private-use characters; a value's own
-#: stand-ins are dropped so that they cannot pose as line breaks).
-_HELD = {"\r": "\ue000", "\n": "\ue001"}
-_HOLD = str.maketrans({**_HELD, "\ue000": None, "\ue001": None})
-_RELEASE = str.maketrans({held: char for char, held in _HELD.items()})
-_ONE_LINE = str.maketrans({"\ue000": None, "\ue001": " ", "\r": None})
+#: While a template renders, the CR and LF of values are held escaped (U+E002, a private-use character,
+#: then a letter; the escape character itself is escaped too, so every value comes back exactly).
+_ESCAPE = "\ue002"
+_HOLD = str.maketrans({_ESCAPE: _ESCAPE + "e", "\r": _ESCAPE + "r", "\n": _ESCAPE + "n"})
+_HELD = re.compile(_ESCAPE + "([ern])")
+_RELEASED = {"e": _ESCAPE, "r": "\r", "n": "\n"}
+_ONE_LINE = {"e": _ESCAPE, "r": "", "n": " "}
 
 
 def _hold_line_breaks(value: Any) -> Any:
@@ -175,11 +177,11 @@ def _hold_line_breaks(value: Any) -> Any:
 
 
 def _release(text: str) -> str:
-    return text.translate(_RELEASE)
+    return _HELD.sub(lambda found: _RELEASED[found[1]], text)
 
 
 def _one_line(text: str) -> str:
-    return text.translate(_ONE_LINE)
+    return _HELD.sub(lambda found: _ONE_LINE[found[1]], text.replace("\r", ""))
 
 
 class Renderer:

@@ -55,10 +55,13 @@ def test_hostile_data_is_rendered_literally(name: str, number: str, company: str
     if not any(mark in expected_subject for mark in ("\r", "\n")):
         assert rendered.subject == expected_subject.strip()
         # Same text around the values, the values themselves verbatim: nothing in them was executed.
-        assert rendered.text == plain.text.replace(NAME, name).replace(NUMBER, number).replace(COMPANY, company)
+        expected = plain.text.replace(NAME, name).replace(NUMBER, number).replace(COMPANY, company)
+        # (an empty value on the body's first line lets the template's next line start the body)
+        assert rendered.text in (expected, expected.lstrip("\n"))
     assert rendered.html is not None and plain.html is not None
     for value, mark in ((name, NAME), (company, COMPANY)):
-        if mark in plain.html and "\n" not in value and "\r" not in value:
+        # (a paragraph of whitespace alone is dropped from the HTML part, as any blank paragraph is)
+        if mark in plain.html and value.strip() and "\n" not in value and "\r" not in value:
             assert str(escape(value)) in rendered.html
     assert "<script>" not in rendered.html
 
