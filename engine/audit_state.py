@@ -85,12 +85,19 @@ class Mismatch:
     replayed: Any
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "id": self.id, "field": self.field, "table": _plain(self.table),
-                "replayed": _plain(self.replayed)}
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "field": self.field,
+            "table": _plain(self.table),
+            "replayed": _plain(self.replayed),
+        }
 
     def __str__(self) -> str:
-        return (f"{self.kind} {self.id}: {self.field} is {_shown(self.table)} in the table, "
-                f"{_shown(self.replayed)} by the event log")
+        return (
+            f"{self.kind} {self.id}: {self.field} is {_shown(self.table)} in the table, "
+            f"{_shown(self.replayed)} by the event log"
+        )
 
 
 @dataclass
@@ -249,10 +256,14 @@ class StateReport:
     def as_dict(self) -> dict[str, Any]:
         problem = self.chain.problem
         return {
-            "ok": self.ok, "head": self.chain.head, "events": self.chain.events,
+            "ok": self.ok,
+            "head": self.chain.head,
+            "events": self.chain.events,
             "first_bad_event": problem.event_id if problem else None,
-            "position": problem.position if problem else None, "reason": problem.reason if problem else None,
-            "invoices_checked": self.invoices_checked, "notifications_checked": self.notifications_checked,
+            "position": problem.position if problem else None,
+            "reason": problem.reason if problem else None,
+            "invoices_checked": self.invoices_checked,
+            "notifications_checked": self.notifications_checked,
             "mismatches": [m.as_dict() for m in self.mismatches],
         }
 

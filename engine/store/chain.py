@@ -71,9 +71,13 @@ def next_ids(conn: Connection, count: int, head_id: int) -> list[int]:
     gets a fresh one; SQLite's writers are serialised (BEGIN IMMEDIATE), and it would pick head + 1 itself.
     """
     if conn.dialect.name == "postgresql":
-        ids = conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, :n)"), {"n": count}
-        ).scalars().all()
+        ids = (
+            conn.execute(
+                text("SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, :n)"), {"n": count}
+            )
+            .scalars()
+            .all()
+        )
         return sorted(int(value) for value in ids)
     return list(range(head_id + 1, head_id + 1 + count))
 
@@ -87,30 +91,37 @@ class ChainChecker:
         self.strongest = PLAIN
         self.keyed_events = 0
 
-    def problem(self, canonical_text: str, row: Mapping[str, Any]) -> str | None:
+    def problem(self, canonical_text: str, row: Mapping[Any, Any]) -> str | None:
         """Why this event's hash does not fit, or None when it does."""
         found = format_of(row["hash"], canonical_text, row["id"], self.key)
         if found is None:
-            hint = "" if self.key is not None else (
-                " (if this chain is keyed, set $DUNNING_AUDIT_KEY to the key it was written with)")
+            hint = (
+                ""
+                if self.key is not None
+                else (" (if this chain is keyed, set $DUNNING_AUDIT_KEY to the key it was written with)")
+            )
             if self.strongest == KEYED or (self.key is not None and self.keyed_events == 0):
                 hint = " (or $DUNNING_AUDIT_KEY is not the key it was written with)"
             return f"its contents or id were altered after it was written (its hash does not match){hint}"
         if STRENGTH[found] < STRENGTH[self.strongest]:
-            return (f"its hash is in the weaker {found!r} format after events in the {self.strongest!r} format: "
-                    "the chain was recomputed from here on by someone")
+            return (
+                f"its hash is in the weaker {found!r} format after events in the {self.strongest!r} format: "
+                "the chain was recomputed from here on by someone"
+            )
         self.strongest = found
         if found == KEYED:
             self.keyed_events += 1
         return None
 
     def unkeyed_head(self) -> str:
-        return ("$DUNNING_AUDIT_KEY is set but no event is keyed: either no event was written since the key was "
-                "set (any write, e.g. the next sweep, starts the keyed part), or the keyed part was stripped and "
-                "the chain recomputed without the key")
+        return (
+            "$DUNNING_AUDIT_KEY is set but no event is keyed: either no event was written since the key was "
+            "set (any write, e.g. the next sweep, starts the keyed part), or the keyed part was stripped and "
+            "the chain recomputed without the key"
+        )
 
 
-def refuse_unkeyed_after_keyed(canonical_text: str, head: Mapping[str, Any]) -> None:
+def refuse_unkeyed_after_keyed(canonical_text: str, head: Mapping[Any, Any]) -> None:
     """Raise AuditKeyMissing when the chain's newest event matches no unkeyed format (it is keyed): a
     process without the key must not continue a keyed chain with weaker hashes."""
     if head["hash"] is not None and format_of(head["hash"], canonical_text, head["id"], None) is None:

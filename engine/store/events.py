@@ -110,7 +110,7 @@ def append_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     previous = head["hash"] if head is not None else GENESIS
     key = chain.audit_key()
     if key is None and head is not None:
-        chain.refuse_unkeyed_after_keyed(canonical(head), head)
+        chain.refuse_unkeyed_after_keyed(canonical(dict(head)), head)
     # Each hash covers its event's id (engine.store.chain), so the ids are chosen here, before the insert.
     ids = chain.next_ids(conn, len(events), head["id"] if head is not None else 0)
     rows = []

@@ -19,11 +19,17 @@ PROFILE = os.environ.get("DUNNING_FUZZ", "ci")
 SCALE = 10 if PROFILE == "long" else 1
 
 settings.register_profile(
-    "ci", deadline=None, derandomize=True, database=None, print_blob=True,
+    "ci",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
-    "long", deadline=None, print_blob=True,
+    "long",
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("long" if PROFILE == "long" else "ci")

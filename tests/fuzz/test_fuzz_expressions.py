@@ -18,25 +18,66 @@ from tests.fuzz.hostile import nasty_text
 
 NAMES = sorted(FIELDS)
 literals = st.one_of(
-    st.integers(-10**6, 10**6).map(str),
-    st.decimals(min_value=-10**6, max_value=10**6, places=2, allow_nan=False).map(str),
-    st.sampled_from(["'A'", "'vip'", "'2026-01-31'", "'2026-02-30'", "''", "true", "false", "null", "None",
-                     "True", "\"x\"", "'{{ 7*7 }}'", "0.1", "-0", "1_000", "0x10", "1e3"]),
+    st.integers(-(10**6), 10**6).map(str),
+    st.decimals(min_value=-(10**6), max_value=10**6, places=2, allow_nan=False).map(str),
+    st.sampled_from(
+        [
+            "'A'",
+            "'vip'",
+            "'2026-01-31'",
+            "'2026-02-30'",
+            "''",
+            "true",
+            "false",
+            "null",
+            "None",
+            "True",
+            '"x"',
+            "'{{ 7*7 }}'",
+            "0.1",
+            "-0",
+            "1_000",
+            "0x10",
+            "1e3",
+        ]
+    ),
 )
-atoms = st.one_of(st.sampled_from(NAMES), literals,
-                  st.sampled_from(["invoice", "customer", "invoice.nope", "__import__('os')", "x.y.z", "len(x)",
-                                   "invoice.tags[0]", "lambda: 1", "[1, 2]", "('A', 'B')", "{1}", "...", "f'x'"]))
+atoms = st.one_of(
+    st.sampled_from(NAMES),
+    literals,
+    st.sampled_from(
+        [
+            "invoice",
+            "customer",
+            "invoice.nope",
+            "__import__('os')",
+            "x.y.z",
+            "len(x)",
+            "invoice.tags[0]",
+            "lambda: 1",
+            "[1, 2]",
+            "('A', 'B')",
+            "{1}",
+            "...",
+            "f'x'",
+        ]
+    ),
+)
 COMPARE = ["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
 
 
 def _expressions() -> st.SearchStrategy[str]:
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         return st.one_of(
-            st.tuples(inner, st.sampled_from(COMPARE + ["+", "-", "*", "and", "or", "/", "**", "%"]), inner)
-            .map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
-            st.tuples(inner, st.sampled_from(COMPARE), inner, st.sampled_from(COMPARE), inner)
-            .map(lambda t: " ".join(t)),
-            inner.map(lambda e: f"not {e}"), inner.map(lambda e: f"({e})"), inner.map(lambda e: f"-{e}"),
+            st.tuples(inner, st.sampled_from(COMPARE + ["+", "-", "*", "and", "or", "/", "**", "%"]), inner).map(
+                lambda t: f"{t[0]} {t[1]} {t[2]}"
+            ),
+            st.tuples(inner, st.sampled_from(COMPARE), inner, st.sampled_from(COMPARE), inner).map(
+                lambda t: " ".join(t)
+            ),
+            inner.map(lambda e: f"not {e}"),
+            inner.map(lambda e: f"({e})"),
+            inner.map(lambda e: f"-{e}"),
             st.lists(literals, max_size=4).map(lambda items: f"[{', '.join(items)}]"),
         )
 
@@ -48,8 +89,8 @@ expressions = _expressions()
 
 def _fact(kind: FieldType) -> st.SearchStrategy[Any]:
     value: st.SearchStrategy[Any] = {
-        FieldType.DECIMAL: st.decimals(min_value=-10**9, max_value=10**9, places=4, allow_nan=False),
-        FieldType.INTEGER: st.integers(-10**6, 10**6),
+        FieldType.DECIMAL: st.decimals(min_value=-(10**9), max_value=10**9, places=4, allow_nan=False),
+        FieldType.INTEGER: st.integers(-(10**6), 10**6),
         FieldType.TEXT: nasty_text,
         FieldType.DATE: st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 12, 31)),
         FieldType.TEXT_LIST: st.lists(nasty_text, max_size=3).map(tuple),
@@ -63,8 +104,10 @@ def _of(kind: FieldType) -> list[str]:
 
 
 NUMBERS = _of(FieldType.DECIMAL) + _of(FieldType.INTEGER)
-number_literal = st.one_of(st.integers(-10**6, 10**6).map(str),
-                           st.decimals(min_value=-10**6, max_value=10**6, places=2, allow_nan=False).map(str))
+number_literal = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.decimals(min_value=-(10**6), max_value=10**6, places=2, allow_nan=False).map(str),
+)
 arithmetic = st.recursive(
     st.one_of(st.sampled_from(NUMBERS), number_literal),
     lambda inner: st.tuples(inner, st.sampled_from(["+", "-", "*"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
@@ -83,21 +126,34 @@ def _conditions() -> st.SearchStrategy[str]:
     leaf = st.one_of(
         st.tuples(with_field, compare, arithmetic).map(" ".join),
         st.tuples(number_literal, compare, with_field, compare, number_literal).map(" ".join),
-        st.tuples(st.sampled_from(_of(FieldType.TEXT)), st.sampled_from(["==", "!="]),
-                  st.one_of(text_literal, st.just("null"))).map(" ".join),
-        st.tuples(st.sampled_from(_of(FieldType.TEXT)), st.sampled_from(["in", "not in"]),
-                  st.lists(text_literal, min_size=1, max_size=3).map(lambda items: f"[{', '.join(items)}]")).map(" ".join),
-        st.tuples(text_literal, st.sampled_from(["in", "not in"]), st.sampled_from(_of(FieldType.TEXT_LIST)))
-        .map(" ".join),
-        st.tuples(st.sampled_from(_of(FieldType.DATE)), compare,
-                  st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 1, 1)).map(lambda d: f"'{d}'"))
-        .map(" ".join),
+        st.tuples(
+            st.sampled_from(_of(FieldType.TEXT)),
+            st.sampled_from(["==", "!="]),
+            st.one_of(text_literal, st.just("null")),
+        ).map(" ".join),
+        st.tuples(
+            st.sampled_from(_of(FieldType.TEXT)),
+            st.sampled_from(["in", "not in"]),
+            st.lists(text_literal, min_size=1, max_size=3).map(lambda items: f"[{', '.join(items)}]"),
+        ).map(" ".join),
+        st.tuples(text_literal, st.sampled_from(["in", "not in"]), st.sampled_from(_of(FieldType.TEXT_LIST))).map(
+            " ".join
+        ),
+        st.tuples(
+            st.sampled_from(_of(FieldType.DATE)),
+            compare,
+            st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 1, 1)).map(lambda d: f"'{d}'"),
+        ).map(" ".join),
         st.sampled_from(["true", "false"]),
     )
-    return st.recursive(leaf, lambda inner: st.one_of(
-        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        inner.map(lambda e: f"not {e}"),
-    ), max_leaves=6)
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            inner.map(lambda e: f"not {e}"),
+        ),
+        max_leaves=6,
+    )
 
 
 conditions = _conditions()
@@ -146,9 +202,11 @@ def test_deep_nesting_is_refused_not_a_recursion_error(depth: int, opener: str) 
     compiled_or_located(opener * depth + "1" + closer * depth + " > 0")
 
 
-@pytest.mark.xfail(reason="issue 11, defect 4 (owned by another engineer): arithmetic that overflows the "
-                          "decimal context passes the check and raises decimal.Overflow at evaluation",
-                   strict=False)
+@pytest.mark.xfail(
+    reason="issue 11, defect 4 (owned by another engineer): arithmetic that overflows the "
+    "decimal context passes the check and raises decimal.Overflow at evaluation",
+    strict=False,
+)
 @settings(max_examples=examples(20))
 @given(st.integers(10, 999999999), st.sampled_from(["*", "+", "-"]))
 def test_overflowing_arithmetic_is_refused_at_check_time(exponent: int, operator: str) -> None:

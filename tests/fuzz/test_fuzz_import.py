@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,8 +30,19 @@ from tests.fuzz.hostile import nasty_text
 
 TABLES = ("customers", "invoices", "payments", "events", "notifications")
 COLUMNS = {
-    "customers": ["id", "name", "email", "phone", "address", "credit_grade", "segment", "owner", "language",
-                  "timezone", "tags"],
+    "customers": [
+        "id",
+        "name",
+        "email",
+        "phone",
+        "address",
+        "credit_grade",
+        "segment",
+        "owner",
+        "language",
+        "timezone",
+        "tags",
+    ],
     "invoices": ["number", "customer_id", "currency", "amount", "issued_on", "due_on", "tags"],
     "payments": ["invoice", "amount", "paid_on", "reference"],
 }
@@ -66,12 +76,30 @@ LOCATED = re.compile(r"^(?P<file>.+):(?P<row>\d+): (?P<column>[^:]+): \S")
 def world() -> Iterator[tuple[Importer, Path]]:
     folder = Path(tempfile.mkdtemp(prefix="fuzz-import-"))
     repo = Repository.open(f"sqlite:///{folder / 'fuzz.db'}")
-    importer = Importer(repo, zone=ZoneInfo("Europe/Berlin"), clock=FixedClock(datetime(2026, 3, 1, tzinfo=timezone.utc)))
-    importer.import_rows("customers", [{"id": "C1", "name": "Acme", "email": "ap@acme.example"},
-                                       {"id": "C2", "name": "Bolt", "email": "ap@bolt.example"}])
-    importer.import_rows("invoices", [
-        {"number": n, "customer_id": "C1", "currency": "EUR", "amount": "100.00", "issued_on": "2026-01-01",
-         "due_on": "2026-02-01"} for n in ("INV-1", "INV-2")])
+    importer = Importer(
+        repo, zone=ZoneInfo("Europe/Berlin"), clock=FixedClock(datetime(2026, 3, 1, tzinfo=timezone.utc))
+    )
+    importer.import_rows(
+        "customers",
+        [
+            {"id": "C1", "name": "Acme", "email": "ap@acme.example"},
+            {"id": "C2", "name": "Bolt", "email": "ap@bolt.example"},
+        ],
+    )
+    importer.import_rows(
+        "invoices",
+        [
+            {
+                "number": n,
+                "customer_id": "C1",
+                "currency": "EUR",
+                "amount": "100.00",
+                "issued_on": "2026-01-01",
+                "due_on": "2026-02-01",
+            }
+            for n in ("INV-1", "INV-2")
+        ],
+    )
     yield importer, folder
     repo.dispose()
     shutil.rmtree(folder, ignore_errors=True)
@@ -101,14 +129,31 @@ def import_file(draw: st.DrawFn) -> tuple[str, str, bytes, int]:
     for _ in range(draw(st.integers(0, 5))):
         rows.append({name: draw(st.one_of(PLAUSIBLE.get(name, value), value)) for name in columns})
     if draw(st.booleans()):
-        lines = [json.dumps(draw(st.one_of(
-            st.just(row),
-            st.dictionaries(st.sampled_from(columns + ["x"]), st.one_of(
-                st.none(), st.integers(), st.floats(allow_nan=True), st.booleans(), value,
-                st.lists(value, max_size=2), st.dictionaries(value, value, max_size=1))),
-        )), ensure_ascii=draw(st.booleans())) for row in rows]
+        lines = [
+            json.dumps(
+                draw(
+                    st.one_of(
+                        st.just(row),
+                        st.dictionaries(
+                            st.sampled_from(columns + ["x"]),
+                            st.one_of(
+                                st.none(),
+                                st.integers(),
+                                st.floats(allow_nan=True),
+                                st.booleans(),
+                                value,
+                                st.lists(value, max_size=2),
+                                st.dictionaries(value, value, max_size=1),
+                            ),
+                        ),
+                    )
+                ),
+                ensure_ascii=draw(st.booleans()),
+            )
+            for row in rows
+        ]
         if rows and draw(st.booleans()):
-            lines[draw(st.integers(0, len(lines) - 1))] = draw(st.sampled_from(["{", "[1]", "null", "\"x\"", "{}"]))
+            lines[draw(st.integers(0, len(lines) - 1))] = draw(st.sampled_from(["{", "[1]", "null", '"x"', "{}"]))
         data = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
         return kind, ".jsonl", data, len(rows)
     buffer = io.StringIO()
@@ -143,7 +188,9 @@ def clean_file(draw: st.DrawFn) -> tuple[str, str, bytes, int, dict[str, str]]:
             key = f"{tag}-{index}"
             rows.append({"invoice": "INV-1", "amount": "0.01", "paid_on": "2026-02-02", "reference": key + hostile})
             hostile = hostile.rstrip()
-        stored[key] = hostile.strip() if kind == "customers" else hostile  # cells are trimmed, as documented for every import
+        stored[key] = (
+            hostile.strip() if kind == "customers" else hostile
+        )  # cells are trimmed, as documented for every import
     if draw(st.booleans()):
         data = "".join(json.dumps(row, ensure_ascii=draw(st.booleans())) + "\n" for row in rows).encode("utf-8")
         return kind, ".jsonl", data, len(rows), stored
@@ -156,8 +203,9 @@ def clean_file(draw: st.DrawFn) -> tuple[str, str, bytes, int, dict[str, str]]:
 
 @settings(max_examples=examples(60))
 @given(clean_file())
-def test_hostile_free_text_is_stored_as_given(world: tuple[Importer, Path],
-                                              case: tuple[str, str, bytes, int, dict[str, str]]) -> None:
+def test_hostile_free_text_is_stored_as_given(
+    world: tuple[Importer, Path], case: tuple[str, str, bytes, int, dict[str, str]]
+) -> None:
     importer, folder = world
     kind, suffix, data, rows, stored = case
     fresh = f"T{next(FRESH)}x"
@@ -178,8 +226,12 @@ def test_hostile_free_text_is_stored_as_given(world: tuple[Importer, Path],
     with importer.repo.read() as session:
         conn = session.connection()
         if kind == "customers":
-            found = dict(conn.execute(text("SELECT id, name FROM customers WHERE id LIKE :p"),
-                                      {"p": next(iter(stored)).rsplit("-", 1)[0] + "-%"}).all())
+            found = dict(
+                conn.execute(
+                    text("SELECT id, name FROM customers WHERE id LIKE :p"),
+                    {"p": next(iter(stored)).rsplit("-", 1)[0] + "-%"},
+                ).all()
+            )
             assert found == stored
         else:
             references = {r[0] for r in conn.execute(text("SELECT reference FROM payments"))}
@@ -188,8 +240,9 @@ def test_hostile_free_text_is_stored_as_given(world: tuple[Importer, Path],
 
 @settings(max_examples=examples(150))
 @given(import_file())
-def test_an_import_takes_every_row_or_nothing_and_locates_each_problem(world: tuple[Importer, Path],
-                                                                        case: tuple[str, str, bytes, int]) -> None:
+def test_an_import_takes_every_row_or_nothing_and_locates_each_problem(
+    world: tuple[Importer, Path], case: tuple[str, str, bytes, int]
+) -> None:
     importer, folder = world
     kind, suffix, data, rows = case
     path = folder / f"fuzzed{suffix}"

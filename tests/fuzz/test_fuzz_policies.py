@@ -25,11 +25,44 @@ LOCATED = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<column>\d+): ")
 
 #: Values a finance editor (or an attacker) may put where a policy expects something else.
 VALUES = [
-    "0", "-1", "1", "999999999999999999999", "1e999", "-1e999", ".nan", ".inf", "1" * 4400, "''", "null", "~",
-    "[]", "{}", "[[[[[[[[[[]]]]]]]]]]", "true", "yes", "no", "0x1F", "0o17", "1_000", "2026-01-01",
-    "'invoice.open_amount >'", "'invoice.amount * 1e999999999 > 1'", "'customer.tags in invoice.tags'",
-    "!!python/object/apply:os.system ['id']", "!!binary aGVsbG8=", "&a [*a]", "*undefined", "\"\\ud800\"",
-    "'{{ 7*7 }}'", "\"a\\nb\"", "business", "calendar", "step", "jump", "required", "[email, email]",
+    "0",
+    "-1",
+    "1",
+    "999999999999999999999",
+    "1e999",
+    "-1e999",
+    ".nan",
+    ".inf",
+    "1" * 4400,
+    "''",
+    "null",
+    "~",
+    "[]",
+    "{}",
+    "[[[[[[[[[[]]]]]]]]]]",
+    "true",
+    "yes",
+    "no",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "2026-01-01",
+    "'invoice.open_amount >'",
+    "'invoice.amount * 1e999999999 > 1'",
+    "'customer.tags in invoice.tags'",
+    "!!python/object/apply:os.system ['id']",
+    "!!binary aGVsbG8=",
+    "&a [*a]",
+    "*undefined",
+    '"\\ud800"',
+    "'{{ 7*7 }}'",
+    '"a\\nb"',
+    "business",
+    "calendar",
+    "step",
+    "jump",
+    "required",
+    "[email, email]",
 ]
 
 
@@ -56,8 +89,9 @@ def check_text(folder: Path, text: str | bytes, name: str = "fuzzed.yaml") -> No
         assert located, f"not located FILE:LINE:COLUMN: {problem}"
         assert Path(problem.file).name == name, problem
         # YAML breaks lines at \r and \u2028 too: splitlines() counts at least as many
-        lines = max(1, len(text.decode("utf-8", "replace").splitlines() if isinstance(text, bytes)
-                           else text.splitlines()) + 1)
+        lines = max(
+            1, len(text.decode("utf-8", "replace").splitlines() if isinstance(text, bytes) else text.splitlines()) + 1
+        )
         assert 1 <= problem.line <= lines + 1 and problem.column >= 1, problem
         assert problem.message.strip(), problem
     try:
@@ -70,14 +104,52 @@ def check_text(folder: Path, text: str | bytes, name: str = "fuzzed.yaml") -> No
 
 yaml_scalars = st.one_of(st.sampled_from(VALUES), nasty_text.map(repr))
 yaml_lines = st.one_of(
-    st.sampled_from(["name: x", "stages:", "  - name: a", "    after_days: 1", "    channels: [email]",
-                     "applies_to: \"customer.credit_grade == 'A'\"", "days: business", "calendar: {country: DE}",
-                     "min_days_between_stages: 5", "    repeat: {every_days: 7, max: 2}", "    when: \"true\"",
-                     "catch_up: jump", "group_by: customer", "    approval: required", "---", "- x", "\t- y"]),
-    st.tuples(st.sampled_from(["name", "stages", "after_days", "channels", "when", "applies_to", "days",
-                               "repeat", "every_days", "max", "calendar", "country", "unknown_key", "  - name",
-                               "    after_days", "    channels", "    when", "    repeat"]),
-              yaml_scalars).map(lambda kv: f"{kv[0]}: {kv[1]}"),
+    st.sampled_from(
+        [
+            "name: x",
+            "stages:",
+            "  - name: a",
+            "    after_days: 1",
+            "    channels: [email]",
+            "applies_to: \"customer.credit_grade == 'A'\"",
+            "days: business",
+            "calendar: {country: DE}",
+            "min_days_between_stages: 5",
+            "    repeat: {every_days: 7, max: 2}",
+            '    when: "true"',
+            "catch_up: jump",
+            "group_by: customer",
+            "    approval: required",
+            "---",
+            "- x",
+            "\t- y",
+        ]
+    ),
+    st.tuples(
+        st.sampled_from(
+            [
+                "name",
+                "stages",
+                "after_days",
+                "channels",
+                "when",
+                "applies_to",
+                "days",
+                "repeat",
+                "every_days",
+                "max",
+                "calendar",
+                "country",
+                "unknown_key",
+                "  - name",
+                "    after_days",
+                "    channels",
+                "    when",
+                "    repeat",
+            ]
+        ),
+        yaml_scalars,
+    ).map(lambda kv: f"{kv[0]}: {kv[1]}"),
     nasty_text,
 )
 

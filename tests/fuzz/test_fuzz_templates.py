@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
@@ -26,14 +25,34 @@ NAME, NUMBER, COMPANY = "XNAMEX", "XNUMBERX", "XCOMPANYX"
 
 
 def context(name: str, number: str, company: str) -> dict[str, Any]:
-    invoice = {"number": number, "amount": Decimal("1200.50"), "open_amount": Decimal("1000.00"), "currency": "EUR",
-               "issued_on": date(2026, 1, 1), "due_on": date(2026, 2, 1), "days_overdue": 30}
+    invoice = {
+        "number": number,
+        "amount": Decimal("1200.50"),
+        "open_amount": Decimal("1000.00"),
+        "currency": "EUR",
+        "issued_on": date(2026, 1, 1),
+        "due_on": date(2026, 2, 1),
+        "days_overdue": 30,
+    }
     return {
-        "customer": {"id": "C1", "name": name, "email": "ap@example.com", "phone": "+1", "address": "1 Main St",
-                     "owner": "alice", "language": None},
-        "invoice": invoice, "invoices": [invoice], "stage": "reminder", "policy": "standard", "repeat": 0,
+        "customer": {
+            "id": "C1",
+            "name": name,
+            "email": "ap@example.com",
+            "phone": "+1",
+            "address": "1 Main St",
+            "owner": "alice",
+            "language": None,
+        },
+        "invoice": invoice,
+        "invoices": [invoice],
+        "stage": "reminder",
+        "policy": "standard",
+        "repeat": 0,
         "company": {"name": company, "address": company, "payment_instructions": company},
-        "as_of": datetime(2026, 3, 3, tzinfo=timezone.utc), "totals": {"EUR": Decimal("1000.00")}, "grouped": False,
+        "as_of": datetime(2026, 3, 3, tzinfo=timezone.utc),
+        "totals": {"EUR": Decimal("1000.00")},
+        "grouped": False,
     }
 
 
@@ -42,11 +61,18 @@ def hostile_values() -> st.SearchStrategy[str]:
 
 
 @settings(max_examples=examples(150))
-@given(hostile_values(), hostile_values(), hostile_values(), st.sampled_from(STAGES),
-       st.sampled_from(["email", "letter", "phone"]), st.sampled_from([None, "zh", "de", "zh_CN"]),
-       st.sampled_from([SHIPPED, BUILTIN]))
-def test_hostile_data_is_rendered_literally(name: str, number: str, company: str, stage: str, channel: str,
-                                            language: str | None, renderer: Renderer) -> None:
+@given(
+    hostile_values(),
+    hostile_values(),
+    hostile_values(),
+    st.sampled_from(STAGES),
+    st.sampled_from(["email", "letter", "phone"]),
+    st.sampled_from([None, "zh", "de", "zh_CN"]),
+    st.sampled_from([SHIPPED, BUILTIN]),
+)
+def test_hostile_data_is_rendered_literally(
+    name: str, number: str, company: str, stage: str, channel: str, language: str | None, renderer: Renderer
+) -> None:
     plain = renderer.render_parts(stage, channel, context(NAME, NUMBER, COMPANY), language=language)
     rendered = renderer.render_parts(stage, channel, context(name, number, company), language=language)
 

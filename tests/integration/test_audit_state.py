@@ -37,15 +37,25 @@ stages:
 @pytest.fixture
 def book(make_book) -> Book:  # type: ignore[no-untyped-def]
     """Every way the product changes an invoice or a notification, on record."""
-    book = make_book({"05-grouped.yaml": GROUPED, "10-standard.yaml": CANONICAL_POLICY,
-                      "90-default.yaml": DEFAULT_POLICY})
-    book.customers({"id": "C1", "name": "Acme", "credit_grade": "A", "owner": "alice"},
-                   {"id": "C2", "name": "Bolt", "credit_grade": "B"},
-                   {"id": "C3", "name": "Cord", "segment": "group"},
-                   {"id": "C4", "name": "Dune", "email": ""})
-    for number, customer, amount in (("INV-1", "C1", "20000.00"), ("INV-2", "C2", "500.00"),
-                                     ("INV-3", "C1", "60000.00"), ("G-1", "C3", "100.00"), ("G-2", "C3", "200.00"),
-                                     ("N-1", "C4", "300.00"), ("W-1", "C2", "700.00"), ("A-1", "C2", "900.00")):
+    book = make_book(
+        {"05-grouped.yaml": GROUPED, "10-standard.yaml": CANONICAL_POLICY, "90-default.yaml": DEFAULT_POLICY}
+    )
+    book.customers(
+        {"id": "C1", "name": "Acme", "credit_grade": "A", "owner": "alice"},
+        {"id": "C2", "name": "Bolt", "credit_grade": "B"},
+        {"id": "C3", "name": "Cord", "segment": "group"},
+        {"id": "C4", "name": "Dune", "email": ""},
+    )
+    for number, customer, amount in (
+        ("INV-1", "C1", "20000.00"),
+        ("INV-2", "C2", "500.00"),
+        ("INV-3", "C1", "60000.00"),
+        ("G-1", "C3", "100.00"),
+        ("G-2", "C3", "200.00"),
+        ("N-1", "C4", "300.00"),
+        ("W-1", "C2", "700.00"),
+        ("A-1", "C2", "900.00"),
+    ):
         book.invoice(number, customer, amount, due_on="2026-03-01")
     book.run("2026-03-04")
     book.pay("INV-2", "500.00", "2026-03-05")  # paid in full
@@ -91,8 +101,22 @@ def test_a_book_the_product_wrote_agrees_with_its_log(book: Book) -> None:
     assert report.ok, [str(m) for m in report.mismatches]
     assert report.invoices_checked == 9 and report.notifications_checked >= 10
     kinds = {row[0] for row in all_rows(book, "SELECT DISTINCT kind FROM events")}
-    assert {"import", "update", "payment", "transition", "notification", "delivery", "dispute", "dispute_resolved",
-            "promise", "promise_broken", "write_off", "override", "approval_requested", "approval"} <= kinds
+    assert {
+        "import",
+        "update",
+        "payment",
+        "transition",
+        "notification",
+        "delivery",
+        "dispute",
+        "dispute_resolved",
+        "promise",
+        "promise_broken",
+        "write_off",
+        "override",
+        "approval_requested",
+        "approval",
+    } <= kinds
     statuses = {row[0] for row in all_rows(book, "SELECT DISTINCT status FROM notifications")}
     assert {"sent", "failed", "cancelled"} <= statuses
     grouped = all_rows(book, "SELECT key FROM notifications WHERE invoice_id IS NULL")
@@ -130,7 +154,12 @@ def test_a_sent_notification_put_back_to_pending_is_named(book: Book) -> None:
     sql(book, "UPDATE notifications SET status = 'pending', sent_at = NULL WHERE key = :key", key=key)
     [found] = verify_state(book.app.repo).mismatches
     assert (found.kind, found.id, found.field, found.table, found.replayed) == (
-        "notification", key, "status", "pending", "sent")
+        "notification",
+        key,
+        "status",
+        "pending",
+        "sent",
+    )
 
 
 def test_a_notification_inserted_without_its_event_is_named(book: Book) -> None:
@@ -154,8 +183,14 @@ def test_verify_state_on_the_command_line(book: Book) -> None:
     env.pop("DUNNING_CONFIG", None)
 
     def verify(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "engine.cli.main", "audit", "verify", "--state", *extra],
-                              cwd=book.root, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "engine.cli.main", "audit", "verify", "--state", *extra],
+            cwd=book.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     clean = verify()
     assert clean.returncode == 0 and "the tables agree" in clean.stdout and "9 invoice(s)" in clean.stdout
@@ -165,10 +200,24 @@ def test_verify_state_on_the_command_line(book: Book) -> None:
     assert "invoice INV-3: stage is 'paid' in the table" in broken.stderr
     shown = json.loads(verify("--json").stdout)
     assert shown["ok"] is False and shown["invoices_checked"] == 9 and len(shown["head"]) == 64
-    assert {"kind": "invoice", "id": "INV-3", "field": "open_amount", "table": "0.0000",
-            "replayed": "59000.00"} in shown["mismatches"]
-    assert set(shown) == {"ok", "head", "events", "first_bad_event", "position", "reason", "invoices_checked",
-                          "notifications_checked", "mismatches"}
+    assert {
+        "kind": "invoice",
+        "id": "INV-3",
+        "field": "open_amount",
+        "table": "0.0000",
+        "replayed": "59000.00",
+    } in shown["mismatches"]
+    assert set(shown) == {
+        "ok",
+        "head",
+        "events",
+        "first_bad_event",
+        "position",
+        "reason",
+        "invoices_checked",
+        "notifications_checked",
+        "mismatches",
+    }
 
 
 def test_a_keyed_chain_cannot_be_recomputed_without_the_key(book: Book, monkeypatch: pytest.MonkeyPatch) -> None:
