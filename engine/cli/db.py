@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.shared import app, emit_json, guarded, out, state
+from engine.store.engines import Engine, make_engine, reachable
 
 __all__ = ["db_app"]
 
@@ -18,10 +19,9 @@ db_app = typer.Typer(help="The database schema: upgrade it to this version of du
 app.add_typer(db_app, name="db")
 
 
-def _repository():  # type: ignore[no-untyped-def]
-    from engine.store.database import Repository
-
-    return Repository(state.settings().database_url)
+def _engine() -> Engine:
+    """The configured database's engine, without the schema check `Repository.open` makes."""
+    return make_engine(state.settings().database_url)
 
 
 @db_app.command("upgrade")
@@ -36,12 +36,12 @@ def db_upgrade(
     def action() -> None:
         from engine.store.migrations import upgrade
 
-        repo = _repository()
+        engine = _engine()
         try:
-            with repo.reachable():
-                before, after = upgrade(repo, revision)
+            with reachable(engine):
+                before, after = upgrade(engine, revision)
         finally:
-            repo.dispose()
+            engine.dispose()
         if before == after:
             out.print(f"the database is already at {after}", markup=False)
         else:
@@ -57,14 +57,14 @@ def db_current(
     """The database's schema revision and the one this version of dunning needs (exit 1 when they differ)."""
 
     def action() -> int:
-        from engine.store.migrations import HEAD, schema_state
+        from engine.store.migrations import HEAD, current_state
 
-        repo = _repository()
+        engine = _engine()
         try:
-            with repo.reachable(), repo.engine.connect() as conn:
-                found = schema_state(conn)
+            with reachable(engine):
+                found = current_state(engine)
         finally:
-            repo.dispose()
+            engine.dispose()
         revision = None if found.empty else (found.revision or "unversioned (first release)")
         if json_out:
             emit_json({"revision": revision, "head": HEAD, "current": found.current})
@@ -83,19 +83,18 @@ def db_check() -> None:
     """Compare the database's tables, columns and indexes with the models (exit 1 listing any difference)."""
 
     def action() -> int:
-        from engine.store.migrations import schema_differences, schema_state
+        from engine.store.migrations import current_state, schema_differences
 
-        repo = _repository()
+        engine = _engine()
         try:
-            with repo.reachable():
-                with repo.engine.connect() as conn:
-                    if schema_state(conn).empty:
-                        out.print("the database is empty (no dunning tables); create it with `dunning db upgrade`",
-                                  markup=False)
-                        return 1
-                differences = schema_differences(repo)
+            with reachable(engine):
+                if current_state(engine).empty:
+                    out.print("the database is empty (no dunning tables); create it with `dunning db upgrade`",
+                              markup=False)
+                    return 1
+                differences = schema_differences(engine)
         finally:
-            repo.dispose()
+            engine.dispose()
         for difference in differences:
             out.print(str(difference), markup=False)
         out.print("schema matches the models" if not differences else f"{len(differences)} difference(s)",

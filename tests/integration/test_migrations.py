@@ -30,12 +30,12 @@ def test_first_release_database_upgrades_to_the_models(database_url: str) -> Non
     try:
         with pytest.raises(ConfigError, match="dunning db upgrade"):
             Repository.open(database_url)
-        assert schema_differences(repo)  # the first release lacks today's columns and tables
+        assert schema_differences(repo.engine)  # the first release lacks today's columns and tables
 
-        before, after = upgrade(repo)
+        before, after = upgrade(repo.engine)
         assert (before, after) == (BASELINE, HEAD)
-        assert schema_differences(repo) == []
-        assert upgrade(repo) == (HEAD, HEAD)  # a second run does nothing
+        assert schema_differences(repo.engine) == []
+        assert upgrade(repo.engine) == (HEAD, HEAD)  # a second run does nothing
 
         opened = Repository.open(database_url)  # accepted now
         from engine.store.events import verify_chain
@@ -55,8 +55,8 @@ def test_first_release_database_upgrades_to_the_models(database_url: str) -> Non
 def test_migrations_from_empty_and_create_all_agree(database_url: str) -> None:
     repo = Repository(database_url)
     try:
-        assert upgrade(repo) == (None, HEAD)
-        assert schema_differences(repo) == []
+        assert upgrade(repo.engine) == (None, HEAD)
+        assert schema_differences(repo.engine) == []
     finally:
         repo.dispose()
 
@@ -67,7 +67,7 @@ def test_new_database_is_created_at_head(database_url: str) -> None:
         with repo.engine.connect() as conn:
             state = schema_state(conn)
         assert state.current and state.revision == HEAD
-        assert schema_differences(repo) == []
+        assert schema_differences(repo.engine) == []
     finally:
         repo.dispose()
 

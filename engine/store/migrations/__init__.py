@@ -1,7 +1,8 @@
 """Schema migrations (Alembic), shipped inside the package so `dunning db upgrade` works from an install.
 
-`HEAD` names the newest revision: `Repository.open` compares a database's stamp with it without importing
-Alembic (every CLI command opens the database; loading the migration scripts each time would be waste).
+Every function here takes a SQLAlchemy `Engine` (never the `Repository`, which calls in here when it opens
+a database: the dependency runs one way). `HEAD` names the newest revision: `Repository.open` compares a
+database's stamp with it without importing Alembic (every CLI command opens the database; loading the migration scripts each time would be waste).
 `tests/integration/test_migrations.py` checks that it matches the scripts' head.
 
 Revisions:
@@ -21,10 +22,10 @@ LOCATION = Path(__file__).resolve().parent
 
 import typing
 
-if typing.TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy import Connection
+from engine.store.engines import WRITE_OPTION
 
-    from engine.store.database import Repository
+if typing.TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy import Connection, Engine
 
 #: pg_advisory_xact_lock key serialising schema creation and upgrades across processes ("dunSCHEM").
 SCHEMA_LOCK_KEY = 0x64756E5343484500
@@ -75,19 +76,25 @@ def _config(conn: Connection) -> typing.Any:
     return config
 
 
-def create_or_check(repo: Repository) -> None:
-    """`Repository.open`: create a brand-new database at HEAD (tables from the models, stamped), accept
-    one at HEAD, and refuse one that is behind (or ahead) with what to run."""
-    with repo.engine.connect() as conn:
+def current_state(engine: Engine) -> SchemaState:
+    """The schema state of the database behind `engine` (`dunning db current`)."""
+    with engine.connect() as conn:
         state = schema_state(conn)
         conn.rollback()
+    return state
+
+
+def create_or_check(engine: Engine) -> None:
+    """`Repository.open`: create a brand-new database at HEAD (tables from the models, stamped), accept
+    one at HEAD, and refuse one that is behind (or ahead) with what to run."""
+    state = current_state(engine)
     if state.current:
         return
     if state.empty:
         from alembic.migration import MigrationContext
         from sqlmodel import SQLModel
 
-        with repo.engine.execution_options(dunning_write=True).begin() as conn:
+        with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
             _lock(conn)
             if not schema_state(conn).empty:  # another process created it meanwhile
                 return
@@ -96,7 +103,7 @@ def create_or_check(repo: Repository) -> None:
         return
     from engine.errors import ConfigError
 
-    where = repo.engine.url.render_as_string(hide_password=True)
+    where = engine.url.render_as_string(hide_password=True)
     if state.revision is not None and state.revision not in _known_revisions():
         raise ConfigError(
             f"the database {where} was migrated by a newer dunning (schema revision {state.revision}; this one "
@@ -128,7 +135,7 @@ def script_head() -> str:
     return str(_script().get_current_head())
 
 
-def upgrade(repo: Repository, revision: str = "head") -> tuple[str | None, str]:
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Bring the database to `revision` in one transaction; returns (revision before, revision after).
 
     An empty database gets every revision from the first; one with tables but no version stamp (made
@@ -136,7 +143,7 @@ def upgrade(repo: Repository, revision: str = "head") -> tuple[str | None, str]:
     missing, so schemas of development builds between releases upgrade too."""
     from alembic import command
 
-    with repo.engine.execution_options(dunning_write=True).begin() as conn:
+    with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
         _lock(conn)
         state = schema_state(conn)
         config = _config(conn)
@@ -148,12 +155,12 @@ def upgrade(repo: Repository, revision: str = "head") -> tuple[str | None, str]:
     return before, str(after)
 
 
-def schema_differences(repo: Repository) -> list[typing.Any]:
+def schema_differences(engine: Engine) -> list[typing.Any]:
     """Differences between the database and the models (Alembic's autogenerate comparison); [] when clean."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlmodel import SQLModel
 
-    with repo.engine.connect() as conn:
+    with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         return list(compare_metadata(context, SQLModel.metadata))

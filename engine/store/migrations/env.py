@@ -1,4 +1,4 @@
-"""Alembic environment: the project's own engine (SQLite tuned as in engine.store.database), SQLModel metadata.
+"""Alembic environment: the project's own engine (SQLite tuned as in engine.store.engines), SQLModel metadata.
 
 Run through `engine.cli.db` (`dunning db upgrade`), which passes an open connection in
 `config.attributes["connection"]`; the stand-alone `alembic` command works too with `-x url=...`.
@@ -41,17 +41,17 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from engine.store.database import Repository
+    from engine.store.engines import WRITE_OPTION, make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    repo = Repository(url)
+    engine = make_engine(url)
     try:
-        with repo._write_engine.connect() as conn:  # BEGIN IMMEDIATE on SQLite
+        with engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:  # BEGIN IMMEDIATE on SQLite
             _configure(conn)
             with context.begin_transaction():
                 context.run_migrations()
     finally:
-        repo.dispose()
+        engine.dispose()
 
 
 if context.is_offline_mode():
