@@ -14,8 +14,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
-
 from channels.base import Channel, ChannelContext
 from channels.registry import channel_type
 from engine.clock import Clock, SystemClock, iso, local_day
@@ -27,16 +25,11 @@ from engine.importer import Importer, ImportReport
 from engine.notice_context import NoticeContext
 from engine.statement import statement_of_account
 from engine.policy.loader import load_policies
-from engine.store.models import Customer, Event, Invoice, Notification, Sweep
-from engine.policy.model import CLOSED_STATES, PolicySet
+from engine.policy.model import PolicySet
+from engine.store import queries
 from engine.store.database import Repository
 from engine.sweep import Sweeper, SweepReport
 from engine.templates import Renderer
-
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -129,23 +122,13 @@ class Dunning:
     # -- questions -------------------------------------------------------------------------------
 
     def latest_sweep(self) -> datetime | None:
-        with self.repo.read() as session:
-            return session.connection().execute(select(func.max(Sweep.__table__.c.as_of))).scalar()  # type: ignore[attr-defined]
+        return queries.latest_sweep(self.repo)
 
     def open_invoices(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
         """Every open invoice, with days overdue counted in the company time zone at `as_of`
         (default: the latest sweep's instant, else now)."""
         instant = as_of or self.latest_sweep() or self.clock.now()
         today = local_day(instant, self.settings.zone)
-        with self.repo.read() as session:
-            rows = session.connection().execute(
-                select(
-                    INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.open_amount,
-                    INVOICES.c.currency, INVOICES.c.policy, INVOICES.c.due_on, INVOICES.c.stage_entered_at,
-                )
-                .where(INVOICES.c.stage.not_in(CLOSED_STATES))
-                .order_by(INVOICES.c.id)
-            ).mappings().all()
         return [
             {
                 "number": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
@@ -153,7 +136,7 @@ class Dunning:
                 "days_overdue": (today - r["due_on"]).days, "due_on": r["due_on"],
                 "stage_entered_at": r["stage_entered_at"],
             }
-            for r in rows
+            for r in queries.open_invoices(self.repo)
         ]
 
     def stage_order(self) -> dict[str, int]:
@@ -191,41 +174,21 @@ class Dunning:
             return None
 
     def invoice_id(self, number: str) -> int:
-        with self.repo.read() as session:
-            found = session.connection().execute(
-                select(INVOICES.c.id).where(INVOICES.c.number == number)
-            ).scalar()
+        found = queries.invoice_id(self.repo, number)
         if found is None:
             raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
-        return int(found)
+        return found
 
     def history(self, number: str | None = None, *, customer: str | None = None) -> list[dict[str, Any]]:
         """The invoice's events in the order they happened — or, with `customer`, the events of that customer
         and all its invoices; notification events carry their delivery state from the outbox (status,
         sent_at, attempts, error)."""
         if customer is not None:
-            with self.repo.read() as session:
-                if session.connection().execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer)).first() is None:
-                    raise NotFound(f"no customer with id {customer!r}; check the id in your customers file")
-            event_filter = EVENTS.c.customer_id == customer
-            notice_filter = NOTIFICATIONS.c.customer_id == customer
+            if not queries.customer_exists(self.repo, customer):
+                raise NotFound(f"no customer with id {customer!r}; check the id in your customers file")
+            events, outbox = queries.history_rows(self.repo, customer=customer)
         else:
-            invoice_id = self.invoice_id(number or "")
-            event_filter = EVENTS.c.invoice_id == invoice_id
-            notice_filter = NOTIFICATIONS.c.invoice_id == invoice_id
-        with self.repo.read() as session:
-            conn = session.connection()
-            events = conn.execute(
-                select(EVENTS).where(event_filter, EVENTS.c.kind != "delivery").order_by(EVENTS.c.id)
-            ).mappings().all()
-            # grouped notices (group_by: customer) are found by the keys the invoice's events name
-            keys = [e["data"]["key"] for e in events if e["kind"] == "notification" and (e["data"] or {}).get("group")]
-            if keys:
-                notice_filter = or_(notice_filter, NOTIFICATIONS.c.key.in_(keys))
-            outbox = {
-                row["key"]: row
-                for row in conn.execute(select(NOTIFICATIONS).where(notice_filter)).mappings()
-            }
+            events, outbox = queries.history_rows(self.repo, invoice=self.invoice_id(number or ""))
         history = []
         for event in events:
             entry: dict[str, Any] = {"kind": event["kind"], "at": iso(event["at"]), "actor": event["actor"]}
@@ -242,23 +205,9 @@ class Dunning:
 
     def notified_invoices(self, at: datetime) -> list[str]:
         """Numbers of the invoices a sweep at `at` queued notifications for."""
-        with self.repo.read() as session:
-            return list(session.connection().execute(
-                select(INVOICES.c.number).distinct()
-                .join(NOTIFICATIONS, NOTIFICATIONS.c.invoice_id == INVOICES.c.id)
-                .where(NOTIFICATIONS.c.created_at == at)
-            ).scalars())
+        return queries.notified_invoices(self.repo, at)
 
     def outbox(self, status: str | None = None) -> list[dict[str, Any]]:
-        query = (
-            select(NOTIFICATIONS, INVOICES.c.number)
-            .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
-            .order_by(NOTIFICATIONS.c.id)
-        )
-        if status:
-            query = query.where(NOTIFICATIONS.c.status == status)
-        with self.repo.read() as session:
-            rows = session.connection().execute(query).mappings().all()
         return [
             {
                 "id": r["id"], "invoice": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
@@ -266,7 +215,7 @@ class Dunning:
                 "repeat": r["repeat_no"], "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"]),
                 "attempts": r["attempts"], "error": r["error"], "key": r["key"],
             }
-            for r in rows
+            for r in queries.outbox_rows(self.repo, status)
         ]
 
 

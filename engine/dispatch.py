@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, select, update
 
 from channels.base import Channel, Message, Receipt
 from engine.store.events import append_events
@@ -27,6 +27,7 @@ from engine.errors import DeliveryError, PermanentDeliveryError, TransientDelive
 from engine.store.models import Customer, Event, Invoice, Notification, NotificationStatus
 from engine.policy.model import CLOSED_STATES
 from engine.store.database import Repository
+from engine.store.queries import due_for_dispatch
 from engine.templates import Renderer, TemplateProblem
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
@@ -84,19 +85,6 @@ def _attach_groups(conn: Any, rows: list[dict[str, Any]]) -> None:
                 {k: v for k, v in found[i].items() if k != "stage"}
                 for i in row["invoice_ids"] if i in found and found[i]["stage"] not in CLOSED_STATES
             ]
-
-
-def due_for_dispatch(now: datetime) -> Any:
-    """Outbox rows a dispatcher may claim at `now`: pending and due, or abandoned mid-send."""
-    return or_(
-        and_(
-            NOTIFICATIONS.c.status == NotificationStatus.PENDING,
-            NOTIFICATIONS.c.due_at <= now,
-            or_(NOTIFICATIONS.c.next_attempt_at.is_(None), NOTIFICATIONS.c.next_attempt_at <= now),
-        ),
-        # abandoned by a dispatcher that died mid-send
-        and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < now),
-    )
 
 
 class Dispatcher:

@@ -15,22 +15,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
 from engine.clock import iso, local_day
 from engine.policy.decide import Decision, decide, map_stage
 from engine.errors import NotFound
-from engine.store.models import Customer, Event, Invoice
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, PAID, PAUSED_STATES, PROMISED, Policy
-from engine.sweep import SWEEP_COLUMNS, customer_facts, customer_totals, invoice_facts
+from engine.store.queries import explain_record
+from engine.sweep import customer_facts, customer_totals, invoice_facts
 
 if TYPE_CHECKING:
     from engine.app import Dunning
 
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 #: How far ahead `explain` looks for the next action before saying "nothing more will happen".
 LOOKAHEAD_DAYS = 3 * 366
 #: `explain` assumes nothing about the invoice or the customer changes: only the days overdue move.
@@ -131,21 +126,10 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     latest = dunning.latest_sweep()
     instant = as_of or latest or dunning.clock.now()
     today = local_day(instant, zone)
-    names = {c.name for c in SWEEP_COLUMNS}
-    with dunning.repo.read() as session:
-        conn = session.connection()
-        row = conn.execute(
-            select(*SWEEP_COLUMNS, *(c for c in INVOICES.c if c.name not in names))
-            .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-            .where(INVOICES.c.number == number)
-        ).mappings().first()
-        if row is None:
-            raise NotFound(f"no invoice numbered {number!r}; `dunning status --json` lists the open ones")
-        totals = customer_totals(conn, today, [row["customer_id"]]).get(row["customer_id"])
-        events = conn.execute(
-            select(EVENTS.c.kind, EVENTS.c.at, EVENTS.c.data)
-            .where(EVENTS.c.invoice_id == row["id"]).order_by(EVENTS.c.id)
-        ).all()
+    record = explain_record(dunning.repo, number, today, customer_totals)
+    if record is None:
+        raise NotFound(f"no invoice numbered {number!r}; `dunning status --json` lists the open ones")
+    row, totals, events = record
 
     policies = dunning.policies
     calendar_days = (today - row["due_on"]).days

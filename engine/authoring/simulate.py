@@ -17,36 +17,37 @@ from __future__ import annotations
 
 import enum
 import random
-import shutil
-import sqlite3
-import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import event as sa_event
-from sqlalchemy import func, insert, select
-from sqlmodel import SQLModel
 
 from engine.clock import FixedClock, iso, local_day
 from engine.errors import SimulationError
-from engine.store.models import Event, Invoice
-from engine.policy.model import CLOSED_STATES, CURRENT, LIFECYCLE_STATES, PAID, PolicySet, Stage
+from engine.policy.model import CLOSED_STATES, CURRENT, LIFECYCLE_STATES, PolicySet, Stage
+from engine.store import queries
 from engine.store.database import Repository
+from engine.store.scratch import scratch_copy
 
 if TYPE_CHECKING:
     from engine.app import Dunning
 
-EVENTS = Event.__table__  # type: ignore[attr-defined]
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+__all__ = [
+    "InvoiceTimeline",
+    "PaymentsModel",
+    "Period",
+    "Simulation",
+    "SimulationError",
+    "Simulator",
+    "StageRate",
+    "is_legal_stage",
+    "observed_payment_rates",
+    "scratch_copy",
+]
+
 #: The event kinds a simulation reports (the rest — imports, updates — never happen during one).
 REPORTED_KINDS = ("transition", "notification", "policy_changed", "payment")
-COPY_BATCH = 5000
 
 
 class PaymentsModel(enum.Enum):
@@ -302,22 +303,9 @@ class Simulator:
         scratch = Dunning(self.dunning.settings, clock=clock, repo=repo)
         # The policies under test replace the configured ones for this run only.
         scratch.policies = self.policies  # type: ignore[misc]
-        with repo.read() as session:
-            conn = session.connection()
-            last_event = conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar() or 0
-            open_count = conn.execute(
-                select(func.count()).select_from(INVOICES).where(INVOICES.c.stage.not_in(CLOSED_STATES))
-            ).scalar() or 0
-            # Only the historical model needs every open invoice's stage day by day; it is kept up to date
-            # from the events the sweeps write rather than by re-reading the whole book every day.
-            mirror: dict[int, list[Any]] = {
-                row[0]: [row[1], row[2], row[3]]
-                for row in conn.execute(
-                    select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.stage, INVOICES.c.open_amount)
-                    .where(INVOICES.c.stage.not_in(CLOSED_STATES))
-                    .order_by(INVOICES.c.id)
-                )
-            } if rates else {}
+        # Only the historical model needs every open invoice's stage day by day; it is kept up to date
+        # from the events the sweeps write rather than by re-reading the whole book every day.
+        last_event, open_count, mirror = queries.simulation_start(repo, with_stages=bool(rates))
         rng = random.Random(self.seed)
         daily = {stage: rate.daily for stage, rate in rates.items()}
         simulation = Simulation(
@@ -349,14 +337,7 @@ class Simulator:
     def _collect(self, repo: Repository, after: int, day: date, period: Period, simulation: Simulation,
                  mirror: dict[int, list[Any]]) -> int:
         """Fold the events written since event id `after` into the day's figures and the timelines."""
-        with repo.read() as session:
-            rows = session.connection().execute(
-                select(EVENTS.c.id, EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.customer_id, EVENTS.c.data,
-                       INVOICES.c.number, INVOICES.c.open_amount, INVOICES.c.currency)
-                .join(INVOICES, INVOICES.c.id == EVENTS.c.invoice_id)
-                .where(EVENTS.c.id > after, EVENTS.c.kind.in_(REPORTED_KINDS))
-                .order_by(EVENTS.c.id)
-            ).all()
+        rows = queries.events_since(repo, after, REPORTED_KINDS)
         policies = self.policies
         repeats: set[tuple[int, str, int]] = set()
         for event_id, kind, invoice_id, customer_id, data, number, open_amount, currency in rows:
@@ -405,79 +386,6 @@ class Simulator:
         return after
 
 
-# -- the scratch copy ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def scratch_copy(source: Repository) -> Iterator[Repository]:
-    """A private SQLite copy of `source`'s book in a temporary folder, removed on exit.
-
-    SQLite sources are copied with SQLite's online backup (a consistent snapshot, even while a sweep
-    writes); PostgreSQL sources table by table, in batches, inside one repeatable-read transaction.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="dunning-simulation-"))
-    target = folder / "scratch.db"
-    repo: Repository | None = None
-    try:
-        if source.dialect == "sqlite":
-            _backup_sqlite(source, target)
-            repo = _fast_repository(target)
-        else:
-            repo = _fast_repository(target)
-            _copy_tables(source, repo)
-        yield repo
-    finally:
-        if repo is not None:
-            repo.dispose()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _fast_repository(path: Path) -> Repository:
-    repo = Repository.open(f"sqlite:///{path}")
-
-    # A scratch copy is thrown away afterwards: durability buys nothing, so don't pay for fsyncs.
-    @sa_event.listens_for(repo.engine, "connect")
-    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous=OFF")
-        cursor.close()
-
-    repo.engine.dispose()  # connections opened before the listener was added
-    return repo
-
-
-def _backup_sqlite(source: Repository, target: Path) -> None:
-    database = source.engine.url.database
-    if not database or database == ":memory:":
-        raise SimulationError(
-            "cannot simulate an in-memory SQLite database; point `database` at a file (sqlite:///dunning.db)"
-        )
-    try:
-        reader = sqlite3.connect(f"file:{Path(database).resolve()}?mode=ro", uri=True)
-    except sqlite3.Error:
-        reader = sqlite3.connect(database)
-    writer = sqlite3.connect(target)
-    try:
-        reader.backup(writer)
-    except sqlite3.Error as exc:
-        raise SimulationError(f"cannot read the database {database} to simulate on a copy: {exc}") from None
-    finally:
-        writer.close()
-        reader.close()
-
-
-def _copy_tables(source: Repository, target: Repository) -> None:
-    with source.engine.connect() as reader:
-        reader = reader.execution_options(isolation_level="REPEATABLE READ", stream_results=True,
-                                          yield_per=COPY_BATCH)
-        with reader.begin(), target.write() as session:
-            writer = session.connection()
-            for table in SQLModel.metadata.sorted_tables:
-                result = reader.execute(select(table))
-                for batch in result.mappings().partitions(COPY_BATCH):
-                    writer.execute(insert(table), [dict(row) for row in batch])
-
-
 # -- the historical payments model --------------------------------------------------------------------------
 
 
@@ -492,19 +400,8 @@ def observed_payment_rates(dunning: Dunning, *, window_days: int) -> dict[str, S
     horizon = local_day(dunning.latest_sweep() or dunning.clock.now(), zone)
     entered: Counter[str] = Counter()
     paid: Counter[str] = Counter()
-    with dunning.repo.read() as session:
-        conn = session.connection()
-        paid_on = {
-            invoice_id: local_day(closed_at, zone)
-            for invoice_id, closed_at in conn.execute(
-                select(INVOICES.c.id, INVOICES.c.closed_at).where(INVOICES.c.stage == PAID)
-            )
-            if closed_at is not None
-        }
-        entries = conn.execution_options(yield_per=COPY_BATCH).execute(
-            select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
-            .where(EVENTS.c.kind.in_(("transition", "import")), EVENTS.c.invoice_id.is_not(None))
-        )
+    with queries.stage_entries(dunning.repo) as (closed, entries):
+        paid_on = {invoice_id: local_day(closed_at, zone) for invoice_id, closed_at in closed.items()}
         for invoice_id, at, kind, data in entries:
             stage = CURRENT if kind == "import" else (data or {}).get("to")
             if not stage or stage in CLOSED_STATES:

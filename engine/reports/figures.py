@@ -19,19 +19,12 @@ from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import select
-
 from engine.clock import local_day
-from engine.commitments import COMMITMENTS
 from engine.errors import ReportError
-from engine.store.models import Customer, Event, Invoice, Payment
 from engine.policy.model import DISPUTED, LIFECYCLE_STATES, PROMISED, WRITTEN_OFF
 from engine.store.database import Repository
+from engine.store.queries import book_rows
 
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
-PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 
@@ -114,37 +107,20 @@ class Book:
 
 def load_book(repo: Repository, zone: tzinfo, as_of: date, stage_order: Mapping[str, int] | None = None) -> Book:
     """Read what the reports need, as it stood at the end of `as_of` (company-local day)."""
-    with repo.read() as session:
-        conn = session.connection()
+    with book_rows(repo, as_of) as rows:
         invoices = {
             row["id"]: InvoiceFacts(
                 id=row["id"], number=row["number"], customer_id=row["customer_id"], currency=row["currency"],
                 amount=row["amount"], issued_on=row["issued_on"], due_on=row["due_on"], stage=row["stage"],
             )
-            for row in conn.execute(select(
-                INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency, INVOICES.c.amount,
-                INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage,
-            ).where(INVOICES.c.issued_on <= as_of).order_by(INVOICES.c.id)).mappings()
+            for row in rows.invoices()
         }
-        customers = {
-            row["id"]: dict(row)
-            for row in conn.execute(select(
-                CUSTOMERS.c.id, CUSTOMERS.c.name, CUSTOMERS.c.segment, CUSTOMERS.c.credit_grade, CUSTOMERS.c.owner,
-            )).mappings()
-        }
-        for invoice_id, paid_on, amount in conn.execute(
-            select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
-            .where(PAYMENTS.c.paid_on <= as_of).order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
-        ):
+        customers = {row["id"]: dict(row) for row in rows.customers()}
+        for invoice_id, paid_on, amount in rows.payments():
             if invoice_id in invoices:
                 invoices[invoice_id].payments.append((paid_on, amount))
-        kinds = ("transition", "notification", "write_off", "promise_kept", "promise_broken", "installment_kept",
-                 "installment_missed")
         outcomes: list[tuple[str, int, date]] = []
-        for row in conn.execute(
-            select(EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.data)
-            .where(EVENTS.c.kind.in_(kinds), EVENTS.c.invoice_id.is_not(None)).order_by(EVENTS.c.id)
-        ).mappings():
+        for row in rows.events():
             invoice = invoices.get(row["invoice_id"])
             day = local_day(row["at"], zone)
             if invoice is None or day > as_of:
@@ -165,12 +141,7 @@ def load_book(repo: Repository, zone: tzinfo, as_of: date, stage_order: Mapping[
                 invoice.written_off_amount = Decimal(str(recorded)) if recorded is not None else None
             else:
                 outcomes.append((kind, invoice.id, day))
-        commitments = [
-            dict(row) for row in conn.execute(
-                select(COMMITMENTS).where(COMMITMENTS.c.status == "open").order_by(COMMITMENTS.c.id)
-            ).mappings()
-            if row["invoice_id"] in invoices
-        ]
+        commitments = [dict(row) for row in rows.open_commitments() if row["invoice_id"] in invoices]
     return Book(as_of, list(invoices.values()), customers, outcomes, commitments, dict(stage_order or {}))
 
 

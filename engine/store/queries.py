@@ -1,0 +1,390 @@
+"""The read side: what `status`, `history`, `outbox`, `explain`, `simulate`, the reports, the policy
+versions and the legal case files ask of the book.
+
+Every function takes the `Repository` and opens its own read transaction (one per question, so each
+answer is a consistent snapshot), and returns plain rows: mappings keyed by column name, or tuples where
+the caller unpacks them in a hot loop. Nothing here decides anything; the callers do. Functions that hand
+over many rows lazily (`book_rows`, `stage_entries`) are context managers that keep their transaction open
+while the caller reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from engine.policy.model import CLOSED_STATES, PAID
+from engine.store.database import Repository
+from engine.store.models import (
+    Commitment,
+    Customer,
+    Event,
+    Invoice,
+    Notification,
+    NotificationStatus,
+    Payment,
+    PolicyVersion,
+    Sweep,
+)
+
+__all__ = [
+    "BookRows",
+    "CaseRecords",
+    "CollectedEvent",
+    "case_records",
+    "customer_exists",
+    "due_for_dispatch",
+    "explain_record",
+    "history_rows",
+    "invoice_id",
+    "latest_sweep",
+    "notified_invoices",
+    "open_invoices",
+    "outbox_rows",
+    "policy_events",
+    "policy_versions",
+    "simulation_start",
+    "events_since",
+    "stage_entries",
+    "book_rows",
+]
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
+COMMITMENTS = Commitment.__table__  # type: ignore[attr-defined]
+SWEEPS = Sweep.__table__  # type: ignore[attr-defined]
+POLICY_VERSIONS = PolicyVersion.__table__  # type: ignore[attr-defined]
+
+#: The events the daemon writes when it loads or rejects the policies.
+POLICY_EVENT_KINDS = ("policy_loaded", "policy_rejected")
+#: Rows fetched per round trip when a question streams many rows.
+STREAM_BATCH = 5000
+
+
+# -- the outbox condition ----------------------------------------------------------------------------------
+
+
+def due_for_dispatch(now: datetime) -> Any:
+    """Outbox rows a dispatcher may claim at `now`: pending and due, or abandoned mid-send."""
+    return or_(
+        and_(
+            NOTIFICATIONS.c.status == NotificationStatus.PENDING,
+            NOTIFICATIONS.c.due_at <= now,
+            or_(NOTIFICATIONS.c.next_attempt_at.is_(None), NOTIFICATIONS.c.next_attempt_at <= now),
+        ),
+        # abandoned by a dispatcher that died mid-send
+        and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < now),
+    )
+
+
+# -- status, history, outbox -------------------------------------------------------------------------------
+
+
+def latest_sweep(repo: Repository) -> datetime | None:
+    """The as-of instant of the latest sweep, None before the first."""
+    with repo.read() as session:
+        return session.connection().execute(select(func.max(SWEEPS.c.as_of))).scalar()  # type: ignore[no-any-return]
+
+
+def open_invoices(repo: Repository) -> list[Mapping[str, Any]]:
+    """Every invoice not closed, in id order: number, customer_id, stage, open_amount, currency, policy,
+    due_on, stage_entered_at."""
+    with repo.read() as session:
+        return list(session.connection().execute(
+            select(
+                INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.open_amount,
+                INVOICES.c.currency, INVOICES.c.policy, INVOICES.c.due_on, INVOICES.c.stage_entered_at,
+            )
+            .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+            .order_by(INVOICES.c.id)
+        ).mappings().all())
+
+
+def invoice_id(repo: Repository, number: str) -> int | None:
+    """The id of the invoice numbered `number`, None when there is none."""
+    with repo.read() as session:
+        found = session.connection().execute(select(INVOICES.c.id).where(INVOICES.c.number == number)).scalar()
+    return None if found is None else int(found)
+
+
+def customer_exists(repo: Repository, customer_id: str) -> bool:
+    with repo.read() as session:
+        return session.connection().execute(
+            select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)
+        ).first() is not None
+
+
+def history_rows(
+    repo: Repository, *, invoice: int | None = None, customer: str | None = None
+) -> tuple[list[Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
+    """The events of one invoice (or of one customer and all its invoices), deliveries left out, in the
+    order they happened; and the outbox rows they name, by key (grouped notices included through the keys
+    the events carry)."""
+    if customer is not None:
+        event_filter = EVENTS.c.customer_id == customer
+        notice_filter = NOTIFICATIONS.c.customer_id == customer
+    else:
+        event_filter = EVENTS.c.invoice_id == invoice
+        notice_filter = NOTIFICATIONS.c.invoice_id == invoice
+    with repo.read() as session:
+        conn = session.connection()
+        events = conn.execute(
+            select(EVENTS).where(event_filter, EVENTS.c.kind != "delivery").order_by(EVENTS.c.id)
+        ).mappings().all()
+        # grouped notices (group_by: customer) are found by the keys the invoice's events name
+        keys = [e["data"]["key"] for e in events if e["kind"] == "notification" and (e["data"] or {}).get("group")]
+        if keys:
+            notice_filter = or_(notice_filter, NOTIFICATIONS.c.key.in_(keys))
+        outbox = {row["key"]: row for row in conn.execute(select(NOTIFICATIONS).where(notice_filter)).mappings()}
+    return list(events), outbox
+
+
+def notified_invoices(repo: Repository, at: datetime) -> list[str]:
+    """Numbers of the invoices a sweep at `at` queued notifications for."""
+    with repo.read() as session:
+        return list(session.connection().execute(
+            select(INVOICES.c.number).distinct()
+            .join(NOTIFICATIONS, NOTIFICATIONS.c.invoice_id == INVOICES.c.id)
+            .where(NOTIFICATIONS.c.created_at == at)
+        ).scalars())
+
+
+def outbox_rows(repo: Repository, status: str | None = None) -> list[Mapping[str, Any]]:
+    """Every outbox row (or those with `status`) in id order, with its invoice's `number` (None for none)."""
+    query = (
+        select(NOTIFICATIONS, INVOICES.c.number)
+        .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
+        .order_by(NOTIFICATIONS.c.id)
+    )
+    if status:
+        query = query.where(NOTIFICATIONS.c.status == status)
+    with repo.read() as session:
+        return list(session.connection().execute(query).mappings().all())
+
+
+# -- explain -----------------------------------------------------------------------------------------------
+
+#: The customer's fields as the sweep's rows name them (`c_name`, `c_credit_grade`, ...).
+CUSTOMER_FIELDS = tuple(
+    column.label(f"c_{column.name}") for column in CUSTOMERS.c if column.name != "id"
+)
+
+#: Per customer: (open amount, overdue open amount, overdue invoice count) — the sweep's totals query.
+Totals = Callable[[Connection, date, Collection[str]], Mapping[str, Any]]
+
+
+def explain_record(
+    repo: Repository, number: str, today: date, totals: Totals
+) -> tuple[Mapping[str, Any], Any, list[tuple[str, datetime, dict[str, Any] | None]]] | None:
+    """What `explain` needs of invoice `number`, read in one snapshot: the invoice with its customer's fields
+    (`c_...`), that customer's totals on `today` (as the sweep computes them, by `totals`), and the
+    invoice's events as (kind, at, data) in order. None when there is no such invoice."""
+    with repo.read() as session:
+        conn = session.connection()
+        row = conn.execute(
+            select(*INVOICES.c, *CUSTOMER_FIELDS)
+            .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+            .where(INVOICES.c.number == number)
+        ).mappings().first()
+        if row is None:
+            return None
+        found = totals(conn, today, [row["customer_id"]]).get(row["customer_id"])
+        events = conn.execute(
+            select(EVENTS.c.kind, EVENTS.c.at, EVENTS.c.data)
+            .where(EVENTS.c.invoice_id == row["id"]).order_by(EVENTS.c.id)
+        ).all()
+    return row, found, [tuple(event) for event in events]  # type: ignore[misc]
+
+
+# -- simulate ----------------------------------------------------------------------------------------------
+
+
+def simulation_start(repo: Repository, *, with_stages: bool) -> tuple[int, int, dict[int, list[Any]]]:
+    """Where a simulation starts: the latest event id (0 without events), the number of open invoices and,
+    with `with_stages`, each open invoice's [number, stage, open_amount] by id."""
+    with repo.read() as session:
+        conn = session.connection()
+        last_event = conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar() or 0
+        open_count = conn.execute(
+            select(func.count()).select_from(INVOICES).where(INVOICES.c.stage.not_in(CLOSED_STATES))
+        ).scalar() or 0
+        stages: dict[int, list[Any]] = {
+            row[0]: [row[1], row[2], row[3]]
+            for row in conn.execute(
+                select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.stage, INVOICES.c.open_amount)
+                .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+                .order_by(INVOICES.c.id)
+            )
+        } if with_stages else {}
+    return int(last_event), int(open_count), stages
+
+
+#: (event id, kind, invoice id, customer id, data, invoice number, open amount, currency)
+CollectedEvent = tuple[int, str, int, str, dict[str, Any], str, Any, str]
+
+
+def events_since(repo: Repository, after: int, kinds: Sequence[str]) -> Sequence[CollectedEvent]:
+    """The invoice events of `kinds` written after event id `after`, in order, with their invoice's number,
+    open amount and currency."""
+    with repo.read() as session:
+        return session.connection().execute(  # type: ignore[return-value]
+            select(EVENTS.c.id, EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.customer_id, EVENTS.c.data,
+                   INVOICES.c.number, INVOICES.c.open_amount, INVOICES.c.currency)
+            .join(INVOICES, INVOICES.c.id == EVENTS.c.invoice_id)
+            .where(EVENTS.c.id > after, EVENTS.c.kind.in_(kinds))
+            .order_by(EVENTS.c.id)
+        ).all()
+
+
+@contextmanager
+def stage_entries(repo: Repository) -> Iterator[tuple[dict[int, datetime], Iterator[tuple[int, datetime, str, Any]]]]:
+    """For the observed payment rates, in one snapshot: when each paid invoice was closed (by id), and every
+    stage entry — (invoice id, at, kind, data) of each transition and import event — streamed."""
+    with repo.read() as session:
+        conn = session.connection()
+        closed = {
+            invoice: closed_at
+            for invoice, closed_at in conn.execute(
+                select(INVOICES.c.id, INVOICES.c.closed_at).where(INVOICES.c.stage == PAID)
+            )
+            if closed_at is not None
+        }
+        entries = conn.execution_options(yield_per=STREAM_BATCH).execute(
+            select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
+            .where(EVENTS.c.kind.in_(("transition", "import")), EVENTS.c.invoice_id.is_not(None))
+        )
+        yield closed, (tuple(entry) for entry in entries)  # type: ignore[misc]
+
+
+# -- reports -----------------------------------------------------------------------------------------------
+
+
+class BookRows:
+    """The rows the reports are computed from, read in one snapshot (see `book_rows`)."""
+
+    #: The event kinds the reports look at.
+    EVENT_KINDS = ("transition", "notification", "write_off", "promise_kept", "promise_broken",
+                   "installment_kept", "installment_missed")
+
+    def __init__(self, conn: Connection, as_of: date):
+        self._conn = conn
+        self.as_of = as_of
+
+    def invoices(self) -> Iterator[Mapping[str, Any]]:
+        """Invoices issued by `as_of`, in id order: id, number, customer_id, currency, amount, issued_on,
+        due_on, stage."""
+        return iter(self._conn.execute(select(
+            INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency, INVOICES.c.amount,
+            INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage,
+        ).where(INVOICES.c.issued_on <= self.as_of).order_by(INVOICES.c.id)).mappings())
+
+    def customers(self) -> Iterator[Mapping[str, Any]]:
+        """Every customer: id, name, segment, credit_grade, owner."""
+        return iter(self._conn.execute(select(
+            CUSTOMERS.c.id, CUSTOMERS.c.name, CUSTOMERS.c.segment, CUSTOMERS.c.credit_grade, CUSTOMERS.c.owner,
+        )).mappings())
+
+    def payments(self) -> Iterator[tuple[int, date, Any]]:
+        """(invoice id, paid_on, amount) of the payments made by `as_of`, by day."""
+        return iter(self._conn.execute(  # type: ignore[arg-type]
+            select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
+            .where(PAYMENTS.c.paid_on <= self.as_of).order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
+        ))
+
+    def events(self) -> Iterator[Mapping[str, Any]]:
+        """The invoice events of `EVENT_KINDS` (kind, invoice_id, at, data), in order; all of them: a
+        later event's local day is for the caller to judge."""
+        return iter(self._conn.execute(
+            select(EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.data)
+            .where(EVENTS.c.kind.in_(self.EVENT_KINDS), EVENTS.c.invoice_id.is_not(None)).order_by(EVENTS.c.id)
+        ).mappings())
+
+    def open_commitments(self) -> Iterator[Mapping[str, Any]]:
+        """Every open promise and installment, in id order (all columns)."""
+        return iter(self._conn.execute(
+            select(COMMITMENTS).where(COMMITMENTS.c.status == "open").order_by(COMMITMENTS.c.id)
+        ).mappings())
+
+
+@contextmanager
+def book_rows(repo: Repository, as_of: date) -> Iterator[BookRows]:
+    """The reports' rows as of `as_of`, read lazily inside one read transaction."""
+    with repo.read() as session:
+        yield BookRows(session.connection(), as_of)
+
+
+# -- policy versions and the daemon's policy events --------------------------------------------------------
+
+
+def policy_versions(repo: Repository) -> list[Mapping[str, Any]]:
+    """Every policy version ever in force, by the time it took effect, then name (all columns)."""
+    with repo.read() as session:
+        return list(session.connection().execute(
+            select(POLICY_VERSIONS).order_by(POLICY_VERSIONS.c.first_used_at, POLICY_VERSIONS.c.name)
+        ).mappings().all())
+
+
+def policy_events(repo: Repository) -> list[Mapping[str, Any]]:
+    """The policy_loaded / policy_rejected events (at, kind, actor, data), oldest first."""
+    with repo.read() as session:
+        return list(session.connection().execute(
+            select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.actor, EVENTS.c.data)
+            .where(EVENTS.c.kind.in_(POLICY_EVENT_KINDS))
+            .order_by(EVENTS.c.id)
+        ).mappings().all())
+
+
+# -- legal case files --------------------------------------------------------------------------------------
+
+#: The invoice fields a case file takes from the database.
+CASE_INVOICE_COLUMNS = ("id", "number", "amount", "open_amount", "currency", "issued_on", "due_on", "stage",
+                        "policy")
+#: The outbox fields a case file lists per delivery.
+CASE_DELIVERY_COLUMNS = ("key", "channel", "stage", "recipient", "status", "attempts", "created_at", "sent_at",
+                         "receipt", "error")
+
+
+@dataclass(frozen=True)
+class CaseRecords:
+    """What the database holds about a case: the customer's row (None when unknown), the invoices' rows by
+    number, their events in order, and every outbox row of the customer that covers one of them."""
+
+    customer: Mapping[str, Any] | None
+    invoices: Mapping[str, Mapping[str, Any]]
+    events: list[Mapping[str, Any]]
+    deliveries: list[Mapping[str, Any]]
+
+
+def case_records(repo: Repository, customer_id: str, numbers: Sequence[str]) -> CaseRecords:
+    """The records of a case file about `customer_id`'s invoices `numbers`, in one snapshot."""
+    events: list[Mapping[str, Any]] = []
+    deliveries: list[Mapping[str, Any]] = []
+    with repo.read() as session:
+        conn = session.connection()
+        customer = conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).mappings().first()
+        invoices = {
+            row["number"]: dict(row)
+            for row in conn.execute(
+                select(*(INVOICES.c[name] for name in CASE_INVOICE_COLUMNS)).where(INVOICES.c.number.in_(numbers))
+            ).mappings()
+        }
+        ids = [row["id"] for row in invoices.values()]
+        if ids:
+            events = [dict(e) for e in conn.execute(
+                select(EVENTS).where(EVENTS.c.invoice_id.in_(ids)).order_by(EVENTS.c.id)
+            ).mappings()]
+            for notice in conn.execute(
+                select(NOTIFICATIONS).where(NOTIFICATIONS.c.customer_id == customer_id).order_by(NOTIFICATIONS.c.id)
+            ).mappings():
+                covered = notice["invoice_ids"] or [notice["invoice_id"]]
+                if set(covered) & set(ids):
+                    deliveries.append({name: notice[name] for name in CASE_DELIVERY_COLUMNS})
+    return CaseRecords(dict(customer) if customer is not None else None, invoices, events, deliveries)
