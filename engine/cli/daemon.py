@@ -6,7 +6,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from engine.cli.shared import app, emit_json, guarded, out, policy_app, state
 from engine.clock import Clock, iso, parse_instant
@@ -71,16 +70,11 @@ def policy_versions(
 ) -> None:
     """Every policy version ever in force: name, SHA-256, file, and when it took effect (its first sweep)."""
     from engine.service.daemon import iter_policy_events
-    from engine.store.models import PolicyVersion
-
-    table_ = PolicyVersion.__table__  # type: ignore[attr-defined]
+    from engine.store.queries import policy_versions as stored_versions
 
     def action() -> None:
         dunning = state.dunning()
-        with dunning.repo.read() as session:
-            rows = session.connection().execute(
-                select(table_).order_by(table_.c.first_used_at, table_.c.name)
-            ).mappings().all()
+        rows = stored_versions(dunning.repo)
         loaded: dict[str, str] = {}
         for event in iter_policy_events(dunning):
             if event["kind"] == "policy_loaded":

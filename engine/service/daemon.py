@@ -2,13 +2,14 @@
 
 Lifecycle (one `ExitStack`; each part registers its own cleanup, so shutdown is one call):
 
-1. Take the single-daemon lock (SQLite: an exclusive `flock` on `<database>.daemon.lock`), so a second
-   daemon on the same file refuses to start instead of racing the first.
+1. Take the single-daemon lock (SQLite: an exclusive `flock` on `<database>.daemon.lock`, engine.service.lock),
+   so a second daemon on the same file refuses to start instead of racing the first.
 2. Open the database, load the policies (invalid ones: refuse to start, with `FILE:LINE:COLUMN` messages),
    put notifications a killed daemon left `sending` back to `pending` (the lock proves nobody else is
    sending), start `/healthz` + `/metrics` if asked.
 3. Jobs on `engine.service.scheduler.JobScheduler`: the sweep check (is a scheduled instant past the latest sweep
-   in the database? then one sweep as of that instant), dispatch, the `rules/` watcher, housekeeping.
+   in the database? then one sweep as of that instant), dispatch, the `rules/` watcher (engine.service.watcher),
+   housekeeping. What the jobs ask of the database is in `engine.store.service`.
    Sweep and dispatch take one work lock, so they never write over each other and never run twice at once.
 4. SIGHUP reloads the policies at once. SIGTERM/SIGINT stop new work, let the running batch finish and
    commit (bounded by `schedule.shutdown_timeout_seconds`), and exit 0; a second signal exits at once.
@@ -23,55 +24,54 @@ week of daily sweeps passes in seconds. It is a testing aid; production uses the
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import logging
 import os
 import select as io_select
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, TextIO
-
-from sqlalchemy import func, select, text, update
+from typing import Any
 
 from engine.statement import queue_statements_if_due
 from engine.app import Dunning
-from engine.store.events import append_events
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Settings
-from engine.dispatch import DispatchReport, due_for_dispatch
+from engine.dispatch import DispatchReport
 from engine.errors import DaemonAlreadyRunning, DaemonError, PolicyError, SweepBusy, SweepRefused
-from engine.service.health import HealthServer, HealthStatus, Metrics
-from engine.policy.loader import POLICY_SUFFIXES, load_policies
-from engine.store.models import Event, Notification, NotificationStatus, Sweep
+from engine.policy.loader import load_policies
 from engine.policy.model import PolicySet
+from engine.service.health import HealthServer, HealthStatus, Metrics
+from engine.service.lock import DaemonLock, lock_path_for
+from engine.service.logs import JsonLinesFormatter, configure_logging
 from engine.service.scheduler import CronSchedule, JobScheduler
+from engine.service.watcher import PolicyWatcher, describe_policies, policy_fingerprint
+from engine.store import queries
+from engine.store import service as store
+from engine.store.engines import display_url
 from engine.sweep import SweepReport
 
 __all__ = [
     "Daemon",
     "DaemonAlreadyRunning",
+    "DaemonError",
     "DaemonLock",
+    "JsonLinesFormatter",
     "OnceReport",
     "PolicyWatcher",
     "ScaledClock",
     "configure_logging",
+    "describe_policies",
+    "iter_policy_events",
     "lock_path_for",
+    "policy_fingerprint",
 ]
 
 logger = logging.getLogger("dunning.daemon")
 
-NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
-SWEEPS = Sweep.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 ACTOR = "daemon"
 
 
@@ -103,160 +103,6 @@ class ScaledClock:
     def restart(self) -> None:
         """Run from `start` again, beginning at this real moment."""
         self._origin = time.monotonic()
-
-
-# -- the single-daemon lock --------------------------------------------------------------------------
-
-
-def lock_path_for(database_url: str) -> Path | None:
-    """The lock file next to a SQLite database; None where several daemons may run (PostgreSQL, memory)."""
-    prefix = "sqlite:///"
-    if not database_url.startswith(prefix) or ":memory:" in database_url:
-        return None
-    path = database_url[len(prefix):].split("?", 1)[0]
-    return Path(path + ".daemon.lock")
-
-
-class DaemonLock:
-    """An exclusive, non-blocking `flock`; the kernel releases it when the process dies, even by SIGKILL."""
-
-    def __init__(self, path: Path, database: str):
-        self.path = path
-        self.database = database
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise DaemonAlreadyRunning(
-                f"another dunning daemon (pid {holder}) is already running against {self.database}; "
-                f"stop it first (kill -TERM {holder}, or systemctl stop dunning), or use PostgreSQL to run "
-                f"several daemons (lock file: {self.path})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            # The file stays: deleting it would let a third process lock a different inode than a second.
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> DaemonLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-# -- the rules/ watcher ------------------------------------------------------------------------------
-
-
-class PolicyWatcher:
-    """Notices edits to the policy files by polling their names, sizes and mtimes (no extra dependency).
-
-    A change is acted on only once it has held still for one poll, so an editor's half-written save is
-    not mistaken for a broken policy.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._seen = self.snapshot()
-        self._acted = self._seen
-
-    def snapshot(self) -> tuple[tuple[str, int, int], ...]:
-        try:
-            entries = sorted(self.folder.iterdir()) if self.folder.is_dir() else [self.folder]
-        except OSError:
-            return ()
-        found = []
-        for entry in entries:
-            if entry.suffix not in POLICY_SUFFIXES:
-                continue
-            try:
-                info = entry.stat()
-            except OSError:
-                continue
-            found.append((entry.name, info.st_mtime_ns, info.st_size))
-        return tuple(found)
-
-    def settled_change(self) -> bool:
-        """True once per change, after the files stopped changing for one poll."""
-        now = self.snapshot()
-        if now != self._seen:
-            self._seen = now
-            return False
-        if now == self._acted:
-            return False
-        self._acted = now
-        return True
-
-    def mark_current(self) -> None:
-        self._seen = self._acted = self.snapshot()
-
-
-def policy_fingerprint(policies: PolicySet) -> str:
-    return hashlib.sha256("\n".join(sorted(f"{p.name}:{p.hash}" for p in policies.policies)).encode()).hexdigest()
-
-
-def describe_policies(policies: PolicySet) -> list[dict[str, str]]:
-    return [
-        {"name": p.name, "sha256": p.hash, "path": p.source.path if p.source else ""} for p in policies.policies
-    ]
-
-
-# -- logging -----------------------------------------------------------------------------------------
-
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-class JsonLinesFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, and any `extra=` fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
-
-
-def configure_logging(fmt: str = "human", level: str = "info", stream: TextIO | None = None) -> None:
-    """Send every log record to stderr, human-readable or as JSON lines."""
-    if fmt not in ("human", "json"):
-        raise DaemonError(f"--log-format must be human or json, got {fmt!r}")
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise DaemonError(f"--log-level must be debug, info, warning or error, got {level!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonLinesFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(numeric)
-    # transitions logs every callback at INFO: one line per invoice per sweep is noise in a service log.
-    logging.getLogger("transitions").setLevel(max(numeric, logging.WARNING))
 
 
 # -- the daemon --------------------------------------------------------------------------------------
@@ -545,11 +391,7 @@ class Daemon:
     def _outbox_due(self, now: datetime) -> bool:
         """A read-only look first: an idle daemon never takes the write lock just to find nothing."""
         assert self.dunning is not None
-        with self.dunning.repo.read() as session:
-            found = session.connection().execute(
-                select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).limit(1)
-            ).first()
-            return found is not None
+        return store.notifications_due(self.dunning.repo, now)
 
     def watch_rules(self) -> None:
         if not self._stopping.is_set() and self.watcher.settled_change():
@@ -558,11 +400,7 @@ class Daemon:
 
     def housekeeping(self) -> None:
         assert self.dunning is not None
-        repo = self.dunning.repo
-        if repo.dialect == "sqlite":
-            # Keeps the WAL file from growing without bound in a process that never closes its connections.
-            with repo.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.checkpoint(self.dunning.repo)
         depth = self.outbox_depth()
         logger.info("housekeeping: outbox %s", ", ".join(f"{k} {v}" for k, v in depth.items()) or "empty",
                     extra={"event": "housekeeping", "outbox": depth})
@@ -631,20 +469,11 @@ class Daemon:
 
     def _last_loaded_fingerprint(self) -> str | None:
         assert self.dunning is not None
-        with self.dunning.repo.read() as session:
-            data = session.connection().execute(
-                select(EVENTS.c.data).where(EVENTS.c.kind == "policy_loaded").order_by(EVENTS.c.id.desc()).limit(1)
-            ).scalar()
-        return (data or {}).get("fingerprint")
+        return store.last_policy_fingerprint(self.dunning.repo)
 
     def _append_event(self, kind: str, data: dict[str, Any]) -> None:
         assert self.dunning is not None
-        now = self.clock.now()
-        with self.dunning.repo.write() as session:
-            append_events(session.connection(), [{
-                "at": now, "recorded_at": now, "kind": kind, "invoice_id": None, "customer_id": None,
-                "actor": ACTOR, "data": data,
-            }])
+        store.record_event(self.dunning.repo, kind, data, at=self.clock.now(), actor=ACTOR)
 
     # -- recovery ----------------------------------------------------------------------------------
 
@@ -652,13 +481,7 @@ class Daemon:
         """Rows a killed daemon left `sending` go back to `pending` at once instead of waiting out their
         lease: holding the single-daemon lock proves no other daemon is sending them."""
         assert self.dunning is not None
-        with self.dunning.repo.write() as session:
-            result = session.connection().execute(
-                update(NOTIFICATIONS)
-                .where(NOTIFICATIONS.c.status == NotificationStatus.SENDING)
-                .values(status=NotificationStatus.PENDING, claimed_until=None, next_attempt_at=None)
-            )
-            count = int(result.rowcount or 0)
+        count = store.release_in_flight(self.dunning.repo)
         if count:
             logger.warning(
                 "recovered %d notification(s) a previous run left mid-send; they are sent again now (one handed "
@@ -683,28 +506,15 @@ class Daemon:
         assert self.dunning is not None
         running = bool(self.jobs and self.jobs.running) and not self._stopping.is_set()
         try:
-            with self.dunning.repo.read() as session:
-                conn = session.connection()
-                conn.execute(text("SELECT 1"))
-                row = conn.execute(
-                    select(SWEEPS.c.as_of, SWEEPS.c.finished_at).order_by(SWEEPS.c.as_of.desc()).limit(1)
-                ).first()
+            as_of, finished_at = store.health_probe(self.dunning.repo)
         except Exception as exc:
             return HealthStatus(running, False, None, None, database_error=str(exc).splitlines()[0])
         policies = describe_policies(self.dunning.policies)
-        return HealthStatus(running, True, row[0] if row else None, row[1] if row else None, policies=policies)
+        return HealthStatus(running, True, as_of, finished_at, policies=policies)
 
     def outbox_depth(self) -> dict[str, int]:
         assert self.dunning is not None
-        with self.dunning.repo.read() as session:
-            rows = session.connection().execute(
-                select(NOTIFICATIONS.c.status, func.count())
-                .where(NOTIFICATIONS.c.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
-                .group_by(NOTIFICATIONS.c.status)
-            ).all()
-        depth = {NotificationStatus.PENDING: 0, NotificationStatus.SENDING: 0}
-        depth.update({status: int(count) for status, count in rows})
-        return depth
+        return store.outbox_depth(self.dunning.repo)
 
     def render_metrics(self) -> str:
         assert self.dunning is not None
@@ -717,18 +527,10 @@ class Daemon:
         })
 
     def _database_label(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.settings.database_url).render_as_string(hide_password=True)
+        return display_url(self.settings.database_url)
 
 
 def iter_policy_events(dunning: Dunning) -> Iterator[dict[str, Any]]:
     """The policy_loaded / policy_rejected events, oldest first."""
-    with dunning.repo.read() as session:
-        rows = session.connection().execute(
-            select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.actor, EVENTS.c.data)
-            .where(EVENTS.c.kind.in_(["policy_loaded", "policy_rejected"]))
-            .order_by(EVENTS.c.id)
-        ).mappings().all()
-    for row in rows:
+    for row in queries.policy_events(dunning.repo):
         yield {"kind": row["kind"], "at": iso(row["at"]), "actor": row["actor"], **(row["data"] or {})}

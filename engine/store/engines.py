@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from engine.errors import ConfigError
 
-__all__ = ["WRITE_OPTION", "Engine", "make_engine", "reachable", "writer_of"]
+__all__ = ["WRITE_OPTION", "Engine", "display_url", "make_engine", "reachable", "writer_of"]
 
 #: Execution option: True on the connections of write transactions (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "dunning_write"
@@ -109,3 +109,8 @@ def reachable(engine: Engine) -> Iterator[None]:
             f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
             f"{reason}; check that the server runs and the `database` setting or $DUNNING_DATABASE_URL"
         ) from None
+
+
+def display_url(url: str) -> str:
+    """`url` as safe to print or log: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
