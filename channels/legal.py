@@ -15,7 +15,8 @@ Options:
     email_to: cases@lawfirm.example   # also e-mail the case file (PDF, JSON and CSVs attached)
     via: email                   # the configured channel (type email) to send it through; default `email`
 
-The history comes from the installation's database (ChannelContext.repo).
+The stored records (customer, invoices, history, deliveries) come from the installation's case-file source
+(`ChannelContext.case_files`); without one, the case file holds what the message carries.
 """
 
 from __future__ import annotations
@@ -66,51 +67,20 @@ class LegalChannel(Channel):
         invoices = [dict(inv) for inv in message.invoices]
         history: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
-        repo = self.context.repo
-        if repo is not None:
-            from sqlalchemy import select
-
-            from engine.store.models import Customer, Event, Invoice, Notification
-            from engine.tasks import _summary
-
-            customers = Customer.__table__  # type: ignore[attr-defined]
-            table = Invoice.__table__  # type: ignore[attr-defined]
-            events = Event.__table__  # type: ignore[attr-defined]
-            notices = Notification.__table__  # type: ignore[attr-defined]
-            numbers = [str(inv["number"]) for inv in invoices]
-            with repo.read() as session:
-                conn = session.connection()
-                found = conn.execute(select(customers).where(customers.c.id == customer["id"])).mappings().first()
-                if found is not None:
-                    customer = {**dict(found), **{k: v for k, v in customer.items() if v is not None}}
-                rows = {r["number"]: dict(r) for r in conn.execute(
-                    select(table.c.id, table.c.number, table.c.amount, table.c.open_amount, table.c.currency,
-                           table.c.issued_on, table.c.due_on, table.c.stage, table.c.policy)
-                    .where(table.c.number.in_(numbers))).mappings()}
-                for inv in invoices:
-                    extra = rows.get(str(inv["number"]), {})
-                    inv.update({k: v for k, v in extra.items() if k not in inv or k in ("open_amount", "stage")})
-                ids = [r["id"] for r in rows.values()]
-                if ids:
-                    for event in conn.execute(select(events).where(events.c.invoice_id.in_(ids))
-                                              .order_by(events.c.id)).mappings():
-                        data = dict(event["data"] or {})
-                        history.append({"at": event["at"], "kind": event["kind"], "actor": event["actor"],
-                                        "invoice": data.get("invoice"), "summary": _summary(event["kind"], data),
-                                        "data": data})
-                    for notice in conn.execute(
-                        select(notices).where(notices.c.customer_id == customer["id"]).order_by(notices.c.id)
-                    ).mappings():
-                        covered = notice["invoice_ids"] or [notice["invoice_id"]]
-                        if not set(covered) & set(ids):
-                            continue
-                        deliveries.append({k: notice[k] for k in (
-                            "key", "channel", "stage", "recipient", "status", "attempts", "created_at", "sent_at",
-                            "receipt", "error")})
+        source = self.context.case_files
+        if source is not None:
+            found = source.case_file(str(customer["id"]), [str(inv["number"]) for inv in invoices])
+            if found.customer is not None:
+                customer = {**dict(found.customer), **{k: v for k, v in customer.items() if v is not None}}
+            for inv in invoices:
+                extra = found.invoices.get(str(inv["number"]), {})
+                inv.update({k: v for k, v in extra.items() if k not in inv or k in ("open_amount", "stage")})
+            history = [dict(entry) for entry in found.history]
+            deliveries = [dict(entry) for entry in found.deliveries]
+        as_of = message.context.get("as_of")
         return {
             "key": message.key, "stage": message.stage, "policy": message.policy,
-            "prepared_on": (message.context.get("as_of") or datetime.now()).date().isoformat()
-            if isinstance(message.context.get("as_of"), datetime) else date.today().isoformat(),
+            "prepared_on": (as_of if isinstance(as_of, datetime) else self.context.now()).date().isoformat(),
             "customer": customer, "invoices": invoices, "history": history, "deliveries": deliveries,
             "totals": {cur: str(sum((Decimal(i["open_amount"]) for i in invoices if i["currency"] == cur), Decimal(0)))
                        for cur in sorted({i["currency"] for i in invoices})},

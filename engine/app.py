@@ -16,6 +16,7 @@ from typing import Any
 
 from channels.base import Channel, ChannelContext
 from channels.registry import channel_type
+from engine.channel_services import StoreCaseFiles, StoreTaskSink
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.config import Settings
 from engine.contact import ContactGate, gate_for
@@ -65,8 +66,9 @@ class Dunning:
 
     def build_channels(self) -> dict[str, Channel]:
         context = ChannelContext(
-            output_dir=self.settings.output_path, company=self.settings.company.model_dump(), repo=self.repo,
-            channel_settings=self.settings.channel_settings(),
+            output_dir=self.settings.output_path, company=self.settings.company.model_dump(),
+            channel_settings=self.settings.channel_settings(), case_files=StoreCaseFiles(self.repo),
+            tasks=StoreTaskSink(self.repo), now=self.clock.now,
         )
         return {
             name: channel_type(spec.type)(name, spec.options, context)
