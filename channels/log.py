@@ -1,6 +1,8 @@
 """The `log` channel: records each rendered notification in a plain-text file (and the Python log).
 
 It is what every stage channel maps to until a real one is configured, so a first trial needs nothing.
+A file that cannot be written (a full disk, a missing permission) is a transient failure: the notification
+is tried again once the file can be written.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from channels.base import Channel, Message, Receipt
+from channels.base import Channel, Message, Receipt, TransientDeliveryError
 
 logger = logging.getLogger("dunning.channels.log")
 
@@ -24,7 +26,6 @@ class LogChannel(Channel):
 
     async def send(self, message: Message) -> Receipt:
         path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
         block = (
             f"=== {message.key}\n"
             f"channel: {message.channel} (via log)\n"
@@ -32,10 +33,14 @@ class LogChannel(Channel):
             f"subject: {message.subject}\n\n"
             f"{message.body.rstrip()}\n\n"
         )
-        with path.open("a", encoding="utf-8") as sink:
-            offset = sink.tell()
-            sink.write(block)
-            sink.flush()
-            os.fsync(sink.fileno())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as sink:
+                offset = sink.tell()
+                sink.write(block)
+                sink.flush()
+                os.fsync(sink.fileno())
+        except OSError as exc:
+            raise TransientDeliveryError(f"cannot write {path}: {exc}; check the log channel's `path`") from exc
         logger.info("%s -> %s: %s", message.channel, message.recipient, message.subject)
         return Receipt(reference=f"{path.name}@{offset}", detail=str(path))
