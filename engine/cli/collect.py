@@ -18,7 +18,8 @@ import typer
 
 from engine.actions import ActionRefused, Collector, parse_installments
 from engine.audit_state import StateReport, verify_state
-from engine.store.events import EXPORT_COLUMNS, ExportFilter, export_events, verify_chain
+from engine.store import queries
+from engine.store.events import EXPORT_COLUMNS, ExportFilter
 from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
 from engine.errors import DunningError
 from engine.spreadsheet import SafeDictWriter
@@ -204,8 +205,7 @@ def audit_verify(
         if check_state:
             _print_state(verify_state(dunning.repo, expect_head), json_out)
             return
-        with dunning.repo.read() as session:
-            report = verify_chain(session.connection(), expect_head)
+        report = queries.audit_verify(dunning.repo, expect_head)
         problem = report.problem
         if json_out:
             emit_json({
@@ -273,8 +273,8 @@ def audit_export(
             writer = SafeDictWriter(handle, fieldnames=EXPORT_COLUMNS) if format == "csv" else None
             if writer is not None:
                 writer.writeheader()
-            with dunning.repo.read() as session:
-                for record in export_events(session.connection(), filters, dunning.settings.zone):
+            with queries.audit_events(dunning.repo, filters, dunning.settings.zone) as records:
+                for record in records:
                     count += 1
                     if writer is not None:
                         writer.writerow(record)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from engine.policy.model import CLOSED_STATES, PAID
 from engine.store.database import Repository
+from engine.store.events import ExportFilter, VerifyReport, export_events, verify_chain
 from engine.store.models import (
     Commitment,
     Customer,
@@ -34,6 +35,8 @@ from engine.store.models import (
 
 __all__ = [
     "BookRows",
+    "audit_events",
+    "audit_verify",
     "CaseRecords",
     "CollectedEvent",
     "case_records",
@@ -388,3 +391,19 @@ def case_records(repo: Repository, customer_id: str, numbers: Sequence[str]) -> 
                 if set(covered) & set(ids):
                     deliveries.append({name: notice[name] for name in CASE_DELIVERY_COLUMNS})
     return CaseRecords(dict(customer) if customer is not None else None, invoices, events, deliveries)
+
+
+# -- the audit log -----------------------------------------------------------------------------------------
+
+
+def audit_verify(repo: Repository, expect_head: str | None = None) -> VerifyReport:
+    """Recompute the event log's hash chain in one snapshot (engine.store.events.verify_chain)."""
+    with repo.read() as session:
+        return verify_chain(session.connection(), expect_head)
+
+
+@contextmanager
+def audit_events(repo: Repository, filters: ExportFilter, zone: Any) -> Iterator[Iterator[dict[str, Any]]]:
+    """The events `filters` select, as export records, streamed inside one read transaction."""
+    with repo.read() as session:
+        yield export_events(session.connection(), filters, zone)
