@@ -29,8 +29,16 @@ class StoreCaseFiles:
         history = []
         for event in records.events:
             data = dict(event["data"] or {})
-            history.append({"at": event["at"], "kind": event["kind"], "actor": event["actor"],
-                            "invoice": data.get("invoice"), "summary": _summary(event["kind"], data), "data": data})
+            history.append(
+                {
+                    "at": event["at"],
+                    "kind": event["kind"],
+                    "actor": event["actor"],
+                    "invoice": data.get("invoice"),
+                    "summary": _summary(event["kind"], data),
+                    "data": data,
+                }
+            )
         return CaseFile(records.customer, records.invoices, history, records.deliveries)
 
 
@@ -40,8 +48,25 @@ class StoreTaskSink:
     def __init__(self, repo: Repository):
         self.repo = repo
 
-    def make_task(self, *, key: str, kind: str, notification_id: int | None, stage: str,
-                  customer: Mapping[str, Any], invoices: Sequence[Mapping[str, Any]], now: datetime) -> tuple[int, bool]:
+    def make_task(
+        self,
+        *,
+        key: str,
+        kind: str,
+        notification_id: int | None,
+        stage: str,
+        customer: Mapping[str, Any],
+        invoices: Sequence[Mapping[str, Any]],
+        now: datetime,
+    ) -> tuple[int, bool]:
         with self.repo.write() as session:
-            return create_task(session.connection(), key=key, kind=kind, notification_id=notification_id,
-                               stage=stage, customer=customer, invoices=invoices, now=now)
+            return create_task(
+                session.connection(),
+                key=key,
+                kind=kind,
+                notification_id=notification_id,
+                stage=stage,
+                customer=customer,
+                invoices=invoices,
+                now=now,
+            )

@@ -22,7 +22,7 @@ def lock_path_for(database_url: str) -> Path | None:
     prefix = "sqlite:///"
     if not database_url.startswith(prefix) or ":memory:" in database_url:
         return None
-    path = database_url[len(prefix):].split("?", 1)[0]
+    path = database_url[len(prefix) :].split("?", 1)[0]
     return Path(path + ".daemon.lock")
 
 

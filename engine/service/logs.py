@@ -1,5 +1,4 @@
-"""The daemon's log: every record to stderr, human-readable or as JSON lines (`--log-format json`).
-"""
+"""The daemon's log: every record to stderr, human-readable or as JSON lines (`--log-format json`)."""
 
 from __future__ import annotations
 
@@ -22,7 +21,8 @@ class JsonLinesFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            "ts": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,

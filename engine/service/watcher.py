@@ -1,5 +1,4 @@
-"""The `rules/` watcher and the fingerprint of a policy set (what the daemon reloads, and when).
-"""
+"""The `rules/` watcher and the fingerprint of a policy set (what the daemon reloads, and when)."""
 
 from __future__ import annotations
 
@@ -60,6 +59,4 @@ def policy_fingerprint(policies: PolicySet) -> str:
 
 
 def describe_policies(policies: PolicySet) -> list[dict[str, str]]:
-    return [
-        {"name": p.name, "sha256": p.hash, "path": p.source.path if p.source else ""} for p in policies.policies
-    ]
+    return [{"name": p.name, "sha256": p.hash, "path": p.source.path if p.source else ""} for p in policies.policies]

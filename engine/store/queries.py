@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, RowMapping, and_, func, or_, select
 
 from engine.policy.model import CLOSED_STATES, PAID
 from engine.store.database import Repository
@@ -94,21 +94,32 @@ def due_for_dispatch(now: datetime) -> Any:
 def latest_sweep(repo: Repository) -> datetime | None:
     """The as-of instant of the latest sweep, None before the first."""
     with repo.read() as session:
-        return session.connection().execute(select(func.max(SWEEPS.c.as_of))).scalar()  # type: ignore[no-any-return]
+        return session.connection().execute(select(func.max(SWEEPS.c.as_of))).scalar()
 
 
-def open_invoices(repo: Repository) -> list[Mapping[str, Any]]:
+def open_invoices(repo: Repository) -> list[RowMapping]:
     """Every invoice not closed, in id order: number, customer_id, stage, open_amount, currency, policy,
     due_on, stage_entered_at."""
     with repo.read() as session:
-        return list(session.connection().execute(
-            select(
-                INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.open_amount,
-                INVOICES.c.currency, INVOICES.c.policy, INVOICES.c.due_on, INVOICES.c.stage_entered_at,
+        return list(
+            session.connection()
+            .execute(
+                select(
+                    INVOICES.c.number,
+                    INVOICES.c.customer_id,
+                    INVOICES.c.stage,
+                    INVOICES.c.open_amount,
+                    INVOICES.c.currency,
+                    INVOICES.c.policy,
+                    INVOICES.c.due_on,
+                    INVOICES.c.stage_entered_at,
+                )
+                .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+                .order_by(INVOICES.c.id)
             )
-            .where(INVOICES.c.stage.not_in(CLOSED_STATES))
-            .order_by(INVOICES.c.id)
-        ).mappings().all())
+            .mappings()
+            .all()
+        )
 
 
 def invoice_id(repo: Repository, number: str) -> int | None:
@@ -120,14 +131,15 @@ def invoice_id(repo: Repository, number: str) -> int | None:
 
 def customer_exists(repo: Repository, customer_id: str) -> bool:
     with repo.read() as session:
-        return session.connection().execute(
-            select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)
-        ).first() is not None
+        return (
+            session.connection().execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)).first()
+            is not None
+        )
 
 
 def history_rows(
     repo: Repository, *, invoice: int | None = None, customer: str | None = None
-) -> tuple[list[Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
+) -> tuple[list[RowMapping], dict[str, RowMapping]]:
     """The events of one invoice (or of one customer and all its invoices), deliveries left out, in the
     order they happened; and the outbox rows they name, by key (grouped notices included through the keys
     the events carry)."""
@@ -139,9 +151,11 @@ def history_rows(
         notice_filter = NOTIFICATIONS.c.invoice_id == invoice
     with repo.read() as session:
         conn = session.connection()
-        events = conn.execute(
-            select(EVENTS).where(event_filter, EVENTS.c.kind != "delivery").order_by(EVENTS.c.id)
-        ).mappings().all()
+        events = (
+            conn.execute(select(EVENTS).where(event_filter, EVENTS.c.kind != "delivery").order_by(EVENTS.c.id))
+            .mappings()
+            .all()
+        )
         # grouped notices (group_by: customer) are found by the keys the invoice's events name
         keys = [e["data"]["key"] for e in events if e["kind"] == "notification" and (e["data"] or {}).get("group")]
         if keys:
@@ -153,14 +167,19 @@ def history_rows(
 def notified_invoices(repo: Repository, at: datetime) -> list[str]:
     """Numbers of the invoices a sweep at `at` queued notifications for."""
     with repo.read() as session:
-        return list(session.connection().execute(
-            select(INVOICES.c.number).distinct()
-            .join(NOTIFICATIONS, NOTIFICATIONS.c.invoice_id == INVOICES.c.id)
-            .where(NOTIFICATIONS.c.created_at == at)
-        ).scalars())
+        return list(
+            session.connection()
+            .execute(
+                select(INVOICES.c.number)
+                .distinct()
+                .join(NOTIFICATIONS, NOTIFICATIONS.c.invoice_id == INVOICES.c.id)
+                .where(NOTIFICATIONS.c.created_at == at)
+            )
+            .scalars()
+        )
 
 
-def outbox_rows(repo: Repository, status: str | None = None) -> list[Mapping[str, Any]]:
+def outbox_rows(repo: Repository, status: str | None = None) -> list[RowMapping]:
     """Every outbox row (or those with `status`) in id order, with its invoice's `number` (None for none)."""
     query = (
         select(NOTIFICATIONS, INVOICES.c.number)
@@ -176,9 +195,7 @@ def outbox_rows(repo: Repository, status: str | None = None) -> list[Mapping[str
 # -- explain -----------------------------------------------------------------------------------------------
 
 #: The customer's fields as the sweep's rows name them (`c_name`, `c_credit_grade`, ...).
-CUSTOMER_FIELDS = tuple(
-    column.label(f"c_{column.name}") for column in CUSTOMERS.c if column.name != "id"
-)
+CUSTOMER_FIELDS = tuple(column.label(f"c_{column.name}") for column in CUSTOMERS.c if column.name != "id")
 
 #: Per customer: (open amount, overdue open amount, overdue invoice count) — the sweep's totals query.
 Totals = Callable[[Connection, date, Collection[str]], Mapping[str, Any]]
@@ -186,25 +203,30 @@ Totals = Callable[[Connection, date, Collection[str]], Mapping[str, Any]]
 
 def explain_record(
     repo: Repository, number: str, today: date, totals: Totals
-) -> tuple[Mapping[str, Any], Any, list[tuple[str, datetime, dict[str, Any] | None]]] | None:
+) -> tuple[RowMapping, Any, list[tuple[str, datetime, dict[str, Any] | None]]] | None:
     """What `explain` needs of invoice `number`, read in one snapshot: the invoice with its customer's fields
     (`c_...`), that customer's totals on `today` (as the sweep computes them, by `totals`), and the
     invoice's events as (kind, at, data) in order. None when there is no such invoice."""
     with repo.read() as session:
         conn = session.connection()
-        row = conn.execute(
-            select(*INVOICES.c, *CUSTOMER_FIELDS)
-            .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-            .where(INVOICES.c.number == number)
-        ).mappings().first()
+        row = (
+            conn.execute(
+                select(*INVOICES.c, *CUSTOMER_FIELDS)
+                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+                .where(INVOICES.c.number == number)
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
         found = totals(conn, today, [row["customer_id"]]).get(row["customer_id"])
         events = conn.execute(
             select(EVENTS.c.kind, EVENTS.c.at, EVENTS.c.data)
-            .where(EVENTS.c.invoice_id == row["id"]).order_by(EVENTS.c.id)
+            .where(EVENTS.c.invoice_id == row["id"])
+            .order_by(EVENTS.c.id)
         ).all()
-    return row, found, [tuple(event) for event in events]  # type: ignore[misc]
+    return row, found, [tuple(event) for event in events]
 
 
 # -- simulate ----------------------------------------------------------------------------------------------
@@ -216,17 +238,24 @@ def simulation_start(repo: Repository, *, with_stages: bool) -> tuple[int, int, 
     with repo.read() as session:
         conn = session.connection()
         last_event = conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar() or 0
-        open_count = conn.execute(
-            select(func.count()).select_from(INVOICES).where(INVOICES.c.stage.not_in(CLOSED_STATES))
-        ).scalar() or 0
-        stages: dict[int, list[Any]] = {
-            row[0]: [row[1], row[2], row[3]]
-            for row in conn.execute(
-                select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.stage, INVOICES.c.open_amount)
-                .where(INVOICES.c.stage.not_in(CLOSED_STATES))
-                .order_by(INVOICES.c.id)
-            )
-        } if with_stages else {}
+        open_count = (
+            conn.execute(
+                select(func.count()).select_from(INVOICES).where(INVOICES.c.stage.not_in(CLOSED_STATES))
+            ).scalar()
+            or 0
+        )
+        stages: dict[int, list[Any]] = (
+            {
+                row[0]: [row[1], row[2], row[3]]
+                for row in conn.execute(
+                    select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.stage, INVOICES.c.open_amount)
+                    .where(INVOICES.c.stage.not_in(CLOSED_STATES))
+                    .order_by(INVOICES.c.id)
+                )
+            }
+            if with_stages
+            else {}
+        )
     return int(last_event), int(open_count), stages
 
 
@@ -238,13 +267,25 @@ def events_since(repo: Repository, after: int, kinds: Sequence[str]) -> Sequence
     """The invoice events of `kinds` written after event id `after`, in order, with their invoice's number,
     open amount and currency."""
     with repo.read() as session:
-        return session.connection().execute(  # type: ignore[return-value]
-            select(EVENTS.c.id, EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.customer_id, EVENTS.c.data,
-                   INVOICES.c.number, INVOICES.c.open_amount, INVOICES.c.currency)
-            .join(INVOICES, INVOICES.c.id == EVENTS.c.invoice_id)
-            .where(EVENTS.c.id > after, EVENTS.c.kind.in_(kinds))
-            .order_by(EVENTS.c.id)
-        ).all()
+        return (
+            session.connection()
+            .execute(
+                select(
+                    EVENTS.c.id,
+                    EVENTS.c.kind,
+                    EVENTS.c.invoice_id,
+                    EVENTS.c.customer_id,
+                    EVENTS.c.data,
+                    INVOICES.c.number,
+                    INVOICES.c.open_amount,
+                    INVOICES.c.currency,
+                )
+                .join(INVOICES, INVOICES.c.id == EVENTS.c.invoice_id)
+                .where(EVENTS.c.id > after, EVENTS.c.kind.in_(kinds))
+                .order_by(EVENTS.c.id)
+            )
+            .all()
+        )
 
 
 @contextmanager
@@ -261,10 +302,11 @@ def stage_entries(repo: Repository) -> Iterator[tuple[dict[int, datetime], Itera
             if closed_at is not None
         }
         entries = conn.execution_options(yield_per=STREAM_BATCH).execute(
-            select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
-            .where(EVENTS.c.kind.in_(("transition", "import")), EVENTS.c.invoice_id.is_not(None))
+            select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data).where(
+                EVENTS.c.kind.in_(("transition", "import")), EVENTS.c.invoice_id.is_not(None)
+            )
         )
-        yield closed, (tuple(entry) for entry in entries)  # type: ignore[misc]
+        yield closed, (tuple(entry) for entry in entries)
 
 
 # -- reports -----------------------------------------------------------------------------------------------
@@ -274,47 +316,82 @@ class BookRows:
     """The rows the reports are computed from, read in one snapshot (see `book_rows`)."""
 
     #: The event kinds the reports look at.
-    EVENT_KINDS = ("transition", "notification", "write_off", "promise_kept", "promise_broken",
-                   "installment_kept", "installment_missed")
+    EVENT_KINDS = (
+        "transition",
+        "notification",
+        "write_off",
+        "promise_kept",
+        "promise_broken",
+        "installment_kept",
+        "installment_missed",
+    )
 
     def __init__(self, conn: Connection, as_of: date):
         self._conn = conn
         self.as_of = as_of
 
-    def invoices(self) -> Iterator[Mapping[str, Any]]:
+    def invoices(self) -> Iterator[RowMapping]:
         """Invoices issued by `as_of`, in id order: id, number, customer_id, currency, amount, issued_on,
         due_on, stage."""
-        return iter(self._conn.execute(select(
-            INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency, INVOICES.c.amount,
-            INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage,
-        ).where(INVOICES.c.issued_on <= self.as_of).order_by(INVOICES.c.id)).mappings())
+        return iter(
+            self._conn.execute(
+                select(
+                    INVOICES.c.id,
+                    INVOICES.c.number,
+                    INVOICES.c.customer_id,
+                    INVOICES.c.currency,
+                    INVOICES.c.amount,
+                    INVOICES.c.issued_on,
+                    INVOICES.c.due_on,
+                    INVOICES.c.stage,
+                )
+                .where(INVOICES.c.issued_on <= self.as_of)
+                .order_by(INVOICES.c.id)
+            ).mappings()
+        )
 
-    def customers(self) -> Iterator[Mapping[str, Any]]:
+    def customers(self) -> Iterator[RowMapping]:
         """Every customer: id, name, segment, credit_grade, owner."""
-        return iter(self._conn.execute(select(
-            CUSTOMERS.c.id, CUSTOMERS.c.name, CUSTOMERS.c.segment, CUSTOMERS.c.credit_grade, CUSTOMERS.c.owner,
-        )).mappings())
+        return iter(
+            self._conn.execute(
+                select(
+                    CUSTOMERS.c.id,
+                    CUSTOMERS.c.name,
+                    CUSTOMERS.c.segment,
+                    CUSTOMERS.c.credit_grade,
+                    CUSTOMERS.c.owner,
+                )
+            ).mappings()
+        )
 
     def payments(self) -> Iterator[tuple[int, date, Any]]:
         """(invoice id, paid_on, amount) of the payments made by `as_of`, by day."""
-        return iter(self._conn.execute(  # type: ignore[arg-type]
-            select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
-            .where(PAYMENTS.c.paid_on <= self.as_of).order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
-        ))
+        return iter(
+            self._conn.execute(
+                select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
+                .where(PAYMENTS.c.paid_on <= self.as_of)
+                .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
+            )
+        )
 
-    def events(self) -> Iterator[Mapping[str, Any]]:
+    def events(self) -> Iterator[RowMapping]:
         """The invoice events of `EVENT_KINDS` (kind, invoice_id, at, data), in order; all of them: a
         later event's local day is for the caller to judge."""
-        return iter(self._conn.execute(
-            select(EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.data)
-            .where(EVENTS.c.kind.in_(self.EVENT_KINDS), EVENTS.c.invoice_id.is_not(None)).order_by(EVENTS.c.id)
-        ).mappings())
+        return iter(
+            self._conn.execute(
+                select(EVENTS.c.kind, EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.data)
+                .where(EVENTS.c.kind.in_(self.EVENT_KINDS), EVENTS.c.invoice_id.is_not(None))
+                .order_by(EVENTS.c.id)
+            ).mappings()
+        )
 
-    def open_commitments(self) -> Iterator[Mapping[str, Any]]:
+    def open_commitments(self) -> Iterator[RowMapping]:
         """Every open promise and installment, in id order (all columns)."""
-        return iter(self._conn.execute(
-            select(COMMITMENTS).where(COMMITMENTS.c.status == "open").order_by(COMMITMENTS.c.id)
-        ).mappings())
+        return iter(
+            self._conn.execute(
+                select(COMMITMENTS).where(COMMITMENTS.c.status == "open").order_by(COMMITMENTS.c.id)
+            ).mappings()
+        )
 
 
 @contextmanager
@@ -327,32 +404,49 @@ def book_rows(repo: Repository, as_of: date) -> Iterator[BookRows]:
 # -- policy versions and the daemon's policy events --------------------------------------------------------
 
 
-def policy_versions(repo: Repository) -> list[Mapping[str, Any]]:
+def policy_versions(repo: Repository) -> list[RowMapping]:
     """Every policy version ever in force, by the time it took effect, then name (all columns)."""
     with repo.read() as session:
-        return list(session.connection().execute(
-            select(POLICY_VERSIONS).order_by(POLICY_VERSIONS.c.first_used_at, POLICY_VERSIONS.c.name)
-        ).mappings().all())
+        return list(
+            session.connection()
+            .execute(select(POLICY_VERSIONS).order_by(POLICY_VERSIONS.c.first_used_at, POLICY_VERSIONS.c.name))
+            .mappings()
+            .all()
+        )
 
 
-def policy_events(repo: Repository) -> list[Mapping[str, Any]]:
+def policy_events(repo: Repository) -> list[RowMapping]:
     """The policy_loaded / policy_rejected events (at, kind, actor, data), oldest first."""
     with repo.read() as session:
-        return list(session.connection().execute(
-            select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.actor, EVENTS.c.data)
-            .where(EVENTS.c.kind.in_(POLICY_EVENT_KINDS))
-            .order_by(EVENTS.c.id)
-        ).mappings().all())
+        return list(
+            session.connection()
+            .execute(
+                select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.actor, EVENTS.c.data)
+                .where(EVENTS.c.kind.in_(POLICY_EVENT_KINDS))
+                .order_by(EVENTS.c.id)
+            )
+            .mappings()
+            .all()
+        )
 
 
 # -- legal case files --------------------------------------------------------------------------------------
 
 #: The invoice fields a case file takes from the database.
-CASE_INVOICE_COLUMNS = ("id", "number", "amount", "open_amount", "currency", "issued_on", "due_on", "stage",
-                        "policy")
+CASE_INVOICE_COLUMNS = ("id", "number", "amount", "open_amount", "currency", "issued_on", "due_on", "stage", "policy")
 #: The outbox fields a case file lists per delivery.
-CASE_DELIVERY_COLUMNS = ("key", "channel", "stage", "recipient", "status", "attempts", "created_at", "sent_at",
-                         "receipt", "error")
+CASE_DELIVERY_COLUMNS = (
+    "key",
+    "channel",
+    "stage",
+    "recipient",
+    "status",
+    "attempts",
+    "created_at",
+    "sent_at",
+    "receipt",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -381,9 +475,12 @@ def case_records(repo: Repository, customer_id: str, numbers: Sequence[str]) -> 
         }
         ids = [row["id"] for row in invoices.values()]
         if ids:
-            events = [dict(e) for e in conn.execute(
-                select(EVENTS).where(EVENTS.c.invoice_id.in_(ids)).order_by(EVENTS.c.id)
-            ).mappings()]
+            events = [
+                dict(e)
+                for e in conn.execute(
+                    select(EVENTS).where(EVENTS.c.invoice_id.in_(ids)).order_by(EVENTS.c.id)
+                ).mappings()
+            ]
             for notice in conn.execute(
                 select(NOTIFICATIONS).where(NOTIFICATIONS.c.customer_id == customer_id).order_by(NOTIFICATIONS.c.id)
             ).mappings():

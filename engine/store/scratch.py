@@ -88,8 +88,7 @@ def _backup_sqlite(source: Repository, target: Path) -> None:
 
 def _copy_tables(source: Repository, target: Repository) -> None:
     with source.engine.connect() as reader:
-        reader = reader.execution_options(isolation_level="REPEATABLE READ", stream_results=True,
-                                          yield_per=COPY_BATCH)
+        reader = reader.execution_options(isolation_level="REPEATABLE READ", stream_results=True, yield_per=COPY_BATCH)
         with reader.begin(), target.write() as session:
             writer = session.connection()
             for table in SQLModel.metadata.sorted_tables:

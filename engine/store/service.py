@@ -35,9 +35,10 @@ EVENTS = Event.__table__  # type: ignore[attr-defined]
 def notifications_due(repo: Repository, now: datetime) -> bool:
     """Whether any outbox row may be claimed at `now` (a read-only look: no write lock just to find none)."""
     with repo.read() as session:
-        return session.connection().execute(
-            select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).limit(1)
-        ).first() is not None
+        return (
+            session.connection().execute(select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).limit(1)).first()
+            is not None
+        )
 
 
 def release_in_flight(repo: Repository) -> int:
@@ -55,11 +56,15 @@ def release_in_flight(repo: Repository) -> int:
 def outbox_depth(repo: Repository) -> dict[str, int]:
     """Outbox rows per status, pending and sending (zero when none)."""
     with repo.read() as session:
-        rows = session.connection().execute(
-            select(NOTIFICATIONS.c.status, func.count())
-            .where(NOTIFICATIONS.c.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
-            .group_by(NOTIFICATIONS.c.status)
-        ).all()
+        rows = (
+            session.connection()
+            .execute(
+                select(NOTIFICATIONS.c.status, func.count())
+                .where(NOTIFICATIONS.c.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
+                .group_by(NOTIFICATIONS.c.status)
+            )
+            .all()
+        )
     depth = {NotificationStatus.PENDING: 0, NotificationStatus.SENDING: 0}
     depth.update({status: int(count) for status, count in rows})
     return depth
@@ -80,19 +85,33 @@ def health_probe(repo: Repository) -> tuple[datetime | None, datetime | None]:
 def last_policy_fingerprint(repo: Repository) -> str | None:
     """The policy fingerprint the latest `policy_loaded` event recorded."""
     with repo.read() as session:
-        data = session.connection().execute(
-            select(EVENTS.c.data).where(EVENTS.c.kind == "policy_loaded").order_by(EVENTS.c.id.desc()).limit(1)
-        ).scalar()
+        data = (
+            session.connection()
+            .execute(
+                select(EVENTS.c.data).where(EVENTS.c.kind == "policy_loaded").order_by(EVENTS.c.id.desc()).limit(1)
+            )
+            .scalar()
+        )
     return (data or {}).get("fingerprint")
 
 
 def record_event(repo: Repository, kind: str, data: Mapping[str, Any], *, at: datetime, actor: str) -> None:
     """Append one event about no invoice or customer (a policy reload) to the audit log."""
     with repo.write() as session:
-        append_events(session.connection(), [{
-            "at": at, "recorded_at": at, "kind": kind, "invoice_id": None, "customer_id": None,
-            "actor": actor, "data": dict(data),
-        }])
+        append_events(
+            session.connection(),
+            [
+                {
+                    "at": at,
+                    "recorded_at": at,
+                    "kind": kind,
+                    "invoice_id": None,
+                    "customer_id": None,
+                    "actor": actor,
+                    "data": dict(data),
+                }
+            ],
+        )
 
 
 def checkpoint(repo: Repository) -> None:

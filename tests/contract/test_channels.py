@@ -92,7 +92,7 @@ class HookReceiver:
                 super().finish()
                 receiver.live -= 1
 
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 status = receiver.script.pop(0) if receiver.script else 200
                 receiver.requests.append({"headers": dict(self.headers), "body": json.loads(body), "status": status})
@@ -142,7 +142,11 @@ class Rig:
 
 def a_message(channel: str, key: str = "INV-7/stage@20260310T090000Z/0/x", **changes: Any) -> Message:
     """A rendered two-invoice message for customer C7 (the e-mail tests' message), sent on `channel`."""
-    fields = {"channel": channel, "recipient": "ap@customer.example" if channel == "email" else "+86 21 1234", **changes}
+    fields = {
+        "channel": channel,
+        "recipient": "ap@customer.example" if channel == "email" else "+86 21 1234",
+        **changes,
+    }
     return replace(rendered_message(language="en", key=key), **fields)
 
 
@@ -162,8 +166,14 @@ def book(tmp_path: Path) -> Iterator[Book]:
     smtp = CountingSMTPServer().start()
     hook = HookReceiver()
     channels = {
-        "email": {"type": "email", "recipient": "email", "host": "127.0.0.1", "port": smtp.port,
-                  "security": "none", "from": "ar@acme.example"},
+        "email": {
+            "type": "email",
+            "recipient": "email",
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": "none",
+            "from": "ar@acme.example",
+        },
         "webhook": {"type": "webhook", "recipient": "phone", "url": hook.url, "retries": 0},
         "log": {"type": "log", "recipient": "email", "path": str(tmp_path / "out" / "log" / "notifications.log")},
         "memory": {"type": "memory", "recipient": "email"},
@@ -173,8 +183,12 @@ def book(tmp_path: Path) -> Iterator[Book]:
         "visit": {"type": "visit", "recipient": "address"},
         "task": {"type": "task", "recipient": "phone"},
     }
-    built = Book(tmp_path, f"sqlite:///{tmp_path / 'book.db'}",
-                 {"10-standard.yaml": CANONICAL_POLICY, "90-default.yaml": DEFAULT_POLICY}, channels=channels)
+    built = Book(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'book.db'}",
+        {"10-standard.yaml": CANONICAL_POLICY, "90-default.yaml": DEFAULT_POLICY},
+        channels=channels,
+    )
     built.clock.at = ENGINE_NOW
     built.customers({"id": "C7", "name": "Shanghai Example Trading", "credit_grade": "A", "owner": "li.wei"})
     built.invoice("INV-7", "C7", "12000.00", "2026-02-09", currency="CNY")
@@ -205,12 +219,19 @@ def rig_for(kind: str, book: Book) -> Rig:
             connections=lambda: smtp.live,
         )
     if kind == "webhook":
+
         def failing(status: int) -> tuple[Channel, Message]:
             hook.script = [status]
             return channel, a_message("webhook")
 
-        return Rig(channel, deliveries=lambda key: hook.accepted_keys().count(key), records_once=False,
-                   transient=lambda: failing(503), permanent=lambda: failing(422), connections=lambda: hook.live)
+        return Rig(
+            channel,
+            deliveries=lambda key: hook.accepted_keys().count(key),
+            records_once=False,
+            transient=lambda: failing(503),
+            permanent=lambda: failing(422),
+            connections=lambda: hook.live,
+        )
     if kind == "log":
         path = Path(channel.options["path"])
 
@@ -218,11 +239,16 @@ def rig_for(kind: str, book: Book) -> Rig:
             block_with_a_file(path.parent)
             return channel, a_message("log")
 
-        return Rig(channel, records_once=False, transient=unwritable,
-                   deliveries=lambda key: path.read_text(encoding="utf-8").count(f"=== {key}\n") if path.exists() else 0)
+        return Rig(
+            channel,
+            records_once=False,
+            transient=unwritable,
+            deliveries=lambda key: path.read_text(encoding="utf-8").count(f"=== {key}\n") if path.exists() else 0,
+        )
     if kind == "memory":
         return Rig(
-            channel, records_once=False,
+            channel,
+            records_once=False,
             deliveries=lambda key: sum(1 for m in MemoryChannel.sent if m.key == key),
             transient=lambda: (sibling(channel, fail="transient"), a_message("memory")),
             permanent=lambda: (sibling(channel, fail="permanent"), a_message("memory")),
@@ -238,8 +264,13 @@ def rig_for(kind: str, book: Book) -> Rig:
             written = folder / (f"{safe_name(key)}.pdf" if kind == "letter" else f"{safe_name(f'C7-{key}')}/case.json")
             return 1 if written.is_file() else 0
 
-        return Rig(channel, deliveries=delivered, records_once=True, transient=unwritable,
-                   permanent=lambda: (channel, a_message(kind, invoices=())))  # nothing to write about
+        return Rig(
+            channel,
+            deliveries=delivered,
+            records_once=True,
+            transient=unwritable,
+            permanent=lambda: (channel, a_message(kind, invoices=())),
+        )  # nothing to write about
     if kind in ("phone", "visit", "task"):
         from engine.tasks import TaskBook
 
@@ -254,8 +285,13 @@ def rig_for(kind: str, book: Book) -> Rig:
             context = ChannelContext(channel.context.output_dir, channel.context.company)
             return type(channel)(channel.name, channel.options, context), a_message(kind)
 
-        return Rig(channel, records_once=True, transient=busy_database, permanent=no_task_list,
-                   deliveries=lambda key: sum(1 for t in TaskBook(book.app).list(status=None) if t["key"] == key))
+        return Rig(
+            channel,
+            records_once=True,
+            transient=busy_database,
+            permanent=no_task_list,
+            deliveries=lambda key: sum(1 for t in TaskBook(book.app).list(status=None) if t["key"] == key),
+        )
     raise AssertionError(f"no contract rig for the built-in channel type {kind!r}; add one here")
 
 
@@ -300,7 +336,7 @@ def test_every_built_in_channel_type_has_a_rig(book: Book) -> None:
 
 def test_send_hands_the_message_over_once_and_returns_a_receipt(rig: Rig) -> None:
     message = a_message(rig.channel.name, key="INV-7/send@20260310T090000Z/0/x")
-    receipt, = run(send_and_close(rig.channel, message))
+    (receipt,) = run(send_and_close(rig.channel, message))
     assert isinstance(receipt, Receipt) and isinstance(receipt.reference, str) and receipt.reference
     assert rig.deliveries(message.key) == 1
 
@@ -359,7 +395,7 @@ def test_task_channels_stamp_the_engine_clock_not_the_wall_clock(book: Book, kin
 
     channel = book.app.build_channels()[kind]
     run(send_and_close(channel, a_message(kind, key=f"INV-7/{kind}@20260310T090000Z/0/{kind}")))
-    task, = TaskBook(book.app).list(status=None)
+    (task,) = TaskBook(book.app).list(status=None)
     assert task["created_at"] == "2026-03-10T09:30:00Z" and task["kind"] == kind
     assert [i["number"] for i in task["invoices"]] == ["INV-7", "INV-8"]
 
@@ -369,8 +405,9 @@ def test_the_legal_case_file_carries_the_stored_history(book: Book) -> None:
     channel = book.app.build_channels()["legal"]
     message = a_message("legal", key="INV-7/legal@20260310T090000Z/0/legal")
     run(send_and_close(channel, message))
-    case = json.loads((book.settings.output_path / "legal" / safe_name(f"C7-{message.key}") / "case.json")
-                      .read_text(encoding="utf-8"))
+    case = json.loads(
+        (book.settings.output_path / "legal" / safe_name(f"C7-{message.key}") / "case.json").read_text(encoding="utf-8")
+    )
     assert case["customer"]["credit_grade"] == "A"  # from the database, not in the message
     assert {i["number"]: i["policy"] for i in case["invoices"]} == {"INV-7": "standard", "INV-8": "standard"}
     assert any(h["kind"] == "transition" and h["summary"] for h in case["history"])

@@ -25,8 +25,14 @@ def test_the_built_ins_are_exactly_the_entry_points_pyproject_registers() -> Non
 
 def run_python(code: str, *paths: Path) -> str:
     env_path = ":".join([*(str(p) for p in paths), str(ROOT)])
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -67,34 +73,43 @@ SMS = """
 
 def test_a_package_adds_a_channel_type_through_its_entry_point(tmp_path: Path) -> None:
     site = plugin(tmp_path, "sms", "dunning_sms:SmsChannel", SMS)
-    found = run_python("""
+    found = run_python(
+        """
         import sys
         from channels.registry import channel_names, channel_type
         names = channel_names()
         print(names[-1], "dunning_sms" in sys.modules, channel_type("sms").__name__)
-    """, site)
+    """,
+        site,
+    )
     assert found == "sms False SmsChannel"  # listed without importing it; loaded when asked for
 
 
 def test_a_package_cannot_replace_a_built_in(tmp_path: Path) -> None:
     site = plugin(tmp_path, "email", "dunning_sms:SmsChannel", SMS)
-    found = run_python("""
+    found = run_python(
+        """
         from channels.registry import channel_names, channel_type
         print(channel_names().count("email"), channel_type("email").__module__)
-    """, site)
+    """,
+        site,
+    )
     assert found == "1 channels.email"
 
 
 def test_a_broken_package_is_named_with_what_to_do(tmp_path: Path) -> None:
     site = plugin(tmp_path, "fax", "dunning_fax_missing:FaxChannel")
-    message = run_python("""
+    message = run_python(
+        """
         from channels.registry import channel_type
         from engine.errors import ConfigError
         try:
             channel_type("fax")
         except ConfigError as exc:
             print(exc)
-    """, site)
+    """,
+        site,
+    )
     assert "'fax'" in message and "dunning_fax_missing" in message and "reinstall or remove that package" in message
 
 

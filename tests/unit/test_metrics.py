@@ -8,8 +8,10 @@ from datetime import datetime, timezone
 
 from engine.service.health import HealthStatus, Metrics
 
-SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{(?:[a-zA-Z_]\w*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? '
-                    r"(?P<value>-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)$")
+SAMPLE = re.compile(
+    r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{(?:[a-zA-Z_]\w*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? '
+    r"(?P<value>-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)$"
+)
 AS_OF = datetime(2026, 3, 10, 8, tzinfo=timezone.utc)
 
 
@@ -23,12 +25,18 @@ def busy_metrics() -> Metrics:
     return metrics
 
 
-GAUGES = {"scheduler_running": True, "outbox": {"pending": 2, "sending": 0}, "last_sweep_as_of": AS_OF,
-          "held": {"quiet_hours": 3}}
+GAUGES = {
+    "scheduler_running": True,
+    "outbox": {"pending": 2, "sending": 0},
+    "last_sweep_as_of": AS_OF,
+    "held": {"quiet_hours": 3},
+}
 
 
 def test_the_exposition_text_is_exactly_as_documented() -> None:
-    assert busy_metrics().render(GAUGES) == """\
+    assert (
+        busy_metrics().render(GAUGES)
+        == """\
 # HELP dunning_up 1 while the daemon's scheduler is running.
 # TYPE dunning_up gauge
 dunning_up 1
@@ -72,6 +80,7 @@ dunning_outbox_depth{status="sending"} 0
 # TYPE dunning_last_sweep_timestamp_seconds gauge
 dunning_last_sweep_timestamp_seconds 1773129600
 """
+    )
 
 
 def families(text: str) -> dict[str, list[str]]:
@@ -106,7 +115,7 @@ def test_a_fresh_daemon_exposes_every_family_with_zeros() -> None:
 def test_label_values_from_configuration_are_escaped() -> None:
     metrics = Metrics()
     metrics.dispatch_done({'sms "eu"\\west\nline': 1}, {}, {})
-    line, = families(metrics.render({}))["dunning_notifications_sent_total"]
+    (line,) = families(metrics.render({}))["dunning_notifications_sent_total"]
     assert line == 'dunning_notifications_sent_total{channel="sms \\"eu\\"\\\\west\\nline"} 1'
 
 
@@ -141,8 +150,12 @@ def test_health_is_ok_only_with_the_scheduler_running_and_the_database_answering
     policies = [{"name": "standard", "sha256": "ab" * 32, "path": "rules/10-standard.yaml"}]
     ok = HealthStatus(True, True, AS_OF, AS_OF, policies=policies)
     assert ok.healthy and ok.as_dict() == {
-        "status": "ok", "scheduler": "running", "database": "ok", "last_sweep": "2026-03-10T08:00:00Z",
-        "last_sweep_finished_at": "2026-03-10T08:00:00Z", "policies": policies,
+        "status": "ok",
+        "scheduler": "running",
+        "database": "ok",
+        "last_sweep": "2026-03-10T08:00:00Z",
+        "last_sweep_finished_at": "2026-03-10T08:00:00Z",
+        "policies": policies,
     }
     down = HealthStatus(True, False, None, None, database_error="connection refused")
     assert not down.healthy
