@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from channels.base import Channel, ChannelContext, Message, PermanentDeliveryError, Receipt, TransientDeliveryError
-from channels.files import safe_name
+from channels.files import notice_stem
 from channels.memory import MemoryChannel
 from channels.registry import BUILTIN
 from tests.conftest import CANONICAL_POLICY, DEFAULT_POLICY, Book
@@ -140,9 +140,18 @@ class Rig:
     connections: Callable[[], int] | None = None
 
 
+#: One outbox row per idempotency key, as in the outbox: the key's notification id.
+NOTIFICATION_IDS: dict[str, int] = {}
+
+
+def notification_id(key: str) -> int:
+    return NOTIFICATION_IDS.setdefault(key, len(NOTIFICATION_IDS) + 1)
+
+
 def a_message(channel: str, key: str = "INV-7/stage@20260310T090000Z/0/x", **changes: Any) -> Message:
     """A rendered two-invoice message for customer C7 (the e-mail tests' message), sent on `channel`."""
     fields = {
+        "notification_id": notification_id(key),
         "channel": channel,
         "recipient": "ap@customer.example" if channel == "email" else "+86 21 1234",
         **changes,
@@ -261,7 +270,10 @@ def rig_for(kind: str, book: Book) -> Rig:
             return channel, a_message(kind)
 
         def delivered(key: str) -> int:
-            written = folder / (f"{safe_name(key)}.pdf" if kind == "letter" else f"{safe_name(f'C7-{key}')}/case.json")
+            if kind == "letter":
+                written = folder / f"{notice_stem(notification_id(key), 'INV-7')}.pdf"
+            else:
+                written = folder / notice_stem(notification_id(key), f"C7-{key}") / "case.json"
             return 1 if written.is_file() else 0
 
         return Rig(
@@ -405,9 +417,8 @@ def test_the_legal_case_file_carries_the_stored_history(book: Book) -> None:
     channel = book.app.build_channels()["legal"]
     message = a_message("legal", key="INV-7/legal@20260310T090000Z/0/legal")
     run(send_and_close(channel, message))
-    case = json.loads(
-        (book.settings.output_path / "legal" / safe_name(f"C7-{message.key}") / "case.json").read_text(encoding="utf-8")
-    )
+    folder = book.settings.output_path / "legal" / notice_stem(message.notification_id, f"C7-{message.key}")
+    case = json.loads((folder / "case.json").read_text(encoding="utf-8"))
     assert case["customer"]["credit_grade"] == "A"  # from the database, not in the message
     assert {i["number"]: i["policy"] for i in case["invoices"]} == {"INV-7": "standard", "INV-8": "standard"}
     assert any(h["kind"] == "transition" and h["summary"] for h in case["history"])
