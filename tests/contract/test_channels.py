@@ -197,6 +197,7 @@ def book(tmp_path: Path) -> Iterator[Book]:
         f"sqlite:///{tmp_path / 'book.db'}",
         {"10-standard.yaml": CANONICAL_POLICY, "90-default.yaml": DEFAULT_POLICY},
         channels=channels,
+        database_busy_seconds=1,  # the task channels' busy-database case waits this long
     )
     built.clock.at = ENGINE_NOW
     built.customers({"id": "C7", "name": "Shanghai Example Trading", "credit_grade": "A", "owner": "li.wei"})
