@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from channels.base import CaseFile
+from engine.store.channel_records import create_task, event_summary
 from engine.store.database import Repository
 from engine.store.queries import case_records
-from engine.tasks import _summary, create_task
 
 __all__ = ["StoreCaseFiles", "StoreTaskSink"]
 
@@ -35,7 +35,7 @@ class StoreCaseFiles:
                     "kind": event["kind"],
                     "actor": event["actor"],
                     "invoice": data.get("invoice"),
-                    "summary": _summary(event["kind"], data),
+                    "summary": event_summary(event["kind"], data),
                     "data": data,
                 }
             )
@@ -43,7 +43,8 @@ class StoreCaseFiles:
 
 
 class StoreTaskSink:
-    """The `phone` / `visit` channels' task sink: one write transaction per task (engine.tasks)."""
+    """The `phone` / `visit` channels' task sink: one write transaction per task; collectors work the tasks
+    through engine.tasks."""
 
     def __init__(self, repo: Repository):
         self.repo = repo

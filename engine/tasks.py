@@ -15,12 +15,12 @@ and feeds the state machine:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from engine.store.events import append_events
 from engine.clock import iso
@@ -37,62 +37,8 @@ EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 OUTCOMES = ("promised", "disputed", "no_answer", "paid", "wrong_contact")
 WRONG_CONTACT_TAG = "wrong_contact"
-#: How many of the latest history entries a task's summary lists.
-HISTORY_LINES = 8
 
 
-def _summary(kind: str, data: Mapping[str, Any]) -> str:
-    if kind == "transition":
-        return f"{data.get('from')} → {data.get('to')}"
-    if kind == "notification":
-        return f"{data.get('channel')} notice ({data.get('stage')})"
-    if kind == "payment":
-        return f"payment {data.get('amount')}"
-    if kind == "task_outcome":
-        return f"{data.get('task_kind', 'task')}: {data.get('outcome')}" + (f" — {data['note']}" if data.get("note") else "")
-    for key in ("reason", "text", "note"):
-        if data.get(key):
-            return f"{kind}: {data[key]}"
-    return kind
-
-
-def create_task(conn: Connection, *, key: str, kind: str, notification_id: int | None, stage: str,
-                customer: Mapping[str, Any], invoices: Sequence[Mapping[str, Any]], now: datetime) -> tuple[int, bool]:
-    """Make the task for one notification (idempotent by key): (task id, whether it is new)."""
-    existing = conn.execute(select(TASKS.c.id).where(TASKS.c.key == key)).scalar()
-    if existing is not None:
-        return int(existing), False
-    numbers = [str(inv["number"]) for inv in invoices]
-    ids = {r[1]: r[0] for r in conn.execute(select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.number.in_(numbers)))}
-    invoice_ids = [ids[n] for n in numbers if n in ids]
-    history = conn.execute(
-        select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
-        .where(EVENTS.c.invoice_id.in_(invoice_ids), EVENTS.c.kind != "delivery")
-        .order_by(EVENTS.c.id.desc()).limit(HISTORY_LINES)
-    ).all() if invoice_ids else []
-    notices = conn.execute(
-        select(EVENTS.c.id).where(EVENTS.c.invoice_id.in_(invoice_ids), EVENTS.c.kind == "notification")
-    ).all() if invoice_ids else []
-    details = {
-        "contact": {k: customer.get(k) for k in ("id", "name", "phone", "email", "address", "owner", "language")},
-        "invoices": [
-            {"number": str(inv["number"]), "currency": inv["currency"], "amount": str(inv["amount"]),
-             "open_amount": str(inv["open_amount"]), "due_on": str(inv["due_on"]),
-             "days_overdue": inv.get("days_overdue")}
-            for inv in invoices
-        ],
-        "history": [
-            {"at": iso(at), "invoice": (data or {}).get("invoice"), "summary": _summary(k, data or {})}
-            for at, k, data in reversed(history)
-        ],
-        "notices_so_far": len(notices),
-    }
-    result = conn.execute(insert(TASKS), {
-        "key": key, "notification_id": notification_id, "kind": kind, "customer_id": customer["id"],
-        "owner": customer.get("owner"), "stage": stage, "invoice_ids": invoice_ids, "details": details,
-        "status": TaskStatus.OPEN, "created_at": now,
-    })
-    return int(result.inserted_primary_key[0]), True
 
 
 def _row(task: Mapping[str, Any]) -> dict[str, Any]:
