@@ -35,13 +35,15 @@ from engine.store.models import (
 
 __all__ = [
     "BookRows",
-    "audit_events",
-    "audit_verify",
     "CaseRecords",
     "CollectedEvent",
+    "audit_events",
+    "audit_verify",
+    "book_rows",
     "case_records",
     "customer_exists",
     "due_for_dispatch",
+    "events_since",
     "explain_record",
     "history_rows",
     "invoice_id",
@@ -52,9 +54,7 @@ __all__ = [
     "policy_events",
     "policy_versions",
     "simulation_start",
-    "events_since",
     "stage_entries",
-    "book_rows",
 ]
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
