@@ -44,6 +44,8 @@ def run_migrations_online() -> None:
     from engine.store.engines import WRITE_OPTION, make_engine
 
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("alembic: give the database as -x url=sqlite:///PATH (or postgresql+psycopg://...)")
     engine = make_engine(url)
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:  # BEGIN IMMEDIATE on SQLite
