@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.channel_options import channel_option_problems
 from engine.errors import ConfigError, Problem
+from engine.web.settings import WebSettings
 from engine.yamlsource import load_located, validation_problems
 
 CONFIG_ENV = "DUNNING_CONFIG"
@@ -183,6 +184,8 @@ class Settings(BaseModel):
     #: How far ahead of the clock `dunning run --as-of` may sweep without `--allow-future` (a typo such as
     #: 3026 would otherwise block every real sweep for a thousand years).
     max_future_days: int = Field(default=7, ge=0, le=3650)
+    #: The web workspace (`dunning serve`): public URL for customer links, session and link lifetimes.
+    web: WebSettings = Field(default_factory=WebSettings)
     #: Where the file-writing channels (log, letters...) put their output.
     output_dir: Path = Path("out")
     #: Folder relative paths are resolved against (the config file's folder); not a YAML key.

@@ -19,6 +19,8 @@ ever catch these.
     ├── NotFound                 an invoice, customer, task or notification that does not exist
     ├── DatabaseBusy             another process held the SQLite database for longer than we wait
     ├── ChargesError             a charge cannot be computed (a reference rate unknown for a day it needs)
+    ├── AccountError             a web account that cannot be made or changed as asked (name taken, bad role)
+    ├── PermissionRefused        the user's role (or a collector's owner scope) does not allow the action
     ├── SimulationError          a simulation cannot run as asked (bad dates, an unusable database)
     ├── ReportError              a report cannot be built as asked (unknown report, bad buckets)
     ├── DaemonError              the daemon cannot start or run as configured
@@ -156,6 +158,14 @@ class DaemonAlreadyRunning(DaemonError):
 
 class ChargesError(DunningError):
     """Interest or compensation cannot be computed as the policy asks; the message names the file to fix."""
+
+
+class AccountError(DunningError):
+    pass
+
+
+class PermissionRefused(DunningError):
+    pass
 
 
 class DeliveryError(DunningError):

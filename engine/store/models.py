@@ -298,3 +298,50 @@ class Task(SQLModel, table=True):
     created_at: datetime = instant_column(nullable=False)
     done_at: datetime | None = instant_column(nullable=True)
     done_by: str | None = None
+
+
+# -- web workspace: people, API tokens, the security log (issue 12; engine.store.users) -----------------
+
+
+class WebAccount(SQLModel, table=True):
+    """A person who may use the web workspace or the REST API. There is no default account."""
+
+    __tablename__ = "web_users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    role: str = Field(max_length=16)  # viewer, collector, manager, admin
+    language: str | None = Field(default=None, max_length=16)
+    password_hash: str | None = None
+    disabled: bool = False
+    #: Bumped by a password change, a role change and disabling: sessions signed under an older one end.
+    generation: int = 0
+    created_at: datetime = instant_column(nullable=False)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the REST API, stored as the SHA-256 of its text (printed once, never stored)."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="web_users.id", index=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    created_at: datetime = instant_column(nullable=False)
+    expires_at: datetime | None = instant_column(nullable=True)
+    revoked_at: datetime | None = instant_column(nullable=True)
+    last_used_at: datetime | None = instant_column(nullable=True)
+
+
+class SecurityEntry(SQLModel, table=True):
+    """One line of the security log: logins, failed logins, token use, refusals, account changes."""
+
+    __tablename__ = "security_log"
+    __table_args__ = (Index("ix_security_log_kind_at", "kind", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = instant_column(nullable=False)
+    kind: str = Field(max_length=32)
+    user: str | None = Field(default=None, max_length=64)
+    address: str | None = Field(default=None, max_length=64)
+    detail: str | None = None

@@ -10,13 +10,14 @@ Revisions:
 - `0002_collections_audit_tasks` — collection state (pauses, approval, incremental sweeps), the hash-chained
   audit log (existing events are chained in id order), commitments, grouped and fallback notifications,
   sweep policy fingerprints, and the phone/visit task list.
+- `0003_web_users` — the web workspace's accounts, hashed API tokens and the security log (issue 12).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-HEAD = "0002_collections_audit_tasks"
+HEAD = "0003_web_users"
 BASELINE = "0001_first_release"
 LOCATION = Path(__file__).resolve().parent
 

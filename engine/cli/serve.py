@@ -1,0 +1,59 @@
+"""`dunning serve`: the web workspace and REST API on uvicorn.
+
+    DUNNING_WEB_SECRET=$(openssl rand -hex 32) dunning serve --host 0.0.0.0 --port 8080 [--root-path /dunning]
+
+Without $DUNNING_WEB_SECRET the server refuses to start, except on 127.0.0.1 (a development machine), where
+it makes up a secret and warns: sessions then end when the server stops.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Annotated
+
+import typer
+
+from engine.cli.shared import app, err, guarded, state
+from engine.errors import ConfigError
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def web_secret(host: str) -> str:
+    """$DUNNING_WEB_SECRET; on a loopback host a generated one (with a warning) when it is unset."""
+    from engine.web.settings import SECRET_ENV
+
+    secret = os.environ.get(SECRET_ENV)
+    if secret:
+        return secret
+    if host in LOCAL_HOSTS:
+        err.print(f"warning: ${SECRET_ENV} is not set; using a random secret for this run (sessions end when the "
+                  "server stops). Set it before serving anyone but yourself.", markup=False)
+        return secrets.token_hex(32)
+    raise ConfigError(f"${SECRET_ENV} is not set; the server signs session cookies with it. Set it to a long random "
+                      f"value (e.g. `export {SECRET_ENV}=$(openssl rand -hex 32)`) and start again")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8080,
+    root_path: Annotated[str, typer.Option("--root-path", help="The path prefix a reverse proxy serves us under, e.g. /dunning.")] = "",
+) -> None:
+    """Serve the web workspace and the REST API (/api/v1, OpenAPI at /api/v1/openapi.json)."""
+
+    def action() -> None:
+        import uvicorn
+
+        from engine.web.app import create_app
+
+        if root_path and (not root_path.startswith("/") or any(c in root_path for c in " \r\n?#")):
+            raise ConfigError(f"--root-path {root_path!r} must be a path such as /dunning")
+        application = create_app(state.settings(), root_path=root_path, secret=web_secret(host))
+        err.print(f"dunning web workspace on http://{host}:{port}{root_path}/ (API: {root_path}/api/v1)",
+                  markup=False)
+        uvicorn.run(application, host=host, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+                    log_level="warning", access_log=False)
+
+    guarded(action)

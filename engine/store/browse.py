@@ -1,0 +1,244 @@
+"""The list queries of the web workspace and the REST API: filters and keyset (cursor) pagination over
+invoices, customers, tasks and the outbox, plus the look-ups authorisation needs (who owns what).
+
+Every list returns rows in id order after `after_id` (the cursor), at most `limit` of them; the caller
+turns the last id into the next cursor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import OperationalError
+
+from engine.errors import NotFound
+from engine.policy.model import CLOSED_STATES
+from engine.store.database import Repository
+from engine.store.models import Customer, Event, Invoice, Notification, Task
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+TASKS = Task.__table__  # type: ignore[attr-defined]
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Did a statement give up waiting for SQLite's write lock (another process is writing)?"""
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# -- who owns what (authorisation) ---------------------------------------------------------------------------
+
+
+def invoice_subject(repo: Repository, number: str) -> dict[str, Any]:
+    """The invoice's id, customer, customer owner and stage; NotFound when there is none."""
+    with repo.read() as session:
+        row = session.connection().execute(
+            select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
+            .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+            .where(INVOICES.c.number == number)
+        ).mappings().first()
+    if row is None:
+        raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
+    return dict(row)
+
+
+def task_subject(repo: Repository, task_id: int) -> dict[str, Any]:
+    with repo.read() as session:
+        row = session.connection().execute(
+            select(TASKS.c.id, TASKS.c.owner, TASKS.c.customer_id, TASKS.c.status, CUSTOMERS.c.owner.label("c_owner"))
+            .join(CUSTOMERS, CUSTOMERS.c.id == TASKS.c.customer_id, isouter=True)
+            .where(TASKS.c.id == task_id)
+        ).mappings().first()
+    if row is None:
+        raise NotFound(f"no task {task_id}; `dunning tasks` lists the open ones")
+    return dict(row)
+
+
+def notification_subject(repo: Repository, notification_id: int) -> dict[str, Any]:
+    with repo.read() as session:
+        row = session.connection().execute(
+            select(NOTIFICATIONS.c.id, NOTIFICATIONS.c.status, NOTIFICATIONS.c.invoice_id, NOTIFICATIONS.c.key)
+            .where(NOTIFICATIONS.c.id == notification_id)
+        ).mappings().first()
+    if row is None:
+        raise NotFound(f"no notification {notification_id}; `dunning outbox` lists them")
+    return dict(row)
+
+
+def customer_exists(repo: Repository, customer_id: str) -> bool:
+    with repo.read() as session:
+        return session.connection().execute(
+            select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)).first() is not None
+
+
+def last_event_id(repo: Repository) -> int:
+    with repo.read() as session:
+        return int(session.connection().execute(select(func.max(EVENTS.c.id))).scalar() or 0)
+
+
+def events_after(repo: Repository, after_id: int, *, invoice_ids: list[int] | None = None,
+                 actor: str | None = None) -> list[dict[str, Any]]:
+    """The events recorded after event `after_id` (of these invoices, by this actor), in order."""
+    query = select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id)
+    if invoice_ids is not None:
+        query = query.where(EVENTS.c.invoice_id.in_(invoice_ids))
+    if actor is not None:
+        query = query.where(EVENTS.c.actor == actor)
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(query).mappings()]
+
+
+# -- lists ---------------------------------------------------------------------------------------------------
+
+INVOICE_COLUMNS = (
+    INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.open_amount,
+    INVOICES.c.amount, INVOICES.c.currency, INVOICES.c.policy, INVOICES.c.due_on, INVOICES.c.issued_on,
+    INVOICES.c.awaiting_stage, INVOICES.c.stage_entered_at, INVOICES.c.closed_at, INVOICES.c.tags,
+    CUSTOMERS.c.name.label("customer_name"), CUSTOMERS.c.owner,
+)
+
+
+def list_invoices(repo: Repository, *, stage: str | None = None, policy: str | None = None,
+                  owner: str | None = None, customer: str | None = None, status: str = "open",
+                  q: str | None = None, awaiting: bool = False, after_id: int = 0,
+                  limit: int = 50) -> list[dict[str, Any]]:
+    """Invoices with their customer's name and owner, filtered, in id order after `after_id`."""
+    query = (select(*INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+             .where(INVOICES.c.id > after_id).order_by(INVOICES.c.id).limit(limit))
+    if status == "open":
+        query = query.where(INVOICES.c.stage.not_in(CLOSED_STATES))
+    elif status == "closed":
+        query = query.where(INVOICES.c.stage.in_(CLOSED_STATES))
+    if stage is not None:
+        query = query.where(INVOICES.c.stage == stage)
+    if policy is not None:
+        query = query.where(INVOICES.c.policy == policy)
+    if owner is not None:
+        query = query.where(CUSTOMERS.c.owner == owner)
+    if customer is not None:
+        query = query.where(INVOICES.c.customer_id == customer)
+    if awaiting:
+        query = query.where(INVOICES.c.awaiting_stage.is_not(None))
+    if q:
+        pattern = _like(q)
+        query = query.where(or_(INVOICES.c.number.like(pattern, escape="\\"),
+                                CUSTOMERS.c.name.like(pattern, escape="\\"),
+                                INVOICES.c.customer_id.like(pattern, escape="\\")))
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(query).mappings()]
+
+
+def invoice_row(repo: Repository, number: str) -> dict[str, Any]:
+    with repo.read() as session:
+        row = session.connection().execute(
+            select(*INVOICE_COLUMNS, INVOICES.c.resume_stage, INVOICES.c.paused_since, INVOICES.c.paused_days,
+                   INVOICES.c.stage_repeats, INVOICES.c.last_notice_at)
+            .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id).where(INVOICES.c.number == number)
+        ).mappings().first()
+    if row is None:
+        raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
+    return dict(row)
+
+
+def list_customers(repo: Repository, *, owner: str | None = None, q: str | None = None, after_id: str = "",
+                   limit: int = 50) -> list[dict[str, Any]]:
+    """Customers in id order after `after_id` (ids are text), with their open invoice count."""
+    open_count = (select(func.count()).where(INVOICES.c.customer_id == CUSTOMERS.c.id,
+                                             INVOICES.c.stage.not_in(CLOSED_STATES))
+                  .correlate(CUSTOMERS).scalar_subquery())
+    query = (select(CUSTOMERS, open_count.label("open_invoices")).where(CUSTOMERS.c.id > after_id)
+             .order_by(CUSTOMERS.c.id).limit(limit))
+    if owner is not None:
+        query = query.where(CUSTOMERS.c.owner == owner)
+    if q:
+        pattern = _like(q)
+        query = query.where(or_(CUSTOMERS.c.id.like(pattern, escape="\\"), CUSTOMERS.c.name.like(pattern, escape="\\")))
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(query).mappings()]
+
+
+def customer_row(repo: Repository, customer_id: str) -> dict[str, Any]:
+    """The customer and its open amount per currency; NotFound when there is none."""
+    with repo.read() as session:
+        conn = session.connection()
+        row = conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no customer with id {customer_id!r}; check the id in your customers file")
+        totals = conn.execute(
+            select(INVOICES.c.currency, func.count(), func.sum(INVOICES.c.open_amount))
+            .where(INVOICES.c.customer_id == customer_id, INVOICES.c.stage.not_in(CLOSED_STATES))
+            .group_by(INVOICES.c.currency).order_by(INVOICES.c.currency)
+        ).all()
+    return {**dict(row), "open": [{"currency": c, "invoices": n, "open_amount": total} for c, n, total in totals]}
+
+
+def list_tasks(repo: Repository, *, owner: str | None = None, kind: str | None = None, status: str | None = "open",
+               after_id: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+    query = select(TASKS).where(TASKS.c.id > after_id).order_by(TASKS.c.id).limit(limit)
+    if owner is not None:
+        query = query.where(TASKS.c.owner == owner)
+    if kind is not None:
+        query = query.where(TASKS.c.kind == kind)
+    if status is not None:
+        query = query.where(TASKS.c.status == status)
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(query).mappings()]
+
+
+def list_outbox(repo: Repository, *, status: str | None = None, invoice: str | None = None,
+                channel: str | None = None, after_id: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+    query = (select(NOTIFICATIONS, INVOICES.c.number)
+             .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
+             .where(NOTIFICATIONS.c.id > after_id).order_by(NOTIFICATIONS.c.id).limit(limit))
+    if status is not None:
+        query = query.where(NOTIFICATIONS.c.status == status)
+    if invoice is not None:
+        query = query.where(INVOICES.c.number == invoice)
+    if channel is not None:
+        query = query.where(NOTIFICATIONS.c.channel == channel)
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(query).mappings()]
+
+
+__all__ = [
+    "customer_exists", "customer_row", "events_after", "invoice_row", "invoice_subject", "is_database_busy",
+    "last_event_id", "list_customers", "list_invoices", "list_outbox", "list_tasks", "notification_subject",
+    "requeue_failed", "task_subject",
+]
+
+
+# -- the one write the outbox page needs ---------------------------------------------------------------------
+
+
+def requeue_failed(repo: Repository, notification_id: int, actor: str, now: Any) -> dict[str, Any]:
+    """Put a failed notification back in the outbox, due now with a fresh attempt count, and record a
+    `retry` event by `actor`; returns that event. Only failed notifications may be retried."""
+    from engine.errors import IllegalTransition
+    from engine.store.events import append_events
+    from engine.store.models import NotificationStatus
+
+    with repo.write() as session:
+        conn = session.connection()
+        row = conn.execute(select(NOTIFICATIONS).where(NOTIFICATIONS.c.id == notification_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no notification {notification_id}; `dunning outbox` lists them")
+        if row["status"] != NotificationStatus.FAILED:
+            raise IllegalTransition(f"notification {notification_id} is {row['status']}, not failed; only failed "
+                                    "notifications can be retried")
+        conn.execute(NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == notification_id).values(
+            status=NotificationStatus.PENDING, attempts=0, due_at=now, next_attempt_at=None, claimed_until=None,
+            error=None))
+        event = {"at": now, "recorded_at": now, "kind": "retry", "invoice_id": row["invoice_id"],
+                 "customer_id": row["customer_id"], "actor": actor,
+                 "data": {"notification": notification_id, "key": row["key"], "channel": row["channel"],
+                          "previous_error": row["error"]}}
+        append_events(conn, [event])
+    return event

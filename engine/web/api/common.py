@@ -1,0 +1,76 @@
+"""What every API router shares: the list page shape, cursors, the reader dependency, problem docs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from engine.app import json_ready
+from engine.errors import DunningError
+from engine.web.auth import WebUser, api_user
+from engine.web.problems import MEDIA_TYPE, PROBLEM_SCHEMA
+from engine.web.services import require
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+class Item(BaseModel):
+    """One JSON object as the CLI's --json prints it."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Page(BaseModel):
+    """A list: up to `limit` items, and the cursor of the next page (null on the last one)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+
+
+#: Documented error answers; every route lists the ones it can give.
+AUTH = {401: _problem("No valid credentials"), 403: _problem("The role (or owner scope) does not allow it"),
+        422: _problem("Bad input")}
+FOUND = {404: _problem("Unknown invoice, customer, task or notification")}
+CONFLICT = {409: _problem("An illegal state move; nothing changed")}
+BUSY = {503: _problem("The database is busy with another writer; retry after Retry-After seconds")}
+
+Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page.")
+Cursor = Query(None, max_length=200, description="`next_cursor` of the previous page.")
+
+
+class BadCursor(DunningError):
+    pass
+
+
+def encode_cursor(value: int | str) -> str:
+    return base64.urlsafe_b64encode(str(value).encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str | None, *, numeric: bool = True) -> Any:
+    if not cursor:
+        return 0 if numeric else ""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        return int(text) if numeric else text
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor(f"cursor {cursor!r} is not one this API gave out; start again without it") from None
+
+
+def page(items: list[dict[str, Any]], limit: int, last_key: Any) -> dict[str, Any]:
+    """The list answer; a full page has a next cursor (the next page may turn out empty)."""
+    return {"items": json_ready(items), "next_cursor": encode_cursor(last_key) if len(items) >= limit else None}
+
+
+def reader(request: Request, user: WebUser = Depends(api_user)) -> WebUser:
+    """Dependency: any signed-in user (every role reads)."""
+    require(request, user, "read", subject="the book")
+    return user

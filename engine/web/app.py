@@ -1,0 +1,114 @@
+"""The FastAPI application of the web workspace: the REST API under /api/v1, the pages, the login page.
+
+    app = create_app(load_settings())           # DUNNING_WEB_SECRET signs the session cookies
+    uvicorn.run(app, host="127.0.0.1", port=8080)
+
+One `Dunning` facade per application (`app.state.dunning`): its repository's connection pool serves every
+request. Handlers are plain functions, run in Starlette's thread pool, so a request waiting for SQLite's
+write lock holds a worker thread, never the event loop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from engine.app import Dunning
+from engine.config import Settings
+from engine.errors import ConfigError
+from engine.web import auth, problems
+from engine.web.auth import LoginRequired
+from engine.web.problems import ApiProblem
+from engine.web.settings import SECRET_ENV
+from engine.web.templating import render
+
+API_PREFIX = "/api/v1"
+SESSION_COOKIE = "dunning_session"
+STATIC = Path(__file__).resolve().parent / "static"
+MIN_SECRET_LENGTH = 32
+
+
+def create_app(settings: Settings, *, root_path: str = "", secret: str | None = None,
+               dunning: Dunning | None = None) -> FastAPI:
+    """The application. `secret` (default `$DUNNING_WEB_SECRET`) signs session cookies; `dunning` lets
+    tests and the daemon hand in their own facade (e.g. with a fixed clock)."""
+    secret = secret or os.environ.get(SECRET_ENV)
+    if not secret:
+        raise ConfigError(f"${SECRET_ENV} is not set; set it to a long random value (e.g. `openssl rand -hex 32`) "
+                          "so session cookies can be signed")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"${SECRET_ENV} is too short ({len(secret)} characters); use at least "
+                          f"{MIN_SECRET_LENGTH}, e.g. `openssl rand -hex 32`")
+    root_path = root_path.rstrip("/")
+    app = FastAPI(
+        title="dunning", version="1", root_path=root_path,
+        description="The REST API of the dunning collections engine. Authenticate with `Authorization: Bearer "
+                    "TOKEN` (`dunning users token NAME`) or the session cookie of /login.",
+        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+    )
+    app.state.dunning = dunning or Dunning(settings)
+    web = app.state.dunning.settings.web
+    app.add_middleware(
+        SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
+        max_age=int(web.session_max_hours * 3600), path=root_path or "/", same_site="lax",
+        https_only=bool(web.public_url and web.public_url.startswith("https://")),
+    )
+    problems.install(app)
+
+    @app.exception_handler(LoginRequired)
+    async def _to_login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"{root_path}/login?next={quote(exc.next_url, safe='/')}", status_code=303)
+
+    from engine.web.api import router as api_router
+
+    app.include_router(api_router, prefix=API_PREFIX)
+    _login_routes(app)
+    if importlib.util.find_spec("engine.web.pages") is not None:
+        from engine.web.pages import router as pages_router
+
+        app.include_router(pages_router, include_in_schema=False)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: only a path on this site (never `//host` or a full URL)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _login_routes(app: FastAPI) -> None:
+    @app.get("/login", include_in_schema=False)
+    def login_page(request: Request, next: str = "/") -> Response:
+        return render(request, "login.html", next_url=safe_next(next), error=None, username=None)
+
+    @app.post("/login", include_in_schema=False)
+    def login_submit(request: Request, form: FormData = Depends(auth.verified_form)) -> Response:
+        username, password = str(form.get("username") or ""), str(form.get("password") or "")
+        target = safe_next(str(form.get("next") or "/"))
+        try:
+            auth.login(request, username, password)
+        except ApiProblem as problem:
+            return render(request, "login.html", status_code=problem.status, next_url=target, error=problem.detail,
+                          username=username, headers=problem.headers)
+        root = request.scope.get("root_path", "")
+        return RedirectResponse(root + target, status_code=303)
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request, form: FormData = Depends(auth.verified_form)) -> Response:
+        auth.logout(request)
+        return RedirectResponse(request.scope.get("root_path", "") + "/login", status_code=303)
+
+
+__all__ = ["API_PREFIX", "create_app", "safe_next"]

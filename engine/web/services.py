@@ -1,0 +1,167 @@
+"""What the API and the pages both call: authorise, run the use case under the logged-in user, answer with
+the recorded event.
+
+Authorisation happens here (not in the routers) so no caller can forget it; refusals are written to the
+security log. Errors are `engine.errors` classes, turned into answers by `engine.web.problems`:
+NotFound → 404, PermissionRefused → 403, IllegalTransition → 409, bad input (ActionRefused, TaskRefused) → 422.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fastapi import Request
+
+from engine.actions import ActionRefused, Collector, parse_installments
+from engine.app import Dunning, json_ready
+from engine.clock import iso, parse_instant
+from engine.errors import PermissionRefused
+from engine.store import browse
+from engine.tasks import TaskBook, TaskRefused
+from engine.web.auth import WebUser, permits, refused
+
+#: API action name → (role-table action, the kind of the event the use case records).
+INVOICE_ACTIONS: dict[str, tuple[str, str]] = {
+    "dispute": ("dispute", "dispute"),
+    "resolve": ("resolve", "dispute_resolved"),
+    "promise": ("promise", "promise"),
+    "plan": ("plan", "plan"),
+    "note": ("note", "note"),
+    "write-off": ("write-off", "write_off"),
+    "move": ("move", "override"),
+    "approve": ("approve", "approval"),
+}
+
+
+def dunning(request: Request) -> Dunning:
+    """The app's one Dunning facade (settings, repository, policies)."""
+    return request.app.state.dunning
+
+
+def require(request: Request, user: WebUser, action: str, *, owner: str | None = None, subject: str) -> None:
+    """Raise PermissionRefused (and log the refusal) unless the role table lets `user` do `action`."""
+    if permits(user, action, owner=owner):
+        return
+    refused(request, user, action, subject)
+    if user.role.label == "collector" and permits(user, action, owner=user.name):
+        raise PermissionRefused(f"{subject} belongs to a customer owned by {owner or 'nobody'}; a collector acts "
+                                "only on their own customers' invoices — ask a manager")
+    raise PermissionRefused(f"a {user.role.label} may not {action.replace('_', ' ')}; ask a manager or admin")
+
+
+def event_json(event: dict[str, Any], number: str | None = None) -> dict[str, Any]:
+    """An event as `dunning history --json` shows it (plus its id and invoice number)."""
+    entry: dict[str, Any] = {"id": event.get("id"), "kind": event["kind"], "at": iso(event["at"]),
+                             "actor": event["actor"]}
+    if number is not None:
+        entry["invoice"] = number
+    entry.update(event.get("data") or {})
+    return json_ready(entry)
+
+
+def _text(options: dict[str, Any], name: str) -> str | None:
+    value = options.get(name)
+    return None if value is None else str(value)
+
+
+def _amount(options: dict[str, Any], name: str = "amount") -> Decimal:
+    value = options.get(name)
+    if value is None:
+        raise ActionRefused(f"--{name} is required; give an amount such as 5000 or 1234.50")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ActionRefused(f"--{name} {value!r} is not an amount; write e.g. 5000 or 1234.50") from None
+
+
+def _day(options: dict[str, Any], name: str = "by") -> date:
+    value = options.get(name)
+    if value is None:
+        raise ActionRefused(f"--{name} is required; give an ISO date such as 2026-12-01")
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ActionRefused(f"--{name} {value!r} is not an ISO date; write e.g. 2026-12-01") from None
+
+
+def _installments(options: dict[str, Any]) -> list[tuple[date, Decimal]]:
+    value = options.get("installments")
+    if isinstance(value, list):
+        value = ",".join(f"{item.get('due_on')}:{item.get('amount')}" if isinstance(item, dict) else str(item)
+                         for item in value)
+    if not value:
+        raise ActionRefused("no installments given; write e.g. --installments \"2026-12-01:5000,2027-01-01:5000\"")
+    return parse_installments(str(value))
+
+
+def _at(options: dict[str, Any], app: Dunning) -> datetime | None:
+    value = options.get("at")
+    return parse_instant(str(value), app.settings.zone) if value else None
+
+
+def invoice_action(request: Request, user: WebUser, number: str, action: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Run a collector action on one invoice as `user`; answers the event it recorded.
+
+    `options` carries the CLI's options under their names: reason, amount, by, installments, to, at, note,
+    and `text` for a note."""
+    if action not in INVOICE_ACTIONS:
+        raise ActionRefused(f"unknown action {action!r}; use one of: {', '.join(INVOICE_ACTIONS)}")
+    app = dunning(request)
+    role_action, kind = INVOICE_ACTIONS[action]
+    subject = browse.invoice_subject(app.repo, number)
+    require(request, user, role_action, owner=subject["owner"], subject=f"invoice {number}")
+    at = _at(options, app)
+    collector = Collector(app, actor=user.name)
+    before = browse.last_event_id(app.repo)
+    if action == "dispute":
+        reason = _text(options, "reason")
+        if not reason:
+            raise ActionRefused("a dispute needs --reason TEXT (or --resolve to end one)")
+        collector.dispute(number, reason, at=at)
+    elif action == "resolve":
+        collector.resolve_dispute(number, _text(options, "note") or _text(options, "reason"), at=at)
+    elif action == "promise":
+        collector.promise(number, _amount(options), _day(options), _text(options, "note"), at=at)
+    elif action == "plan":
+        collector.plan(number, _installments(options), at=at)
+    elif action == "note":
+        collector.note(number, _text(options, "text") or "", at=at)
+    elif action == "write-off":
+        collector.write_off(number, _text(options, "reason") or "", at=at)
+    elif action == "move":
+        if not options.get("to"):
+            raise ActionRefused("a manual move needs --to STAGE")
+        collector.move(number, str(options["to"]), _text(options, "reason") or "", at=at)
+    else:
+        collector.approve(number, at=at)
+    recorded = browse.events_after(app.repo, before, invoice_ids=[subject["id"]], actor=user.name)
+    event = next((e for e in recorded if e["kind"] == kind), recorded[0] if recorded else None)
+    if event is None:  # pragma: no cover - every action records its event
+        raise ActionRefused(f"invoice {number}: the {action} left no event; check `dunning history {number}`")
+    return event_json(event, number)
+
+
+def task_done(request: Request, user: WebUser, task_id: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Record a call or visit outcome as `user`; answers the completed task (as `dunning tasks done --json`)."""
+    app = dunning(request)
+    subject = browse.task_subject(app.repo, task_id)
+    require(request, user, "task_done", owner=subject["c_owner"] or subject["owner"], subject=f"task {task_id}")
+    outcome = _text(options, "outcome")
+    if not outcome:
+        raise TaskRefused("--outcome is required: one of promised, disputed, no_answer, paid, wrong_contact")
+    by = _day(options) if options.get("by") is not None else None
+    amount = options.get("amount")
+    return json_ready(TaskBook(app).complete(task_id, outcome, note=_text(options, "note"),
+                                             amount=None if amount is None else str(amount), by=by,
+                                             actor=user.name))
+
+
+def retry_notification(request: Request, user: WebUser, notification_id: int) -> dict[str, Any]:
+    """Put a failed notification back in the outbox as `user`; answers the recorded `retry` event."""
+    app = dunning(request)
+    browse.notification_subject(app.repo, notification_id)
+    require(request, user, "retry", subject=f"notification {notification_id}")
+    event = browse.requeue_failed(app.repo, notification_id, user.name, app.clock.now())
+    return event_json(event)
