@@ -211,7 +211,7 @@ def list_outbox(repo: Repository, *, status: str | None = None, invoice: str | N
 __all__ = [
     "customer_exists", "customer_row", "events_after", "invoice_row", "invoice_subject", "is_database_busy",
     "last_event_id", "list_customers", "list_invoices", "list_outbox", "list_tasks", "notification_subject",
-    "requeue_failed", "task_subject",
+    "invoice_number", "policy_versions", "requeue_failed", "task_subject",
 ]
 
 
@@ -242,3 +242,18 @@ def requeue_failed(repo: Repository, notification_id: int, actor: str, now: Any)
                           "previous_error": row["error"]}}
         append_events(conn, [event])
     return event
+
+
+def policy_versions(repo: Repository) -> list[dict[str, Any]]:
+    """Every policy text ever in force, in the order they took effect."""
+    from engine.store.models import PolicyVersion
+
+    versions = PolicyVersion.__table__  # type: ignore[attr-defined]
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(
+            select(versions).order_by(versions.c.first_used_at, versions.c.name)).mappings()]
+
+
+def invoice_number(repo: Repository, invoice_id: int) -> str | None:
+    with repo.read() as session:
+        return session.connection().execute(select(INVOICES.c.number).where(INVOICES.c.id == invoice_id)).scalar()

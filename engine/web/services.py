@@ -163,5 +163,9 @@ def retry_notification(request: Request, user: WebUser, notification_id: int) ->
     app = dunning(request)
     browse.notification_subject(app.repo, notification_id)
     require(request, user, "retry", subject=f"notification {notification_id}")
-    event = browse.requeue_failed(app.repo, notification_id, user.name, app.clock.now())
-    return event_json(event)
+    before = browse.last_event_id(app.repo)
+    browse.requeue_failed(app.repo, notification_id, user.name, app.clock.now())
+    recorded = browse.events_after(app.repo, before, actor=user.name)
+    event = next(e for e in recorded if e["kind"] == "retry")
+    number = browse.invoice_number(app.repo, event["invoice_id"]) if event["invoice_id"] else None
+    return event_json(event, number)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from engine.web.api import book
+from engine.web.api import book, insight
 from engine.web.api.common import AUTH, Item
 from engine.web.auth import REQUIRED_ROLE, WebUser, api_user, permits
 
@@ -31,3 +31,4 @@ def me(user: WebUser = Depends(api_user)) -> dict[str, Any]:
 
 
 router.include_router(book.router)
+router.include_router(insight.router)

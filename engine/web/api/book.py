@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -116,7 +117,7 @@ class ActionOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(None, max_length=2000)
-    amount: float | str | None = Field(None, description="promise: the amount promised")
+    amount: Decimal | None = Field(None, description="promise: the amount promised")
     by: str | None = Field(None, max_length=10, description="promise: ISO date")
     installments: str | list[dict[str, Any]] | None = Field(
         None, description='plan: "DATE:AMOUNT,..." or [{"due_on": DATE, "amount": N}, ...]')
@@ -191,7 +192,7 @@ class TaskOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Literal["promised", "disputed", "no_answer", "paid", "wrong_contact"]
-    amount: float | str | None = None
+    amount: Decimal | None = None
     by: str | None = Field(None, max_length=10)
     note: str | None = Field(None, max_length=2000)
 
