@@ -58,6 +58,7 @@ class WebBook:
         answer = client.post("/login", data={"username": NAMES[role], "password": password,
                                              "csrf_token": client.csrf}, follow_redirects=False)
         assert answer.status_code == 303, answer.text
+        client.csrf = client.get("/api/v1/me").json()["csrf_token"]  # a new session has a new token
         return client
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from engine.web.api import book, insight
 from engine.web.api.common import AUTH, Item
-from engine.web.auth import REQUIRED_ROLE, WebUser, api_user, permits
+from engine.web.auth import REQUIRED_ROLE, WebUser, api_user, csrf_token, permits
 
 router = APIRouter()
 
@@ -24,10 +24,14 @@ def healthz(request: Request) -> dict[str, Any]:
 
 
 @router.get("/me", response_model=Item, responses=AUTH, tags=["system"])
-def me(user: WebUser = Depends(api_user)) -> dict[str, Any]:
-    """The signed-in user, their role and what that role allows (owner-scoped actions: own customers only)."""
-    return {"name": user.name, "role": user.role.label, "language": user.language,
-            "may": sorted(a for a in REQUIRED_ROLE if permits(user, a, owner=user.name))}
+def me(request: Request, user: WebUser = Depends(api_user)) -> dict[str, Any]:
+    """The signed-in user, their role and what that role allows (owner-scoped actions: own customers only).
+    Signed in by the session cookie, it also gives the session's `csrf_token` for the X-CSRF-Token header."""
+    found = {"name": user.name, "role": user.role.label, "language": user.language,
+             "may": sorted(a for a in REQUIRED_ROLE if permits(user, a, owner=user.name))}
+    if request.session.get("user"):
+        found["csrf_token"] = csrf_token(request)
+    return found
 
 
 router.include_router(book.router)
