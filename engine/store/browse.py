@@ -129,9 +129,9 @@ def list_invoices(repo: Repository, *, stage: str | None = None, policy: str | N
         query = query.where(INVOICES.c.awaiting_stage.is_not(None))
     if q:
         pattern = _like(q)
-        query = query.where(or_(INVOICES.c.number.like(pattern, escape="\\"),
-                                CUSTOMERS.c.name.like(pattern, escape="\\"),
-                                INVOICES.c.customer_id.like(pattern, escape="\\")))
+        query = query.where(or_(INVOICES.c.number.ilike(pattern, escape="\\"),
+                                CUSTOMERS.c.name.ilike(pattern, escape="\\"),
+                                INVOICES.c.customer_id.ilike(pattern, escape="\\")))
     with repo.read() as session:
         return [dict(r) for r in session.connection().execute(query).mappings()]
 
@@ -160,7 +160,7 @@ def list_customers(repo: Repository, *, owner: str | None = None, q: str | None 
         query = query.where(CUSTOMERS.c.owner == owner)
     if q:
         pattern = _like(q)
-        query = query.where(or_(CUSTOMERS.c.id.like(pattern, escape="\\"), CUSTOMERS.c.name.like(pattern, escape="\\")))
+        query = query.where(or_(CUSTOMERS.c.id.ilike(pattern, escape="\\"), CUSTOMERS.c.name.ilike(pattern, escape="\\")))
     with repo.read() as session:
         return [dict(r) for r in session.connection().execute(query).mappings()]
 
