@@ -8,8 +8,10 @@ NotFound → 404, PermissionRefused → 403, IllegalTransition → 409, bad inpu
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -35,9 +37,32 @@ INVOICE_ACTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+#: How often a request may look at the rules folder for edits (the facade caches the loaded policies).
+RULES_CHECK_SECONDS = 2.0
+
+
 def dunning(request: Request) -> Dunning:
-    """The app's one Dunning facade (settings, repository, policies)."""
-    return request.app.state.dunning
+    """The app's one Dunning facade (settings, repository, policies). Edited policy files are picked up
+    within RULES_CHECK_SECONDS, as the daemon picks them up."""
+    state = request.app.state
+    facade: Dunning = state.dunning
+    now = time.monotonic()
+    if now - getattr(state, "rules_checked", 0.0) >= RULES_CHECK_SECONDS:
+        state.rules_checked = now
+        signature = rules_signature(facade.settings.rules_path)
+        if signature != getattr(state, "rules_signature", signature):
+            facade.__dict__.pop("policies", None)  # the cached_property loads them again on next use
+        state.rules_signature = signature
+    return facade
+
+
+def rules_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every file under the rules folder."""
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [folder]
+        return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.exists())
+    except OSError:
+        return ()
 
 
 def require(request: Request, user: WebUser, action: str, *, owner: str | None = None, subject: str) -> None:

@@ -7,6 +7,7 @@ event carries that user as the actor), and a refused one changed nothing and is 
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any, NamedTuple
 
 import pytest
@@ -203,3 +204,35 @@ def test_openapi_and_healthz_need_no_credentials(web_book: WebBook) -> None:
     spec = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/invoices/{number}/actions/{action}" in spec["paths"]
 
+
+
+def test_edited_policies_are_picked_up_by_a_running_server(web_book: WebBook, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.web import services
+
+    monkeypatch.setattr(services, "RULES_CHECK_SECONDS", 0.0)
+    manager = web_book.client("manager")
+    assert manager.post("/api/v1/invoices/INV-MOVE-OWN/actions/move", json={"to": "final", "reason": "x"}).status_code == 422
+    rules = web_book.book.settings.rules_path / "web.yaml"
+    rules.write_text(rules.read_text() + "  - {name: final, after_days: 60, channels: [letter]}\n")
+    moved = manager.post("/api/v1/invoices/INV-MOVE-OWN/actions/move", json={"to": "final", "reason": "x"})
+    assert moved.status_code == 200 and moved.json()["to"] == "final"
+
+
+def test_behind_a_proxy_under_a_root_path(tmp_path: pathlib.Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from engine.web.app import create_app
+
+    web = build_web_book(tmp_path)
+    app = create_app(web.book.settings, root_path="/dunning", secret="s" * 40, dunning=web.book.app)
+    client = TestClient(app)
+    assert client.get("/api/v1/healthz").status_code == 200  # a proxy that strips the prefix
+    assert client.get("/dunning/api/v1/healthz").status_code == 200  # one that keeps it
+    page = client.get("/dunning/login")  # the browser sees the proxy's paths; the cookie is for them only
+    assert 'action="/dunning/login"' in page.text
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    answer = client.post("/dunning/login", data={"username": "adam", "password": "correct horse battery", "csrf_token": csrf},
+                         follow_redirects=False)
+    assert answer.headers["location"] == "/dunning/" and "path=/dunning" in answer.headers["set-cookie"].lower()
+    spec = client.get("/api/v1/openapi.json").json()
+    assert spec["servers"] == [{"url": "/dunning"}]
