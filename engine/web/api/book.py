@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.app import json_ready
@@ -29,16 +30,22 @@ def _today(request: Request) -> date:
     return local_day(app.latest_sweep() or app.clock.now(), app.settings.zone)
 
 
+def _number(amount: Decimal) -> int | float:
+    """As engine.app.json_ready writes amounts (this is the hot path of every invoice list)."""
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
 def invoice_json(row: dict[str, Any], today: date) -> dict[str, Any]:
     """An invoice as `dunning status --json` lists it, plus its customer's name and owner, the amounts and
-    dates, and the stage it awaits approval for."""
+    dates, and the stage it awaits approval for — JSON-ready."""
     return {
         "number": row["number"], "customer_id": row["customer_id"], "stage": row["stage"],
-        "open_amount": row["open_amount"], "currency": row["currency"], "policy": row["policy"],
+        "open_amount": _number(row["open_amount"]), "currency": row["currency"], "policy": row["policy"],
         "days_overdue": (today - row["due_on"]).days, "customer_name": row["customer_name"], "owner": row["owner"],
-        "amount": row["amount"], "issued_on": row["issued_on"], "due_on": row["due_on"],
-        "awaiting_stage": row["awaiting_stage"], "stage_entered_at": iso(row["stage_entered_at"]),
-        "closed_at": iso(row["closed_at"]), "tags": row["tags"] or [],
+        "amount": _number(row["amount"]), "issued_on": row["issued_on"].isoformat(),
+        "due_on": row["due_on"].isoformat(), "awaiting_stage": row["awaiting_stage"],
+        "stage_entered_at": iso(row["stage_entered_at"]), "closed_at": iso(row["closed_at"]),
+        "tags": row["tags"] or [],
     }
 
 
@@ -67,14 +74,14 @@ def list_invoices(
     limit: int = Limit,
     cursor: str | None = Cursor,
     user: WebUser = Depends(reader),
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Invoices in import order, filtered; the items are `dunning status --json` rows plus customer name,
     owner, amounts and dates."""
     rows = browse.list_invoices(dunning(request).repo, stage=stage, policy=policy, owner=owner, customer=customer,
                                 status=status, q=q, awaiting=awaiting_approval, after_id=decode_cursor(cursor),
                                 limit=limit)
     today = _today(request)
-    return page([invoice_json(r, today) for r in rows], limit, rows[-1]["id"] if rows else 0)
+    return page([invoice_json(r, today) for r in rows], limit, rows[-1]["id"] if rows else 0, ready=True)
 
 
 @router.get("/invoices/{number}", response_model=Item, responses={**AUTH, **FOUND}, tags=["invoices"])
@@ -92,7 +99,7 @@ def get_invoice(request: Request, number: str = InvoiceNumber, user: WebUser = D
 
 @router.get("/invoices/{number}/history", response_model=Page, responses={**AUTH, **FOUND}, tags=["invoices"])
 def invoice_history(request: Request, number: str = InvoiceNumber,
-                    user: WebUser = Depends(reader)) -> dict[str, Any]:
+                    user: WebUser = Depends(reader)) -> JSONResponse:
     """Every event of the invoice in order, as `dunning history NUMBER --json` (one page)."""
     return page(dunning(request).history(number), 10**9, None)
 
@@ -143,7 +150,7 @@ def act_on_invoice(request: Request, action: ActionName, number: str = InvoiceNu
 @router.get("/customers", response_model=Page, responses={**AUTH, **BUSY}, tags=["customers"])
 def list_customers(request: Request, owner: str | None = Query(None, max_length=64),
                    q: str | None = Query(None, max_length=100), limit: int = Limit, cursor: str | None = Cursor,
-                   user: WebUser = Depends(reader)) -> dict[str, Any]:
+                   user: WebUser = Depends(reader)) -> JSONResponse:
     """Customers in id order with their contact data, owner and open invoice count."""
     rows = browse.list_customers(dunning(request).repo, owner=owner, q=q, after_id=decode_cursor(cursor, numeric=False),
                                  limit=limit)
@@ -169,7 +176,7 @@ def get_customer(request: Request, customer_id: str = CustomerId, user: WebUser 
 @router.get("/customers/{customer_id}/history", response_model=Page, responses={**AUTH, **FOUND},
             tags=["customers"])
 def customer_history(request: Request, customer_id: str = CustomerId,
-                     user: WebUser = Depends(reader)) -> dict[str, Any]:
+                     user: WebUser = Depends(reader)) -> JSONResponse:
     """The events of the customer and all its invoices, as `dunning history --customer ID --json`."""
     return page(dunning(request).history(customer=customer_id), 10**9, None)
 
@@ -181,7 +188,7 @@ def customer_history(request: Request, customer_id: str = CustomerId,
 def list_tasks(request: Request, owner: str | None = Query(None, max_length=64),
                kind: str | None = Query(None, max_length=32),
                all: bool = Query(False, description="Completed tasks too."), limit: int = Limit,
-               cursor: str | None = Cursor, user: WebUser = Depends(reader)) -> dict[str, Any]:
+               cursor: str | None = Cursor, user: WebUser = Depends(reader)) -> JSONResponse:
     """Calls and visits, oldest first, as `dunning tasks --json`."""
     rows = browse.list_tasks(dunning(request).repo, owner=owner, kind=kind, status=None if all else "open",
                              after_id=decode_cursor(cursor), limit=limit)
@@ -222,7 +229,7 @@ def outbox_json(r: dict[str, Any]) -> dict[str, Any]:
 def list_outbox(request: Request,
                 status: Literal["pending", "sending", "sent", "failed", "cancelled"] | None = None,
                 invoice: str | None = Query(None, max_length=64), channel: str | None = Query(None, max_length=64),
-                limit: int = Limit, cursor: str | None = Cursor, user: WebUser = Depends(reader)) -> dict[str, Any]:
+                limit: int = Limit, cursor: str | None = Cursor, user: WebUser = Depends(reader)) -> JSONResponse:
     """The notifications in the order they were queued."""
     rows = browse.list_outbox(dunning(request).repo, status=status, invoice=invoice, channel=channel,
                               after_id=decode_cursor(cursor), limit=limit)

@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from engine.app import json_ready
@@ -65,9 +66,12 @@ def decode_cursor(cursor: str | None, *, numeric: bool = True) -> Any:
         raise BadCursor(f"cursor {cursor!r} is not one this API gave out; start again without it") from None
 
 
-def page(items: list[dict[str, Any]], limit: int, last_key: Any) -> dict[str, Any]:
-    """The list answer; a full page has a next cursor (the next page may turn out empty)."""
-    return {"items": json_ready(items), "next_cursor": encode_cursor(last_key) if len(items) >= limit else None}
+def page(items: list[dict[str, Any]], limit: int, last_key: Any, *, ready: bool = False) -> JSONResponse:
+    """The list answer; a full page has a next cursor (the next page may turn out empty). Answered as a
+    response at once: the items are plain JSON already, validating them again against `Page` costs more
+    than the query (`ready`: the items need no conversion either)."""
+    return JSONResponse({"items": items if ready else json_ready(items),
+                         "next_cursor": encode_cursor(last_key) if len(items) >= limit else None})
 
 
 def reader(request: Request, user: WebUser = Depends(api_user)) -> WebUser:

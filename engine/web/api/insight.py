@@ -148,7 +148,7 @@ def _policy_json(policy: Any) -> dict[str, Any]:
 
 
 @router.get("/policies", response_model=Page, responses={**AUTH}, tags=["policies"])
-def policies(request: Request, user: WebUser = Depends(reader)) -> dict[str, Any]:
+def policies(request: Request, user: WebUser = Depends(reader)) -> JSONResponse:
     """The policies in force, in evaluation order (the default last), with their stages and text."""
     from engine.policy.loader import load_policies
 
@@ -159,7 +159,7 @@ def policies(request: Request, user: WebUser = Depends(reader)) -> dict[str, Any
 
 
 @router.get("/policies/check", response_model=Page, responses={**AUTH}, tags=["policies"])
-def policies_check(request: Request, user: WebUser = Depends(reader)) -> dict[str, Any]:
+def policies_check(request: Request, user: WebUser = Depends(reader)) -> JSONResponse:
     """`dunning policy check --format json`: every problem (errors and warnings) with line and column."""
     from engine.policy.loader import check_policies
 
@@ -170,7 +170,7 @@ def policies_check(request: Request, user: WebUser = Depends(reader)) -> dict[st
 
 
 @router.get("/policies/versions", response_model=Page, responses={**AUTH}, tags=["policies"])
-def policies_versions(request: Request, user: WebUser = Depends(reader)) -> dict[str, Any]:
+def policies_versions(request: Request, user: WebUser = Depends(reader)) -> JSONResponse:
     """`dunning policy versions --json`: every policy text ever in force and when it took effect."""
     rows = browse.policy_versions(dunning(request).repo)
     return page([{"name": r["name"], "sha256": r["sha256"], "path": r["path"],
