@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.app import Dunning
 from engine.config import Settings
@@ -50,7 +51,7 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
                           f"{MIN_SECRET_LENGTH}, e.g. `openssl rand -hex 32`")
     root_path = root_path.rstrip("/")
     app = FastAPI(
-        title="dunning", version="1", root_path=root_path,
+        title="dunning", version="1",
         description="The REST API of the dunning collections engine. Authenticate with `Authorization: Bearer "
                     "TOKEN` (`dunning users token NAME`) or the session cookie of /login.",
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
@@ -62,6 +63,8 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
         max_age=int(web.session_max_hours * 3600), path=root_path or "/", same_site="lax",
         https_only=bool(web.public_url and web.public_url.startswith("https://")),
     )
+    if root_path:
+        app.add_middleware(RootPath, root_path=root_path)
     problems.install(app)
 
     @app.exception_handler(LoginRequired)
@@ -79,6 +82,20 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
+
+
+class RootPath:
+    """Tell the application the path prefix a reverse proxy serves it under (links, redirects, the cookie
+    path and the OpenAPI `servers` follow it), unless the server already said (uvicorn --root-path)."""
+
+    def __init__(self, app: ASGIApp, root_path: str):
+        self.app = app
+        self.root_path = root_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not scope.get("root_path"):
+            scope = {**scope, "root_path": self.root_path}
+        await self.app(scope, receive, send)
 
 
 def safe_next(target: str | None) -> str:

@@ -19,9 +19,12 @@
 from __future__ import annotations
 
 import enum
+import logging
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,16 +186,37 @@ def session_user(request: Request) -> WebUser | None:
     return WebUser(account["name"], Role.parse(account["role"]), account["language"])
 
 
+_log_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dunning-security-log")
+
+
+def log_later(write: Callable[[], None]) -> Future[None]:
+    """Write a security log line off the request's path: a read must never wait for SQLite's write lock
+    (held by a sweeping daemon) just to note that a token was used. Lines keep their order."""
+
+    def guarded() -> None:
+        try:
+            write()
+        except Exception:  # the log line is lost, the request is not: say so in the server log
+            logging.getLogger("dunning.web").warning("could not write a security log line", exc_info=True)
+
+    return _log_writer.submit(guarded)
+
+
+def flush_security_log() -> None:
+    """Wait until every line handed to `log_later` so far is written (tests, shutdown)."""
+    log_later(lambda: None).result(timeout=30)
+
+
 def _token_user(request: Request, token: str) -> WebUser:
-    repo, now = _repo(request), _now(request)
+    repo, now, address = _repo(request), _now(request), client_address(request)
     owner = accounts.token_owner(repo, token_digest(token), now)
     if owner is None:
-        accounts.log(repo, "refused", None, client_address(request), "invalid, expired or revoked API token", now)
+        log_later(lambda: accounts.log(repo, "refused", None, address, "invalid, expired or revoked API token", now))
         raise unauthorized("the API token is invalid, expired or revoked; ask an admin for a new one "
                            "(dunning users token NAME)")
     last = owner["last_used_at"]
     if last is None or now - last >= TOKEN_LOG_EVERY:
-        accounts.token_used(repo, owner["token_id"], owner["name"], client_address(request), now)
+        log_later(lambda: accounts.token_used(repo, owner["token_id"], owner["name"], address, now))
     return WebUser(owner["name"], Role.parse(owner["role"]), owner["language"])
 
 

@@ -65,6 +65,15 @@ class WebBook:
         return client
 
 
+def logged(repo: Any) -> list[dict[str, Any]]:
+    """The security log once every line the server handed to its writer thread is written."""
+    from engine.store import users
+    from engine.web.auth import flush_security_log
+
+    flush_security_log()
+    return users.security_log(repo)
+
+
 def build_web_book(root: Path, url: str = "") -> WebBook:
     from engine.store import users
     from engine.web.app import create_app

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.store import users
-from tests.web.conftest import build_web_book
+from tests.web.conftest import build_web_book, logged
 
 
 def test_the_api_works_on_each_database(tmp_path: Path, database_url: str) -> None:
@@ -28,5 +27,5 @@ def test_the_api_works_on_each_database(tmp_path: Path, database_url: str) -> No
     assert [c["id"] for c in customers["items"]] == ["C-NOMAIL", "C-OTHER"] and customers["next_cursor"]
     assert manager.get("/api/v1/customers", params={"cursor": customers["next_cursor"]}).json()["items"][0]["id"] == "C-OWN"
     assert manager.get("/api/v1/audit/verify").json()["ok"] is True
-    kinds = [e["kind"] for e in users.security_log(web.book.app.repo)]
+    kinds = [e["kind"] for e in logged(web.book.app.repo)]
     assert kinds.count("user_added") == 4 and "login" in kinds and "token_used" in kinds

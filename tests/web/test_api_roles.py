@@ -12,8 +12,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from engine.store import users
-from tests.web.conftest import NAMES, ROLES, WebBook, build_web_book
+from tests.web.conftest import NAMES, ROLES, WebBook, build_web_book, logged
 
 EDITED = "name: web\nstages:\n  - {name: reminder, after_days: 2, channels: [email]}\n"
 
@@ -106,7 +105,7 @@ def test_every_endpoint_answers_each_role_as_the_table_says(row: Row, role: str 
     web = book_for(role or "anonymous", tmp_path_factory)
     client = web.client(role)
     path = "/api/v1" + row.path.format(**web.ids)
-    refusals_before = len([e for e in users.security_log(web.book.app.repo) if e["kind"] == "refused"])
+    refusals_before = len([e for e in logged(web.book.app.repo) if e["kind"] == "refused"])
     answer = client.request(row.method, path, json=row.body)
     want = expected(row, role)
     assert answer.status_code == want, answer.text
@@ -114,7 +113,7 @@ def test_every_endpoint_answers_each_role_as_the_table_says(row: Row, role: str 
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert answer.json()["status"] == want and answer.json()["detail"]
     if want == 403:
-        refusals = [e for e in users.security_log(web.book.app.repo) if e["kind"] == "refused"]
+        refusals = [e for e in logged(web.book.app.repo) if e["kind"] == "refused"]
         assert len(refusals) == refusals_before + 1 and refusals[-1]["user"] == NAMES[role or ""]
     action = path.rsplit("/", 1)[-1]
     if want == 200 and row.method == "POST" and action in EVENT_KIND:
