@@ -8,31 +8,12 @@ it makes up a secret and warns: sessions then end when the server stops.
 
 from __future__ import annotations
 
-import os
-import secrets
 from typing import Annotated
 
 import typer
 
 from engine.cli.shared import app, err, guarded, state
 from engine.errors import ConfigError
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def web_secret(host: str) -> str:
-    """$DUNNING_WEB_SECRET; on a loopback host a generated one (with a warning) when it is unset."""
-    from engine.web.settings import SECRET_ENV
-
-    secret = os.environ.get(SECRET_ENV)
-    if secret:
-        return secret
-    if host in LOCAL_HOSTS:
-        err.print(f"warning: ${SECRET_ENV} is not set; using a random secret for this run (sessions end when the "
-                  "server stops). Set it before serving anyone but yourself.", markup=False)
-        return secrets.token_hex(32)
-    raise ConfigError(f"${SECRET_ENV} is not set; the server signs session cookies with it. Set it to a long random "
-                      f"value (e.g. `export {SECRET_ENV}=$(openssl rand -hex 32)`) and start again")
 
 
 @app.command()
@@ -47,6 +28,7 @@ def serve(
         import uvicorn
 
         from engine.web.app import create_app
+        from engine.web.server import web_secret
 
         if root_path and (not root_path.startswith("/") or any(c in root_path for c in " \r\n?#")):
             raise ConfigError(f"--root-path {root_path!r} must be a path such as /dunning")

@@ -209,9 +209,22 @@ def list_outbox(repo: Repository, *, status: str | None = None, invoice: str | N
 
 
 __all__ = [
-    "customer_exists", "customer_row", "events_after", "invoice_row", "invoice_subject", "is_database_busy",
-    "last_event_id", "list_customers", "list_invoices", "list_outbox", "list_tasks", "notification_subject",
-    "invoice_number", "policy_versions", "requeue_failed", "task_subject",
+    "customer_exists",
+    "customer_row",
+    "events_after",
+    "invoice_number",
+    "invoice_row",
+    "invoice_subject",
+    "is_database_busy",
+    "last_event_id",
+    "list_customers",
+    "list_invoices",
+    "list_outbox",
+    "list_tasks",
+    "notification_subject",
+    "policy_versions",
+    "requeue_failed",
+    "task_subject",
 ]
 
 

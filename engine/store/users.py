@@ -185,7 +185,21 @@ def failed_logins(repo: Repository, since: datetime, *, user: str, address: str 
 
 
 __all__ = [
-    "SECURITY_KINDS", "add_token", "missing", "add_user", "disable_user", "failed_logins", "find_user", "list_users", "log",
-    "revoke_tokens", "security_log", "set_language", "set_password", "set_role", "token_owner", "token_used",
+    "SECURITY_KINDS",
+    "add_token",
+    "add_user",
+    "disable_user",
+    "failed_logins",
+    "find_user",
+    "list_users",
+    "log",
+    "missing",
+    "revoke_tokens",
+    "security_log",
+    "set_language",
+    "set_password",
+    "set_role",
+    "token_owner",
+    "token_used",
 ]
 

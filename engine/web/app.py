@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
     app.include_router(api_router, prefix=API_PREFIX)
     _login_routes(app)
     if importlib.util.find_spec("engine.web.pages") is not None:
-        from engine.web.pages import router as pages_router
+        from engine.web.pages import router as pages_router  # type: ignore[import-not-found,unused-ignore]
 
         app.include_router(pages_router, include_in_schema=False)
     if STATIC.is_dir():

@@ -19,9 +19,9 @@
 from __future__ import annotations
 
 import enum
-import logging
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -227,9 +227,9 @@ def api_user(request: Request) -> WebUser:
     if header:
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("the Authorization header must be `Bearer TOKEN`")
-        user = _token_user(request, token.strip())
-        request.state.user = user
-        return user
+        by_token = _token_user(request, token.strip())
+        request.state.user = by_token
+        return by_token
     user = session_user(request)
     if user is None:
         raise unauthorized()
@@ -270,7 +270,8 @@ def csrf_token(request: Request) -> str:
 
 def _csrf_ok(request: Request, given: Any) -> bool:
     expected = request.session.get("csrf")
-    return bool(expected) and isinstance(given, str) and hmac.compare_digest(given, expected)
+    return isinstance(expected, str) and bool(expected) and isinstance(given, str) and hmac.compare_digest(
+        given.encode("utf-8"), expected.encode("utf-8"))
 
 
 async def verified_form(request: Request) -> FormData:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from engine.errors import SweepBusy
-
 from tests.conftest import MEMORY_CHANNELS, Book, at
 
 SECRET = "test-secret-" + "x" * 40

@@ -42,8 +42,8 @@ TABLE: list[Row] = [
         {"installments": [{"due_on": "2026-02-01", "amount": 500}]}),
     Row("POST", "/invoices/INV-NOTE-OWN/actions/note", "collector", {"text": "called, will pay"}),
     Row("POST", "/invoices/INV-NOTE-OTHER/actions/note", "manager", {"text": "called, will pay"}),
-    Row("POST", f"/tasks/{{task_own}}/done", "collector", {"outcome": "no_answer", "note": "voicemail"}),
-    Row("POST", f"/tasks/{{task_other}}/done", "manager", {"outcome": "paid"}),
+    Row("POST", "/tasks/{task_own}/done", "collector", {"outcome": "no_answer", "note": "voicemail"}),
+    Row("POST", "/tasks/{task_other}/done", "manager", {"outcome": "paid"}),
     # manager actions, on the collector's own customers too
     Row("POST", "/invoices/INV-WRITE-OFF-OWN/actions/write-off", "manager", {"reason": "insolvent"}),
     Row("POST", "/invoices/INV-MOVE-OWN/actions/move", "manager", {"to": "phone", "reason": "call them"}),

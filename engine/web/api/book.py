@@ -137,7 +137,7 @@ class ActionOptions(BaseModel):
 @router.post("/invoices/{number}/actions/{action}", response_model=Item,
              responses={**AUTH, **FOUND, **CONFLICT, **BUSY}, tags=["invoices"])
 def act_on_invoice(request: Request, action: ActionName, number: str = InvoiceNumber,
-                   options: ActionOptions = Body(default_factory=ActionOptions),
+                   options: ActionOptions = Body(default_factory=lambda: ActionOptions.model_validate({})),
                    user: WebUser = Depends(api_user)) -> dict[str, Any]:
     """Record a collector action under the signed-in user; answers the recorded event
     (as `dunning history --json` shows it)."""

@@ -38,11 +38,12 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 #: Documented error answers; every route lists the ones it can give.
-AUTH = {401: _problem("No valid credentials"), 403: _problem("The role (or owner scope) does not allow it"),
+Responses = dict[int | str, dict[str, Any]]
+AUTH: Responses = {401: _problem("No valid credentials"), 403: _problem("The role (or owner scope) does not allow it"),
         422: _problem("Bad input")}
-FOUND = {404: _problem("Unknown invoice, customer, task or notification")}
-CONFLICT = {409: _problem("An illegal state move; nothing changed")}
-BUSY = {503: _problem("The database is busy with another writer; retry after Retry-After seconds")}
+FOUND: Responses = {404: _problem("Unknown invoice, customer, task or notification")}
+CONFLICT: Responses = {409: _problem("An illegal state move; nothing changed")}
+BUSY: Responses = {503: _problem("The database is busy with another writer; retry after Retry-After seconds")}
 
 Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page.")
 Cursor = Query(None, max_length=200, description="`next_cursor` of the previous page.")

@@ -17,7 +17,7 @@ from engine.app import json_ready
 from engine.clock import iso, local_day
 from engine.errors import DunningError
 from engine.store import browse
-from engine.web.api.common import AUTH, FOUND, Item, Page, page, reader
+from engine.web.api.common import AUTH, FOUND, Item, Page, Responses, page, reader
 from engine.web.auth import WebUser, api_user
 from engine.web.jobs import JobBook, policy_diff, simulation
 from engine.web.services import dunning, require
@@ -220,7 +220,7 @@ def _started(request: Request, job: Any, collection: str) -> JSONResponse:
     return JSONResponse(job.as_dict() | {"url": url}, status_code=202, headers={"Location": url})
 
 
-JOB_STARTED = {202: {"description": "Started; GET the Location for progress and the result",
+JOB_STARTED: Responses = {202: {"description": "Started; GET the Location for progress and the result",
                      "content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
@@ -230,7 +230,7 @@ def start_simulation(request: Request, body: SimulationRequest | None = None,
                      user: WebUser = Depends(api_user)) -> JSONResponse:
     """Start `dunning simulate --json` in the background (nothing is written or sent)."""
     require(request, user, "policy_jobs", subject="a simulation")
-    options = (body or SimulationRequest()).model_dump(by_alias=True, exclude_none=True)
+    options = (body or SimulationRequest.model_validate({})).model_dump(by_alias=True, exclude_none=True)
     app = dunning(request)
     job = jobs(request).start("simulation", user.name, app.clock.now(),
                               {k: v for k, v in options.items() if k != "files"}, simulation(app, options))

@@ -1,0 +1,71 @@
+"""Serving the web application: the secret it signs sessions with, and uvicorn on a background thread for
+`dunning daemon --web-port` (the daemon's main thread keeps its signal handling).
+
+`dunning serve` runs uvicorn in the foreground instead (engine.cli.serve).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.web.settings import SECRET_ENV
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+logger = logging.getLogger("dunning.web")
+
+
+def web_secret(host: str) -> str:
+    """$DUNNING_WEB_SECRET; on a loopback host a generated one (with a warning) when it is unset."""
+    secret = os.environ.get(SECRET_ENV)
+    if secret:
+        return secret
+    if host in LOCAL_HOSTS:
+        logger.warning("$%s is not set; using a random secret for this run (sessions end when the server stops). "
+                       "Set it before serving anyone but yourself.", SECRET_ENV)
+        return secrets.token_hex(32)
+    raise ConfigError(f"${SECRET_ENV} is not set; the server signs session cookies with it. Set it to a long random "
+                      f"value (e.g. `export {SECRET_ENV}=$(openssl rand -hex 32)`) and start again")
+
+
+class BackgroundWebServer:
+    """uvicorn serving `app` on a daemon thread; `start` returns once it listens, `stop` once it has ended."""
+
+    def __init__(self, app: Any, host: str, port: int, *, root_path: str = ""):
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, root_path=root_path, log_level="warning",
+                                access_log=False, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.host, self.port = host, port
+        self._thread = threading.Thread(target=self.server.run, name="dunning-web", daemon=True)
+
+    def start(self, timeout: float = 30) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise ConfigError(f"the web server could not listen on {self.host}:{self.port} (in use?); pick "
+                                  "another --web-port")
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the web server did not start on {self.host}:{self.port} within {timeout:g} s")
+            time.sleep(0.05)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        servers = getattr(self.server, "servers", None) or []
+        for server in servers:
+            for sock in server.sockets:
+                name = sock.getsockname()
+                return str(name[0]), int(name[1])
+        return self.host, self.port
+
+    def stop(self, timeout: float = 10) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)
