@@ -20,6 +20,8 @@ def daemon(
     log_level: Annotated[str, typer.Option("--log-level", envvar="DUNNING_LOG_LEVEL", help="debug, info, warning or error.")] = "info",
     health_port: Annotated[Optional[int], typer.Option("--health-port", envvar="DUNNING_HEALTH_PORT", help="Serve /healthz and /metrics on this port (0: any free port, logged).")] = None,
     health_host: Annotated[str, typer.Option("--health-host", envvar="DUNNING_HEALTH_HOST", help="Address the health server binds.")] = "127.0.0.1",
+    web_port: Annotated[Optional[int], typer.Option("--web-port", envvar="DUNNING_WEB_PORT", help="Also serve the web workspace and REST API on this port (as `dunning serve`; needs $DUNNING_WEB_SECRET off 127.0.0.1).")] = None,
+    web_host: Annotated[str, typer.Option("--web-host", envvar="DUNNING_WEB_HOST", help="Address the web workspace binds.")] = "127.0.0.1",
     clock_start: Annotated[Optional[str], typer.Option("--clock-start", envvar="DUNNING_CLOCK_START", help="Testing aid: run on virtual time starting at this ISO instant (a naive time is company-local).")] = None,
     clock_rate: Annotated[Optional[float], typer.Option("--clock-rate", envvar="DUNNING_CLOCK_RATE", help="Testing aid: virtual seconds per real second (e.g. 3600: an hour per second).")] = None,
 ) -> None:
@@ -33,7 +35,8 @@ def daemon(
         configure_logging(log_format, log_level)
         settings = state.settings()
         clock = _clock(clock_start, clock_rate, settings.zone)
-        service = Daemon(settings, clock=clock, health_host=health_host, health_port=health_port)
+        service = Daemon(settings, clock=clock, health_host=health_host, health_port=health_port,
+                         web_host=web_host, web_port=web_port)
         if once:
             report = service.run_once()
             if report.swept_as_of is None:

@@ -24,8 +24,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.app import Dunning
+from engine.clock import Clock
 from engine.config import Settings
 from engine.errors import ConfigError
+from engine.store.database import Repository
 from engine.web import auth, problems
 from engine.web.auth import LoginRequired
 from engine.web.problems import ApiProblem
@@ -36,12 +38,14 @@ API_PREFIX = "/api/v1"
 SESSION_COOKIE = "dunning_session"
 STATIC = Path(__file__).resolve().parent / "static"
 MIN_SECRET_LENGTH = 32
+#: How long a web write waits for SQLite's write lock (a sweeping daemon holds it) before answering 503.
+WRITE_WAIT_SECONDS = 5.0
 
 
 def create_app(settings: Settings, *, root_path: str = "", secret: str | None = None,
-               dunning: Dunning | None = None) -> FastAPI:
+               dunning: Dunning | None = None, clock: Clock | None = None) -> FastAPI:
     """The application. `secret` (default `$DUNNING_WEB_SECRET`) signs session cookies; `dunning` lets
-    tests and the daemon hand in their own facade (e.g. with a fixed clock)."""
+    tests hand in their own facade (e.g. with a fixed clock), `clock` the daemon its clock."""
     secret = secret or os.environ.get(SECRET_ENV)
     if not secret:
         raise ConfigError(f"${SECRET_ENV} is not set; set it to a long random value (e.g. `openssl rand -hex 32`) "
@@ -56,7 +60,8 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
                     "TOKEN` (`dunning users token NAME`) or the session cookie of /login.",
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
     )
-    app.state.dunning = dunning or Dunning(settings)
+    app.state.dunning = dunning or Dunning(settings, clock=clock, repo=Repository.open(
+        settings.database_url, busy_seconds=min(settings.database_busy_seconds, WRITE_WAIT_SECONDS)))
     web = app.state.dunning.settings.web
     app.add_middleware(
         SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.app import json_ready
 from engine.clock import iso, local_day
 from engine.errors import DunningError
+from engine.spreadsheet import SafeDictWriter
 from engine.store import browse
 from engine.web.api.common import AUTH, FOUND, Item, Page, Responses, page, reader
 from engine.web.auth import WebUser, api_user
@@ -23,10 +23,6 @@ from engine.web.jobs import JobBook, policy_diff, simulation
 from engine.web.services import dunning, require
 
 router = APIRouter()
-
-#: The first characters that make a spreadsheet read a cell as a formula.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 class BadOption(DunningError):
     pass
@@ -82,13 +78,6 @@ def audit_verify(request: Request, expect_head: str | None = Query(None, max_len
             "position": problem.position if problem else None, "reason": problem.reason if problem else None}
 
 
-def _csv_cell(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula is prefixed with an apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 @router.get("/audit/export", responses={**AUTH, 200: {"content": {"text/csv": {}, "application/jsonl": {}}}},
             tags=["audit"], response_class=StreamingResponse)
 def audit_export(
@@ -112,13 +101,13 @@ def audit_export(
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS) if format == "csv" else None
+        writer = SafeDictWriter(buffer, fieldnames=EXPORT_COLUMNS) if format == "csv" else None
         if writer is not None:
             writer.writeheader()
         with app.repo.read() as session:
             for record in export_events(session.connection(), filters, app.settings.zone):
                 if writer is not None:
-                    writer.writerow({k: _csv_cell(v) for k, v in record.items()})
+                    writer.writerow(record)
                 else:
                     buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
                 if buffer.tell() > 64_000:
