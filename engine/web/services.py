@@ -18,7 +18,7 @@ from fastapi import Request
 
 from engine.actions import ActionRefused, Collector, parse_installments
 from engine.app import Dunning, json_ready
-from engine.clock import iso, parse_instant
+from engine.clock import iso, local_day, parse_instant
 from engine.errors import PermissionRefused
 from engine.store import browse
 from engine.tasks import TaskBook, TaskRefused
@@ -54,6 +54,23 @@ def dunning(request: Request) -> Dunning:
             facade.__dict__.pop("policies", None)  # the cached_property loads them again on next use
         state.rules_signature = signature
     return facade
+
+
+#: How long the latest sweep's instant is reused between requests (it changes once a day, at a sweep).
+SWEEP_CACHE_SECONDS = 1.0
+
+
+def book_day(request: Request) -> date:
+    """The company-local day invoices are overdue by: the latest sweep's (as `dunning status` counts),
+    else today. Read at most once a second per server: every list of invoices needs it."""
+    state = request.app.state
+    now = time.monotonic()
+    cached = getattr(state, "book_day", None)
+    if cached is None or cached[1] <= now:
+        facade = dunning(request)
+        day = local_day(facade.latest_sweep() or facade.clock.now(), facade.settings.zone)
+        cached = state.book_day = (day, now + SWEEP_CACHE_SECONDS)
+    return cached[0]
 
 
 def rules_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:

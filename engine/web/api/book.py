@@ -11,23 +11,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.app import json_ready
-from engine.clock import iso, local_day, parse_instant
+from engine.clock import iso, parse_instant
 from engine.store import browse
 from engine.tasks import _row as task_json
 from engine.web.api.common import AUTH, BUSY, CONFLICT, FOUND, Cursor, Item, Limit, Page, decode_cursor, page, reader
 from engine.web.auth import WebUser, api_user
-from engine.web.services import INVOICE_ACTIONS, dunning, invoice_action, retry_notification, task_done
+from engine.web.services import INVOICE_ACTIONS, book_day, dunning, invoice_action, retry_notification, task_done
 
 router = APIRouter()
 
 InvoiceNumber = Path(..., min_length=1, max_length=64, description="The invoice number.")
 ActionName = Literal["dispute", "resolve", "promise", "plan", "note", "write-off", "move", "approve"]
 assert set(ActionName.__args__) == set(INVOICE_ACTIONS)  # type: ignore[attr-defined]
-
-
-def _today(request: Request) -> date:
-    app = dunning(request)
-    return local_day(app.latest_sweep() or app.clock.now(), app.settings.zone)
 
 
 def _number(amount: Decimal) -> int | float:
@@ -80,7 +75,7 @@ def list_invoices(
     rows = browse.list_invoices(dunning(request).repo, stage=stage, policy=policy, owner=owner, customer=customer,
                                 status=status, q=q, awaiting=awaiting_approval, after_id=decode_cursor(cursor),
                                 limit=limit)
-    today = _today(request)
+    today = book_day(request)
     return page([invoice_json(r, today) for r in rows], limit, rows[-1]["id"] if rows else 0, ready=True)
 
 
@@ -88,7 +83,7 @@ def list_invoices(
 def get_invoice(request: Request, number: str = InvoiceNumber, user: WebUser = Depends(reader)) -> dict[str, Any]:
     """One invoice with its customer and pause state."""
     row = browse.invoice_row(dunning(request).repo, number)
-    found = invoice_json(row, _today(request))
+    found = invoice_json(row, book_day(request))
     found.update(resume_stage=row["resume_stage"], paused_since=iso(row["paused_since"]),
                  paused_days=row["paused_days"], stage_repeats=row["stage_repeats"],
                  last_notice_at=iso(row["last_notice_at"]))
@@ -167,7 +162,7 @@ def get_customer(request: Request, customer_id: str = CustomerId, user: WebUser 
     row = browse.customer_row(repo, customer_id)
     found = customer_json(row)
     found["open"] = row["open"]
-    today = _today(request)
+    today = book_day(request)
     found["open_invoices"] = [invoice_json(r, today) for r in browse.list_invoices(repo, customer=customer_id,
                                                                                   limit=1000)]
     return json_ready(found)
