@@ -50,18 +50,19 @@ def _sweep_module() -> Any:
 
 def build_book(folder: Path, n: int) -> tuple[Path, str]:
     """The swept book with owners, a collector account; returns the config file and an API token."""
-    sweep = _sweep_module()
     db = folder / "book.db"
-    sweep.generate(db, n)
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE customers SET owner = 'collector' || (CAST(substr(id, 2) AS INTEGER) % 5)")
-    sweep.phase_sweep(db)
     config = folder / "config.yaml"
-    config.write_text(f"database: sqlite:///{db}\nrules: {ROOT / 'rules'}\n", encoding="utf-8")
     env = {**os.environ, "DUNNING_CONFIG": str(config)}
     dunning = [sys.executable, "-m", "engine.cli.main"]
-    subprocess.run([*dunning, "users", "add", OWNERS[0], "--role", "collector", "--password-stdin"], env=env,
-                   input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+    if not config.is_file():  # a book kept (--keep) from an earlier run is used again as it is
+        sweep = _sweep_module()
+        sweep.generate(db, n)
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE customers SET owner = 'collector' || (CAST(substr(id, 2) AS INTEGER) % 5)")
+        sweep.phase_sweep(db)
+        config.write_text(f"database: sqlite:///{db}\nrules: {ROOT / 'rules'}\n", encoding="utf-8")
+        subprocess.run([*dunning, "users", "add", OWNERS[0], "--role", "collector", "--password-stdin"], env=env,
+                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
     token = subprocess.run([*dunning, "users", "token", OWNERS[0]], env=env, text=True, check=True,
                            capture_output=True).stdout.strip()
     return config, token
@@ -189,7 +190,8 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--keep", type=Path, help="Build the book in this folder and keep it.")
+    parser.add_argument("--keep", type=Path, help="Build the book in this folder and keep it (a folder holding "
+                        "one from an earlier run is used again).")
     parser.add_argument("--worklist-path", default="/worklist")
     parser.add_argument("--invoice-path", default="/invoices/{number}")
     args = parser.parse_args()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
         max_age=int(web.session_max_hours * 3600), path=root_path or "/", same_site="lax",
         https_only=bool(web.public_url and web.public_url.startswith("https://")),
     )
+    app.add_middleware(SecurityHeaders)
     if root_path:
         app.add_middleware(RootPath, root_path=root_path)
     problems.install(app)
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
 
     app.include_router(api_router, prefix=API_PREFIX)
     _login_routes(app)
+    _document_security(app)
     if importlib.util.find_spec("engine.web.pages") is not None:
         from engine.web.pages import router as pages_router  # type: ignore[import-not-found,unused-ignore]
 
@@ -87,6 +90,31 @@ def create_app(settings: Settings, *, root_path: str = "", secret: str | None = 
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no MIME sniffing, no framing by other sites (clickjacking on the action
+    buttons), no full URLs (customer links!) leaked in Referer to other sites."""
+
+    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+               (b"referrer-policy", b"same-origin"))
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *(h for h in self.HEADERS if h[0] not in present)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class RootPath:
@@ -101,6 +129,27 @@ class RootPath:
         if scope["type"] in ("http", "websocket") and not scope.get("root_path"):
             scope = {**scope, "root_path": self.root_path}
         await self.app(scope, receive, send)
+
+
+def _document_security(app: FastAPI) -> None:
+    """The OpenAPI document names the bearer token (and the session cookie) as the way in; healthz needs none."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "`dunning users token NAME`"},
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                            "description": "the cookie of POST /login; writes also send X-CSRF-Token"},
+            }
+            schema["security"] = [{"bearer": []}, {"session": []}]
+            schema["paths"][f"{API_PREFIX}/healthz"]["get"]["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def safe_next(target: str | None) -> str:

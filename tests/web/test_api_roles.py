@@ -199,7 +199,10 @@ def test_the_audit_csv_defuses_spreadsheet_formulas(web_book: WebBook) -> None:
 
 def test_openapi_and_healthz_need_no_credentials(web_book: WebBook) -> None:
     client = web_book.client()
-    assert client.get("/api/v1/healthz").json() == {"status": "ok"}
+    health = client.get("/api/v1/healthz")
+    assert health.json() == {"status": "ok"}
+    assert health.headers["x-content-type-options"] == "nosniff" and health.headers["x-frame-options"] == "DENY"
+    assert client.get("/login").headers["referrer-policy"] == "same-origin"
     spec = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/invoices/{number}/actions/{action}" in spec["paths"]
 
