@@ -61,10 +61,17 @@ def build_book(folder: Path, n: int) -> tuple[Path, str]:
             conn.execute("UPDATE customers SET owner = 'collector' || (CAST(substr(id, 2) AS INTEGER) % 5)")
         sweep.phase_sweep(db)
         config.write_text(f"database: sqlite:///{db}\nrules: {ROOT / 'rules'}\n", encoding="utf-8")
-        subprocess.run([*dunning, "users", "add", OWNERS[0], "--role", "collector", "--password-stdin"], env=env,
-                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
-    token = subprocess.run([*dunning, "users", "token", OWNERS[0]], env=env, text=True, check=True,
-                           capture_output=True).stdout.strip()
+        subprocess.run(
+            [*dunning, "users", "add", OWNERS[0], "--role", "collector", "--password-stdin"],
+            env=env,
+            input=PASSWORD + "\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+    token = subprocess.run(
+        [*dunning, "users", "token", OWNERS[0]], env=env, text=True, check=True, capture_output=True
+    ).stdout.strip()
     return config, token
 
 
@@ -77,8 +84,12 @@ def free_port() -> int:
 def start_server(config: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "DUNNING_CONFIG": str(config), "DUNNING_WEB_SECRET": os.urandom(32).hex()}
-    process = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli.main", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     import httpx
 
@@ -104,13 +115,15 @@ async def login(client: Any) -> None:
     page = await client.get("/login")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf, "no CSRF token on the login page"
-    answer = await client.post("/login", data={"username": OWNERS[0], "password": PASSWORD,
-                                               "csrf_token": csrf.group(1)})
+    answer = await client.post(
+        "/login", data={"username": OWNERS[0], "password": PASSWORD, "csrf_token": csrf.group(1)}
+    )
     assert answer.status_code in (200, 303, 404), answer.text
 
 
-async def run_load(base: str, token: str, n: int, clients: int, seconds: float,
-                   pages: dict[str, str]) -> dict[str, Any]:
+async def run_load(
+    base: str, token: str, n: int, clients: int, seconds: float, pages: dict[str, str]
+) -> dict[str, Any]:
     import httpx
 
     timings: dict[str, list[float]] = {}
@@ -148,8 +161,10 @@ async def run_load(base: str, token: str, n: int, clients: int, seconds: float,
 
     async def worker(index: int) -> None:
         rng = random.Random(index)
-        async with httpx.AsyncClient(base_url=base, timeout=30) as session, \
-                httpx.AsyncClient(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as api:
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=30) as session,
+            httpx.AsyncClient(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as api,
+        ):
             if present:
                 await login(session)
             step = index
@@ -172,12 +187,21 @@ async def run_load(base: str, token: str, n: int, clients: int, seconds: float,
     await asyncio.gather(*(worker(i) for i in range(clients)))
     wall = time.monotonic() - started
     return {
-        "seconds": round(wall, 1), "clients": clients,
-        "requests": sum(len(v) for v in timings.values()), "errors": errors,
+        "seconds": round(wall, 1),
+        "clients": clients,
+        "requests": sum(len(v) for v in timings.values()),
+        "errors": errors,
         "requests_per_second": round(sum(len(v) for v in timings.values()) / wall, 1),
         "pages_absent": sorted(set(pages) - set(present)),
-        "latency_ms": {kind: {"count": len(values), "p50": percentile(values, 0.50), "p95": percentile(values, 0.95),
-                              "p99": percentile(values, 0.99)} for kind, values in sorted(timings.items())},
+        "latency_ms": {
+            kind: {
+                "count": len(values),
+                "p50": percentile(values, 0.50),
+                "p95": percentile(values, 0.95),
+                "p99": percentile(values, 0.99),
+            }
+            for kind, values in sorted(timings.items())
+        },
     }
 
 
@@ -190,8 +214,11 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--keep", type=Path, help="Build the book in this folder and keep it (a folder holding "
-                        "one from an earlier run is used again).")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="Build the book in this folder and keep it (a folder holding one from an earlier run is used again).",
+    )
     parser.add_argument("--worklist-path", default="/worklist")
     parser.add_argument("--invoice-path", default="/invoices/{number}")
     args = parser.parse_args()
@@ -203,15 +230,29 @@ def main() -> None:
     process, base = start_server(config)
     try:
         before = loadavg()
-        result = asyncio.run(run_load(base, token, args.n, args.clients, args.seconds,
-                                      {"worklist": args.worklist_path, "invoice": args.invoice_path}))
+        result = asyncio.run(
+            run_load(
+                base,
+                token,
+                args.n,
+                args.clients,
+                args.seconds,
+                {"worklist": args.worklist_path, "invoice": args.invoice_path},
+            )
+        )
         after = loadavg()
     finally:
         process.terminate()
         process.wait(timeout=15)
-    result.update(invoices=args.n, database="sqlite", build_seconds=round(build_seconds, 1),
-                  loadavg_before=before, loadavg_after=after, cpus=os.cpu_count(),
-                  targets_ms={"page_p95": 150, "api_invoices_p95": 100})
+    result.update(
+        invoices=args.n,
+        database="sqlite",
+        build_seconds=round(build_seconds, 1),
+        loadavg_before=before,
+        loadavg_after=after,
+        cpus=os.cpu_count(),
+        targets_ms={"page_p95": 150, "api_invoices_p95": 100},
+    )
     print(json.dumps(result, indent=2))
 
 

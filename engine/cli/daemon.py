@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Optional
 
 import typer
@@ -35,8 +36,13 @@ def daemon(
         configure_logging(log_format, log_level)
         settings = state.settings()
         clock = _clock(clock_start, clock_rate, settings.zone)
+        servers = []
+        if web_port is not None:
+            from engine.web.server import serve_in_background
+
+            servers.append(functools.partial(serve_in_background, settings, web_host, web_port))
         service = Daemon(settings, clock=clock, health_host=health_host, health_port=health_port,
-                         web_host=web_host, web_port=web_port)
+                         servers=servers)
         if once:
             report = service.run_once()
             if report.swept_as_of is None:

@@ -20,22 +20,20 @@ from engine.errors import ConfigError
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8080,
-    root_path: Annotated[str, typer.Option("--root-path", help="The path prefix a reverse proxy serves us under, e.g. /dunning.")] = "",
+    root_path: Annotated[
+        str, typer.Option("--root-path", help="The path prefix a reverse proxy serves us under, e.g. /dunning.")
+    ] = "",
 ) -> None:
     """Serve the web workspace and the REST API (/api/v1, OpenAPI at /api/v1/openapi.json)."""
 
     def action() -> None:
-        import uvicorn
-
         from engine.web.app import create_app
-        from engine.web.server import web_secret
+        from engine.web.server import serve_forever, web_secret
 
         if root_path and (not root_path.startswith("/") or any(c in root_path for c in " \r\n?#")):
             raise ConfigError(f"--root-path {root_path!r} must be a path such as /dunning")
         application = create_app(state.settings(), root_path=root_path, secret=web_secret(host))
-        err.print(f"dunning web workspace on http://{host}:{port}{root_path}/ (API: {root_path}/api/v1)",
-                  markup=False)
-        uvicorn.run(application, host=host, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
-                    log_level="warning", access_log=False)
+        err.print(f"dunning web workspace on http://{host}:{port}{root_path}/ (API: {root_path}/api/v1)", markup=False)
+        serve_forever(application, host, port)
 
     guarded(action)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import sys
 from datetime import timedelta
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,13 +30,17 @@ app.add_typer(users_app, name="users")
 LANGUAGES = ("en", "zh-CN")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
-PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input (one line).")]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input (one line).")
+]
 
 
 def _name(name: str) -> str:
     if not NAME.match(name):
-        raise AccountError(f"user name {name!r} is not allowed; use up to 64 letters, digits and . _ @ - "
-                           "(it is matched against customers' `owner`)")
+        raise AccountError(
+            f"user name {name!r} is not allowed; use up to 64 letters, digits and . _ @ - "
+            "(it is matched against customers' `owner`)"
+        )
     return name
 
 
@@ -44,7 +48,7 @@ def _password(from_stdin: bool) -> str:
     if from_stdin:
         text = sys.stdin.readline().rstrip("\r\n")
         if not text:
-            raise AccountError("no password on standard input; pipe one line, e.g. `echo \"$PW\" | dunning users ...`")
+            raise AccountError('no password on standard input; pipe one line, e.g. `echo "$PW" | dunning users ...`')
         return text
     if not sys.stdin.isatty():
         raise AccountError("no terminal to ask for the password; pass --password-stdin and pipe it in")
@@ -62,7 +66,7 @@ def users_add(
     name: str,
     role: Annotated[str, typer.Option("--role", help="viewer, collector, manager or admin.")],
     password_stdin: PasswordStdin = False,
-    language: Annotated[Optional[str], typer.Option("--language", help="zh-CN or en (default: the browser's).")] = None,
+    language: Annotated[str | None, typer.Option("--language", help="zh-CN or en (default: the browser's).")] = None,
 ) -> None:
     """Make an account (a collector's name is the `owner` of their customers)."""
     from engine.store import users
@@ -94,8 +98,10 @@ def users_list(json_out: Annotated[bool, typer.Option("--json", help="Print JSON
             out.print("no users yet; make the first admin with `dunning users add NAME --role admin`", markup=False)
         for row in rows:
             flags = " (disabled)" if row["disabled"] else ""
-            out.print(f"{row['name']}  {row['role']}  {row['language'] or '-'}  since {row['created_at']}{flags}",
-                      markup=False)
+            out.print(
+                f"{row['name']}  {row['role']}  {row['language'] or '-'}  since {row['created_at']}{flags}",
+                markup=False,
+            )
 
     guarded(action)
 
@@ -130,7 +136,9 @@ def users_password(name: str, password_stdin: PasswordStdin = False) -> None:
 
 
 @users_app.command("role")
-def users_role(name: str, role: Annotated[str, typer.Option("--role", help="viewer, collector, manager or admin.")]) -> None:
+def users_role(
+    name: str, role: Annotated[str, typer.Option("--role", help="viewer, collector, manager or admin.")]
+) -> None:
     """Change a user's role; their open sessions end."""
     from engine.store import users
     from engine.web.auth import Role
@@ -146,7 +154,10 @@ def users_role(name: str, role: Annotated[str, typer.Option("--role", help="view
 @users_app.command("token")
 def users_token(
     name: str,
-    expires: Annotated[Optional[int], typer.Option("--expires", help="Days until the token stops working (default: never).", min=1, max=3650)] = None,
+    expires: Annotated[
+        int | None,
+        typer.Option("--expires", help="Days until the token stops working (default: never).", min=1, max=3650),
+    ] = None,
 ) -> None:
     """Make an API token; it is printed once, alone on one line (only its hash is kept)."""
     from engine.store import users
@@ -156,8 +167,9 @@ def users_token(
         dunning = state.dunning()
         now = dunning.clock.now()
         token = new_token()
-        users.add_token(dunning.repo, name, token_digest(token), now + timedelta(days=expires) if expires else None,
-                        now)
+        users.add_token(
+            dunning.repo, name, token_digest(token), now + timedelta(days=expires) if expires else None, now
+        )
         sys.stdout.write(token + "\n")
 
     guarded(action)
@@ -179,8 +191,8 @@ def users_revoke(name: str) -> None:
 @users_app.command("log")
 def users_log(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    user: Annotated[Optional[str], typer.Option("--user", help="Only this user's entries.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the latest N entries.", min=1)] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's entries.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the latest N entries.", min=1)] = None,
 ) -> None:
     """The security log: logins, failed logins, logouts, token use, refusals, account and token changes."""
     from engine.store import users
@@ -191,7 +203,10 @@ def users_log(
             emit_json(rows)
             return
         for row in rows:
-            out.print(f"{row['at']}  {row['kind']:<13} {row['user'] or '-':<16} {row['address'] or '-':<15} "
-                      f"{row['detail'] or ''}", markup=False)
+            out.print(
+                f"{row['at']}  {row['kind']:<13} {row['user'] or '-':<16} {row['address'] or '-':<15} "
+                f"{row['detail'] or ''}",
+                markup=False,
+            )
 
     guarded(action)

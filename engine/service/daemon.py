@@ -30,7 +30,7 @@ import select as io_select
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -136,17 +136,15 @@ class Daemon:
         clock: Clock | None = None,
         health_host: str = "127.0.0.1",
         health_port: int | None = None,
-        web_host: str = "127.0.0.1",
-        web_port: int | None = None,
+        servers: Sequence[Callable[[Clock], Callable[[], None]]] = (),
     ):
         self.settings = settings
         self.clock = clock or SystemClock()
         self.health_host = health_host
         self.health_port = health_port
-        #: `--web-port`: the web workspace and REST API (engine.web) served from this process too.
-        self.web_host = web_host
-        self.web_port = web_port
-        self.web: Any = None
+        #: More servers to run with the daemon, on its clock (the CLI's `--web-port`: the web workspace);
+        #: each starter returns the function that stops it.
+        self.servers = tuple(servers)
         self.schedule = CronSchedule(settings.schedule.sweep, settings.zone)
         self.metrics = Metrics()
         self.dunning: Dunning | None = None
@@ -179,8 +177,8 @@ class Daemon:
             self._install_signals(stack)
             if self.health_port is not None:
                 self._start_health(stack)
-            if self.web_port is not None:
-                self._start_web(stack)
+            for start in self.servers:
+                stack.callback(start(self.clock))
             if isinstance(self.clock, ScaledClock):
                 self.clock.restart()
             jobs.start()
@@ -238,20 +236,6 @@ class Daemon:
         server.start()
         stack.callback(server.stop)
         self.health = server
-
-    def _start_web(self, stack: ExitStack) -> None:
-        """The web workspace on uvicorn threads of this process, on the daemon's clock (engine.web.server)."""
-        from engine.web.app import create_app
-        from engine.web.server import BackgroundWebServer, web_secret
-
-        assert self.web_port is not None
-        application = create_app(self.settings, secret=web_secret(self.web_host), clock=self.clock)
-        server = BackgroundWebServer(application, self.web_host, self.web_port)
-        server.start()
-        stack.callback(server.stop)
-        self.web = server
-        host, port = server.address
-        logger.info("web workspace on http://%s:%d/ (API: /api/v1)", host, port, extra={"event": "web_started"})
 
     def _install_signals(self, stack: ExitStack) -> None:
         # Handlers only set flags and poke a pipe; the main thread does the work, outside signal context.

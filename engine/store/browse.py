@@ -40,11 +40,16 @@ def _like(text: str) -> str:
 def invoice_subject(repo: Repository, number: str) -> dict[str, Any]:
     """The invoice's id, customer, customer owner and stage; NotFound when there is none."""
     with repo.read() as session:
-        row = session.connection().execute(
-            select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
-            .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-            .where(INVOICES.c.number == number)
-        ).mappings().first()
+        row = (
+            session.connection()
+            .execute(
+                select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
+                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+                .where(INVOICES.c.number == number)
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
     return dict(row)
@@ -52,11 +57,18 @@ def invoice_subject(repo: Repository, number: str) -> dict[str, Any]:
 
 def task_subject(repo: Repository, task_id: int) -> dict[str, Any]:
     with repo.read() as session:
-        row = session.connection().execute(
-            select(TASKS.c.id, TASKS.c.owner, TASKS.c.customer_id, TASKS.c.status, CUSTOMERS.c.owner.label("c_owner"))
-            .join(CUSTOMERS, CUSTOMERS.c.id == TASKS.c.customer_id, isouter=True)
-            .where(TASKS.c.id == task_id)
-        ).mappings().first()
+        row = (
+            session.connection()
+            .execute(
+                select(
+                    TASKS.c.id, TASKS.c.owner, TASKS.c.customer_id, TASKS.c.status, CUSTOMERS.c.owner.label("c_owner")
+                )
+                .join(CUSTOMERS, CUSTOMERS.c.id == TASKS.c.customer_id, isouter=True)
+                .where(TASKS.c.id == task_id)
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise NotFound(f"no task {task_id}; `dunning tasks` lists the open ones")
     return dict(row)
@@ -64,10 +76,16 @@ def task_subject(repo: Repository, task_id: int) -> dict[str, Any]:
 
 def notification_subject(repo: Repository, notification_id: int) -> dict[str, Any]:
     with repo.read() as session:
-        row = session.connection().execute(
-            select(NOTIFICATIONS.c.id, NOTIFICATIONS.c.status, NOTIFICATIONS.c.invoice_id, NOTIFICATIONS.c.key)
-            .where(NOTIFICATIONS.c.id == notification_id)
-        ).mappings().first()
+        row = (
+            session.connection()
+            .execute(
+                select(
+                    NOTIFICATIONS.c.id, NOTIFICATIONS.c.status, NOTIFICATIONS.c.invoice_id, NOTIFICATIONS.c.key
+                ).where(NOTIFICATIONS.c.id == notification_id)
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise NotFound(f"no notification {notification_id}; `dunning outbox` lists them")
     return dict(row)
@@ -75,8 +93,10 @@ def notification_subject(repo: Repository, notification_id: int) -> dict[str, An
 
 def customer_exists(repo: Repository, customer_id: str) -> bool:
     with repo.read() as session:
-        return session.connection().execute(
-            select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)).first() is not None
+        return (
+            session.connection().execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)).first()
+            is not None
+        )
 
 
 def last_event_id(repo: Repository) -> int:
@@ -84,8 +104,9 @@ def last_event_id(repo: Repository) -> int:
         return int(session.connection().execute(select(func.max(EVENTS.c.id))).scalar() or 0)
 
 
-def events_after(repo: Repository, after_id: int, *, invoice_ids: list[int] | None = None,
-                 actor: str | None = None) -> list[dict[str, Any]]:
+def events_after(
+    repo: Repository, after_id: int, *, invoice_ids: list[int] | None = None, actor: str | None = None
+) -> list[dict[str, Any]]:
     """The events recorded after event `after_id` (of these invoices, by this actor), in order."""
     query = select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id)
     if invoice_ids is not None:
@@ -99,20 +120,46 @@ def events_after(repo: Repository, after_id: int, *, invoice_ids: list[int] | No
 # -- lists ---------------------------------------------------------------------------------------------------
 
 INVOICE_COLUMNS = (
-    INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.open_amount,
-    INVOICES.c.amount, INVOICES.c.currency, INVOICES.c.policy, INVOICES.c.due_on, INVOICES.c.issued_on,
-    INVOICES.c.awaiting_stage, INVOICES.c.stage_entered_at, INVOICES.c.closed_at, INVOICES.c.tags,
-    CUSTOMERS.c.name.label("customer_name"), CUSTOMERS.c.owner,
+    INVOICES.c.id,
+    INVOICES.c.number,
+    INVOICES.c.customer_id,
+    INVOICES.c.stage,
+    INVOICES.c.open_amount,
+    INVOICES.c.amount,
+    INVOICES.c.currency,
+    INVOICES.c.policy,
+    INVOICES.c.due_on,
+    INVOICES.c.issued_on,
+    INVOICES.c.awaiting_stage,
+    INVOICES.c.stage_entered_at,
+    INVOICES.c.closed_at,
+    INVOICES.c.tags,
+    CUSTOMERS.c.name.label("customer_name"),
+    CUSTOMERS.c.owner,
 )
 
 
-def list_invoices(repo: Repository, *, stage: str | None = None, policy: str | None = None,
-                  owner: str | None = None, customer: str | None = None, status: str = "open",
-                  q: str | None = None, awaiting: bool = False, after_id: int = 0,
-                  limit: int = 50) -> list[dict[str, Any]]:
+def list_invoices(
+    repo: Repository,
+    *,
+    stage: str | None = None,
+    policy: str | None = None,
+    owner: str | None = None,
+    customer: str | None = None,
+    status: str = "open",
+    q: str | None = None,
+    awaiting: bool = False,
+    after_id: int = 0,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
     """Invoices with their customer's name and owner, filtered, in id order after `after_id`."""
-    query = (select(*INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-             .where(INVOICES.c.id > after_id).order_by(INVOICES.c.id).limit(limit))
+    query = (
+        select(*INVOICE_COLUMNS)
+        .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+        .where(INVOICES.c.id > after_id)
+        .order_by(INVOICES.c.id)
+        .limit(limit)
+    )
     if status == "open":
         query = query.where(INVOICES.c.stage.not_in(CLOSED_STATES))
     elif status == "closed":
@@ -129,38 +176,64 @@ def list_invoices(repo: Repository, *, stage: str | None = None, policy: str | N
         query = query.where(INVOICES.c.awaiting_stage.is_not(None))
     if q:
         pattern = _like(q)
-        query = query.where(or_(INVOICES.c.number.ilike(pattern, escape="\\"),
-                                CUSTOMERS.c.name.ilike(pattern, escape="\\"),
-                                INVOICES.c.customer_id.ilike(pattern, escape="\\")))
+        query = query.where(
+            or_(
+                INVOICES.c.number.ilike(pattern, escape="\\"),
+                CUSTOMERS.c.name.ilike(pattern, escape="\\"),
+                INVOICES.c.customer_id.ilike(pattern, escape="\\"),
+            )
+        )
     with repo.read() as session:
         return [dict(r) for r in session.connection().execute(query).mappings()]
 
 
 def invoice_row(repo: Repository, number: str) -> dict[str, Any]:
     with repo.read() as session:
-        row = session.connection().execute(
-            select(*INVOICE_COLUMNS, INVOICES.c.resume_stage, INVOICES.c.paused_since, INVOICES.c.paused_days,
-                   INVOICES.c.stage_repeats, INVOICES.c.last_notice_at)
-            .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id).where(INVOICES.c.number == number)
-        ).mappings().first()
+        row = (
+            session.connection()
+            .execute(
+                select(
+                    *INVOICE_COLUMNS,
+                    INVOICES.c.resume_stage,
+                    INVOICES.c.paused_since,
+                    INVOICES.c.paused_days,
+                    INVOICES.c.stage_repeats,
+                    INVOICES.c.last_notice_at,
+                )
+                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+                .where(INVOICES.c.number == number)
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
     return dict(row)
 
 
-def list_customers(repo: Repository, *, owner: str | None = None, q: str | None = None, after_id: str = "",
-                   limit: int = 50) -> list[dict[str, Any]]:
+def list_customers(
+    repo: Repository, *, owner: str | None = None, q: str | None = None, after_id: str = "", limit: int = 50
+) -> list[dict[str, Any]]:
     """Customers in id order after `after_id` (ids are text), with their open invoice count."""
-    open_count = (select(func.count()).where(INVOICES.c.customer_id == CUSTOMERS.c.id,
-                                             INVOICES.c.stage.not_in(CLOSED_STATES))
-                  .correlate(CUSTOMERS).scalar_subquery())
-    query = (select(CUSTOMERS, open_count.label("open_invoices")).where(CUSTOMERS.c.id > after_id)
-             .order_by(CUSTOMERS.c.id).limit(limit))
+    open_count = (
+        select(func.count())
+        .where(INVOICES.c.customer_id == CUSTOMERS.c.id, INVOICES.c.stage.not_in(CLOSED_STATES))
+        .correlate(CUSTOMERS)
+        .scalar_subquery()
+    )
+    query = (
+        select(CUSTOMERS, open_count.label("open_invoices"))
+        .where(CUSTOMERS.c.id > after_id)
+        .order_by(CUSTOMERS.c.id)
+        .limit(limit)
+    )
     if owner is not None:
         query = query.where(CUSTOMERS.c.owner == owner)
     if q:
         pattern = _like(q)
-        query = query.where(or_(CUSTOMERS.c.id.ilike(pattern, escape="\\"), CUSTOMERS.c.name.ilike(pattern, escape="\\")))
+        query = query.where(
+            or_(CUSTOMERS.c.id.ilike(pattern, escape="\\"), CUSTOMERS.c.name.ilike(pattern, escape="\\"))
+        )
     with repo.read() as session:
         return [dict(r) for r in session.connection().execute(query).mappings()]
 
@@ -175,13 +248,21 @@ def customer_row(repo: Repository, customer_id: str) -> dict[str, Any]:
         totals = conn.execute(
             select(INVOICES.c.currency, func.count(), func.sum(INVOICES.c.open_amount))
             .where(INVOICES.c.customer_id == customer_id, INVOICES.c.stage.not_in(CLOSED_STATES))
-            .group_by(INVOICES.c.currency).order_by(INVOICES.c.currency)
+            .group_by(INVOICES.c.currency)
+            .order_by(INVOICES.c.currency)
         ).all()
     return {**dict(row), "open": [{"currency": c, "invoices": n, "open_amount": total} for c, n, total in totals]}
 
 
-def list_tasks(repo: Repository, *, owner: str | None = None, kind: str | None = None, status: str | None = "open",
-               after_id: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+def list_tasks(
+    repo: Repository,
+    *,
+    owner: str | None = None,
+    kind: str | None = None,
+    status: str | None = "open",
+    after_id: int = 0,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
     query = select(TASKS).where(TASKS.c.id > after_id).order_by(TASKS.c.id).limit(limit)
     if owner is not None:
         query = query.where(TASKS.c.owner == owner)
@@ -193,11 +274,22 @@ def list_tasks(repo: Repository, *, owner: str | None = None, kind: str | None =
         return [dict(r) for r in session.connection().execute(query).mappings()]
 
 
-def list_outbox(repo: Repository, *, status: str | None = None, invoice: str | None = None,
-                channel: str | None = None, after_id: int = 0, limit: int = 50) -> list[dict[str, Any]]:
-    query = (select(NOTIFICATIONS, INVOICES.c.number)
-             .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
-             .where(NOTIFICATIONS.c.id > after_id).order_by(NOTIFICATIONS.c.id).limit(limit))
+def list_outbox(
+    repo: Repository,
+    *,
+    status: str | None = None,
+    invoice: str | None = None,
+    channel: str | None = None,
+    after_id: int = 0,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    query = (
+        select(NOTIFICATIONS, INVOICES.c.number)
+        .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
+        .where(NOTIFICATIONS.c.id > after_id)
+        .order_by(NOTIFICATIONS.c.id)
+        .limit(limit)
+    )
     if status is not None:
         query = query.where(NOTIFICATIONS.c.status == status)
     if invoice is not None:
@@ -244,15 +336,36 @@ def requeue_failed(repo: Repository, notification_id: int, actor: str, now: Any)
         if row is None:
             raise NotFound(f"no notification {notification_id}; `dunning outbox` lists them")
         if row["status"] != NotificationStatus.FAILED:
-            raise IllegalTransition(f"notification {notification_id} is {row['status']}, not failed; only failed "
-                                    "notifications can be retried")
-        conn.execute(NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == notification_id).values(
-            status=NotificationStatus.PENDING, attempts=0, due_at=now, next_attempt_at=None, claimed_until=None,
-            error=None))
-        event = {"at": now, "recorded_at": now, "kind": "retry", "invoice_id": row["invoice_id"],
-                 "customer_id": row["customer_id"], "actor": actor,
-                 "data": {"notification": notification_id, "key": row["key"], "channel": row["channel"],
-                          "previous_error": row["error"]}}
+            raise IllegalTransition(
+                f"notification {notification_id} is {row['status']}, not failed; only failed "
+                "notifications can be retried"
+            )
+        conn.execute(
+            NOTIFICATIONS.update()
+            .where(NOTIFICATIONS.c.id == notification_id)
+            .values(
+                status=NotificationStatus.PENDING,
+                attempts=0,
+                due_at=now,
+                next_attempt_at=None,
+                claimed_until=None,
+                error=None,
+            )
+        )
+        event = {
+            "at": now,
+            "recorded_at": now,
+            "kind": "retry",
+            "invoice_id": row["invoice_id"],
+            "customer_id": row["customer_id"],
+            "actor": actor,
+            "data": {
+                "notification": notification_id,
+                "key": row["key"],
+                "channel": row["channel"],
+                "previous_error": row["error"],
+            },
+        }
         append_events(conn, [event])
     return event
 
@@ -263,8 +376,12 @@ def policy_versions(repo: Repository) -> list[dict[str, Any]]:
 
     versions = PolicyVersion.__table__  # type: ignore[attr-defined]
     with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(
-            select(versions).order_by(versions.c.first_used_at, versions.c.name)).mappings()]
+        return [
+            dict(r)
+            for r in session.connection()
+            .execute(select(versions).order_by(versions.c.first_used_at, versions.c.name))
+            .mappings()
+        ]
 
 
 def invoice_number(repo: Repository, invoice_id: int) -> str | None:

@@ -22,33 +22,57 @@ TOKENS = ApiToken.__table__  # type: ignore[attr-defined]
 LOG = SecurityEntry.__table__  # type: ignore[attr-defined]
 
 SECURITY_KINDS = (
-    "login", "login_failed", "logout", "token_used", "refused", "role_changed", "user_added", "token_created",
+    "login",
+    "login_failed",
+    "logout",
+    "token_used",
+    "refused",
+    "role_changed",
+    "user_added",
+    "token_created",
     "token_revoked",
 )
 
 
 def _public(row: Any) -> dict[str, Any]:
-    return {"name": row["name"], "role": row["role"], "language": row["language"], "disabled": bool(row["disabled"]),
-            "created_at": iso(row["created_at"])}
+    return {
+        "name": row["name"],
+        "role": row["role"],
+        "language": row["language"],
+        "disabled": bool(row["disabled"]),
+        "created_at": iso(row["created_at"]),
+    }
 
 
 def missing(name: str) -> NotFound:
     return NotFound(f"no user named {name!r}; `dunning users list` shows them, `dunning users add` makes one")
 
 
-def add_user(repo: Repository, name: str, role: str, password_hash: str | None, language: str | None,
-             now: datetime) -> dict[str, Any]:
+def add_user(
+    repo: Repository, name: str, role: str, password_hash: str | None, language: str | None, now: datetime
+) -> dict[str, Any]:
     """A new account (refused when the name is taken); logged as `user_added`."""
     try:
         with repo.write() as session:
             conn = session.connection()
-            conn.execute(insert(USERS), {"name": name, "role": role, "language": language,
-                                         "password_hash": password_hash, "disabled": False, "generation": 0,
-                                         "created_at": now})
+            conn.execute(
+                insert(USERS),
+                {
+                    "name": name,
+                    "role": role,
+                    "language": language,
+                    "password_hash": password_hash,
+                    "disabled": False,
+                    "generation": 0,
+                    "created_at": now,
+                },
+            )
             _log(conn, now, "user_added", name, None, f"role {role}")
     except IntegrityError:
-        raise AccountError(f"a user named {name!r} exists already; choose another name or change that "
-                           "user with `dunning users password`") from None
+        raise AccountError(
+            f"a user named {name!r} exists already; choose another name or change that "
+            "user with `dunning users password`"
+        ) from None
     return find_user(repo, name) or {}
 
 
@@ -56,8 +80,11 @@ def find_user(repo: Repository, name: str) -> dict[str, Any] | None:
     """The account named `name` with its password hash and session generation, or None."""
     with repo.read() as session:
         row = session.connection().execute(select(USERS).where(USERS.c.name == name)).mappings().first()
-    return None if row is None else {**_public(row), "id": row["id"], "password_hash": row["password_hash"],
-                                     "generation": row["generation"]}
+    return (
+        None
+        if row is None
+        else {**_public(row), "id": row["id"], "password_hash": row["password_hash"], "generation": row["generation"]}
+    )
 
 
 def list_users(repo: Repository) -> list[dict[str, Any]]:
@@ -93,8 +120,11 @@ def set_role(repo: Repository, name: str, role: str, now: datetime) -> None:
 
 def set_language(repo: Repository, name: str, language: str | None) -> None:
     with repo.write() as session:
-        if not session.connection().execute(update(USERS).where(USERS.c.name == name)
-                                            .values(language=language)).rowcount:
+        if (
+            not session.connection()
+            .execute(update(USERS).where(USERS.c.name == name).values(language=language))
+            .rowcount
+        ):
             raise missing(name)
 
 
@@ -104,10 +134,10 @@ def add_token(repo: Repository, name: str, token_hash: str, expires_at: datetime
         user_id = conn.execute(select(USERS.c.id).where(USERS.c.name == name)).scalar()
         if user_id is None:
             raise missing(name)
-        conn.execute(insert(TOKENS), {"user_id": user_id, "token_hash": token_hash, "created_at": now,
-                                      "expires_at": expires_at})
-        _log(conn, now, "token_created", name, None,
-             f"expires {iso(expires_at)}" if expires_at else "does not expire")
+        conn.execute(
+            insert(TOKENS), {"user_id": user_id, "token_hash": token_hash, "created_at": now, "expires_at": expires_at}
+        )
+        _log(conn, now, "token_created", name, None, f"expires {iso(expires_at)}" if expires_at else "does not expire")
 
 
 def revoke_tokens(repo: Repository, name: str, now: datetime) -> int:
@@ -128,15 +158,24 @@ def token_owner(repo: Repository, token_hash: str, now: datetime) -> dict[str, A
     """The enabled account a live (not revoked, not expired) token belongs to, with the token's id and
     last use; None otherwise."""
     with repo.read() as session:
-        row = session.connection().execute(
-            select(USERS, TOKENS.c.id.label("token_id"), TOKENS.c.expires_at, TOKENS.c.last_used_at)
-            .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
-            .where(TOKENS.c.token_hash == token_hash, TOKENS.c.revoked_at.is_(None), USERS.c.disabled.is_(False))
-        ).mappings().first()
+        row = (
+            session.connection()
+            .execute(
+                select(USERS, TOKENS.c.id.label("token_id"), TOKENS.c.expires_at, TOKENS.c.last_used_at)
+                .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
+                .where(TOKENS.c.token_hash == token_hash, TOKENS.c.revoked_at.is_(None), USERS.c.disabled.is_(False))
+            )
+            .mappings()
+            .first()
+        )
     if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
         return None
-    return {**_public(row), "generation": row["generation"], "token_id": row["token_id"],
-            "last_used_at": row["last_used_at"]}
+    return {
+        **_public(row),
+        "generation": row["generation"],
+        "token_id": row["token_id"],
+        "last_used_at": row["last_used_at"],
+    }
 
 
 def token_used(repo: Repository, token_id: int, name: str, address: str | None, now: datetime) -> None:
@@ -146,8 +185,7 @@ def token_used(repo: Repository, token_id: int, name: str, address: str | None, 
         _log(conn, now, "token_used", name, address, f"token {token_id}")
 
 
-def log(repo: Repository, kind: str, user: str | None, address: str | None, detail: str | None,
-        now: datetime) -> None:
+def log(repo: Repository, kind: str, user: str | None, address: str | None, detail: str | None, now: datetime) -> None:
     """One line of the security log (`kind` is one of SECURITY_KINDS)."""
     with repo.write() as session:
         _log(session.connection(), now, kind, user, address, detail)
@@ -155,8 +193,16 @@ def log(repo: Repository, kind: str, user: str | None, address: str | None, deta
 
 def _log(conn: Any, now: datetime, kind: str, user: str | None, address: str | None, detail: str | None) -> None:
     assert kind in SECURITY_KINDS, kind
-    conn.execute(insert(LOG), {"at": now, "kind": kind, "user": (user or "")[:64] or None,
-                               "address": (address or "")[:64] or None, "detail": detail})
+    conn.execute(
+        insert(LOG),
+        {
+            "at": now,
+            "kind": kind,
+            "user": (user or "")[:64] or None,
+            "address": (address or "")[:64] or None,
+            "detail": detail,
+        },
+    )
 
 
 def security_log(repo: Repository, *, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -168,8 +214,10 @@ def security_log(repo: Repository, *, user: str | None = None, limit: int | None
         query = query.limit(limit)
     with repo.read() as session:
         rows = session.connection().execute(query).mappings().all()
-    return [{"at": iso(r["at"]), "kind": r["kind"], "user": r["user"], "address": r["address"],
-             "detail": r["detail"]} for r in reversed(rows)]
+    return [
+        {"at": iso(r["at"]), "kind": r["kind"], "user": r["user"], "address": r["address"], "detail": r["detail"]}
+        for r in reversed(rows)
+    ]
 
 
 def failed_logins(repo: Repository, since: datetime, *, user: str, address: str | None) -> tuple[int, int]:
@@ -178,9 +226,9 @@ def failed_logins(repo: Repository, since: datetime, *, user: str, address: str 
     with repo.read() as session:
         conn = session.connection()
         by_user = conn.execute(select(func.count()).where(recent, LOG.c.user == user)).scalar() or 0
-        by_address = conn.execute(
-            select(func.count()).where(recent, LOG.c.address == address)
-        ).scalar() if address else 0
+        by_address = (
+            conn.execute(select(func.count()).where(recent, LOG.c.address == address)).scalar() if address else 0
+        )
     return int(by_user), int(by_address or 0)
 
 
@@ -202,4 +250,3 @@ __all__ = [
     "token_owner",
     "token_used",
 ]
-

@@ -43,30 +43,52 @@ MIN_SECRET_LENGTH = 32
 WRITE_WAIT_SECONDS = 5.0
 
 
-def create_app(settings: Settings, *, root_path: str = "", secret: str | None = None,
-               dunning: Dunning | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    root_path: str = "",
+    secret: str | None = None,
+    dunning: Dunning | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
     """The application. `secret` (default `$DUNNING_WEB_SECRET`) signs session cookies; `dunning` lets
     tests hand in their own facade (e.g. with a fixed clock), `clock` the daemon its clock."""
     secret = secret or os.environ.get(SECRET_ENV)
     if not secret:
-        raise ConfigError(f"${SECRET_ENV} is not set; set it to a long random value (e.g. `openssl rand -hex 32`) "
-                          "so session cookies can be signed")
+        raise ConfigError(
+            f"${SECRET_ENV} is not set; set it to a long random value (e.g. `openssl rand -hex 32`) "
+            "so session cookies can be signed"
+        )
     if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"${SECRET_ENV} is too short ({len(secret)} characters); use at least "
-                          f"{MIN_SECRET_LENGTH}, e.g. `openssl rand -hex 32`")
+        raise ConfigError(
+            f"${SECRET_ENV} is too short ({len(secret)} characters); use at least "
+            f"{MIN_SECRET_LENGTH}, e.g. `openssl rand -hex 32`"
+        )
     root_path = root_path.rstrip("/")
     app = FastAPI(
-        title="dunning", version="1",
+        title="dunning",
+        version="1",
         description="The REST API of the dunning collections engine. Authenticate with `Authorization: Bearer "
-                    "TOKEN` (`dunning users token NAME`) or the session cookie of /login.",
-        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+        "TOKEN` (`dunning users token NAME`) or the session cookie of /login.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
     )
-    app.state.dunning = dunning or Dunning(settings, clock=clock, repo=Repository.open(
-        settings.database_url, busy_seconds=min(settings.database_busy_seconds, WRITE_WAIT_SECONDS)))
+    app.state.dunning = dunning or Dunning(
+        settings,
+        clock=clock,
+        repo=Repository.open(
+            settings.database_url, busy_seconds=min(settings.database_busy_seconds, WRITE_WAIT_SECONDS)
+        ),
+    )
     web = app.state.dunning.settings.web
     app.add_middleware(
-        SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
-        max_age=int(web.session_max_hours * 3600), path=root_path or "/", same_site="lax",
+        SessionMiddleware,
+        secret_key=secret,
+        session_cookie=SESSION_COOKIE,
+        max_age=int(web.session_max_hours * 3600),
+        path=root_path or "/",
+        same_site="lax",
         https_only=bool(web.public_url and web.public_url.startswith("https://")),
     )
     app.add_middleware(SecurityHeaders)
@@ -96,8 +118,11 @@ class SecurityHeaders:
     """Headers every answer carries: no MIME sniffing, no framing by other sites (clickjacking on the action
     buttons), no full URLs (customer links!) leaked in Referer to other sites."""
 
-    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-               (b"referrer-policy", b"same-origin"))
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+    )
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -110,8 +135,7 @@ class SecurityHeaders:
         async def with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *(h for h in self.HEADERS if h[0] not in present)]
+                message["headers"] = [*message.get("headers", []), *(h for h in self.HEADERS if h[0] not in present)]
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -137,12 +161,15 @@ def _document_security(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             schema.setdefault("components", {})["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "`dunning users token NAME`"},
-                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
-                            "description": "the cookie of POST /login; writes also send X-CSRF-Token"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "the cookie of POST /login; writes also send X-CSRF-Token",
+                },
             }
             schema["security"] = [{"bearer": []}, {"session": []}]
             schema["paths"][f"{API_PREFIX}/healthz"]["get"]["security"] = []
@@ -171,8 +198,15 @@ def _login_routes(app: FastAPI) -> None:
         try:
             auth.login(request, username, password)
         except ApiProblem as problem:
-            return render(request, "login.html", status_code=problem.status, next_url=target, error=problem.detail,
-                          username=username, headers=problem.headers)
+            return render(
+                request,
+                "login.html",
+                status_code=problem.status,
+                next_url=target,
+                error=problem.detail,
+                username=username,
+                headers=problem.headers,
+            )
         root = request.scope.get("root_path", "")
         return RedirectResponse(root + target, status_code=303)
 

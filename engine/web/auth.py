@@ -161,8 +161,9 @@ def _settings(request: Request) -> Any:
     return request.app.state.dunning.settings.web
 
 
-def unauthorized(detail: str = "sign in first: send `Authorization: Bearer TOKEN` (dunning users token NAME) "
-                 "or log in at /login") -> ApiProblem:
+def unauthorized(
+    detail: str = "sign in first: send `Authorization: Bearer TOKEN` (dunning users token NAME) or log in at /login",
+) -> ApiProblem:
     return ApiProblem(401, "Not authenticated", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -176,8 +177,13 @@ def session_user(request: Request) -> WebUser | None:
     web = _settings(request)
     started, seen = float(session.get("iat", 0)), float(session.get("seen", 0))
     account = accounts.find_user(_repo(request), name)
-    if (now - seen > web.session_idle_minutes * 60 or now - started > web.session_max_hours * 3600
-            or account is None or account["disabled"] or account["generation"] != session.get("gen")):
+    if (
+        now - seen > web.session_idle_minutes * 60
+        or now - started > web.session_max_hours * 3600
+        or account is None
+        or account["disabled"]
+        or account["generation"] != session.get("gen")
+    ):
         session.clear()
         return None
     # Rewriting the cookie on every request would make two tabs race; a minute's resolution is plenty.
@@ -212,8 +218,9 @@ def _token_user(request: Request, token: str) -> WebUser:
     owner = accounts.token_owner(repo, token_digest(token), now)
     if owner is None:
         log_later(lambda: accounts.log(repo, "refused", None, address, "invalid, expired or revoked API token", now))
-        raise unauthorized("the API token is invalid, expired or revoked; ask an admin for a new one "
-                           "(dunning users token NAME)")
+        raise unauthorized(
+            "the API token is invalid, expired or revoked; ask an admin for a new one (dunning users token NAME)"
+        )
     last = owner["last_used_at"]
     if last is None or now - last >= TOKEN_LOG_EVERY:
         log_later(lambda: accounts.token_used(repo, owner["token_id"], owner["name"], address, now))
@@ -234,9 +241,12 @@ def api_user(request: Request) -> WebUser:
     if user is None:
         raise unauthorized()
     if request.method not in SAFE_METHODS and not _csrf_ok(request, request.headers.get(CSRF_HEADER)):
-        raise ApiProblem(403, "CSRF token missing or wrong",
-                         f"an API write made with the session cookie must send the {CSRF_HEADER} header "
-                         "(the csrf_token of the page)")
+        raise ApiProblem(
+            403,
+            "CSRF token missing or wrong",
+            f"an API write made with the session cookie must send the {CSRF_HEADER} header "
+            "(the csrf_token of the page)",
+        )
     request.state.user = user
     return user
 
@@ -270,16 +280,23 @@ def csrf_token(request: Request) -> str:
 
 def _csrf_ok(request: Request, given: Any) -> bool:
     expected = request.session.get("csrf")
-    return isinstance(expected, str) and bool(expected) and isinstance(given, str) and hmac.compare_digest(
-        given.encode("utf-8"), expected.encode("utf-8"))
+    return (
+        isinstance(expected, str)
+        and bool(expected)
+        and isinstance(given, str)
+        and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    )
 
 
 async def verified_form(request: Request) -> FormData:
     """FastAPI dependency: the posted form, refused with 403 unless its `csrf_token` is the session's."""
     form = await request.form()
     if not _csrf_ok(request, form.get(CSRF_FIELD)):
-        raise ApiProblem(403, "CSRF token missing or wrong",
-                         "the form is outdated or was not sent by this site; reload the page and try again")
+        raise ApiProblem(
+            403,
+            "CSRF token missing or wrong",
+            "the form is outdated or was not sent by this site; reload the page and try again",
+        )
     return form
 
 
@@ -294,20 +311,29 @@ def login(request: Request, username: str, password: str) -> WebUser:
     if by_user >= MAX_FAILURES_PER_USER or by_address >= MAX_FAILURES_PER_ADDRESS:
         accounts.log(repo, "refused", name, address, "login rate limit", now)
         minutes = int(FAILURE_WINDOW.total_seconds() // 60)
-        raise ApiProblem(429, "Too many failed logins",
-                         f"too many failed logins for this user or address; wait {minutes} minutes and try again",
-                         headers={"Retry-After": str(int(FAILURE_WINDOW.total_seconds()))})
+        raise ApiProblem(
+            429,
+            "Too many failed logins",
+            f"too many failed logins for this user or address; wait {minutes} minutes and try again",
+            headers={"Retry-After": str(int(FAILURE_WINDOW.total_seconds()))},
+        )
     account = accounts.find_user(repo, name) if name else None
     ok = password_matches(account["password_hash"] if account else _DUMMY_HASH, password) and account is not None
     if not ok or account is None or account["disabled"]:
-        accounts.log(repo, "login_failed", name, address, "disabled account" if ok else "wrong name or password",
-                     now)
+        accounts.log(repo, "login_failed", name, address, "disabled account" if ok else "wrong name or password", now)
         raise ApiProblem(401, "Login failed", "wrong user name or password")
     user = WebUser(account["name"], Role.parse(account["role"]), account["language"])
     stamp = now.timestamp()
     request.session.clear()
-    request.session.update({"user": user.name, "gen": account["generation"], "iat": stamp, "seen": stamp,
-                            "csrf": secrets.token_urlsafe(32)})
+    request.session.update(
+        {
+            "user": user.name,
+            "gen": account["generation"],
+            "iat": stamp,
+            "seen": stamp,
+            "csrf": secrets.token_urlsafe(32),
+        }
+    )
     accounts.log(repo, "login", user.name, address, None, now)
     return user
 
@@ -321,7 +347,4 @@ def logout(request: Request) -> None:
 
 def refused(request: Request, user: WebUser, action: str, subject: str) -> None:
     """Record a refusal in the security log (the caller raises the 403)."""
-    accounts.log(_repo(request), "refused", user.name, client_address(request), f"{action} on {subject}",
-                 _now(request))
-
-
+    accounts.log(_repo(request), "refused", user.name, client_address(request), f"{action} on {subject}", _now(request))

@@ -54,10 +54,18 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         now = wall.monotonic()
         elapsed = None if self.started is None else round((self.finished or now) - self.started, 3)
-        return {"id": self.id, "kind": self.kind, "status": self.status, "created_by": self.owner,
-                "created_at": iso(self.created_at), "elapsed_seconds": elapsed,
-                "progress": {"queued": 0.0, "running": 0.5}.get(self.status, 1.0), "parameters": self.parameters,
-                "result": self.result, "error": self.error}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "created_by": self.owner,
+            "created_at": iso(self.created_at),
+            "elapsed_seconds": elapsed,
+            "progress": {"queued": 0.0, "running": 0.5}.get(self.status, 1.0),
+            "parameters": self.parameters,
+            "result": self.result,
+            "error": self.error,
+        }
 
 
 class JobBook:
@@ -68,8 +76,7 @@ class JobBook:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dunning-job")
 
-    def start(self, kind: str, owner: str, now: datetime, parameters: dict[str, Any],
-              work: Callable[[], Any]) -> Job:
+    def start(self, kind: str, owner: str, now: datetime, parameters: dict[str, Any], work: Callable[[], Any]) -> Job:
         job = Job(uuid.uuid4().hex, kind, owner, now, parameters=parameters)
         with self._lock:
             self._jobs[job.id] = job
@@ -85,7 +92,7 @@ class JobBook:
             job.status = "done"
         except DunningError as exc:
             job.status, job.error = "failed", str(exc)
-        except Exception as exc:  # noqa: BLE001  a job must never take the server down; the message says what broke
+        except Exception as exc:
             job.status, job.error = "failed", f"the job crashed: {type(exc).__name__}: {exc}"
         finally:
             job.finished = wall.monotonic()
@@ -94,8 +101,10 @@ class JobBook:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None or job.kind != kind:
-            raise NotFound(f"no {kind} job {job_id!r} on this server (jobs are kept in the memory of the server that "
-                           "started them, the latest 50); start it again")
+            raise NotFound(
+                f"no {kind} job {job_id!r} on this server (jobs are kept in the memory of the server that "
+                "started them, the latest 50); start it again"
+            )
         return job
 
     def wait(self, job_id: str, kind: str, timeout: float = 60) -> Job:
@@ -149,8 +158,9 @@ def edited_rules(dunning: Dunning, files: Mapping[str, str], folder: Path) -> Pa
 def _load(dunning: Dunning, path: Path) -> Any:
     from engine.policy.loader import load_policies
 
-    return load_policies(path, known_channels=dunning.settings.channel_settings().keys(),
-                         default_country=dunning.settings.country)
+    return load_policies(
+        path, known_channels=dunning.settings.channel_settings().keys(), default_country=dunning.settings.country
+    )
 
 
 def check_simulation(options: Mapping[str, Any]) -> None:
@@ -160,7 +170,9 @@ def check_simulation(options: Mapping[str, Any]) -> None:
     try:
         PaymentsModel(options.get("payments_model", "none"))
     except ValueError:
-        raise JobRefused(f"--payments-model {options.get('payments_model')!r} is unknown; use none or historical") from None
+        raise JobRefused(
+            f"--payments-model {options.get('payments_model')!r} is unknown; use none or historical"
+        ) from None
     if int(options.get("window", 14)) < 1:
         raise JobRefused(f"--window must be at least 1 day, got {options.get('window')}")
     if options.get("by") not in (None, "day", "week"):
@@ -181,10 +193,15 @@ def simulation(dunning: Dunning, options: Mapping[str, Any]) -> Callable[[], Any
         with tempfile.TemporaryDirectory(prefix="dunning-sim-") as folder:
             files = options.get("files") or {}
             chosen = _load(dunning, edited_rules(dunning, files, Path(folder))) if files else None
-            simulator = Simulator(dunning, policies=chosen, at=_hour(options.get("at")),
-                                  payments_model=PaymentsModel(options.get("payments_model", "none")),
-                                  seed=int(options.get("seed", 0)), window_days=int(options.get("window", 14)),
-                                  keep_timelines=True)
+            simulator = Simulator(
+                dunning,
+                policies=chosen,
+                at=_hour(options.get("at")),
+                payments_model=PaymentsModel(options.get("payments_model", "none")),
+                seed=int(options.get("seed", 0)),
+                window_days=int(options.get("window", 14)),
+                keep_timelines=True,
+            )
             first = _day(options.get("from"), "--from") or simulator.first_free_day()
             last = _day(options.get("to"), "--to") or first + timedelta(days=29)
             result = simulator.run(first, last)
@@ -203,7 +220,7 @@ def policy_diff(dunning: Dunning, options: Mapping[str, Any]) -> Callable[[], An
     if horizon < 1:
         raise JobRefused(f"--horizon must be at least 1 day, got {horizon}")
     if not options.get("files"):
-        raise JobRefused("a policy diff needs the edited policy files: {\"files\": {\"standard.yaml\": \"...\"}}")
+        raise JobRefused('a policy diff needs the edited policy files: {"files": {"standard.yaml": "..."}}')
     hour = _hour(options.get("at"))
     start = parse_instant(str(options["as_of"]), dunning.settings.zone) if options.get("as_of") else None
 

@@ -27,15 +27,28 @@ from engine.store.browse import is_database_busy
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("dunning.web")
 BUSY_RETRY_SECONDS = 2
-TITLES = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
-          405: "Method not allowed", 409: "Conflict", 422: "Unprocessable content", 429: "Too many requests",
-          503: "Service unavailable"}
+TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    503: "Service unavailable",
+}
 
 #: The OpenAPI description of a problem response, for the routes' `responses=`.
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                   "detail": {"type": "string"}, "instance": {"type": "string"}},
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
     "required": ["title", "status", "detail"],
 }
 
@@ -51,10 +64,15 @@ class ApiProblem(Exception):
         self.headers = dict(headers or {})
 
 
-def problem_response(status: int, detail: str, *, title: str | None = None, instance: str | None = None,
-                     headers: Mapping[str, str] | None = None) -> JSONResponse:
-    body = {"type": "about:blank", "title": title or TITLES.get(status, "Error"), "status": status,
-            "detail": detail}
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": title or TITLES.get(status, "Error"), "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {}))
@@ -85,8 +103,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, title=exc.title, instance=request.url.path,
-                                headers=exc.headers)
+        return problem_response(exc.status, exc.detail, title=exc.title, instance=request.url.path, headers=exc.headers)
 
     @app.exception_handler(DunningError)
     async def _dunning_error(request: Request, exc: DunningError) -> JSONResponse:
@@ -106,9 +123,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_database_busy(exc):
-            return problem_response(503, "the database is busy with another writer (a sweep?); try again in a "
-                                    "moment", instance=request.url.path,
-                                    headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
+            return problem_response(
+                503,
+                "the database is busy with another writer (a sweep?); try again in a moment",
+                instance=request.url.path,
+                headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+            )
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(500, "an unexpected error; the server log has the details",
-                                instance=request.url.path)
+        return problem_response(500, "an unexpected error; the server log has the details", instance=request.url.path)

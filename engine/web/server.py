@@ -11,6 +11,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import ConfigError
@@ -26,11 +27,43 @@ def web_secret(host: str) -> str:
     if secret:
         return secret
     if host in LOCAL_HOSTS:
-        logger.warning("$%s is not set; using a random secret for this run (sessions end when the server stops). "
-                       "Set it before serving anyone but yourself.", SECRET_ENV)
+        logger.warning(
+            "$%s is not set; using a random secret for this run (sessions end when the server stops). "
+            "Set it before serving anyone but yourself.",
+            SECRET_ENV,
+        )
         return secrets.token_hex(32)
-    raise ConfigError(f"${SECRET_ENV} is not set; the server signs session cookies with it. Set it to a long random "
-                      f"value (e.g. `export {SECRET_ENV}=$(openssl rand -hex 32)`) and start again")
+    raise ConfigError(
+        f"${SECRET_ENV} is not set; the server signs session cookies with it. Set it to a long random "
+        f"value (e.g. `export {SECRET_ENV}=$(openssl rand -hex 32)`) and start again"
+    )
+
+
+def serve_forever(app: Any, host: str, port: int) -> None:
+    """`dunning serve`: uvicorn in the foreground until SIGINT/SIGTERM."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def serve_in_background(settings: Any, host: str, port: int, clock: Any = None) -> Callable[[], None]:
+    """Start the web application on `host:port` on background threads (`dunning daemon --web-port`), on
+    `clock`; returns the function that stops it."""
+    from engine.web.app import create_app
+
+    server = BackgroundWebServer(create_app(settings, secret=web_secret(host), clock=clock), host, port)
+    server.start()
+    bound_host, bound_port = server.address
+    logger.info("web workspace on http://%s:%d/ (API: /api/v1)", bound_host, bound_port, extra={"event": "web_started"})
+    return server.stop
 
 
 class BackgroundWebServer:
@@ -39,9 +72,17 @@ class BackgroundWebServer:
     def __init__(self, app: Any, host: str, port: int, *, root_path: str = ""):
         import uvicorn
 
-        config = uvicorn.Config(app, host=host, port=port, root_path=root_path, log_level="warning",
-                                access_log=False, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
-                                lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            root_path=root_path,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
         self.host, self.port = host, port
         self._thread = threading.Thread(target=self.server.run, name="dunning-web", daemon=True)
@@ -51,8 +92,9 @@ class BackgroundWebServer:
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self._thread.is_alive():
-                raise ConfigError(f"the web server could not listen on {self.host}:{self.port} (in use?); pick "
-                                  "another --web-port")
+                raise ConfigError(
+                    f"the web server could not listen on {self.host}:{self.port} (in use?); pick another --web-port"
+                )
             if time.monotonic() > deadline:
                 raise ConfigError(f"the web server did not start on {self.host}:{self.port} within {timeout:g} s")
             time.sleep(0.05)

@@ -88,15 +88,21 @@ def require(request: Request, user: WebUser, action: str, *, owner: str | None =
         return
     refused(request, user, action, subject)
     if user.role.label == "collector" and permits(user, action, owner=user.name):
-        raise PermissionRefused(f"{subject} belongs to a customer owned by {owner or 'nobody'}; a collector acts "
-                                "only on their own customers' invoices — ask a manager")
+        raise PermissionRefused(
+            f"{subject} belongs to a customer owned by {owner or 'nobody'}; a collector acts "
+            "only on their own customers' invoices — ask a manager"
+        )
     raise PermissionRefused(f"a {user.role.label} may not {action.replace('_', ' ')}; ask a manager or admin")
 
 
 def event_json(event: dict[str, Any], number: str | None = None) -> dict[str, Any]:
     """An event as `dunning history --json` shows it (plus its id and invoice number)."""
-    entry: dict[str, Any] = {"id": event.get("id"), "kind": event["kind"], "at": iso(event["at"]),
-                             "actor": event["actor"]}
+    entry: dict[str, Any] = {
+        "id": event.get("id"),
+        "kind": event["kind"],
+        "at": iso(event["at"]),
+        "actor": event["actor"],
+    }
     if number is not None:
         entry["invoice"] = number
     entry.update(event.get("data") or {})
@@ -131,10 +137,11 @@ def _day(options: dict[str, Any], name: str = "by") -> date:
 def _installments(options: dict[str, Any]) -> list[tuple[date, Decimal]]:
     value = options.get("installments")
     if isinstance(value, list):
-        value = ",".join(f"{item.get('due_on')}:{item.get('amount')}" if isinstance(item, dict) else str(item)
-                         for item in value)
+        value = ",".join(
+            f"{item.get('due_on')}:{item.get('amount')}" if isinstance(item, dict) else str(item) for item in value
+        )
     if not value:
-        raise ActionRefused("no installments given; write e.g. --installments \"2026-12-01:5000,2027-01-01:5000\"")
+        raise ActionRefused('no installments given; write e.g. --installments "2026-12-01:5000,2027-01-01:5000"')
     return parse_installments(str(value))
 
 
@@ -143,7 +150,9 @@ def _at(options: dict[str, Any], app: Dunning) -> datetime | None:
     return parse_instant(str(value), app.settings.zone) if value else None
 
 
-def invoice_action(request: Request, user: WebUser, number: str, action: str, options: dict[str, Any]) -> dict[str, Any]:
+def invoice_action(
+    request: Request, user: WebUser, number: str, action: str, options: dict[str, Any]
+) -> dict[str, Any]:
     """Run a collector action on one invoice as `user`; answers the event it recorded.
 
     `options` carries the CLI's options under their names: reason, amount, by, installments, to, at, note,
@@ -195,9 +204,16 @@ def task_done(request: Request, user: WebUser, task_id: int, options: dict[str, 
         raise TaskRefused("--outcome is required: one of promised, disputed, no_answer, paid, wrong_contact")
     by = _day(options) if options.get("by") is not None else None
     amount = options.get("amount")
-    return json_ready(TaskBook(app).complete(task_id, outcome, note=_text(options, "note"),
-                                             amount=None if amount is None else str(amount), by=by,
-                                             actor=user.name))
+    return json_ready(
+        TaskBook(app).complete(
+            task_id,
+            outcome,
+            note=_text(options, "note"),
+            amount=None if amount is None else str(amount),
+            by=by,
+            actor=user.name,
+        )
+    )
 
 
 def retry_notification(request: Request, user: WebUser, notification_id: int) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """The `web:` block of the configuration: where customer links point and how long sessions and links live.
 
-    web:
-      public_url: https://dunning.example.com   # customer links are built on it; off while unset
-      session_idle_minutes: 30                   # a session unused this long ends
-      session_max_hours: 12                      # and every session ends this long after its login
-      link_days: 30                              # how long a customer link stays valid
+web:
+  public_url: https://dunning.example.com   # customer links are built on it; off while unset
+  session_idle_minutes: 30                   # a session unused this long ends
+  session_max_hours: 12                      # and every session ends this long after its login
+  link_days: 30                              # how long a customer link stays valid
 """
 
 from __future__ import annotations

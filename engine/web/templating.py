@@ -23,9 +23,11 @@ def layout() -> str:
     return "base.html" if (TEMPLATES / "base.html").is_file() else "plain.html"
 
 
-def render(request: Request, name: str, status_code: int = 200, *, headers: dict[str, str] | None = None,
-           **context: Any) -> Response:
+def render(
+    request: Request, name: str, status_code: int = 200, *, headers: dict[str, str] | None = None, **context: Any
+) -> Response:
     context.setdefault("user", getattr(request.state, "user", None))
-    context.update(request=request, csrf_token=csrf_token(request), root=request.scope.get("root_path", ""),
-                   layout=layout())
+    context.update(
+        request=request, csrf_token=csrf_token(request), root=request.scope.get("root_path", ""), layout=layout()
+    )
     return templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)

@@ -57,8 +57,11 @@ class WebBook:
         client = self.client()
         page = client.get("/login")
         client.csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        answer = client.post("/login", data={"username": NAMES[role], "password": password,
-                                             "csrf_token": client.csrf}, follow_redirects=False)
+        answer = client.post(
+            "/login",
+            data={"username": NAMES[role], "password": password, "csrf_token": client.csrf},
+            follow_redirects=False,
+        )
         assert answer.status_code == 303, answer.text
         client.csrf = client.get("/api/v1/me").json()["csrf_token"]  # a new session has a new token
         return client
@@ -80,11 +83,13 @@ def build_web_book(root: Path, url: str = "") -> WebBook:
 
     book = Book(root, url or f"sqlite:///{root / 'web.db'}", {"web.yaml": POLICY}, channels=CHANNELS)
     base = {"credit_grade": "A"}
-    book.customers({**base, "id": "C-OWN", "name": "Alpha GmbH", "owner": "alice"},
-                   {**base, "id": "C-OTHER", "name": "Beta SA", "owner": "bob"},
-                   {**base, "id": "C-TASK-OWN", "name": "Gamma Ltd", "owner": "alice"},
-                   {**base, "id": "C-TASK-OTHER", "name": "Delta BV", "owner": "bob"},
-                   {**base, "id": "C-NOMAIL", "name": "Epsilon Oy", "owner": "alice", "email": ""})
+    book.customers(
+        {**base, "id": "C-OWN", "name": "Alpha GmbH", "owner": "alice"},
+        {**base, "id": "C-OTHER", "name": "Beta SA", "owner": "bob"},
+        {**base, "id": "C-TASK-OWN", "name": "Gamma Ltd", "owner": "alice"},
+        {**base, "id": "C-TASK-OTHER", "name": "Delta BV", "owner": "bob"},
+        {**base, "id": "C-NOMAIL", "name": "Epsilon Oy", "owner": "alice", "email": ""},
+    )
     for action in ACTIONS:
         key = action.upper()
         book.invoice(f"INV-{key}-OWN", "C-OWN", "1000.00", due_on="2026-01-10")
@@ -94,7 +99,7 @@ def build_web_book(root: Path, url: str = "") -> WebBook:
     book.invoice("INV-TASK-OWN", "C-TASK-OWN", "700.00", due_on="2025-12-28")
     book.invoice("INV-TASK-OTHER", "C-TASK-OTHER", "700.00", due_on="2025-12-28")
     book.invoice("INV-FAIL", "C-NOMAIL", "300.00", due_on="2026-01-10")
-    for attempt in range(50):  # the PostgreSQL sweep lock is server-wide: other test runs may hold it a moment
+    for _attempt in range(50):  # the PostgreSQL sweep lock is server-wide: other test runs may hold it a moment
         try:
             book.run("2026-01-12")
             break

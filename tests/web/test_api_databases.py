@@ -13,19 +13,31 @@ def test_the_api_works_on_each_database(tmp_path: Path, database_url: str) -> No
     manager, collector = web.client("manager"), web.login("collector")
     page = manager.get("/api/v1/invoices", params={"limit": 5, "q": "own", "status": "all"}).json()
     assert len(page["items"]) == 5 and page["next_cursor"]
-    rest = manager.get("/api/v1/invoices", params={"limit": 5, "q": "own", "status": "all",
-                                                   "cursor": page["next_cursor"]}).json()
+    rest = manager.get(
+        "/api/v1/invoices", params={"limit": 5, "q": "own", "status": "all", "cursor": page["next_cursor"]}
+    ).json()
     assert {i["number"] for i in rest["items"]}.isdisjoint(i["number"] for i in page["items"])
-    promise = collector.post("/api/v1/invoices/INV-PROMISE-OWN/actions/promise", json={"amount": "250.50", "by": "2026-02-01"},
-                             headers={"X-CSRF-Token": collector.csrf})
+    promise = collector.post(
+        "/api/v1/invoices/INV-PROMISE-OWN/actions/promise",
+        json={"amount": "250.50", "by": "2026-02-01"},
+        headers={"X-CSRF-Token": collector.csrf},
+    )
     assert promise.status_code == 200 and promise.json()["amount"] == "250.50" and promise.json()["actor"] == "alice"
     assert manager.post("/api/v1/invoices/INV-APPROVE/actions/approve").json()["stage"] == "legal"
     assert manager.post(f"/api/v1/outbox/{web.ids['failed']}/retry").json()["kind"] == "retry"
-    assert manager.post(f"/api/v1/tasks/{web.ids['task_other']}/done",
-                        json={"outcome": "promised", "amount": 100, "by": "2026-02-02"}).json()["outcome"] == "promised"
+    assert (
+        manager.post(
+            f"/api/v1/tasks/{web.ids['task_other']}/done",
+            json={"outcome": "promised", "amount": 100, "by": "2026-02-02"},
+        ).json()["outcome"]
+        == "promised"
+    )
     customers = manager.get("/api/v1/customers", params={"limit": 2}).json()
     assert [c["id"] for c in customers["items"]] == ["C-NOMAIL", "C-OTHER"] and customers["next_cursor"]
-    assert manager.get("/api/v1/customers", params={"cursor": customers["next_cursor"]}).json()["items"][0]["id"] == "C-OWN"
+    assert (
+        manager.get("/api/v1/customers", params={"cursor": customers["next_cursor"]}).json()["items"][0]["id"]
+        == "C-OWN"
+    )
     assert manager.get("/api/v1/audit/verify").json()["ok"] is True
     kinds = [e["kind"] for e in logged(web.book.app.repo)]
     assert kinds.count("user_added") == 4 and "login" in kinds and "token_used" in kinds

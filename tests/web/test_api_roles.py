@@ -38,8 +38,12 @@ TABLE: list[Row] = [
     Row("POST", "/invoices/INV-PROMISE-OWN/actions/promise", "collector", {"amount": 400, "by": "2026-02-01"}),
     Row("POST", "/invoices/INV-PROMISE-OTHER/actions/promise", "manager", {"amount": "400", "by": "2026-02-01"}),
     Row("POST", "/invoices/INV-PLAN-OWN/actions/plan", "collector", {"installments": "2026-02-01:500,2026-03-01:500"}),
-    Row("POST", "/invoices/INV-PLAN-OTHER/actions/plan", "manager",
-        {"installments": [{"due_on": "2026-02-01", "amount": 500}]}),
+    Row(
+        "POST",
+        "/invoices/INV-PLAN-OTHER/actions/plan",
+        "manager",
+        {"installments": [{"due_on": "2026-02-01", "amount": 500}]},
+    ),
     Row("POST", "/invoices/INV-NOTE-OWN/actions/note", "collector", {"text": "called, will pay"}),
     Row("POST", "/invoices/INV-NOTE-OTHER/actions/note", "manager", {"text": "called, will pay"}),
     Row("POST", "/tasks/{task_own}/done", "collector", {"outcome": "no_answer", "note": "voicemail"}),
@@ -68,8 +72,17 @@ TABLE: list[Row] = [
     Row("GET", "/policy-diffs/{diff}", "viewer"),
 ]
 #: The kind of event each action row records.
-EVENT_KIND = {"dispute": "dispute", "promise": "promise", "plan": "plan", "note": "note", "write-off": "write_off",
-              "move": "override", "resolve": "dispute_resolved", "approve": "approval", "retry": "retry"}
+EVENT_KIND = {
+    "dispute": "dispute",
+    "promise": "promise",
+    "plan": "plan",
+    "note": "note",
+    "write-off": "write_off",
+    "move": "override",
+    "resolve": "dispute_resolved",
+    "approve": "approval",
+    "retry": "retry",
+}
 
 _books: dict[str, WebBook] = {}
 
@@ -100,8 +113,9 @@ def _id(row: Row) -> str:
 
 @pytest.mark.parametrize("role", [None, *ROLES], ids=["anonymous", *ROLES])
 @pytest.mark.parametrize("row", TABLE, ids=[_id(r) for r in TABLE])
-def test_every_endpoint_answers_each_role_as_the_table_says(row: Row, role: str | None,
-                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_every_endpoint_answers_each_role_as_the_table_says(
+    row: Row, role: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     web = book_for(role or "anonymous", tmp_path_factory)
     client = web.client(role)
     path = "/api/v1" + row.path.format(**web.ids)
@@ -133,8 +147,11 @@ def test_the_table_covers_every_operation_of_the_openapi_document(tmp_path_facto
             path = path.replace("{" + name + "}", "X")
         for template_method, template in documented:
             parts, concrete = template.removeprefix("/api/v1").split("/"), path.split("/")
-            if template_method == row.method and len(parts) == len(concrete) and all(
-                    a == b or a.startswith("{") for a, b in zip(parts, concrete)):
+            if (
+                template_method == row.method
+                and len(parts) == len(concrete)
+                and all(a == b or a.startswith("{") for a, b in zip(parts, concrete, strict=True))
+            ):
                 covered.add((template_method, template))
     assert documented - covered == set()
 
@@ -169,9 +186,14 @@ def test_action_errors_carry_the_cli_message(web_book: WebBook) -> None:
     manager = web_book.client("manager")
     early = manager.post("/api/v1/invoices/INV-PROMISE-OWN/actions/promise", json={"amount": 10, "by": "2025-01-01"})
     assert early.status_code == 422
-    assert early.json()["detail"] == "the promise date 2025-01-01 is before today (2026-01-12); give a date from today on"
-    assert manager.post("/api/v1/invoices/INV-MOVE-OWN/actions/move", json={"to": "nowhere", "reason": "x"}).json()[
-        "detail"].startswith("policy web has no stage 'nowhere'")
+    assert (
+        early.json()["detail"] == "the promise date 2025-01-01 is before today (2026-01-12); give a date from today on"
+    )
+    assert (
+        manager.post("/api/v1/invoices/INV-MOVE-OWN/actions/move", json={"to": "nowhere", "reason": "x"})
+        .json()["detail"]
+        .startswith("policy web has no stage 'nowhere'")
+    )
 
 
 def test_lists_page_with_cursors_until_the_last(web_book: WebBook) -> None:
@@ -179,7 +201,9 @@ def test_lists_page_with_cursors_until_the_last(web_book: WebBook) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        answer = client.get("/api/v1/invoices", params={"limit": 4, "status": "all", **({"cursor": cursor} if cursor else {})}).json()
+        answer = client.get(
+            "/api/v1/invoices", params={"limit": 4, "status": "all", **({"cursor": cursor} if cursor else {})}
+        ).json()
         seen += [i["number"] for i in answer["items"]]
         cursor = answer["next_cursor"]
         if cursor is None:
@@ -192,7 +216,7 @@ def test_lists_page_with_cursors_until_the_last(web_book: WebBook) -> None:
 
 def test_the_audit_csv_defuses_spreadsheet_formulas(web_book: WebBook) -> None:
     manager = web_book.client("manager")
-    manager.post("/api/v1/invoices/INV-DISPUTE-OWN/actions/dispute", json={"reason": "=HYPERLINK(\"http://x\")"})
+    manager.post("/api/v1/invoices/INV-DISPUTE-OWN/actions/dispute", json={"reason": '=HYPERLINK("http://x")'})
     text = manager.get("/api/v1/audit/export", params={"format": "csv", "kind": "dispute"}).text
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
 
@@ -207,13 +231,15 @@ def test_openapi_and_healthz_need_no_credentials(web_book: WebBook) -> None:
     assert "/api/v1/invoices/{number}/actions/{action}" in spec["paths"]
 
 
-
 def test_edited_policies_are_picked_up_by_a_running_server(web_book: WebBook, monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.web import services
 
     monkeypatch.setattr(services, "RULES_CHECK_SECONDS", 0.0)
     manager = web_book.client("manager")
-    assert manager.post("/api/v1/invoices/INV-MOVE-OWN/actions/move", json={"to": "final", "reason": "x"}).status_code == 422
+    assert (
+        manager.post("/api/v1/invoices/INV-MOVE-OWN/actions/move", json={"to": "final", "reason": "x"}).status_code
+        == 422
+    )
     rules = web_book.book.settings.rules_path / "web.yaml"
     rules.write_text(rules.read_text() + "  - {name: final, after_days: 60, channels: [letter]}\n")
     moved = manager.post("/api/v1/invoices/INV-MOVE-OWN/actions/move", json={"to": "final", "reason": "x"})
@@ -233,8 +259,11 @@ def test_behind_a_proxy_under_a_root_path(tmp_path: pathlib.Path) -> None:
     page = client.get("/dunning/login")  # the browser sees the proxy's paths; the cookie is for them only
     assert 'action="/dunning/login"' in page.text
     csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    answer = client.post("/dunning/login", data={"username": "adam", "password": "correct horse battery", "csrf_token": csrf},
-                         follow_redirects=False)
+    answer = client.post(
+        "/dunning/login",
+        data={"username": "adam", "password": "correct horse battery", "csrf_token": csrf},
+        follow_redirects=False,
+    )
     assert answer.headers["location"] == "/dunning/" and "path=/dunning" in answer.headers["set-cookie"].lower()
     spec = client.get("/api/v1/openapi.json").json()
     assert spec["servers"] == [{"url": "/dunning"}]

@@ -24,7 +24,6 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES = 8
 
 
-
 def test_no_server_errors_and_answers_match_the_document(tmp_path: Path) -> None:
     web = build_web_book(tmp_path)
     headers = {"Authorization": f"Bearer {web.tokens['admin']}"}
@@ -36,8 +35,14 @@ def test_no_server_errors_and_answers_match_the_document(tmp_path: Path) -> None
             continue
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
         def call(case) -> None:  # type: ignore[no-untyped-def]
             case.call_and_validate(headers=headers, checks=CHECKS)
 

@@ -36,18 +36,22 @@ def installation(tmp_path: Path) -> dict[str, str]:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "web.yaml").write_text(POLICY, encoding="utf-8")
-    (tmp_path / "config.yaml").write_text(f"database: sqlite:///{tmp_path / 'book.db'}\nrules: rules\n",
-                                          encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        f"database: sqlite:///{tmp_path / 'book.db'}\nrules: rules\n", encoding="utf-8"
+    )
     (tmp_path / "customers.csv").write_text("id,name,email,owner,credit_grade\nC1,Acme,ap@acme.test,alice,A\n")
-    (tmp_path / "invoices.csv").write_text("number,customer_id,currency,amount,issued_on,due_on\n"
-                                           "INV-1,C1,EUR,1200.00,2026-01-01,2026-01-31\n")
+    (tmp_path / "invoices.csv").write_text(
+        "number,customer_id,currency,amount,issued_on,due_on\nINV-1,C1,EUR,1200.00,2026-01-01,2026-01-31\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
     env["DUNNING_CONFIG"] = str(tmp_path / "config.yaml")
     return env
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*DUNNING, *args], check=False, env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*DUNNING, *args], check=False, env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture
@@ -55,8 +59,13 @@ def server(installation: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, 
     for kind in ("customers", "invoices"):
         assert cli(installation, "import", kind, str(tmp_path / f"{kind}.csv")).returncode == 0
     port = free_port()
-    process = subprocess.Popen([*DUNNING, "serve", "--port", str(port)], env=installation, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*DUNNING, "serve", "--port", str(port)],
+        env=installation,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -75,8 +84,9 @@ def server(installation: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, 
         process.wait(timeout=10)
 
 
-def test_first_admin_token_and_revocation_across_processes(installation: dict[str, str],
-                                                           server: tuple[str, subprocess.Popen[str]]) -> None:
+def test_first_admin_token_and_revocation_across_processes(
+    installation: dict[str, str], server: tuple[str, subprocess.Popen[str]]
+) -> None:
     base, process = server
     assert json.loads(cli(installation, "users", "list", "--json").stdout) == []
     added = cli(installation, "users", "add", "root", "--role", "admin", "--password-stdin", stdin="s3cret-enough\n")
@@ -113,13 +123,20 @@ def test_first_admin_token_and_revocation_across_processes(installation: dict[st
         assert time.monotonic() < deadline, log
         time.sleep(0.2)
     assert all(set(e) == {"at", "kind", "user", "address", "detail"} for e in log)
-    assert [e["kind"] for e in log] == ["user_added", "token_created", "token_used", "login", "token_revoked",
-                                        "refused"]
+    assert [e["kind"] for e in log] == [
+        "user_added",
+        "token_created",
+        "token_used",
+        "login",
+        "token_revoked",
+        "refused",
+    ]
     assert process.poll() is None
 
 
-def test_writes_wait_briefly_for_sqlites_write_lock_then_answer_503(installation: dict[str, str], tmp_path: Path,
-                                                                    server: tuple[str, subprocess.Popen[str]]) -> None:
+def test_writes_wait_briefly_for_sqlites_write_lock_then_answer_503(
+    installation: dict[str, str], tmp_path: Path, server: tuple[str, subprocess.Popen[str]]
+) -> None:
     base, _ = server
     cli(installation, "users", "add", "mona", "--role", "manager", "--password-stdin", stdin="s3cret-enough\n")
     headers = {"Authorization": f"Bearer {cli(installation, 'users', 'token', 'mona').stdout.strip()}"}
@@ -130,8 +147,9 @@ def test_writes_wait_briefly_for_sqlites_write_lock_then_answer_503(installation
         read = httpx.get(base + "/api/v1/invoices/INV-1", headers=headers, timeout=30)
         assert read.status_code == 200  # readers never block
         started = time.monotonic()
-        write = httpx.post(base + "/api/v1/invoices/INV-1/actions/note", headers=headers, json={"text": "x"},
-                           timeout=30)
+        write = httpx.post(
+            base + "/api/v1/invoices/INV-1/actions/note", headers=headers, json={"text": "x"}, timeout=30
+        )
         waited = time.monotonic() - started
     finally:
         holder.execute("ROLLBACK")
@@ -139,7 +157,9 @@ def test_writes_wait_briefly_for_sqlites_write_lock_then_answer_503(installation
     assert write.status_code == 503 and write.headers["retry-after"]
     assert write.headers["content-type"].startswith("application/problem+json") and "busy" in write.json()["detail"]
     assert waited > 1  # it waited for the lock before giving up
-    assert httpx.post(base + "/api/v1/invoices/INV-1/actions/note", headers=headers, json={"text": "x"}).status_code == 200
+    assert (
+        httpx.post(base + "/api/v1/invoices/INV-1/actions/note", headers=headers, json={"text": "x"}).status_code == 200
+    )
 
 
 def test_serve_refuses_to_start_without_a_secret_off_loopback(installation: dict[str, str]) -> None:

@@ -39,8 +39,9 @@ def test_login_sets_a_signed_httponly_lax_cookie_and_records_it(web_book: WebBoo
 def test_set_cookie_header_flags(web_book: WebBook) -> None:
     client = web_book.client()
     csrf = client.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
-    answer = client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf},
-                         follow_redirects=False)
+    answer = client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf}, follow_redirects=False
+    )
     header = answer.headers["set-cookie"].lower()
     assert "httponly" in header and "samesite=lax" in header and "path=/" in header
 
@@ -99,8 +100,9 @@ def test_login_is_rate_limited_per_user_name_and_per_address(web_book: WebBook) 
         return client.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
 
     def attempt(name: str, password: str) -> int:
-        return client.post("/login", data={"username": name, "password": password, "csrf_token": csrf()},
-                           follow_redirects=False).status_code
+        return client.post(
+            "/login", data={"username": name, "password": password, "csrf_token": csrf()}, follow_redirects=False
+        ).status_code
 
     for _ in range(MAX_FAILURES_PER_USER):
         assert attempt("alice", "wrong password") == 401
@@ -165,8 +167,11 @@ def test_pages_redirect_to_the_login_and_back(web_book: WebBook) -> None:
     page = client.get(answer.headers["location"])
     csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
     assert 'name="next" value="/test-only-page?x=1"' in page.text
-    back = client.post("/login", data={"username": "adam", "password": PASSWORD, "csrf_token": csrf,
-                                       "next": "/test-only-page?x=1"}, follow_redirects=False)
+    back = client.post(
+        "/login",
+        data={"username": "adam", "password": PASSWORD, "csrf_token": csrf, "next": "/test-only-page?x=1"},
+        follow_redirects=False,
+    )
     assert back.headers["location"] == "/test-only-page?x=1"
     assert client.get("/test-only-page").json() == {"hello": "adam"}
 
@@ -211,6 +216,7 @@ def test_there_is_no_default_account(tmp_path) -> None:  # type: ignore[no-untyp
     csrf = client.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
     for name in ("admin", "root"):
         for password in ("admin", "password"):
-            assert client.post("/login", data={"username": name, "password": password, "csrf_token": csrf}
-                               ).status_code in (401, 429)
+            assert client.post(
+                "/login", data={"username": name, "password": password, "csrf_token": csrf}
+            ).status_code in (401, 429)
     assert NAMES  # the fixture's accounts exist only where a test made them

@@ -27,8 +27,12 @@ def healthz(request: Request) -> dict[str, Any]:
 def me(request: Request, user: WebUser = Depends(api_user)) -> dict[str, Any]:
     """The signed-in user, their role and what that role allows (owner-scoped actions: own customers only).
     Signed in by the session cookie, it also gives the session's `csrf_token` for the X-CSRF-Token header."""
-    found = {"name": user.name, "role": user.role.label, "language": user.language,
-             "may": sorted(a for a in REQUIRED_ROLE if permits(user, a, owner=user.name))}
+    found = {
+        "name": user.name,
+        "role": user.role.label,
+        "language": user.language,
+        "may": sorted(a for a in REQUIRED_ROLE if permits(user, a, owner=user.name)),
+    }
     if request.session.get("user"):
         found["csrf_token"] = csrf_token(request)
     return found

@@ -34,12 +34,21 @@ def invoice_json(row: dict[str, Any], today: date) -> dict[str, Any]:
     """An invoice as `dunning status --json` lists it, plus its customer's name and owner, the amounts and
     dates, and the stage it awaits approval for — JSON-ready."""
     return {
-        "number": row["number"], "customer_id": row["customer_id"], "stage": row["stage"],
-        "open_amount": _number(row["open_amount"]), "currency": row["currency"], "policy": row["policy"],
-        "days_overdue": (today - row["due_on"]).days, "customer_name": row["customer_name"], "owner": row["owner"],
-        "amount": _number(row["amount"]), "issued_on": row["issued_on"].isoformat(),
-        "due_on": row["due_on"].isoformat(), "awaiting_stage": row["awaiting_stage"],
-        "stage_entered_at": iso(row["stage_entered_at"]), "closed_at": iso(row["closed_at"]),
+        "number": row["number"],
+        "customer_id": row["customer_id"],
+        "stage": row["stage"],
+        "open_amount": _number(row["open_amount"]),
+        "currency": row["currency"],
+        "policy": row["policy"],
+        "days_overdue": (today - row["due_on"]).days,
+        "customer_name": row["customer_name"],
+        "owner": row["owner"],
+        "amount": _number(row["amount"]),
+        "issued_on": row["issued_on"].isoformat(),
+        "due_on": row["due_on"].isoformat(),
+        "awaiting_stage": row["awaiting_stage"],
+        "stage_entered_at": iso(row["stage_entered_at"]),
+        "closed_at": iso(row["closed_at"]),
         "tags": row["tags"] or [],
     }
 
@@ -72,9 +81,18 @@ def list_invoices(
 ) -> JSONResponse:
     """Invoices in import order, filtered; the items are `dunning status --json` rows plus customer name,
     owner, amounts and dates."""
-    rows = browse.list_invoices(dunning(request).repo, stage=stage, policy=policy, owner=owner, customer=customer,
-                                status=status, q=q, awaiting=awaiting_approval, after_id=decode_cursor(cursor),
-                                limit=limit)
+    rows = browse.list_invoices(
+        dunning(request).repo,
+        stage=stage,
+        policy=policy,
+        owner=owner,
+        customer=customer,
+        status=status,
+        q=q,
+        awaiting=awaiting_approval,
+        after_id=decode_cursor(cursor),
+        limit=limit,
+    )
     today = book_day(request)
     return page([invoice_json(r, today) for r in rows], limit, rows[-1]["id"] if rows else 0, ready=True)
 
@@ -84,24 +102,31 @@ def get_invoice(request: Request, number: str = InvoiceNumber, user: WebUser = D
     """One invoice with its customer and pause state."""
     row = browse.invoice_row(dunning(request).repo, number)
     found = invoice_json(row, book_day(request))
-    found.update(resume_stage=row["resume_stage"], paused_since=iso(row["paused_since"]),
-                 paused_days=row["paused_days"], stage_repeats=row["stage_repeats"],
-                 last_notice_at=iso(row["last_notice_at"]))
+    found.update(
+        resume_stage=row["resume_stage"],
+        paused_since=iso(row["paused_since"]),
+        paused_days=row["paused_days"],
+        stage_repeats=row["stage_repeats"],
+        last_notice_at=iso(row["last_notice_at"]),
+    )
     customer = browse.customer_row(dunning(request).repo, row["customer_id"])
     found["customer"] = customer_json(customer)
     return json_ready(found)
 
 
 @router.get("/invoices/{number}/history", response_model=Page, responses={**AUTH, **FOUND}, tags=["invoices"])
-def invoice_history(request: Request, number: str = InvoiceNumber,
-                    user: WebUser = Depends(reader)) -> JSONResponse:
+def invoice_history(request: Request, number: str = InvoiceNumber, user: WebUser = Depends(reader)) -> JSONResponse:
     """Every event of the invoice in order, as `dunning history NUMBER --json` (one page)."""
     return page(dunning(request).history(number), 10**9, None)
 
 
 @router.get("/invoices/{number}/explain", response_model=Item, responses={**AUTH, **FOUND}, tags=["invoices"])
-def invoice_explain(request: Request, number: str = InvoiceNumber, as_of: str | None = Query(None, max_length=40),
-                    user: WebUser = Depends(reader)) -> dict[str, Any]:
+def invoice_explain(
+    request: Request,
+    number: str = InvoiceNumber,
+    as_of: str | None = Query(None, max_length=40),
+    user: WebUser = Depends(reader),
+) -> dict[str, Any]:
     """`dunning explain NUMBER --json`: the governing policy and why, what happens next and when."""
     from engine.authoring.explain import explain_invoice
 
@@ -122,18 +147,27 @@ class ActionOptions(BaseModel):
     amount: Decimal | None = Field(None, description="promise: the amount promised")
     by: str | None = Field(None, max_length=10, description="promise: ISO date")
     installments: str | list[dict[str, Any]] | None = Field(
-        None, description='plan: "DATE:AMOUNT,..." or [{"due_on": DATE, "amount": N}, ...]')
+        None, description='plan: "DATE:AMOUNT,..." or [{"due_on": DATE, "amount": N}, ...]'
+    )
     to: str | None = Field(None, max_length=64, description="move: the stage")
     at: str | None = Field(None, max_length=40, description="when it happened (ISO; default now)")
     note: str | None = Field(None, max_length=2000)
     text: str | None = Field(None, max_length=4000, description="note: its text")
 
 
-@router.post("/invoices/{number}/actions/{action}", response_model=Item,
-             responses={**AUTH, **FOUND, **CONFLICT, **BUSY}, tags=["invoices"])
-def act_on_invoice(request: Request, action: ActionName, number: str = InvoiceNumber,
-                   options: ActionOptions = Body(default_factory=lambda: ActionOptions.model_validate({})),
-                   user: WebUser = Depends(api_user)) -> dict[str, Any]:
+@router.post(
+    "/invoices/{number}/actions/{action}",
+    response_model=Item,
+    responses={**AUTH, **FOUND, **CONFLICT, **BUSY},
+    tags=["invoices"],
+)
+def act_on_invoice(
+    request: Request,
+    action: ActionName,
+    number: str = InvoiceNumber,
+    options: ActionOptions = Body(default_factory=lambda: ActionOptions.model_validate({})),
+    user: WebUser = Depends(api_user),
+) -> dict[str, Any]:
     """Record a collector action under the signed-in user; answers the recorded event
     (as `dunning history --json` shows it)."""
     return invoice_action(request, user, number, action, options.model_dump(exclude_none=True))
@@ -143,12 +177,18 @@ def act_on_invoice(request: Request, action: ActionName, number: str = InvoiceNu
 
 
 @router.get("/customers", response_model=Page, responses={**AUTH, **BUSY}, tags=["customers"])
-def list_customers(request: Request, owner: str | None = Query(None, max_length=64),
-                   q: str | None = Query(None, max_length=100), limit: int = Limit, cursor: str | None = Cursor,
-                   user: WebUser = Depends(reader)) -> JSONResponse:
+def list_customers(
+    request: Request,
+    owner: str | None = Query(None, max_length=64),
+    q: str | None = Query(None, max_length=100),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    user: WebUser = Depends(reader),
+) -> JSONResponse:
     """Customers in id order with their contact data, owner and open invoice count."""
-    rows = browse.list_customers(dunning(request).repo, owner=owner, q=q, after_id=decode_cursor(cursor, numeric=False),
-                                 limit=limit)
+    rows = browse.list_customers(
+        dunning(request).repo, owner=owner, q=q, after_id=decode_cursor(cursor, numeric=False), limit=limit
+    )
     return page([customer_json(r) for r in rows], limit, rows[-1]["id"] if rows else "")
 
 
@@ -163,15 +203,14 @@ def get_customer(request: Request, customer_id: str = CustomerId, user: WebUser 
     found = customer_json(row)
     found["open"] = row["open"]
     today = book_day(request)
-    found["open_invoices"] = [invoice_json(r, today) for r in browse.list_invoices(repo, customer=customer_id,
-                                                                                  limit=1000)]
+    found["open_invoices"] = [
+        invoice_json(r, today) for r in browse.list_invoices(repo, customer=customer_id, limit=1000)
+    ]
     return json_ready(found)
 
 
-@router.get("/customers/{customer_id}/history", response_model=Page, responses={**AUTH, **FOUND},
-            tags=["customers"])
-def customer_history(request: Request, customer_id: str = CustomerId,
-                     user: WebUser = Depends(reader)) -> JSONResponse:
+@router.get("/customers/{customer_id}/history", response_model=Page, responses={**AUTH, **FOUND}, tags=["customers"])
+def customer_history(request: Request, customer_id: str = CustomerId, user: WebUser = Depends(reader)) -> JSONResponse:
     """The events of the customer and all its invoices, as `dunning history --customer ID --json`."""
     return page(dunning(request).history(customer=customer_id), 10**9, None)
 
@@ -180,13 +219,24 @@ def customer_history(request: Request, customer_id: str = CustomerId,
 
 
 @router.get("/tasks", response_model=Page, responses={**AUTH}, tags=["tasks"])
-def list_tasks(request: Request, owner: str | None = Query(None, max_length=64),
-               kind: str | None = Query(None, max_length=32),
-               all: bool = Query(False, description="Completed tasks too."), limit: int = Limit,
-               cursor: str | None = Cursor, user: WebUser = Depends(reader)) -> JSONResponse:
+def list_tasks(
+    request: Request,
+    owner: str | None = Query(None, max_length=64),
+    kind: str | None = Query(None, max_length=32),
+    all: bool = Query(False, description="Completed tasks too."),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    user: WebUser = Depends(reader),
+) -> JSONResponse:
     """Calls and visits, oldest first, as `dunning tasks --json`."""
-    rows = browse.list_tasks(dunning(request).repo, owner=owner, kind=kind, status=None if all else "open",
-                             after_id=decode_cursor(cursor), limit=limit)
+    rows = browse.list_tasks(
+        dunning(request).repo,
+        owner=owner,
+        kind=kind,
+        status=None if all else "open",
+        after_id=decode_cursor(cursor),
+        limit=limit,
+    )
     return page([task_json(r) for r in rows], limit, rows[-1]["id"] if rows else 0)
 
 
@@ -199,10 +249,12 @@ class TaskOutcome(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-@router.post("/tasks/{task_id}/done", response_model=Item, responses={**AUTH, **FOUND, **CONFLICT, **BUSY},
-             tags=["tasks"])
-def complete_task(request: Request, body: TaskOutcome, task_id: int = Path(..., ge=1, le=2**62),
-                  user: WebUser = Depends(api_user)) -> dict[str, Any]:
+@router.post(
+    "/tasks/{task_id}/done", response_model=Item, responses={**AUTH, **FOUND, **CONFLICT, **BUSY}, tags=["tasks"]
+)
+def complete_task(
+    request: Request, body: TaskOutcome, task_id: int = Path(..., ge=1, le=2**62), user: WebUser = Depends(api_user)
+) -> dict[str, Any]:
     """Record how a call or visit went (as `dunning tasks done ID --json`)."""
     return task_done(request, user, task_id, body.model_dump(exclude_none=True))
 
@@ -213,28 +265,55 @@ def complete_task(request: Request, body: TaskOutcome, task_id: int = Path(..., 
 def outbox_json(r: dict[str, Any]) -> dict[str, Any]:
     """A notification as `dunning outbox --json` lists it, plus when it is next tried."""
     return {
-        "id": r["id"], "invoice": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
-        "channel": r["channel"], "recipient": r["recipient"], "status": r["status"], "repeat": r["repeat_no"],
-        "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"]), "attempts": r["attempts"],
-        "error": r["error"], "key": r["key"], "due_at": iso(r["due_at"]), "next_attempt_at": iso(r["next_attempt_at"]),
+        "id": r["id"],
+        "invoice": r["number"],
+        "customer_id": r["customer_id"],
+        "stage": r["stage"],
+        "channel": r["channel"],
+        "recipient": r["recipient"],
+        "status": r["status"],
+        "repeat": r["repeat_no"],
+        "created_at": iso(r["created_at"]),
+        "sent_at": iso(r["sent_at"]),
+        "attempts": r["attempts"],
+        "error": r["error"],
+        "key": r["key"],
+        "due_at": iso(r["due_at"]),
+        "next_attempt_at": iso(r["next_attempt_at"]),
     }
 
 
 @router.get("/outbox", response_model=Page, responses={**AUTH}, tags=["outbox"])
-def list_outbox(request: Request,
-                status: Literal["pending", "sending", "sent", "failed", "cancelled"] | None = None,
-                invoice: str | None = Query(None, max_length=64), channel: str | None = Query(None, max_length=64),
-                limit: int = Limit, cursor: str | None = Cursor, user: WebUser = Depends(reader)) -> JSONResponse:
+def list_outbox(
+    request: Request,
+    status: Literal["pending", "sending", "sent", "failed", "cancelled"] | None = None,
+    invoice: str | None = Query(None, max_length=64),
+    channel: str | None = Query(None, max_length=64),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    user: WebUser = Depends(reader),
+) -> JSONResponse:
     """The notifications in the order they were queued."""
-    rows = browse.list_outbox(dunning(request).repo, status=status, invoice=invoice, channel=channel,
-                              after_id=decode_cursor(cursor), limit=limit)
+    rows = browse.list_outbox(
+        dunning(request).repo,
+        status=status,
+        invoice=invoice,
+        channel=channel,
+        after_id=decode_cursor(cursor),
+        limit=limit,
+    )
     return page([outbox_json(r) for r in rows], limit, rows[-1]["id"] if rows else 0)
 
 
-@router.post("/outbox/{notification_id}/retry", response_model=Item,
-             responses={**AUTH, **FOUND, **CONFLICT, **BUSY}, tags=["outbox"])
-def retry(request: Request, notification_id: int = Path(..., ge=1, le=2**62),
-          user: WebUser = Depends(api_user)) -> dict[str, Any]:
+@router.post(
+    "/outbox/{notification_id}/retry",
+    response_model=Item,
+    responses={**AUTH, **FOUND, **CONFLICT, **BUSY},
+    tags=["outbox"],
+)
+def retry(
+    request: Request, notification_id: int = Path(..., ge=1, le=2**62), user: WebUser = Depends(api_user)
+) -> dict[str, Any]:
     """Send a failed notification again (it is due at once, with a fresh attempt count)."""
     return retry_notification(request, user, notification_id)
 

@@ -39,8 +39,11 @@ def _problem(description: str) -> dict[str, Any]:
 
 #: Documented error answers; every route lists the ones it can give.
 Responses = dict[int | str, dict[str, Any]]
-AUTH: Responses = {401: _problem("No valid credentials"), 403: _problem("The role (or owner scope) does not allow it"),
-        422: _problem("Bad input")}
+AUTH: Responses = {
+    401: _problem("No valid credentials"),
+    403: _problem("The role (or owner scope) does not allow it"),
+    422: _problem("Bad input"),
+}
 FOUND: Responses = {404: _problem("Unknown invoice, customer, task or notification")}
 CONFLICT: Responses = {409: _problem("An illegal state move; nothing changed")}
 BUSY: Responses = {503: _problem("The database is busy with another writer; retry after Retry-After seconds")}
@@ -71,8 +74,12 @@ def page(items: list[dict[str, Any]], limit: int, last_key: Any, *, ready: bool 
     """The list answer; a full page has a next cursor (the next page may turn out empty). Answered as a
     response at once: the items are plain JSON already, validating them again against `Page` costs more
     than the query (`ready`: the items need no conversion either)."""
-    return JSONResponse({"items": items if ready else json_ready(items),
-                         "next_cursor": encode_cursor(last_key) if len(items) >= limit else None})
+    return JSONResponse(
+        {
+            "items": items if ready else json_ready(items),
+            "next_cursor": encode_cursor(last_key) if len(items) >= limit else None,
+        }
+    )
 
 
 def reader(request: Request, user: WebUser = Depends(api_user)) -> WebUser:

@@ -24,6 +24,7 @@ from engine.web.services import dunning, require
 
 router = APIRouter()
 
+
 class BadOption(DunningError):
     pass
 
@@ -65,21 +66,31 @@ def report(
 
 
 @router.get("/audit/verify", response_model=Item, responses={**AUTH}, tags=["audit"])
-def audit_verify(request: Request, expect_head: str | None = Query(None, max_length=64),
-                 user: WebUser = Depends(reader)) -> dict[str, Any]:
+def audit_verify(
+    request: Request, expect_head: str | None = Query(None, max_length=64), user: WebUser = Depends(reader)
+) -> dict[str, Any]:
     """`dunning audit verify --json`: the hash chain recomputed; `ok` false names the first bad event."""
     from engine.store.events import verify_chain
 
     with dunning(request).repo.read() as session:
         report_ = verify_chain(session.connection(), expect_head)
     problem = report_.problem
-    return {"ok": report_.ok, "events": report_.events, "head": report_.head,
-            "first_bad_event": problem.event_id if problem else None,
-            "position": problem.position if problem else None, "reason": problem.reason if problem else None}
+    return {
+        "ok": report_.ok,
+        "events": report_.events,
+        "head": report_.head,
+        "first_bad_event": problem.event_id if problem else None,
+        "position": problem.position if problem else None,
+        "reason": problem.reason if problem else None,
+    }
 
 
-@router.get("/audit/export", responses={**AUTH, 200: {"content": {"text/csv": {}, "application/jsonl": {}}}},
-            tags=["audit"], response_class=StreamingResponse)
+@router.get(
+    "/audit/export",
+    responses={**AUTH, 200: {"content": {"text/csv": {}, "application/jsonl": {}}}},
+    tags=["audit"],
+    response_class=StreamingResponse,
+)
 def audit_export(
     request: Request,
     format: Literal["csv", "jsonl"] = "jsonl",
@@ -96,8 +107,15 @@ def audit_export(
     from engine.store.events import EXPORT_COLUMNS, ExportFilter, export_events
 
     app = dunning(request)
-    filters = ExportFilter(since=_date(from_, "--from"), until=_date(to, "--to"), customer=customer, stage=stage,
-                           channel=channel, actor=actor, kind=kind)
+    filters = ExportFilter(
+        since=_date(from_, "--from"),
+        until=_date(to, "--to"),
+        customer=customer,
+        stage=stage,
+        channel=channel,
+        actor=actor,
+        kind=kind,
+    )
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
@@ -117,8 +135,9 @@ def audit_export(
         yield buffer.getvalue()
 
     media = "text/csv; charset=utf-8" if format == "csv" else "application/jsonl; charset=utf-8"
-    return StreamingResponse(lines(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="audit-export.{format}"'})
+    return StreamingResponse(
+        lines(), media_type=media, headers={"Content-Disposition": f'attachment; filename="audit-export.{format}"'}
+    )
 
 
 # -- policies ------------------------------------------------------------------------------------------------
@@ -126,12 +145,24 @@ def audit_export(
 
 def _policy_json(policy: Any) -> dict[str, Any]:
     return {
-        "name": policy.name, "sha256": policy.hash, "path": policy.source.path if policy.source else None,
-        "applies_to": policy.applies_to.source if policy.applies_to is not None and hasattr(policy.applies_to, "source") else None,
-        "default": policy.is_default, "days": str(getattr(policy.days, "value", policy.days)),
+        "name": policy.name,
+        "sha256": policy.hash,
+        "path": policy.source.path if policy.source else None,
+        "applies_to": policy.applies_to.source
+        if policy.applies_to is not None and hasattr(policy.applies_to, "source")
+        else None,
+        "default": policy.is_default,
+        "days": str(getattr(policy.days, "value", policy.days)),
         "description": policy.description,
-        "stages": [{"name": s.name, "after_days": s.after_days, "channels": list(s.channels),
-                    "approval_required": s.approval_required} for s in policy.stages],
+        "stages": [
+            {
+                "name": s.name,
+                "after_days": s.after_days,
+                "channels": list(s.channels),
+                "approval_required": s.approval_required,
+            }
+            for s in policy.stages
+        ],
         "text": policy.source.text if policy.source else None,
     }
 
@@ -142,8 +173,9 @@ def policies(request: Request, user: WebUser = Depends(reader)) -> JSONResponse:
     from engine.policy.loader import load_policies
 
     settings = dunning(request).settings
-    loaded = load_policies(settings.rules_path, known_channels=settings.channel_settings().keys(),
-                           default_country=settings.country)
+    loaded = load_policies(
+        settings.rules_path, known_channels=settings.channel_settings().keys(), default_country=settings.country
+    )
     return page([_policy_json(p) for p in loaded.policies], 10**9, None)
 
 
@@ -154,16 +186,34 @@ def policies_check(request: Request, user: WebUser = Depends(reader)) -> JSONRes
 
     settings = dunning(request).settings
     problems = check_policies(settings.rules_path, known_channels=settings.channel_settings().keys())
-    return page([{"file": p.file, "line": p.line, "column": p.column, "severity": p.severity, "message": p.message}
-                 for p in problems], 10**9, None)
+    return page(
+        [
+            {"file": p.file, "line": p.line, "column": p.column, "severity": p.severity, "message": p.message}
+            for p in problems
+        ],
+        10**9,
+        None,
+    )
 
 
 @router.get("/policies/versions", response_model=Page, responses={**AUTH}, tags=["policies"])
 def policies_versions(request: Request, user: WebUser = Depends(reader)) -> JSONResponse:
     """`dunning policy versions --json`: every policy text ever in force and when it took effect."""
     rows = browse.policy_versions(dunning(request).repo)
-    return page([{"name": r["name"], "sha256": r["sha256"], "path": r["path"],
-                  "took_effect_at": iso(r["first_used_at"]), "text": r["text"]} for r in rows], 10**9, None)
+    return page(
+        [
+            {
+                "name": r["name"],
+                "sha256": r["sha256"],
+                "path": r["path"],
+                "took_effect_at": iso(r["first_used_at"]),
+                "text": r["text"],
+            }
+            for r in rows
+        ],
+        10**9,
+        None,
+    )
 
 
 # -- background jobs -----------------------------------------------------------------------------------------
@@ -209,33 +259,47 @@ def _started(request: Request, job: Any, collection: str) -> JSONResponse:
     return JSONResponse(job.as_dict() | {"url": url}, status_code=202, headers={"Location": url})
 
 
-JOB_STARTED: Responses = {202: {"description": "Started; GET the Location for progress and the result",
-                     "content": {"application/json": {"schema": {"type": "object"}}}}}
+JOB_STARTED: Responses = {
+    202: {
+        "description": "Started; GET the Location for progress and the result",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
 
 
-@router.post("/simulations", status_code=202, responses={**AUTH, **JOB_STARTED}, tags=["policies"],
-             response_model=Item)
-def start_simulation(request: Request, body: SimulationRequest | None = None,
-                     user: WebUser = Depends(api_user)) -> JSONResponse:
+@router.post("/simulations", status_code=202, responses={**AUTH, **JOB_STARTED}, tags=["policies"], response_model=Item)
+def start_simulation(
+    request: Request, body: SimulationRequest | None = None, user: WebUser = Depends(api_user)
+) -> JSONResponse:
     """Start `dunning simulate --json` in the background (nothing is written or sent)."""
     require(request, user, "policy_jobs", subject="a simulation")
     options = (body or SimulationRequest.model_validate({})).model_dump(by_alias=True, exclude_none=True)
     app = dunning(request)
-    job = jobs(request).start("simulation", user.name, app.clock.now(),
-                              {k: v for k, v in options.items() if k != "files"}, simulation(app, options))
+    job = jobs(request).start(
+        "simulation",
+        user.name,
+        app.clock.now(),
+        {k: v for k, v in options.items() if k != "files"},
+        simulation(app, options),
+    )
     return _started(request, job, "simulations")
 
 
-@router.post("/policy-diffs", status_code=202, responses={**AUTH, **JOB_STARTED}, tags=["policies"],
-             response_model=Item)
+@router.post(
+    "/policy-diffs", status_code=202, responses={**AUTH, **JOB_STARTED}, tags=["policies"], response_model=Item
+)
 def start_policy_diff(request: Request, body: PolicyDiffRequest, user: WebUser = Depends(api_user)) -> JSONResponse:
     """Start `dunning policy diff --json` (configured rules vs. the edited files) in the background."""
     require(request, user, "policy_jobs", subject="a policy diff")
     options = body.model_dump(exclude_none=True)
     app = dunning(request)
-    job = jobs(request).start("policy-diff", user.name, app.clock.now(),
-                              {k: v for k, v in options.items() if k != "files"} | {"files": sorted(body.files)},
-                              policy_diff(app, options))
+    job = jobs(request).start(
+        "policy-diff",
+        user.name,
+        app.clock.now(),
+        {k: v for k, v in options.items() if k != "files"} | {"files": sorted(body.files)},
+        policy_diff(app, options),
+    )
     return _started(request, job, "policy-diffs")
 
 
@@ -252,5 +316,3 @@ def simulation_status(request: Request, job_id: str = JobId, user: WebUser = Dep
 def policy_diff_status(request: Request, job_id: str = JobId, user: WebUser = Depends(reader)) -> dict[str, Any]:
     """The job's status, elapsed time and, when done, `dunning policy diff --json`'s result."""
     return jobs(request).get(job_id, "policy-diff").as_dict()
-
-

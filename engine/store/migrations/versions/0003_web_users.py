@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
-import engine.store.models  # noqa: F401  (UTCDateTime: the project's instant type)
+import engine.store.models
 
 revision: str = "0003_web_users"
 down_revision: str | None = "0002_collections_audit_tasks"
@@ -26,9 +26,9 @@ def upgrade() -> None:
         "web_users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
-        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("role", AutoString(length=16), nullable=False),
+        sa.Column("language", AutoString(length=16), nullable=True),
+        sa.Column("password_hash", AutoString(), nullable=True),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("created_at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
@@ -53,10 +53,10 @@ def upgrade() -> None:
         "security_log",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", engine.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("user", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("kind", AutoString(length=32), nullable=False),
+        sa.Column("user", AutoString(length=64), nullable=True),
+        sa.Column("address", AutoString(length=64), nullable=True),
+        sa.Column("detail", AutoString(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_security_log_kind_at", "security_log", ["kind", "at"], unique=False)
