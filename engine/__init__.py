@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
+    AccountError,
     ActionRefused,
     AuditKeyMissing,
     ChargesError,
@@ -32,6 +33,7 @@ from engine.errors import (
     ImportRejected,
     NotFound,
     PermanentDeliveryError,
+    PermissionRefused,
     PolicyError,
     Problem,
     ReportError,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from engine.config import Settings, load_settings
 
 __all__ = [
+    "AccountError",
     "ActionRefused",
     "AuditKeyMissing",
     "ChargesError",
@@ -64,6 +67,7 @@ __all__ = [
     "ImportRejected",
     "NotFound",
     "PermanentDeliveryError",
+    "PermissionRefused",
     "PolicyError",
     "Problem",
     "ReportError",

@@ -17,8 +17,8 @@ from engine.cli import collect as _collect  # noqa: F401  dispute, promise, plan
 from engine.cli import daemon as _daemon  # noqa: F401  daemon, policy versions, policy events
 from engine.cli import db as _db  # noqa: F401  db upgrade, db current, db check (Alembic migrations)
 from engine.cli import reports as _reports  # noqa: F401  report aging|kpis|effectiveness|owners|forecast
-from engine.cli import statement as _statement  # noqa: F401  statement (of account)
 from engine.cli import serve as _serve  # noqa: F401  serve (the web workspace and REST API)
+from engine.cli import statement as _statement  # noqa: F401  statement (of account)
 from engine.cli import tasks as _tasks  # noqa: F401  tasks, tasks done (phone and visit lists)
 from engine.cli import users as _users  # noqa: F401  users add|list|disable|password|token|revoke|log
 from engine.cli.shared import app

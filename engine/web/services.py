@@ -16,12 +16,12 @@ from typing import Any
 
 from fastapi import Request
 
-from engine.actions import ActionRefused, Collector, parse_installments
+from engine.actions import Collector, parse_installments
 from engine.app import Dunning, json_ready
 from engine.clock import iso, local_day, parse_instant
-from engine.errors import PermissionRefused
+from engine.errors import ActionRefused, PermissionRefused, TaskRefused
 from engine.store import browse
-from engine.tasks import TaskBook, TaskRefused
+from engine.tasks import TaskBook
 from engine.web.auth import WebUser, permits, refused
 
 #: API action name → (role-table action, the kind of the event the use case records).
