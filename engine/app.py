@@ -20,6 +20,7 @@ from engine.channel_services import StoreCaseFiles, StoreTaskSink
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.config import Settings
 from engine.contact import ContactGate, gate_for
+from engine.credit.desk import CreditDesk
 from engine.dispatch import Dispatcher, DispatchReport
 from engine.errors import DunningError, NotFound
 from engine.importer import Importer, ImportReport
@@ -77,7 +78,21 @@ class Dunning:
 
     def sweeper(self) -> Sweeper:
         return Sweeper(self.repo, self.policies, zone=self.settings.zone, recipients=self.recipients, clock=self.clock,
-                       incremental=self.incremental)
+                       incremental=self.incremental, extra_facts=self.credit.sweep_facts,
+                       after_sweep=self.credit.after_sweep)
+
+    @cached_property
+    def credit(self) -> CreditDesk:
+        """Credit scoring, grades, limits, holds and early warnings (rules/credit.yaml, rules/warnings.yaml)."""
+        return CreditDesk(self.repo, rules_path=self.settings.rules_path, zone=self.settings.zone, clock=self.clock,
+                          known_channels=self.settings.channel_settings().keys(), legal_stages=self.legal_stages,
+                          recipients=self.recipients)
+
+    def legal_stages(self) -> set[str]:
+        """Stage names that hand an invoice to lawyers: named legal… or using the legal channel."""
+        policies = self.policies_if_valid()
+        return {s.name for p in (policies.policies if policies else ()) for s in p.stages
+                if "legal" in s.name.lower() or "legal" in s.channels}
 
     def dispatcher(self, channels: dict[str, Channel] | None = None) -> Dispatcher:
         return Dispatcher(

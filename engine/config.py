@@ -94,6 +94,8 @@ class ScheduleSettings(BaseModel):
     #: Crontab (minute hour day month day-of-week) in the company time zone. Keep it outside 02:00-03:00
     #: local time in zones with daylight saving (that hour is skipped or repeated once a year).
     sweep: str = "0 9 * * mon-fri"
+    #: Crontab of the credit review (`dunning credit review --apply`, rules/credit.yaml); none: no scheduled review.
+    credit_review: str | None = None
     #: How often the outbox is sent (new notifications, and retries whose time has come).
     dispatch_every_seconds: float = Field(5, gt=0)
     #: How often the daemon checks whether a scheduled sweep instant has passed.
@@ -105,12 +107,12 @@ class ScheduleSettings(BaseModel):
     #: On SIGTERM/SIGINT, how long in-flight sends may take to finish before the daemon exits anyway.
     shutdown_timeout_seconds: float = Field(30, gt=0)
 
-    @field_validator("sweep")
+    @field_validator("sweep", "credit_review")
     @classmethod
-    def _cron(cls, value: str) -> str:
+    def _cron(cls, value: str | None) -> str | None:
         from engine.service.scheduler import check_cron  # the one module that imports apscheduler
 
-        return check_cron(value)
+        return None if value is None else check_cron(value)
 
 
 class QuietHoursSettings(BaseModel):

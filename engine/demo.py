@@ -93,6 +93,8 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
         sent += sum(report.dispatch.sent.values()) if report.dispatch else 0
         for row in dunning.notified_invoices(sweep_at):
             last_noticed[row] = today
+        if offset == days // 2:
+            _credit_review(dunning, sweep_at, console)
         if offset % 7 == 6 or offset == days - 1:
             overdue = sum((i["open_amount"] for i in dunning.open_invoices(sweep_at) if i["days_overdue"] > 0),
                           Decimal(0))
@@ -103,6 +105,7 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
             collected = Decimal(0)
     console.print(weekly)
 
+    _warnings_summary(dunning, console)
     open_now = dunning.open_invoices()
     summary = Table(title=f"Where the book stands ({len(open_now)} open invoices)")
     for column in ("stage", "invoices", "open amount"):
@@ -132,6 +135,34 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
         f"database: sqlite:///{(folder / 'dunning.db').resolve()}\nrules: {rules.resolve()}\n"
         f"output_dir: {(folder / 'out').resolve()}\n", encoding="utf-8"
     )
+
+
+def _credit_review(dunning: Dunning, at: datetime, console: Console) -> None:
+    """Half-way: re-grade every customer from its payment record (rules/credit.yaml), as `dunning credit review
+    --apply` does; the new grades choose the customers' policies from the next sweep on."""
+    if dunning.credit.rules().credit is None:
+        return
+    changes = dunning.credit.review(at, apply=True, actor="demo")
+    table = Table(title=f"Credit review on {at.date()} (dunning credit review --apply): {len(changes)} regraded")
+    for column in ("customer", "old grade", "new grade", "score"):
+        table.add_column(column, justify="right")
+    for change in changes:
+        table.add_row(change["customer_id"], change["old"] or "-", change["new"],
+                      "-" if change["score"] is None else str(change["score"]))
+    console.print(table)
+
+
+def _warnings_summary(dunning: Dunning, console: Console) -> None:
+    warnings = dunning.credit.warnings()
+    if not warnings:
+        return
+    counts = Counter((w["rule"], w["severity"], w["status"]) for w in warnings)
+    table = Table(title=f"Early warnings raised (rules/warnings.yaml; dunning warnings): {len(warnings)}")
+    for column in ("rule", "severity", "status", "warnings"):
+        table.add_column(column, justify="right")
+    for (rule, severity, status), count in sorted(counts.items()):
+        table.add_row(rule, severity, status, str(count))
+    console.print(table)
 
 
 def _shipped_rules() -> Path:

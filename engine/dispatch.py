@@ -271,13 +271,15 @@ class Dispatcher:
         as_of_day = row["created_at"].date()
         if row.get("group"):  # a grouped notice: every still-open invoice of the customer it lists
             invoices = [{**inv, "days_overdue": (as_of_day - inv["due_on"]).days} for inv in row["group"]]
+        elif row["invoice_id"] is None:  # about the customer itself (credit holds, early warnings)
+            invoices = []
         else:
             invoices = [{
                 "number": row["i_number"], "amount": row["i_amount"], "open_amount": row["i_open_amount"],
                 "currency": row["i_currency"], "issued_on": row["i_issued_on"], "due_on": row["i_due_on"],
                 "days_overdue": (as_of_day - row["i_due_on"]).days,
             }]
-        invoice = invoices[0]
+        invoice = invoices[0] if invoices else None
         totals: dict[str, Any] = {}
         for item in invoices:
             totals[item["currency"]] = totals.get(item["currency"], 0) + item["open_amount"]

@@ -21,6 +21,7 @@ ever catch these.
     ├── ChargesError             a charge cannot be computed (a reference rate unknown for a day it needs)
     ├── AccountError             a web account that cannot be made or changed as asked (name taken, bad role)
     ├── PermissionRefused        the user's role (or a collector's owner scope) does not allow the action
+    ├── CreditRefused            a credit action that cannot be done as asked (no credit policy, unknown grade)
     ├── SimulationError          a simulation cannot run as asked (bad dates, an unusable database)
     ├── ReportError              a report cannot be built as asked (unknown report, bad buckets)
     ├── DaemonError              the daemon cannot start or run as configured
@@ -138,6 +139,10 @@ class SweepBusy(SweepRefused):
 
 class NotFound(DunningError):
     pass
+
+
+class CreditRefused(DunningError):
+    """A credit desk action refused as asked (engine.credit); nothing changed."""
 
 
 class SimulationError(DunningError):

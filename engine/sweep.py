@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from functools import lru_cache
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
@@ -129,7 +129,11 @@ class Sweeper:
         clock: Clock | None = None,
         chunk_size: int = 5000,
         incremental: bool = True,
+        extra_facts: Callable[[Connection, date, Collection[str]], Mapping[str, Mapping[str, Any]]] | None = None,
+        after_sweep: Callable[[datetime], None] | None = None,
     ):
+        #: More customer facts (the credit desk's), per chunk of customers; and work after each new sweep.
+        self.extra_facts, self.after_sweep = extra_facts, after_sweep
         self.repo = repo
         self.policies = policies
         #: Skip invoices whose next action day has not come (False: evaluate every open invoice).
@@ -219,6 +223,8 @@ class Sweeper:
                 },
             )
             report.sweep_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        if self.after_sweep is not None:
+            self.after_sweep(as_of)
         return report
 
     def _record_policy_versions(self, conn: Connection, as_of: datetime) -> None:
@@ -253,13 +259,15 @@ class Sweeper:
         notices: list[dict[str, Any]] = []
         customers: dict[str, dict[str, Any]] = {}
         policies = self.policies
+        extra = self.extra_facts(conn, today, {r["customer_id"] for r in rows}) if self.extra_facts else {}
 
         for row in rows:
             report.invoices_seen += 1
             customer_id = row["customer_id"]
             cfacts = customers.get(customer_id)
             if cfacts is None:
-                cfacts = customers[customer_id] = customer_facts(row, totals.get(customer_id))
+                cfacts = customers[customer_id] = {**customer_facts(row, totals.get(customer_id)),
+                                                   **extra.get(customer_id, {})}
             calendar_days = (today - row["due_on"]).days
             facts = {**cfacts, **invoice_facts(row, calendar_days)}
             policy = policies.governing(facts)

@@ -34,6 +34,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from engine.credit.templates import BUILTIN_TEMPLATES as CREDIT_TEMPLATES
 from engine.errors import TemplateProblem
 
 BUILTIN_DEFAULT = """Subject: {{ stage_title }}: invoice {{ invoice.number }} ({{ invoice.open_amount | money(invoice.currency) }} open)
@@ -193,7 +194,7 @@ class Renderer:
         loaders: list[Any] = []
         if folder is not None and folder.is_dir():
             loaders.append(FileSystemLoader(str(folder)))
-        loaders.append(DictLoader({"default.txt": BUILTIN_DEFAULT, "default.html": BUILTIN_HTML}))
+        loaders.append(DictLoader({"default.txt": BUILTIN_DEFAULT, "default.html": BUILTIN_HTML, **CREDIT_TEMPLATES}))
         self.env = SandboxedEnvironment(
             loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,

@@ -303,6 +303,7 @@ class Simulator:
         scratch = Dunning(self.dunning.settings, clock=clock, repo=repo)
         # The policies under test replace the configured ones for this run only.
         scratch.policies = self.policies  # type: ignore[misc]
+        scratch.credit.at_sweeps = False  # holds and warnings are not simulated (a whole-book read a day)
         # Only the historical model needs every open invoice's stage day by day; it is kept up to date
         # from the events the sweeps write rather than by re-reading the whole book every day.
         last_event, open_count, mirror = queries.simulation_start(repo, with_stages=bool(rates))

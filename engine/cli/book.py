@@ -66,12 +66,15 @@ def policy_check(
     format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Validate policies: exit 0 when valid, else print FILE:LINE:COLUMN: message for each problem."""
+    from engine.credit.rules import check_rule_files
     from engine.policy.loader import check_policies
 
     def action() -> None:
         settings = state.settings()
         target = path or settings.rules_path
         problems = check_policies(target, known_channels=settings.channel_settings().keys())
+        # credit.yaml, warnings.yaml, incentives.yaml, reasons.yaml: each against its own schema
+        problems = sorted(problems + check_rule_files(target, known_channels=settings.channel_settings().keys()))
         errors = [p for p in problems if p.severity == "error"]
         if format == "json":
             emit_json([

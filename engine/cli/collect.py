@@ -20,6 +20,7 @@ from engine.actions import ActionRefused, Collector, parse_installments
 from engine.audit_state import StateReport, verify_state
 from engine.store import queries
 from engine.store.events import EXPORT_COLUMNS, ExportFilter
+from engine.cli.credit import ReasonCode, check_reason_code, record_reason_code
 from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
 from engine.errors import DunningError
 from engine.spreadsheet import SafeDictWriter
@@ -75,10 +76,12 @@ def dispute(
     note: Annotated[Optional[str], typer.Option("--note", help="With --resolve: how it was settled.")] = None,
     actor: Actor = None,
     at: At = None,
+    reason_code: ReasonCode = None,
 ) -> None:
     """Pause an invoice (no escalation, no notices) while disputed; --resolve resumes it, paused days not counted."""
 
     def action() -> None:
+        check_reason_code(reason_code)
         collector, dunning = _collector(actor)
         if resolve:
             collector.resolve_dispute(number, note or reason, at=_when(at, dunning))
@@ -87,6 +90,7 @@ def dispute(
             if not reason:
                 raise ActionRefused("a dispute needs --reason TEXT (or --resolve to end one)")
             collector.dispute(number, reason, at=_when(at, dunning))
+            record_reason_code(reason_code, "dispute", number=number, actor=actor)
             out.print(f"{number}: disputed; its clock is paused until `dunning dispute {number} --resolve`",
                       markup=False)
 
@@ -101,12 +105,15 @@ def promise(
     note: Annotated[Optional[str], typer.Option("--note", help="Anything worth keeping about the promise.")] = None,
     actor: Actor = None,
     at: At = None,
+    reason_code: ReasonCode = None,
 ) -> None:
     """Record a promise to pay: escalation waits until --by plus the policy's grace_days; broken = escalate at once."""
 
     def action() -> None:
+        check_reason_code(reason_code)
         collector, dunning = _collector(actor)
         collector.promise(number, _amount(amount, "--amount"), _date(by, "--by"), note, at=_when(at, dunning))
+        record_reason_code(reason_code, "promise", number=number, actor=actor)
         out.print(f"{number}: promise of {amount} by {by} recorded", markup=False)
 
     guarded(action)
@@ -131,12 +138,14 @@ def plan(
 
 
 @app.command()
-def note(number: str, text: str, actor: Actor = None, at: At = None) -> None:
+def note(number: str, text: str, actor: Actor = None, at: At = None, reason_code: ReasonCode = None) -> None:
     """Add a note to an invoice's history."""
 
     def action() -> None:
+        check_reason_code(reason_code)
         collector, dunning = _collector(actor)
         collector.note(number, text, at=_when(at, dunning))
+        record_reason_code(reason_code, "note", number=number, actor=actor)
         out.print(f"{number}: note recorded", markup=False)
 
     guarded(action)
@@ -148,11 +157,14 @@ def write_off(
     reason: Annotated[str, typer.Option("--reason", help="Why the debt is written off.")],
     actor: Actor = None,
     at: At = None,
+    reason_code: ReasonCode = None,
 ) -> None:
     """Write the open amount off as bad debt (recorded with the reason and you as the approver)."""
 
     def action() -> None:
+        check_reason_code(reason_code)
         collector, dunning = _collector(actor)
+        record_reason_code(reason_code, "write_off", number=number, actor=actor)  # the open amount before it
         collector.write_off(number, reason, at=_when(at, dunning))
         out.print(f"{number}: written off", markup=False)
 

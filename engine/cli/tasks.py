@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from engine.cli.credit import ReasonCode, check_reason_code, record_reason_code
 from engine.cli.shared import app, emit_json, err, guarded, out, state
 from engine.tasks import OUTCOMES, TaskBook, TaskRefused
 
@@ -66,10 +67,12 @@ def tasks_done(
     actor: Annotated[Optional[str], typer.Option("--actor", envvar="DUNNING_ACTOR",
                                                  help="Who records it (default: the task's owner).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the completed task as JSON.")] = False,
+    reason_code: ReasonCode = None,
 ) -> None:
     """Record how a call or visit went; promised and disputed pause the invoice's clock."""
 
     def action() -> None:
+        check_reason_code(reason_code)
         day = None
         if by is not None:
             try:
@@ -77,6 +80,7 @@ def tasks_done(
             except ValueError:
                 raise TaskRefused(f"--by {by!r} is not a date; write YYYY-MM-DD") from None
         task = TaskBook(state.dunning()).complete(task_id, outcome, note=note, amount=amount, by=day, actor=actor)
+        record_reason_code(reason_code, f"task_{outcome}", task=task_id, actor=actor)
         if json_out:
             emit_json(task)
         else:

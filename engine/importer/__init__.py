@@ -59,7 +59,7 @@ NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 KINDS = ("customers", "invoices", "payments")
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("id", "name", "email", "phone", "address", "credit_grade", "segment", "owner", "language",
-                  "timezone", "tags"),
+                  "timezone", "tags", "credit_limit", "industry", "region"),
     "invoices": ("number", "customer_id", "currency", "amount", "issued_on", "due_on", "tags"),
     "payments": ("invoice", "amount", "paid_on", "reference"),
 }
@@ -298,14 +298,22 @@ def _zone_names() -> tuple[str, ...]:
     return tuple(sorted(available_timezones()))
 
 
+def _credit_limit(value: Any) -> Decimal:
+    # A limit of 0 is a real decision (no credit at all), unlike an invoice amount of 0.
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip() in ("0", "0.0", "0.00"):
+        return Decimal(0)
+    return _amount(value)
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
+    "credit_limit": _credit_limit, "industry": _text, "region": _text,
     "id": _key, "name": _text, "email": _email, "phone": _text, "address": _text, "credit_grade": _text,
     "segment": _text, "owner": _text, "language": _language, "timezone": _timezone, "tags": _tags,
     "number": _key, "customer_id": _key, "currency": _currency, "amount": _amount, "issued_on": _date,
     "due_on": _date, "invoice": _key, "paid_on": _date, "reference": _text,
 }
 _HINTS = {
-    "amount": _AMOUNT_HINT, "issued_on": _DATE_HINT, "due_on": _DATE_HINT, "paid_on": _DATE_HINT,
+    "amount": _AMOUNT_HINT, "credit_limit": _AMOUNT_HINT, "issued_on": _DATE_HINT, "due_on": _DATE_HINT, "paid_on": _DATE_HINT,
     "currency": "expected a 3-letter ISO 4217 code such as EUR",
 }
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "CREDIT_FIELDS",
     "FIELDS",
     "ROOTS",
     "VOLATILE_FIELDS",
@@ -106,11 +107,50 @@ FIELDS: dict[str, Field] = {
             volatile=True,
         ),
         Field("customer.overdue_count", _I, "Number of the customer's overdue open invoices.", volatile=True),
+        # credit management (engine.credit, rules/credit.yaml): filled by the credit desk, see CREDIT_FIELDS
+        Field("customer.industry", _T, "The customer's industry, e.g. 'construction'."),
+        Field("customer.region", _T, "The customer's region, e.g. 'East China'."),
+        Field("customer.credit_limit", _D, "Credit limit: the imported credit_limit, else the grade's limit."),
+        Field(
+            "customer.utilisation",
+            _D,
+            "Open amount in the credit currency ÷ credit limit (null without a limit, or a limit of 0).",
+            volatile=True,
+        ),
+        Field("customer.previous_grade", _T, "The credit grade before the latest grade change; null if never changed."),
+        Field(
+            "customer.grade_changed_days_ago",
+            _I,
+            "Days since the latest grade change; null if never changed.",
+            volatile=True,
+        ),
+        Field("customer.open_warnings", _I, "Number of the customer's open early warnings.", volatile=True),
+        # only in rules/credit.yaml factors and rules/warnings.yaml (the credit desk's measures)
+        Field("credit.avg_days_late", _D, "Amount-weighted mean days late of invoices paid in full in the window."),
+        Field("credit.on_time_share", _D, "Invoices due in the window paid in full by their due date ÷ invoices due."),
+        Field("credit.broken_promises", _I, "Promises broken and installments missed in the window."),
+        Field("credit.overdue_share", _D, "Overdue open amount ÷ open amount at the as-of day (0 without open)."),
+        Field("credit.disputes", _I, "Disputes opened in the window."),
+        Field("credit.days_to_pay", _D, "Mean days from issue to payment in full, invoices paid in the window."),
+        Field("credit.relationship_days", _I, "Days since the customer's first invoice was issued."),
+        Field("credit.days_since_last_payment", _I, "Days since the latest payment; null without payments."),
+        Field("credit.days_late_last_90", _D, "avg_days_late over the last 90 days."),
+        Field("credit.days_late_prior_90", _D, "avg_days_late over the 90 days before those."),
+        Field("credit.broken_promises_last_30", _I, "Promises broken and installments missed in the last 30 days."),
+        Field("credit.legal_invoices", _I, "Open invoices in a legal stage (named legal... or using the legal channel)."),
+        Field("credit.grade_dropped", FieldType.BOOLEAN, "The latest grade change lowered the grade."),
     )
 }
 
 #: Fields whose value moves with time or with *other* invoices: a condition on them is re-checked daily.
 VOLATILE_FIELDS = frozenset(name for name, f in FIELDS.items() if f.volatile)
+#: Filled by the credit desk (engine.credit.desk), not by the builders below: the customer fields a sweep adds
+#: per chunk of customers, and the credit.* measures (read only in credit.yaml factors and warnings.yaml).
+CREDIT_FIELDS = frozenset(
+    {"customer.industry", "customer.region", "customer.credit_limit", "customer.utilisation",
+     "customer.previous_grade", "customer.grade_changed_days_ago", "customer.open_warnings"}
+    | {name for name, f in FIELDS.items() if f.root == "credit"}
+)
 
 
 def invoice_facts(row: Mapping[str, Any], days_overdue: int) -> dict[str, Any]:

@@ -54,6 +54,9 @@ __all__ = ["CANONICAL_EXAMPLE", "check_policies", "is_known_country", "load_poli
 
 #: File name patterns read from a rules folder (directly inside it; subfolders such as templates/ are not).
 POLICY_SUFFIXES = (".yaml", ".yml")
+#: Rule files of the credit desk (engine.credit.rules.RULE_FILES), recognised by name: never dunning policies.
+CREDIT_RULE_FILES = frozenset({"credit.yaml", "warnings.yaml", "incentives.yaml", "reasons.yaml", "credit.yml",
+                               "warnings.yml", "incentives.yml", "reasons.yml"})
 
 # --------------------------------------------------------------------------- public API
 
@@ -76,7 +79,12 @@ def load_policies(
 
 
 def check_policies(path: str | Path, *, known_channels: Collection[str]) -> list[Problem]:
-    """Every error and warning in the policies under `path`, sorted by file, line and column."""
+    """Every error and warning in the policies under `path`, sorted by file, line and column.
+
+    The credit rule files beside them (CREDIT_RULE_FILES) are not policies; `dunning policy check` checks them
+    with engine.credit.rules.check_rule_files."""
+    if Path(path).is_file() and Path(path).name in CREDIT_RULE_FILES:
+        return []
     return sorted(_analyse(Path(path), known_channels, None).problems)
 
 
@@ -204,5 +212,6 @@ def _build(
 
 
 def _is_policy_file(path: Path) -> bool:
-    # Dot files are editor backups and lock files, never policies.
-    return path.suffix in POLICY_SUFFIXES and not path.name.startswith(".") and path.is_file()
+    # Dot files are editor backups and lock files, never policies; credit.yaml & co. have their own schema.
+    return (path.suffix in POLICY_SUFFIXES and not path.name.startswith(".") and path.name not in CREDIT_RULE_FILES
+            and path.is_file())

@@ -158,6 +158,7 @@ class Daemon:
         self._first_stop_at: float | None = None
         self._reload_requested = False
         self._next_check: datetime | None = None
+        self._next_review: datetime | None = None  # the next scheduled credit review (schedule.credit_review)
         self._wake_r, self._wake_w = -1, -1
 
     # -- entry points ------------------------------------------------------------------------------
@@ -173,6 +174,8 @@ class Daemon:
                        start_now=True)
             jobs.every("watch-rules", schedule.watch_rules_seconds, self._guard("watch", self.watch_rules))
             jobs.every("housekeeping", schedule.housekeeping_every_seconds, self._guard("housekeeping", self.housekeeping))
+            if schedule.credit_review:
+                jobs.every("credit-review", schedule.tick_seconds, self._guard("credit", self.review_if_due))
             self.jobs = jobs
             self._install_signals(stack)
             if self.health_port is not None:
@@ -204,6 +207,7 @@ class Daemon:
             report.recovered = self._start(stack)
             report.swept_as_of, report.sweep = self._sweep_if_due_locked()
             report.dispatch = self._dispatch_locked()
+            self.review_if_due()
             self.housekeeping()
             return report
 
@@ -311,6 +315,25 @@ class Daemon:
                 logger.exception("%s job failed; it runs again at its next tick", name, extra={"job": name})
 
         return job
+
+    def review_if_due(self) -> None:
+        """The credit review (schedule.credit_review), once, as of the latest scheduled instant since the last one."""
+        expression = self.settings.schedule.credit_review
+        if self._stopping.is_set() or not expression or self.dunning is None:
+            return
+        now = self.clock.now()
+        if self._next_review is not None and now < self._next_review:
+            return  # nothing scheduled yet: no database round trip
+        with self._work:
+            desk = self.dunning.credit
+            schedule = CronSchedule(expression, self.settings.zone)
+            latest = desk.latest_review()
+            due = schedule.latest_due(now, latest)
+            self._next_review = schedule.next_after(due or max(latest or now, now))
+            if due is not None:
+                changes = desk.review(due, apply=True, actor="daemon")
+                logger.info("credit review as of %s: %d customer(s) regraded", iso(due), len(changes),
+                            extra={"event": "credit_review", "as_of": iso(due), "regraded": len(changes)})
 
     def sweep_if_due(self) -> None:
         """Sweep once, as of the latest scheduled instant since the latest sweep, if one has come."""

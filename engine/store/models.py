@@ -95,6 +95,10 @@ class Customer(SQLModel, table=True):
     language: str | None = None
     timezone: str | None = None
     tags: list[str] = json_column(nullable=False, default=list)
+    # credit management (engine.credit): an imported limit wins over the grade's; dimensions for reports
+    credit_limit: Decimal | None = money_column(nullable=True)
+    industry: str | None = None
+    region: str | None = None
 
 
 class Invoice(SQLModel, table=True):
@@ -345,3 +349,45 @@ class SecurityEntry(SQLModel, table=True):
     user: str | None = Field(default=None, max_length=64)
     address: str | None = Field(default=None, max_length=64)
     detail: str | None = None
+# -- credit management (engine.credit) ----------------------------------------------------------------
+
+
+class CreditFile(SQLModel, table=True):
+    """A customer's credit standing as the credit desk last set it: grade, where it came from, score, hold.
+
+    The grade in force is `customers.credit_grade` (what policies read); this row says how it got there.
+    When an import changed the grade afterwards, the two differ and the grade's source is `import`.
+    """
+
+    __tablename__ = "credit_files"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    grade: str | None = None
+    source: str = Field(default="score", max_length=16)  # score | manual
+    score: int | None = None
+    previous_grade: str | None = None
+    grade_changed_at: datetime | None = instant_column(nullable=True)
+    #: A manual grade stays until this day (inclusive); NULL with source manual: until set again.
+    manual_until: date | None = None
+    reason: str | None = None
+    on_hold: bool = False
+    hold_since: datetime | None = instant_column(nullable=True)
+    updated_at: datetime = instant_column(nullable=False)
+
+
+class CreditWarning(SQLModel, table=True):
+    """One early warning (rules/warnings.yaml) raised for a customer, open until acknowledged or cleared."""
+
+    __tablename__ = "credit_warnings"
+    __table_args__ = (Index("ix_credit_warnings_rule_customer", "rule", "customer_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str = Field(max_length=128)
+    customer_id: str = Field(index=True, max_length=64)
+    severity: str = Field(max_length=16)
+    status: str = Field(default="open", max_length=16)  # open | acknowledged | cleared
+    raised_at: datetime = instant_column(nullable=False)
+    cleared_at: datetime | None = instant_column(nullable=True)
+    acknowledged_at: datetime | None = instant_column(nullable=True)
+    acknowledged_by: str | None = None
+    note: str | None = None

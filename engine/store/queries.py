@@ -351,7 +351,7 @@ class BookRows:
         )
 
     def customers(self) -> Iterator[RowMapping]:
-        """Every customer: id, name, segment, credit_grade, owner."""
+        """Every customer: id, name, segment, credit_grade, owner, industry, region."""
         return iter(
             self._conn.execute(
                 select(
@@ -360,6 +360,8 @@ class BookRows:
                     CUSTOMERS.c.segment,
                     CUSTOMERS.c.credit_grade,
                     CUSTOMERS.c.owner,
+                    CUSTOMERS.c.industry,
+                    CUSTOMERS.c.region,
                 )
             ).mappings()
         )

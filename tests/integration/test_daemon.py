@@ -214,3 +214,18 @@ def test_health_metrics_and_json_logs(book) -> None:  # type: ignore[no-untyped-
     lines = daemon.json_lines()  # every line of output is a JSON object
     assert {"started", "swept", "dispatched", "stopped"} <= {line.get("event") for line in lines}
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+def test_once_runs_the_scheduled_credit_review(book) -> None:  # type: ignore[no-untyped-def]
+    b = book(schedule={"credit_review": "0 6 1 * *"})
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    b.write("rules/credit.yaml", (rules / "credit.yaml").read_text(encoding="utf-8"))
+    b.customers("C1,Acme GmbH,ap@acme.example,,1 Main St,A,,,en,Europe/Berlin,")
+    b.invoices("INV-1,C1,CNY,100.00,2026-01-01,2026-02-01,")  # unpaid and overdue: score 15, grade D
+    b.cli("daemon", "--once", "--clock-start", "2026-03-05T10:00")
+    changes = [e for e in json.loads(b.cli("history", "--customer", "C1", "--json").stdout)
+               if e["kind"] == "grade_changed"]
+    assert [(c["old"], c["new"], c["at"], c["actor"]) for c in changes] == [("A", "D", "2026-03-01T05:00:00Z", "daemon")]
+    b.cli("daemon", "--once", "--clock-start", "2026-03-06T10:00")  # the March review is done: not again
+    again = [e for e in json.loads(b.cli("history", "--customer", "C1", "--json").stdout) if e["kind"] == "grade_changed"]
+    assert len(again) == 1

@@ -67,6 +67,19 @@ def test_registry_lists_every_documented_field_with_its_type() -> None:
         "customer.total_open": FieldType.DECIMAL,
         "customer.total_overdue": FieldType.DECIMAL,
         "customer.overdue_count": FieldType.INTEGER,
+        "customer.industry": FieldType.TEXT,
+        "customer.region": FieldType.TEXT,
+        "customer.credit_limit": FieldType.DECIMAL,
+        "customer.utilisation": FieldType.DECIMAL,
+        "customer.previous_grade": FieldType.TEXT,
+        "customer.grade_changed_days_ago": FieldType.INTEGER,
+        "customer.open_warnings": FieldType.INTEGER,
+        **{f"credit.{name}": FieldType.DECIMAL for name in (
+            "avg_days_late", "on_time_share", "overdue_share", "days_to_pay", "days_late_last_90", "days_late_prior_90")},
+        **{f"credit.{name}": FieldType.INTEGER for name in (
+            "broken_promises", "disputes", "relationship_days", "days_since_last_payment", "broken_promises_last_30",
+            "legal_invoices")},
+        "credit.grade_dropped": FieldType.BOOLEAN,
     }
     assert {name: f.type for name, f in FIELDS.items()} == expected
     for name, f in FIELDS.items():

@@ -158,6 +158,7 @@ def test_optional_columns_may_be_left_out_of_the_header(importer: Importer, file
     assert table(repo, CUSTOMERS)[0] == {
         "id": "C1", "name": "Acme", "email": None, "phone": None, "address": None, "credit_grade": None,
         "segment": None, "owner": None, "language": None, "timezone": None, "tags": [],
+        "credit_limit": None, "industry": None, "region": None,
     }
 
 
@@ -165,7 +166,8 @@ def test_empty_file_and_file_without_header(importer: Importer, files: Files) ->
     empty = files("empty.csv", "\n  \n")
     assert problems(importer, "customers", empty) == [
         f"{empty}:1: (file): the file is empty; expected a header row "
-        "(id,name,email,phone,address,credit_grade,segment,owner,language,timezone,tags) and then one row per line"
+        "(id,name,email,phone,address,credit_grade,segment,owner,language,timezone,tags,credit_limit,industry,region) "
+        "and then one row per line"
     ]
     headless = files("headless.csv", "C1,Acme\nC2,Beta\n")
     [problem] = problems(importer, "customers", headless)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import PolicyError, Problem
-from engine.policy.loader import CANONICAL_EXAMPLE, check_policies, load_policies, policy_json_schema
+from engine.policy.loader import CANONICAL_EXAMPLE, CREDIT_RULE_FILES, check_policies, load_policies, policy_json_schema
 from engine.policy.model import CatchUp, DayCount, Repeat
 from engine.yamlsource import Mark, load_located, validation_problems
 
@@ -618,6 +618,8 @@ def test_json_schema_validates_the_shipped_rules() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     validator.check_schema(schema)
     for file in sorted(RULES.glob("*.yaml")):
+        if file.name in CREDIT_RULE_FILES:  # their own schemas (engine.credit.rules)
+            continue
         validator.validate(yaml.safe_load(file.read_text(encoding="utf-8")))
     validator.validate(yaml.safe_load(CANONICAL))
     assert not validator.is_valid({"name": "x", "stages": [{"name": "a", "after_days": "ten", "channels": ["email"]}]})

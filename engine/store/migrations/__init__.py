@@ -11,13 +11,15 @@ Revisions:
   audit log (existing events are chained in id order), commitments, grouped and fallback notifications,
   sweep policy fingerprints, and the phone/visit task list.
 - `0003_web_users` — the web workspace's accounts, hashed API tokens and the security log (issue 12).
+- `0004_credit` — credit management: customers' `credit_limit`, `industry`, `region`; `credit_files` (grade
+  source, score, manual overrides, holds) and `credit_warnings` (early warnings).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-HEAD = "0003_web_users"
+HEAD = "0004_credit"
 BASELINE = "0001_first_release"
 LOCATION = Path(__file__).resolve().parent
 
