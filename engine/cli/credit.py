@@ -6,7 +6,7 @@ import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -16,15 +16,17 @@ from engine.errors import CreditRefused
 from engine.spreadsheet import SafeDictWriter
 
 credit_app = typer.Typer(help="Credit scoring and grades (rules/credit.yaml), limits and order checks.")
-warnings_app = typer.Typer(help="Early warnings (rules/warnings.yaml): list them, acknowledge one.",
-                           invoke_without_command=True)
+warnings_app = typer.Typer(
+    help="Early warnings (rules/warnings.yaml): list them, acknowledge one.", invoke_without_command=True
+)
 app.add_typer(credit_app, name="credit")
 app.add_typer(warnings_app, name="warnings")
 
 Actor = Annotated[
-    Optional[str],
-    typer.Option("--actor", envvar="DUNNING_ACTOR",
-                 help="Who is acting (recorded in the log); default: config `actor`."),
+    str | None,
+    typer.Option(
+        "--actor", envvar="DUNNING_ACTOR", help="Who is acting (recorded in the log); default: config `actor`."
+    ),
 ]
 
 
@@ -45,7 +47,7 @@ def _show(value: Any) -> str:
 
 @credit_app.command("score")
 def credit_score(
-    customer: Annotated[Optional[str], typer.Option("--customer", help="Only this customer.")] = None,
+    customer: Annotated[str | None, typer.Option("--customer", help="Only this customer.")] = None,
     as_of: AsOf = None,
     json_out: Json = False,
 ) -> None:
@@ -61,11 +63,17 @@ def credit_score(
         for a in assessments:
             assert a.scored is not None
             scored = "no invoice due in the window" if a.scored.score is None else f"score {a.scored.score}"
-            out.print(f"{a.customer_id}  grade {_show(a.grade)} ({a.source}); {scored} -> grade {a.scored.grade}; "
-                      f"limit {_show(a.limit)}, terms {_show(a.payment_terms_days)} days", markup=False)
+            out.print(
+                f"{a.customer_id}  grade {_show(a.grade)} ({a.source}); {scored} -> grade {a.scored.grade}; "
+                f"limit {_show(a.limit)}, terms {_show(a.payment_terms_days)} days",
+                markup=False,
+            )
             for f in a.scored.factors:
-                out.print(f"    {f.name:<18} {f.measure:<24} value {_show(f.value):<10} band {f.band:<12} "
-                          f"{f.points:>4} points", markup=False)
+                out.print(
+                    f"    {f.name:<18} {f.measure:<24} value {_show(f.value):<10} band {f.band:<12} "
+                    f"{f.points:>4} points",
+                    markup=False,
+                )
 
     guarded(action)
 
@@ -87,8 +95,11 @@ def credit_review(
             emit_json(changes)
             return
         for change in changes:
-            out.print(f"{change['customer_id']}  {_show(change['old'])} -> {change['new']}  "
-                      f"(score {_show(change['score'])}, {change['source']})", markup=False)
+            out.print(
+                f"{change['customer_id']}  {_show(change['old'])} -> {change['new']}  "
+                f"(score {_show(change['score'])}, {change['source']})",
+                markup=False,
+            )
         verb = "regraded" if apply else "would be regraded (dry run; --apply records it)"
         out.print(f"{len(changes)} customer(s) {verb} as of {iso(when)}", markup=False)
 
@@ -99,16 +110,17 @@ def credit_review(
 def credit_set(
     customer: str,
     grade: Annotated[str, typer.Option("--grade", help="The grade, one of credit.yaml's grades.")],
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (recorded with the change).")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Sticky until this day (inclusive).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded with the change).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Sticky until this day (inclusive).")] = None,
     actor: Actor = None,
 ) -> None:
     """Set a customer's grade by hand; reviews leave it alone until --until (or until set again)."""
 
     def action() -> None:
         dunning = state.dunning()
-        result = dunning.credit.set_grade(customer, grade, reason=reason or "",
-                                          until=_day(until, "--until") if until else None, actor=_actor(actor))
+        result = dunning.credit.set_grade(
+            customer, grade, reason=reason or "", until=_day(until, "--until") if until else None, actor=_actor(actor)
+        )
         sticky = f" until {result['until']}" if result["until"] else ""
         out.print(f"{customer}: grade {_show(result['old'])} -> {grade} (manual{sticky})", markup=False)
 
@@ -119,9 +131,7 @@ def credit_set(
 def credit_check(
     customer: str,
     amount: Annotated[str, typer.Option("--amount", help="The new order's amount.")],
-    currency: Annotated[
-        Optional[str], typer.Option("--currency", help="Its currency (default: credit.yaml's).")
-    ] = None,
+    currency: Annotated[str | None, typer.Option("--currency", help="Its currency (default: credit.yaml's).")] = None,
     json_out: Json = False,
 ) -> None:
     """May a new order ship? Exit 0 with the headroom, or 1 with the reasons."""
@@ -135,8 +145,10 @@ def credit_check(
         if json_out:
             emit_json(result)
         elif result["ok"]:
-            out.print(f"{customer}: ok; headroom {result['headroom']} (limit {result['limit']}, open "
-                      f"{result['open']})", markup=False)
+            out.print(
+                f"{customer}: ok; headroom {result['headroom']} (limit {result['limit']}, open {result['open']})",
+                markup=False,
+            )
         else:
             for reason in result["reasons"]:
                 err.print(f"{customer}: {reason}", markup=False)
@@ -164,9 +176,11 @@ def warnings_list(
             emit_json(rows)
             return
         for w in rows:
-            out.print(f"{w['id']:>5}  {iso(w['raised_at'])}  {w['customer_id']:<12} {w['rule']:<22} {w['severity']:<7}"
-                      f"{w['status']}" + (f"  ({w['acknowledged_by']}: {w['note']})" if w["acknowledged_by"] else ""),
-                      markup=False)
+            out.print(
+                f"{w['id']:>5}  {iso(w['raised_at'])}  {w['customer_id']:<12} {w['rule']:<22} {w['severity']:<7}"
+                f"{w['status']}" + (f"  ({w['acknowledged_by']}: {w['note']})" if w["acknowledged_by"] else ""),
+                markup=False,
+            )
 
     guarded(action)
 
@@ -174,7 +188,7 @@ def warnings_list(
 @warnings_app.command("ack")
 def warnings_ack(
     warning_id: Annotated[int, typer.Argument(help="The warning's id (from `dunning warnings`).")],
-    note: Annotated[Optional[str], typer.Option("--note", help="What is being done about it.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="What is being done about it.")] = None,
     actor: Actor = None,
 ) -> None:
     """Acknowledge an open warning: it is not raised again while its condition keeps holding."""
@@ -191,8 +205,16 @@ def warnings_ack(
 CREDIT_REPORTS = ("incentives", "credit", "reasons")
 
 
-def credit_report(name: str, *, as_of: str | None, since: str | None, until: str | None, json_out: bool,
-                  csv_out: bool, html_file: Path | None) -> None:
+def credit_report(
+    name: str,
+    *,
+    as_of: str | None,
+    since: str | None,
+    until: str | None,
+    json_out: bool,
+    csv_out: bool,
+    html_file: Path | None,
+) -> None:
     """`dunning report incentives --from --to` and `dunning report credit [--from] [--as-of]`."""
     from datetime import timedelta
 
@@ -212,13 +234,17 @@ def credit_report(name: str, *, as_of: str | None, since: str | None, until: str
             sys.stdout.write(as_csv(report))
         else:
             for o in report["owners"]:
-                out.print(f"{o['owner']:<16} {o['currency']}  collected {o['collected']}  commission {o['commission']}"
-                          f"  bonus {o['bonus']}  cap -{o['cap_reduction']}  clawback -{o['clawback']}  "
-                          f"total {o['total']}", markup=False)
+                out.print(
+                    f"{o['owner']:<16} {o['currency']}  collected {o['collected']}  commission {o['commission']}"
+                    f"  bonus {o['bonus']}  cap -{o['cap_reduction']}  clawback -{o['clawback']}  "
+                    f"total {o['total']}",
+                    markup=False,
+                )
         return
     if name == "reasons":
-        report = dunning.credit.reasons_report(_day(since, "--from") if since else None,
-                                               _day(until or as_of, "--to") if (until or as_of) else None)
+        report = dunning.credit.reasons_report(
+            _day(since, "--from") if since else None, _day(until or as_of, "--to") if (until or as_of) else None
+        )
         if json_out:
             emit_json(report)
             return
@@ -238,8 +264,11 @@ def credit_report(name: str, *, as_of: str | None, since: str | None, until: str
     writer = SafeDictWriter(sys.stdout, fieldnames=["section", "key", "value"], lineterminator="\n")
     writer.writeheader()
     rows = [("grades", grade, count) for grade, count in report["grades"].items()]
-    rows += [("migration", f"{old} -> {new}", count) for old, row in report["migration"].items()
-             for new, count in row.items()]
+    rows += [
+        ("migration", f"{old} -> {new}", count)
+        for old, row in report["migration"].items()
+        for new, count in row.items()
+    ]
     rows += [("utilisation", band, count) for band, count in report["utilisation"].items()]
     rows += [("over_limit", item["customer_id"], item["utilisation"]) for item in report["over_limit"]]
     rows += [("on_hold", item["customer_id"], iso(item["since"])) for item in report["on_hold"]]
@@ -248,9 +277,10 @@ def credit_report(name: str, *, as_of: str | None, since: str | None, until: str
 
 
 ReasonCode = Annotated[
-    Optional[str],
-    typer.Option("--reason-code",
-                 help="Why, as a code of rules/reasons.yaml (e.g. cash_trouble); see `report reasons`."),
+    str | None,
+    typer.Option(
+        "--reason-code", help="Why, as a code of rules/reasons.yaml (e.g. cash_trouble); see `report reasons`."
+    ),
 ]
 
 
@@ -260,8 +290,10 @@ def check_reason_code(code: str | None) -> None:
         state.dunning().credit.reason_group(code)
 
 
-def record_reason_code(code: str | None, kind: str, *, number: str | None = None, task: int | None = None,
-                       actor: str | None = None) -> None:
+def record_reason_code(
+    code: str | None, kind: str, *, number: str | None = None, task: int | None = None, actor: str | None = None
+) -> None:
     if code is not None:
-        state.dunning().credit.record_reason(code, kind, numbers=[number] if number else [], task=task,
-                                             actor=_actor(actor))
+        state.dunning().credit.record_reason(
+            code, kind, numbers=[number] if number else [], task=task, actor=_actor(actor)
+        )

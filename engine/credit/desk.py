@@ -61,8 +61,11 @@ class Assessment:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "customer_id": self.customer_id, "grade": self.grade,
-            "score": self.scored.score if self.scored else None, "source": self.source, "limit": self.limit,
+            "customer_id": self.customer_id,
+            "grade": self.grade,
+            "score": self.scored.score if self.scored else None,
+            "source": self.source,
+            "limit": self.limit,
             "payment_terms_days": self.payment_terms_days,
             "factors": self.scored.breakdown() if self.scored else [],
         }
@@ -83,9 +86,17 @@ def manual_in_force(file: Mapping[str, Any] | None, day: date) -> bool:
 
 
 class CreditDesk:
-    def __init__(self, repo: Repository, *, rules_path: Path, zone: tzinfo, clock: Clock,
-                 known_channels: Collection[str] = (), legal_stages: Callable[[], Collection[str]] = lambda: (),
-                 recipients: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        rules_path: Path,
+        zone: tzinfo,
+        clock: Clock,
+        known_channels: Collection[str] = (),
+        legal_stages: Callable[[], Collection[str]] = lambda: (),
+        recipients: Mapping[str, str] | None = None,
+    ):
         self.repo = repo
         self.rules_path = rules_path
         self.zone = zone
@@ -112,14 +123,22 @@ class CreditDesk:
     def policy(self) -> CreditPolicy:
         policy = self.rules().credit
         if policy is None:
-            raise CreditRefused(f"no credit policy: write {self.rules_path / 'credit.yaml'} (rules/README.md "
-                                "shows one) to score and grade customers")
+            raise CreditRefused(
+                f"no credit policy: write {self.rules_path / 'credit.yaml'} (rules/README.md "
+                "shows one) to score and grade customers"
+            )
         return policy
 
     # -- assessment --------------------------------------------------------------------------------------
 
-    def assess(self, as_of: date, *, customer: str | None = None, policy: CreditPolicy | None = None,
-               ids: Collection[str] | None = None) -> list[Assessment]:
+    def assess(
+        self,
+        as_of: date,
+        *,
+        customer: str | None = None,
+        policy: CreditPolicy | None = None,
+        ids: Collection[str] | None = None,
+    ) -> list[Assessment]:
         """Every customer's (or one's) standing at the end of `as_of`, scored when a credit policy exists."""
         book = load_book(self.repo, self.zone, as_of)
         wanted = [customer] if customer is not None else ids
@@ -153,21 +172,43 @@ class CreditDesk:
             limit = row.get("credit_limit")
             if limit is None and grade_rule is not None:
                 limit = grade_rule.limit
-            measures = measure_values(books[row["id"]], as_of, policy.window_days if policy else 365,
-                                      credit_currency=policy.currency if policy else None, limit=limit)
-            facts = self._facts(row, file, measures, as_of, policy, warnings.get(row["id"], 0),
-                                legal.get(row["id"], 0), limit)
+            measures = measure_values(
+                books[row["id"]],
+                as_of,
+                policy.window_days if policy else 365,
+                credit_currency=policy.currency if policy else None,
+                limit=limit,
+            )
+            facts = self._facts(
+                row, file, measures, as_of, policy, warnings.get(row["id"], 0), legal.get(row["id"], 0), limit
+            )
             scored = score(policy, measures, facts) if policy else None
-            results.append(Assessment(
-                customer=row, file=file, grade=grade, source=grade_source(row, file), limit=limit,
-                payment_terms_days=grade_rule.payment_terms_days if grade_rule else None, measures=measures,
-                facts=facts, scored=scored,
-            ))
+            results.append(
+                Assessment(
+                    customer=row,
+                    file=file,
+                    grade=grade,
+                    source=grade_source(row, file),
+                    limit=limit,
+                    payment_terms_days=grade_rule.payment_terms_days if grade_rule else None,
+                    measures=measures,
+                    facts=facts,
+                    scored=scored,
+                )
+            )
         return results
 
-    def _facts(self, row: Mapping[str, Any], file: Mapping[str, Any] | None, measures: Mapping[str, Any],
-               as_of: date, policy: CreditPolicy | None, open_warnings: int, legal: int,
-               limit: Decimal | None) -> dict[str, Any]:
+    def _facts(
+        self,
+        row: Mapping[str, Any],
+        file: Mapping[str, Any] | None,
+        measures: Mapping[str, Any],
+        as_of: date,
+        policy: CreditPolicy | None,
+        open_warnings: int,
+        legal: int,
+        limit: Decimal | None,
+    ) -> dict[str, Any]:
         changed = file.get("grade_changed_at") if file else None
         previous = file.get("previous_grade") if file and file.get("grade") == row.get("credit_grade") else None
         dropped = False
@@ -175,14 +216,21 @@ class CreditDesk:
             old, new = policy.rank(previous), policy.rank(row.get("credit_grade"))
             dropped = old is not None and new is not None and new > old
         return {
-            "customer.id": row["id"], "customer.name": row["name"], "customer.credit_grade": row.get("credit_grade"),
-            "customer.segment": row.get("segment"), "customer.owner": row.get("owner"),
-            "customer.language": row.get("language"), "customer.timezone": row.get("timezone"),
-            "customer.tags": tuple(row.get("tags") or ()), "customer.industry": row.get("industry"),
+            "customer.id": row["id"],
+            "customer.name": row["name"],
+            "customer.credit_grade": row.get("credit_grade"),
+            "customer.segment": row.get("segment"),
+            "customer.owner": row.get("owner"),
+            "customer.language": row.get("language"),
+            "customer.timezone": row.get("timezone"),
+            "customer.tags": tuple(row.get("tags") or ()),
+            "customer.industry": row.get("industry"),
             "customer.region": row.get("region"),
-            "customer.total_open": measures["open_total"], "customer.total_overdue": measures["open_overdue"],
+            "customer.total_open": measures["open_total"],
+            "customer.total_overdue": measures["open_overdue"],
             "customer.overdue_count": measures["overdue_count"],
-            "customer.credit_limit": limit, "customer.utilisation": measures["utilisation"],
+            "customer.credit_limit": limit,
+            "customer.utilisation": measures["utilisation"],
             "customer.previous_grade": previous,
             "customer.grade_changed_days_ago": (as_of - local_day(changed, self.zone)).days if changed else None,
             "customer.open_warnings": open_warnings,
@@ -217,22 +265,50 @@ class CreditDesk:
             if not manual:
                 base.update(source="score", manual_until=None, reason=None)
             if new != a.grade:
-                change = {"customer_id": a.customer_id, "old": a.grade, "new": new, "score": a.scored.score,
-                          "source": source, "factors": a.scored.breakdown()}
+                change = {
+                    "customer_id": a.customer_id,
+                    "old": a.grade,
+                    "new": new,
+                    "score": a.scored.score,
+                    "source": source,
+                    "factors": a.scored.breakdown(),
+                }
                 changes.append(change)
                 base.update(grade=new, previous_grade=a.grade, grade_changed_at=as_of)
-                events.append(store.event(as_of, recorded_at, "grade_changed", a.customer_id, {
-                    "old": a.grade, "new": new, "source": source, "score": a.scored.score,
-                    "factors": _plain(a.scored.breakdown()), "credit_policy": policy.path,
-                    "credit_policy_hash": policy.hash, "old_source": a.source,
-                }, actor))
+                events.append(
+                    store.event(
+                        as_of,
+                        recorded_at,
+                        "grade_changed",
+                        a.customer_id,
+                        {
+                            "old": a.grade,
+                            "new": new,
+                            "source": source,
+                            "score": a.scored.score,
+                            "factors": _plain(a.scored.breakdown()),
+                            "credit_policy": policy.path,
+                            "credit_policy_hash": policy.hash,
+                            "old_source": a.source,
+                        },
+                        actor,
+                    )
+                )
             else:
                 base["grade"] = a.grade
             files.append(base)
         if apply:
-            events.append({"at": as_of, "recorded_at": recorded_at, "kind": "credit_review", "invoice_id": None,
-                           "customer_id": None, "actor": actor,
-                           "data": {"regraded": len(changes), "credit_policy_hash": policy.hash}})
+            events.append(
+                {
+                    "at": as_of,
+                    "recorded_at": recorded_at,
+                    "kind": "credit_review",
+                    "invoice_id": None,
+                    "customer_id": None,
+                    "actor": actor,
+                    "data": {"regraded": len(changes), "credit_policy_hash": policy.hash},
+                }
+            )
             with self.repo.write() as session:
                 conn = session.connection()
                 store.save_credit_files(conn, files)
@@ -246,8 +322,16 @@ class CreditDesk:
         with self.repo.read() as session:
             return store.latest_event_at(session.connection(), "credit_review")
 
-    def set_grade(self, customer: str, grade: str, *, reason: str, until: date | None = None,
-                  actor: str = "system", at: datetime | None = None) -> dict[str, Any]:
+    def set_grade(
+        self,
+        customer: str,
+        grade: str,
+        *,
+        reason: str,
+        until: date | None = None,
+        actor: str = "system",
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
         """A grade set by hand: recorded, and sticky until `until` (inclusive; without it, until set again)."""
         if not reason or not reason.strip():
             raise CreditRefused("a manual grade needs a reason (--reason TEXT)")
@@ -256,8 +340,9 @@ class CreditDesk:
             names = [g.grade for g in policy.grades]
             from engine.yamlsource import did_you_mean
 
-            raise CreditRefused(f"grade {grade!r} is not a grade of {policy.path} ({', '.join(names)})"
-                                f"{did_you_mean(grade, names)}")
+            raise CreditRefused(
+                f"grade {grade!r} is not a grade of {policy.path} ({', '.join(names)}){did_you_mean(grade, names)}"
+            )
         when = at or self.clock.now()
         if until is not None and until < local_day(when, self.zone):
             raise CreditRefused(f"--until {until.isoformat()} is in the past; give a later day or leave it out")
@@ -269,16 +354,22 @@ class CreditDesk:
                 raise NotFound(f"no customer with id {customer!r}; check the id in your customers file")
             old = rows[0].get("credit_grade")
             file = store.credit_files(conn, [customer]).get(customer)
-            base = dict(file) if file else {"customer_id": customer, "on_hold": False, "hold_since": None,
-                                            "score": None}
-            base.update(grade=grade, source="manual", manual_until=until, reason=reason.strip(),
-                        updated_at=recorded_at)
+            base = (
+                dict(file) if file else {"customer_id": customer, "on_hold": False, "hold_since": None, "score": None}
+            )
+            base.update(grade=grade, source="manual", manual_until=until, reason=reason.strip(), updated_at=recorded_at)
             if old != grade:
                 base.update(previous_grade=old, grade_changed_at=when)
             store.save_credit_files(conn, [base])
             store.set_grades(conn, {customer: grade})
-            data = {"old": old, "new": grade, "source": "manual", "reason": reason.strip(),
-                    "until": until.isoformat() if until else None, "old_source": grade_source(rows[0], file)}
+            data = {
+                "old": old,
+                "new": grade,
+                "source": "manual",
+                "reason": reason.strip(),
+                "until": until.isoformat() if until else None,
+                "old_source": grade_source(rows[0], file),
+            }
             if policy is not None:
                 data["credit_policy_hash"] = policy.hash
             store.record(conn, [store.event(when, recorded_at, "grade_changed", customer, data, actor)])
@@ -303,23 +394,34 @@ class CreditDesk:
         limit = assessment.limit
         headroom = limit - open_amount if limit is not None else None
         if limit is None:
-            reasons.append("no credit limit: the customer has no credit_limit and its grade "
-                           f"{assessment.grade!r} has none in credit.yaml")
+            reasons.append(
+                "no credit limit: the customer has no credit_limit and its grade "
+                f"{assessment.grade!r} has none in credit.yaml"
+            )
         if base and currency != base:
             reasons.append(f"the order is in {currency} but limits are in {base}, and no exchange rate is known")
         foreign = sorted(c for c, value in open_amounts.items() if base and c != base and value)
         if foreign:
             reasons.append(f"open invoices in {', '.join(foreign)} cannot be converted to {base}")
         if headroom is not None and amount > headroom:
-            reasons.append(f"over limit: open {open_amount} + order {amount} exceeds the limit {limit} by "
-                           f"{open_amount + amount - limit}")
+            reasons.append(
+                f"over limit: open {open_amount} + order {amount} exceeds the limit {limit} by "
+                f"{open_amount + amount - limit}"
+            )
         legal = assessment.facts.get("credit.legal_invoices") or 0
         if legal:
             reasons.append(f"{legal} invoice(s) in legal collection")
         if assessment.file and assessment.file.get("on_hold"):
             reasons.append("the customer is on credit hold")
-        return {"customer_id": customer, "ok": not reasons, "limit": limit, "open": open_amount, "amount": amount,
-                "headroom": headroom, "reasons": reasons}
+        return {
+            "customer_id": customer,
+            "ok": not reasons,
+            "limit": limit,
+            "open": open_amount,
+            "amount": amount,
+            "headroom": headroom,
+            "reasons": reasons,
+        }
 
     # -- warnings and holds, at every sweep ---------------------------------------------------------------
 
@@ -354,19 +456,42 @@ class CreditDesk:
                     current = active.get((rule.name, a.customer_id))
                     if holds and current is None:
                         warning_id = store.raise_warning(conn, rule.name, a.customer_id, rule.severity, as_of)
-                        events.append(store.event(as_of, recorded_at, "warning_raised", a.customer_id, {
-                            "warning": warning_id, "rule": rule.name, "severity": rule.severity,
-                            "notify": list(rule.notify), "when": rule.when.source,
-                            "because": rule.when.explain(a.facts),
-                        }, actor))
-                        notices += self._notices("credit_warning", f"warning:{rule.name}", f"w{warning_id}",
-                                                 a.customer, rule.notify, as_of)
+                        events.append(
+                            store.event(
+                                as_of,
+                                recorded_at,
+                                "warning_raised",
+                                a.customer_id,
+                                {
+                                    "warning": warning_id,
+                                    "rule": rule.name,
+                                    "severity": rule.severity,
+                                    "notify": list(rule.notify),
+                                    "when": rule.when.source,
+                                    "because": rule.when.explain(a.facts),
+                                },
+                                actor,
+                            )
+                        )
+                        notices += self._notices(
+                            "credit_warning", f"warning:{rule.name}", f"w{warning_id}", a.customer, rule.notify, as_of
+                        )
                         counts["raised"] += 1
                     elif not holds and current is not None:
                         store.clear_warning(conn, current["id"], as_of)
-                        events.append(store.event(as_of, recorded_at, "warning_cleared", a.customer_id, {
-                            "warning": current["id"], "rule": rule.name,
-                        }, actor))
+                        events.append(
+                            store.event(
+                                as_of,
+                                recorded_at,
+                                "warning_cleared",
+                                a.customer_id,
+                                {
+                                    "warning": current["id"],
+                                    "rule": rule.name,
+                                },
+                                actor,
+                            )
+                        )
                         counts["cleared"] += 1
                 hold = rules.credit.holds if rules.credit else None
                 if hold is None:
@@ -375,34 +500,71 @@ class CreditDesk:
                 if not on_hold and hold.when.evaluate(a.facts):
                     kind, value = "credit_hold", True
                     because = hold.when.explain(a.facts)
-                elif on_hold and (hold.release_when.evaluate(a.facts) if hold.release_when
-                                  else not hold.when.evaluate(a.facts)):
+                elif on_hold and (
+                    hold.release_when.evaluate(a.facts) if hold.release_when else not hold.when.evaluate(a.facts)
+                ):
                     kind, value = "credit_release", False
                     because = (hold.release_when or hold.when).explain(a.facts)
                 else:
                     continue
                 # a hold alone says nothing about the grade: its source stays the import's
-                base = dict(a.file) if a.file else {"customer_id": a.customer_id, "grade": a.grade, "source": "import",
-                                                    "score": None}
+                base = (
+                    dict(a.file)
+                    if a.file
+                    else {"customer_id": a.customer_id, "grade": a.grade, "source": "import", "score": None}
+                )
                 base.update(on_hold=value, hold_since=as_of if value else None, updated_at=recorded_at)
                 store.save_credit_files(conn, [base])
-                events.append(store.event(as_of, recorded_at, kind, a.customer_id, {
-                    "because": because, "notify": list(hold.notify), "utilisation": a.facts["customer.utilisation"],
-                    "grade": a.grade,
-                }, actor))
-                notices += self._notices(kind, "credit", as_of.strftime("%Y%m%dT%H%M%S"), a.customer, hold.notify,
-                                         as_of)
+                events.append(
+                    store.event(
+                        as_of,
+                        recorded_at,
+                        kind,
+                        a.customer_id,
+                        {
+                            "because": because,
+                            "notify": list(hold.notify),
+                            "utilisation": a.facts["customer.utilisation"],
+                            "grade": a.grade,
+                        },
+                        actor,
+                    )
+                )
+                notices += self._notices(
+                    kind, "credit", as_of.strftime("%Y%m%dT%H%M%S"), a.customer, hold.notify, as_of
+                )
                 counts["held" if value else "released"] += 1
             store.queue_notices(conn, notices)
-            events += [store.event(as_of, recorded_at, "notification", n["customer_id"], {
-                "key": n["key"], "channel": n["channel"], "recipient": n["recipient"], "stage": n["stage"],
-                "repeat": 0, "policy": n["policy"],
-            }, actor) for n in notices]
+            events += [
+                store.event(
+                    as_of,
+                    recorded_at,
+                    "notification",
+                    n["customer_id"],
+                    {
+                        "key": n["key"],
+                        "channel": n["channel"],
+                        "recipient": n["recipient"],
+                        "stage": n["stage"],
+                        "repeat": 0,
+                        "policy": n["policy"],
+                    },
+                    actor,
+                )
+                for n in notices
+            ]
             store.record(conn, events)
         return counts
 
-    def _notices(self, stage: str, label: str, occasion: str, customer: Mapping[str, Any], targets: Collection[str],
-                 as_of: datetime) -> list[dict[str, Any]]:
+    def _notices(
+        self,
+        stage: str,
+        label: str,
+        occasion: str,
+        customer: Mapping[str, Any],
+        targets: Collection[str],
+        as_of: datetime,
+    ) -> list[dict[str, Any]]:
         """Outbox rows telling `targets` (owner, an address, a channel) about a hold, release or warning.
 
         A channel target is addressed like a dunning notice (its `recipient:` field of the customer); an email
@@ -415,31 +577,51 @@ class CreditDesk:
             elif target == "owner":
                 channel, recipient = "email", customer.get("owner")
                 if not recipient or "@" not in str(recipient):
-                    logger.info("%s for %s: the owner %r has no email address; not notified", stage,
-                                customer["id"], recipient)
+                    logger.info(
+                        "%s for %s: the owner %r has no email address; not notified", stage, customer["id"], recipient
+                    )
                     continue
             else:
                 channel, recipient = "email", target
-            notices.append({
-                "key": f"{stage}:{customer['id']}:{occasion}:{channel}:{recipient}"[:255],
-                "invoice_id": None, "customer_id": customer["id"], "policy": label, "stage": stage,
-                "channel": channel, "repeat_no": 0, "recipient": recipient, "status": "pending", "attempts": 0,
-                "created_at": as_of, "due_at": as_of,
-            })
+            notices.append(
+                {
+                    "key": f"{stage}:{customer['id']}:{occasion}:{channel}:{recipient}"[:255],
+                    "invoice_id": None,
+                    "customer_id": customer["id"],
+                    "policy": label,
+                    "stage": stage,
+                    "channel": channel,
+                    "repeat_no": 0,
+                    "recipient": recipient,
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": as_of,
+                    "due_at": as_of,
+                }
+            )
         return notices
 
     def warnings(self, *, open_only: bool = False) -> list[dict[str, Any]]:
         with self.repo.read() as session:
             rows = store.list_warnings(session.connection(), open_only=open_only)
         return [
-            {"id": r["id"], "rule": r["rule"], "customer_id": r["customer_id"], "severity": r["severity"],
-             "status": r["status"], "raised_at": r["raised_at"], "cleared_at": r["cleared_at"],
-             "acknowledged_by": r["acknowledged_by"], "note": r["note"]}
+            {
+                "id": r["id"],
+                "rule": r["rule"],
+                "customer_id": r["customer_id"],
+                "severity": r["severity"],
+                "status": r["status"],
+                "raised_at": r["raised_at"],
+                "cleared_at": r["cleared_at"],
+                "acknowledged_by": r["acknowledged_by"],
+                "note": r["note"],
+            }
             for r in rows
         ]
 
-    def acknowledge(self, warning_id: int, *, note: str | None, actor: str = "system",
-                    at: datetime | None = None) -> None:
+    def acknowledge(
+        self, warning_id: int, *, note: str | None, actor: str = "system", at: datetime | None = None
+    ) -> None:
         when = at or self.clock.now()
         with self.repo.write() as session:
             conn = session.connection()
@@ -447,12 +629,27 @@ class CreditDesk:
             if found is None:
                 raise NotFound(f"no warning with id {warning_id}; `dunning warnings` lists them")
             if found["status"] != "open":
-                raise CreditRefused(f"warning {warning_id} is {found['status']}, not open; only open warnings "
-                                    "can be acknowledged")
+                raise CreditRefused(
+                    f"warning {warning_id} is {found['status']}, not open; only open warnings can be acknowledged"
+                )
             store.acknowledge_warning(conn, warning_id, actor, note, when)
-            store.record(conn, [store.event(when, self.clock.now(), "warning_acknowledged", found["customer_id"], {
-                "warning": warning_id, "rule": found["rule"], "note": note,
-            }, actor)])
+            store.record(
+                conn,
+                [
+                    store.event(
+                        when,
+                        self.clock.now(),
+                        "warning_acknowledged",
+                        found["customer_id"],
+                        {
+                            "warning": warning_id,
+                            "rule": found["rule"],
+                            "note": note,
+                        },
+                        actor,
+                    )
+                ],
+            )
 
     # -- reason codes ----------------------------------------------------------------------------------------
 
@@ -462,12 +659,22 @@ class CreditDesk:
         if code not in reasons:
             from engine.yamlsource import did_you_mean
 
-            raise CreditRefused(f"unknown reason code {code!r}{did_you_mean(code, reasons)}; the codes are: "
-                                f"{', '.join(sorted(reasons))} (rules/reasons.yaml)")
+            raise CreditRefused(
+                f"unknown reason code {code!r}{did_you_mean(code, reasons)}; the codes are: "
+                f"{', '.join(sorted(reasons))} (rules/reasons.yaml)"
+            )
         return reasons[code]
 
-    def record_reason(self, code: str, kind: str, *, numbers: Collection[str] = (), task: int | None = None,
-                      actor: str = "system", at: datetime | None = None) -> None:
+    def record_reason(
+        self,
+        code: str,
+        kind: str,
+        *,
+        numbers: Collection[str] = (),
+        task: int | None = None,
+        actor: str = "system",
+        at: datetime | None = None,
+    ) -> None:
         """Record why (`code`) for an action of `kind` on invoices (or a task's invoices): one `reason_code`
         event per invoice, with its open amount then, for `report reasons`."""
         group = self.reason_group(code)
@@ -476,13 +683,29 @@ class CreditDesk:
             conn = session.connection()
             wanted = list(numbers) + (store.task_invoice_numbers(conn, task) if task is not None else [])
             rows = store.invoices_by_number(conn, wanted)
-            store.record(conn, [{
-                "at": when, "recorded_at": self.clock.now(), "kind": "reason_code", "invoice_id": row["id"],
-                "customer_id": row["customer_id"], "actor": actor,
-                "data": {"invoice": row["number"], "code": code, "group": group, "for": kind,
-                         "amount": str(row["open_amount"] if row["open_amount"] else row["amount"]),
-                         "currency": row["currency"], **({"task": task} if task is not None else {})},
-            } for row in rows])
+            store.record(
+                conn,
+                [
+                    {
+                        "at": when,
+                        "recorded_at": self.clock.now(),
+                        "kind": "reason_code",
+                        "invoice_id": row["id"],
+                        "customer_id": row["customer_id"],
+                        "actor": actor,
+                        "data": {
+                            "invoice": row["number"],
+                            "code": code,
+                            "group": group,
+                            "for": kind,
+                            "amount": str(row["open_amount"] if row["open_amount"] else row["amount"]),
+                            "currency": row["currency"],
+                            **({"task": task} if task is not None else {}),
+                        },
+                    }
+                    for row in rows
+                ],
+            )
 
     def reasons_report(self, since: date | None = None, until: date | None = None) -> dict[str, Any]:
         """Per reason code and per group: how many times it was given and the amount concerned, per currency."""
@@ -504,9 +727,12 @@ class CreditDesk:
                 entry["count"] += 1
                 entry["amount"] += amount
         return {
-            "from": since, "to": until,
-            "codes": [{"code": c, "group": rules.reasons.get(c, "?"), "currency": cur, **v}
-                      for (c, cur), v in sorted(codes.items())],
+            "from": since,
+            "to": until,
+            "codes": [
+                {"code": c, "group": rules.reasons.get(c, "?"), "currency": cur, **v}
+                for (c, cur), v in sorted(codes.items())
+            ],
             "groups": [{"group": g, "currency": cur, **v} for (g, cur), v in sorted(groups.items())],
         }
 
@@ -518,8 +744,10 @@ class CreditDesk:
             raise CreditRefused(f"--from {since} is after --to {until}; give the period's first day first")
         rules = self.rules().incentives
         if rules is None:
-            raise CreditRefused(f"no incentive rules: write {self.rules_path / 'incentives.yaml'} (rules/README.md "
-                                "shows one) to compute commissions")
+            raise CreditRefused(
+                f"no incentive rules: write {self.rules_path / 'incentives.yaml'} (rules/README.md "
+                "shows one) to compute commissions"
+            )
         return incentives_report(load_book(self.repo, self.zone, until), rules, since, until)
 
     def report(self, since: date, as_of: date) -> dict[str, Any]:
@@ -535,8 +763,15 @@ class CreditDesk:
             use = a.measures["utilisation"]
             bands[_utilisation_band(use)] += 1
             if use is not None and use > 1:
-                over.append({"customer_id": a.customer_id, "grade": a.grade, "limit": a.limit,
-                             "open": a.measures["open_credit_currency"], "utilisation": use})
+                over.append(
+                    {
+                        "customer_id": a.customer_id,
+                        "grade": a.grade,
+                        "limit": a.limit,
+                        "open": a.measures["open_credit_currency"],
+                        "utilisation": use,
+                    }
+                )
             if a.file and a.file.get("on_hold"):
                 held.append({"customer_id": a.customer_id, "grade": a.grade, "since": a.file.get("hold_since")})
         migration: dict[str, dict[str, int]] = {}
@@ -548,9 +783,16 @@ class CreditDesk:
                 data = change["data"] or {}
                 old, new = data.get("old") or "(none)", data.get("new") or "(none)"
                 migration.setdefault(old, {})[new] = migration.setdefault(old, {}).get(new, 0) + 1
-        return {"as_of": as_of, "from": since, "grades": distribution, "migration": migration,
-                "utilisation": bands, "over_limit": over, "on_hold": held,
-                "currency": policy.currency if policy else None}
+        return {
+            "as_of": as_of,
+            "from": since,
+            "grades": distribution,
+            "migration": migration,
+            "utilisation": bands,
+            "over_limit": over,
+            "on_hold": held,
+            "currency": policy.currency if policy else None,
+        }
 
     # -- the sweep's facts ----------------------------------------------------------------------------------
 
@@ -574,10 +816,12 @@ class CreditDesk:
                 limit = grade_rule.limit
             changed = file.get("grade_changed_at") if file and file.get("grade") == row.get("credit_grade") else None
             facts[row["id"]] = {
-                "customer.industry": row.get("industry"), "customer.region": row.get("region"),
+                "customer.industry": row.get("industry"),
+                "customer.region": row.get("region"),
                 "customer.credit_limit": limit,
                 "customer.utilisation": (open_amounts.get(row["id"], ZERO) / limit).quantize(Decimal("0.0001"))
-                if limit and policy else None,
+                if limit and policy
+                else None,
                 "customer.previous_grade": file.get("previous_grade") if changed else None,
                 "customer.grade_changed_days_ago": (today - local_day(changed, self.zone)).days if changed else None,
                 "customer.open_warnings": warnings.get(row["id"], 0),

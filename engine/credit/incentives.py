@@ -31,8 +31,19 @@ from engine.spreadsheet import SafeDictWriter
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 NO_OWNER = "(none)"
-CSV_COLUMNS = ("kind", "owner", "currency", "invoice", "customer_id", "day", "amount", "days_late", "band", "rate",
-               "commission")
+CSV_COLUMNS = (
+    "kind",
+    "owner",
+    "currency",
+    "invoice",
+    "customer_id",
+    "day",
+    "amount",
+    "days_late",
+    "band",
+    "rate",
+    "commission",
+)
 
 
 def _cents(value: Decimal) -> Decimal:
@@ -55,9 +66,17 @@ def _contribution(
     band = rules.band_for(days_late)
     rate = band.rate if band else ZERO
     return {
-        "owner": owner, "currency": invoice.currency, "invoice": invoice.number, "customer_id": invoice.customer_id,
-        "paid_on": paid_on, "due_on": invoice.due_on, "amount": amount, "days_late": days_late,
-        "band": band.name if band else None, "rate": rate, "commission": _cents(amount * rate),
+        "owner": owner,
+        "currency": invoice.currency,
+        "invoice": invoice.number,
+        "customer_id": invoice.customer_id,
+        "paid_on": paid_on,
+        "due_on": invoice.due_on,
+        "amount": amount,
+        "days_late": days_late,
+        "band": band.name if band else None,
+        "rate": rate,
+        "commission": _cents(amount * rate),
     }
 
 
@@ -82,11 +101,25 @@ def incentives(book: Book, rules: Incentives, since: date, until: date) -> dict[
                 figures.by_band[item["band"]] = figures.by_band.get(item["band"], ZERO) + amount
         off = invoice.written_off_on
         if rules.clawback and off is not None and since <= off <= until:
-            earned = sum((_contribution(rules, invoice, day, amount, owner)["commission"]
-                          for day, amount in invoice.payments if day <= off), ZERO)
+            earned = sum(
+                (
+                    _contribution(rules, invoice, day, amount, owner)["commission"]
+                    for day, amount in invoice.payments
+                    if day <= off
+                ),
+                ZERO,
+            )
             if earned:
-                clawbacks.append({"owner": owner, "currency": invoice.currency, "invoice": invoice.number,
-                                  "customer_id": invoice.customer_id, "written_off_on": off, "commission": earned})
+                clawbacks.append(
+                    {
+                        "owner": owner,
+                        "currency": invoice.currency,
+                        "invoice": invoice.number,
+                        "customer_id": invoice.customer_id,
+                        "written_off_on": off,
+                        "commission": earned,
+                    }
+                )
                 owners[(owner, invoice.currency)].clawback += earned
     summary = []
     for (owner, currency), f in sorted(owners.items()):
@@ -95,15 +128,29 @@ def incentives(book: Book, rules: Incentives, since: date, until: date) -> dict[
         if rules.bonus_target is not None and share is not None and share >= rules.bonus_target:
             bonus = _cents(f.collected * rules.bonus_rate)
         reduction = max(ZERO, f.commission + bonus - rules.cap) if rules.cap is not None else ZERO
-        summary.append({
-            "owner": owner, "currency": currency, "collected": f.collected,
-            "by_band": {b.name: f.by_band.get(b.name, ZERO) for b in rules.bands}, "on_time_share": share,
-            "commission": f.commission, "bonus": bonus, "cap_reduction": reduction, "clawback": f.clawback,
-            "total": f.commission + bonus - reduction - f.clawback,
-        })
+        summary.append(
+            {
+                "owner": owner,
+                "currency": currency,
+                "collected": f.collected,
+                "by_band": {b.name: f.by_band.get(b.name, ZERO) for b in rules.bands},
+                "on_time_share": share,
+                "commission": f.commission,
+                "bonus": bonus,
+                "cap_reduction": reduction,
+                "clawback": f.clawback,
+                "total": f.commission + bonus - reduction - f.clawback,
+            }
+        )
     payments.sort(key=lambda p: (p["owner"], p["currency"], p["paid_on"], p["invoice"]))
-    return {"from": since, "to": until, "incentives_hash": rules.hash, "owners": summary, "payments": payments,
-            "clawbacks": clawbacks}
+    return {
+        "from": since,
+        "to": until,
+        "incentives_hash": rules.hash,
+        "owners": summary,
+        "payments": payments,
+        "clawbacks": clawbacks,
+    }
 
 
 def as_csv(report: dict[str, Any]) -> str:
@@ -115,17 +162,43 @@ def as_csv(report: dict[str, Any]) -> str:
         for key in ("collected", "commission", "bonus", "cap_reduction", "clawback", "total"):
             writer.writerow({"kind": key, "owner": (o["owner"]), "currency": o["currency"], "amount": o[key]})
         for band, amount in o["by_band"].items():
-            writer.writerow({"kind": "collected_in_band", "owner": (o["owner"]), "currency": o["currency"],
-                             "band": (band), "amount": amount})
+            writer.writerow(
+                {
+                    "kind": "collected_in_band",
+                    "owner": (o["owner"]),
+                    "currency": o["currency"],
+                    "band": (band),
+                    "amount": amount,
+                }
+            )
     for p in report["payments"]:
-        writer.writerow({"kind": "payment", "owner": (p["owner"]), "currency": p["currency"],
-                         "invoice": (p["invoice"]), "customer_id": (p["customer_id"]), "day": p["paid_on"],
-                         "amount": p["amount"], "days_late": p["days_late"], "band": (p["band"]), "rate": p["rate"],
-                         "commission": p["commission"]})
+        writer.writerow(
+            {
+                "kind": "payment",
+                "owner": (p["owner"]),
+                "currency": p["currency"],
+                "invoice": (p["invoice"]),
+                "customer_id": (p["customer_id"]),
+                "day": p["paid_on"],
+                "amount": p["amount"],
+                "days_late": p["days_late"],
+                "band": (p["band"]),
+                "rate": p["rate"],
+                "commission": p["commission"],
+            }
+        )
     for c in report["clawbacks"]:
-        writer.writerow({"kind": "clawback", "owner": (c["owner"]), "currency": c["currency"],
-                         "invoice": (c["invoice"]), "customer_id": (c["customer_id"]),
-                         "day": c["written_off_on"], "commission": c["commission"]})
+        writer.writerow(
+            {
+                "kind": "clawback",
+                "owner": (c["owner"]),
+                "currency": c["currency"],
+                "invoice": (c["invoice"]),
+                "customer_id": (c["customer_id"]),
+                "day": c["written_off_on"],
+                "commission": c["commission"],
+            }
+        )
     return buffer.getvalue()
 
 
@@ -135,23 +208,80 @@ def as_html(report: dict[str, Any], company: str = "") -> str:
 
     def table(head: list[str], rows: list[list[Any]]) -> str:
         cells = "".join(f"<th>{e(h)}</th>" for h in head)
-        body = "".join("<tr>" + "".join(f"<td>{e('' if v is None else str(v))}</td>" for v in row) + "</tr>"
-                       for row in rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{e('' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in rows
+        )
         return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
-    owners = table(["owner", "currency", "collected", "on time share", "commission", "bonus", "cap reduction",
-                    "clawback", "total"],
-                   [[o["owner"], o["currency"], o["collected"], o["on_time_share"], o["commission"], o["bonus"],
-                     o["cap_reduction"], o["clawback"], o["total"]] for o in report["owners"]])
-    payments = table(["owner", "currency", "invoice", "customer", "paid on", "due on", "amount", "days late", "band",
-                      "rate", "commission"],
-                     [[p["owner"], p["currency"], p["invoice"], p["customer_id"], p["paid_on"], p["due_on"],
-                       p["amount"], p["days_late"], p["band"], p["rate"], p["commission"]] for p in report["payments"]])
-    clawbacks = table(["owner", "currency", "invoice", "customer", "written off on", "commission taken back"],
-                      [[c["owner"], c["currency"], c["invoice"], c["customer_id"], c["written_off_on"], c["commission"]]
-                       for c in report["clawbacks"]])
+    owners = table(
+        [
+            "owner",
+            "currency",
+            "collected",
+            "on time share",
+            "commission",
+            "bonus",
+            "cap reduction",
+            "clawback",
+            "total",
+        ],
+        [
+            [
+                o["owner"],
+                o["currency"],
+                o["collected"],
+                o["on_time_share"],
+                o["commission"],
+                o["bonus"],
+                o["cap_reduction"],
+                o["clawback"],
+                o["total"],
+            ]
+            for o in report["owners"]
+        ],
+    )
+    payments = table(
+        [
+            "owner",
+            "currency",
+            "invoice",
+            "customer",
+            "paid on",
+            "due on",
+            "amount",
+            "days late",
+            "band",
+            "rate",
+            "commission",
+        ],
+        [
+            [
+                p["owner"],
+                p["currency"],
+                p["invoice"],
+                p["customer_id"],
+                p["paid_on"],
+                p["due_on"],
+                p["amount"],
+                p["days_late"],
+                p["band"],
+                p["rate"],
+                p["commission"],
+            ]
+            for p in report["payments"]
+        ],
+    )
+    clawbacks = table(
+        ["owner", "currency", "invoice", "customer", "written off on", "commission taken back"],
+        [
+            [c["owner"], c["currency"], c["invoice"], c["customer_id"], c["written_off_on"], c["commission"]]
+            for c in report["clawbacks"]
+        ],
+    )
     title = f"Collection incentives {report['from']} – {report['to']}"
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{e(title)}</title><style>body{{font-family:"
-            f"Arial,sans-serif}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px "
-            f"8px;text-align:left}}</style></head><body><h1>{e(title)}</h1><p>{e(company)}</p><h2>Per owner</h2>"
-            f"{owners}<h2>Every payment</h2>{payments}<h2>Clawbacks</h2>{clawbacks}</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{e(title)}</title><style>body{{font-family:'
+        f"Arial,sans-serif}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px "
+        f"8px;text-align:left}}</style></head><body><h1>{e(title)}</h1><p>{e(company)}</p><h2>Per owner</h2>"
+        f"{owners}<h2>Every payment</h2>{payments}<h2>Clawbacks</h2>{clawbacks}</body></html>\n"
+    )

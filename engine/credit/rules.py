@@ -60,8 +60,18 @@ CREDIT_FILE = "credit.yaml"
 WARNINGS_FILE = "warnings.yaml"
 INCENTIVES_FILE = "incentives.yaml"
 #: Rule files read by name from the rules folder; never dunning policies.
-RULE_FILES = frozenset({CREDIT_FILE, WARNINGS_FILE, INCENTIVES_FILE, "reasons.yaml", "credit.yml", "warnings.yml",
-                        "incentives.yml", "reasons.yml"})
+RULE_FILES = frozenset(
+    {
+        CREDIT_FILE,
+        WARNINGS_FILE,
+        INCENTIVES_FILE,
+        "reasons.yaml",
+        "credit.yml",
+        "warnings.yml",
+        "incentives.yml",
+        "reasons.yml",
+    }
+)
 #: What factor expressions, hold conditions and warnings may look at.
 CREDIT_ROOTS = ("customer", "credit")
 
@@ -113,10 +123,20 @@ class FactorSpec(BaseModel):
     name: Annotated[str, Expect("a single word of letters, digits and underscores")] = Field(
         pattern=NAME_PATTERN, description="Unique name, shown in every score breakdown.", examples=["on_time"]
     )
-    measure: Literal[
-        "avg_days_late", "on_time_share", "broken_promises", "overdue_share", "disputes", "days_to_pay",
-        "utilisation", "relationship_days", "days_since_last_payment",
-    ] | None = Field(default=None, description="The measure scored (see MEASURES).")
+    measure: (
+        Literal[
+            "avg_days_late",
+            "on_time_share",
+            "broken_promises",
+            "overdue_share",
+            "disputes",
+            "days_to_pay",
+            "utilisation",
+            "relationship_days",
+            "days_since_last_payment",
+        ]
+        | None
+    ) = Field(default=None, description="The measure scored (see MEASURES).")
     expression: Annotated[str | None, Expect("a condition in quotes")] = Field(
         default=None,
         description="Instead of a measure: a condition over customer.* and credit.* fields; true is 1, false 0.",
@@ -234,13 +254,20 @@ class ReasonsSpec(BaseModel):
 
 #: The practice's grouping of overdue causes, used when rules/ has no reasons.yaml.
 DEFAULT_REASONS: dict[str, dict[str, str]] = {
-    "customer": {"cash_trouble": "The customer is short of cash", "bad_faith": "The customer will not pay in bad faith",
-                 "disagreement": "The customer disagrees about goods, price or terms"},
-    "internal": {"weak_credit_check": "Credit was granted without a proper check",
-                 "unclear_contract": "The contract or invoice terms were unclear",
-                 "delivery_problem": "Late, short or faulty delivery on our side"},
-    "market": {"industry_downturn": "The customer's industry is in a downturn",
-               "policy_change": "A change in regulation or policy"},
+    "customer": {
+        "cash_trouble": "The customer is short of cash",
+        "bad_faith": "The customer will not pay in bad faith",
+        "disagreement": "The customer disagrees about goods, price or terms",
+    },
+    "internal": {
+        "weak_credit_check": "Credit was granted without a proper check",
+        "unclear_contract": "The contract or invoice terms were unclear",
+        "delivery_problem": "Late, short or faulty delivery on our side",
+    },
+    "market": {
+        "industry_downturn": "The customer's industry is in a downturn",
+        "policy_change": "A change in regulation or policy",
+    },
 }
 
 
@@ -412,10 +439,14 @@ def _analyse(path: Path, known_channels: Collection[str]) -> _Result:
         if not located.parsed:
             continue
         if not isinstance(located.data, dict):
-            what = {"credit": "window_days:, factors: and grades:", "warnings": "warnings:",
-                    "reasons": "groups:"}.get(stem, "bands:")
-            result.problems.append(located.problem((), f"{file.name} must be a mapping of keys such as {what}, "
-                                                        f"got {show_value(located.data)}"))
+            what = {"credit": "window_days:, factors: and grades:", "warnings": "warnings:", "reasons": "groups:"}.get(
+                stem, "bands:"
+            )
+            result.problems.append(
+                located.problem(
+                    (), f"{file.name} must be a mapping of keys such as {what}, got {show_value(located.data)}"
+                )
+            )
             continue
         if stem == "credit":
             result.credit = _credit(located, result.problems, known_channels)
@@ -446,8 +477,9 @@ def _compile(located: Located, path: tuple[Any, ...], problems: list[Problem], w
         return None
 
 
-def _notify_problems(located: Located, path: tuple[Any, ...], targets: Any, known_channels: Collection[str],
-                     problems: list[Problem]) -> None:
+def _notify_problems(
+    located: Located, path: tuple[Any, ...], targets: Any, known_channels: Collection[str], problems: list[Problem]
+) -> None:
     if not isinstance(targets, list):
         return
     channels = set(known_channels)
@@ -455,8 +487,12 @@ def _notify_problems(located: Located, path: tuple[Any, ...], targets: Any, know
         if not isinstance(target, str) or target == "owner" or _EMAIL.match(target) or target in channels:
             continue
         hint = did_you_mean(target, ["owner", *sorted(channels)])
-        problems.append(located.problem((*path, index), f"unknown notify target '{target}': use owner, an email "
-                                                        f"address or a configured channel{hint}"))
+        problems.append(
+            located.problem(
+                (*path, index),
+                f"unknown notify target '{target}': use owner, an email address or a configured channel{hint}",
+            )
+        )
 
 
 def _credit(located: Located, problems: list[Problem], known_channels: Collection[str]) -> CreditPolicy | None:
@@ -476,22 +512,32 @@ def _credit(located: Located, problems: list[Problem], known_channels: Collectio
         name = factor.get("name")
         if isinstance(name, str):
             if name in seen:
-                problems.append(located.problem(("factors", index, "name"), f"factor '{name}' is defined twice "
-                                                                            f"(first at line {seen[name]})"))
+                problems.append(
+                    located.problem(
+                        ("factors", index, "name"), f"factor '{name}' is defined twice (first at line {seen[name]})"
+                    )
+                )
             else:
                 seen[name] = located.key_line(("factors", index))
         has_measure, has_expression = "measure" in factor, "expression" in factor
         if has_measure == has_expression:
-            problems.append(located.problem(("factors", index), f"factor {show_value(name)} needs exactly one of "
-                                                                "measure: or expression:", at="key"))
+            problems.append(
+                located.problem(
+                    ("factors", index),
+                    f"factor {show_value(name)} needs exactly one of measure: or expression:",
+                    at="key",
+                )
+            )
         if has_expression:
-            expressions[index] = _compile(located, ("factors", index, "expression"), problems,
-                                          f"factor {show_value(name)}")
+            expressions[index] = _compile(
+                located, ("factors", index, "expression"), problems, f"factor {show_value(name)}"
+            )
         bands = factor.get("points") if isinstance(factor.get("points"), list) else []
         for b, band in enumerate(bands):
             if isinstance(band, dict) and "upto" in band and "atleast" in band:
-                problems.append(located.problem(("factors", index, "points", b), "a band has upto: or atleast:, "
-                                                                                 "not both", at="key"))
+                problems.append(
+                    located.problem(("factors", index, "points", b), "a band has upto: or atleast:, not both", at="key")
+                )
     grades_raw = data.get("grades") if isinstance(data.get("grades"), list) else []
     names: list[str] = []
     last_min: int | None = None
@@ -505,19 +551,33 @@ def _credit(located: Located, problems: list[Problem], known_channels: Collectio
             names.append(name)
         if isinstance(min_score, int) and not isinstance(min_score, bool):
             if last_min is not None and min_score >= last_min:
-                problems.append(located.problem(("grades", index, "min_score"), (
-                    f"min_score {min_score} must be lower than the grade above's ({last_min}): grades go from "
-                    "best to worst and the first whose min_score the score reaches applies")))
+                problems.append(
+                    located.problem(
+                        ("grades", index, "min_score"),
+                        (
+                            f"min_score {min_score} must be lower than the grade above's ({last_min}): grades go from "
+                            "best to worst and the first whose min_score the score reaches applies"
+                        ),
+                    )
+                )
             last_min = min_score
     if grades_raw and last_min not in (None, 0):
-        problems.append(located.problem(("grades", len(grades_raw) - 1, "min_score"),
-                                        "the last grade's min_score should be 0, so that every score gets a grade",
-                                        severity="warning"))
+        problems.append(
+            located.problem(
+                ("grades", len(grades_raw) - 1, "min_score"),
+                "the last grade's min_score should be 0, so that every score gets a grade",
+                severity="warning",
+            )
+        )
     fallback = data.get("no_history_grade")
     if isinstance(fallback, str) and names and fallback not in names:
         hint = did_you_mean(fallback, names)
-        problems.append(located.problem(("no_history_grade",), f"no_history_grade '{fallback}' is not one of the "
-                                                               f"grades ({', '.join(names)}){hint}"))
+        problems.append(
+            located.problem(
+                ("no_history_grade",),
+                f"no_history_grade '{fallback}' is not one of the grades ({', '.join(names)}){hint}",
+            )
+        )
     holds = data.get("holds") if isinstance(data.get("holds"), dict) else None
     hold_when = hold_release = None
     if holds is not None:
@@ -544,8 +604,14 @@ def _credit(located: Located, problems: list[Problem], known_channels: Collectio
         hold = Holds(hold_when, hold_release, tuple(spec.holds.notify))
     raw = located.raw if located.raw is not None else located.text.encode("utf-8")
     return CreditPolicy(
-        window_days=spec.window_days, factors=factors, grades=grades, no_history_grade=spec.no_history_grade,
-        currency=spec.currency, holds=hold, path=located.file, hash=hashlib.sha256(raw).hexdigest(),
+        window_days=spec.window_days,
+        factors=factors,
+        grades=grades,
+        no_history_grade=spec.no_history_grade,
+        currency=spec.currency,
+        holds=hold,
+        path=located.file,
+        hash=hashlib.sha256(raw).hexdigest(),
     )
 
 
@@ -566,8 +632,11 @@ def _warnings(located: Located, problems: list[Problem], known_channels: Collect
         name = rule.get("name")
         if isinstance(name, str):
             if name in seen:
-                problems.append(located.problem(("warnings", index, "name"), f"warning '{name}' is defined twice "
-                                                                             f"(first at line {seen[name]})"))
+                problems.append(
+                    located.problem(
+                        ("warnings", index, "name"), f"warning '{name}' is defined twice (first at line {seen[name]})"
+                    )
+                )
             else:
                 seen[name] = located.key_line(("warnings", index))
         compiled[index] = _compile(located, ("warnings", index, "when"), problems, f"warning {show_value(name)}")
@@ -591,11 +660,19 @@ def _reasons(located: Located, problems: list[Problem]) -> dict[str, str] | None
     for group, codes in spec.groups.items():
         for code in codes:
             if not re.match(NAME_PATTERN, code):
-                problems.append(located.problem(("groups", group, code), f"reason code {show_value(code)} must be "
-                                                "one word of letters, digits and underscores", at="key"))
+                problems.append(
+                    located.problem(
+                        ("groups", group, code),
+                        f"reason code {show_value(code)} must be one word of letters, digits and underscores",
+                        at="key",
+                    )
+                )
             elif code in seen:
-                problems.append(located.problem(("groups", group, code), f"reason code '{code}' is already in "
-                                                f"group '{seen[code]}'", at="key"))
+                problems.append(
+                    located.problem(
+                        ("groups", group, code), f"reason code '{code}' is already in group '{seen[code]}'", at="key"
+                    )
+                )
             seen[code] = group
     return None if len(problems) > before else seen
 
@@ -614,17 +691,30 @@ def _incentives(located: Located, problems: list[Problem]) -> Incentives | None:
             continue
         upto = band.get("upto_days")
         if upto is None and index < len(bands) - 1:
-            problems.append(located.problem(("bands", index), "only the last band may leave out upto_days (it "
-                                                              "takes every later payment)", at="key"))
+            problems.append(
+                located.problem(
+                    ("bands", index),
+                    "only the last band may leave out upto_days (it takes every later payment)",
+                    at="key",
+                )
+            )
         if isinstance(upto, int) and not isinstance(upto, bool):
             if last is not None and upto <= last:
-                problems.append(located.problem(("bands", index, "upto_days"), f"upto_days {upto} must be more "
-                                                                               f"than the band above's ({last})"))
+                problems.append(
+                    located.problem(
+                        ("bands", index, "upto_days"), f"upto_days {upto} must be more than the band above's ({last})"
+                    )
+                )
             last = upto
     if bands and isinstance(bands[-1], dict) and bands[-1].get("upto_days") is not None:
-        problems.append(located.problem(("bands", len(bands) - 1), "the last band should leave out upto_days, so "
-                                        "that payments later than every band still earn its rate",
-                                        severity="warning", at="key"))
+        problems.append(
+            located.problem(
+                ("bands", len(bands) - 1),
+                "the last band should leave out upto_days, so that payments later than every band still earn its rate",
+                severity="warning",
+                at="key",
+            )
+        )
     if spec is None or any(p.severity == "error" for p in problems[before:]):
         return None
     raw = located.raw if located.raw is not None else located.text.encode("utf-8")
@@ -632,7 +722,10 @@ def _incentives(located: Located, problems: list[Problem]) -> Incentives | None:
         bands=tuple(LatenessBand(b.name, b.upto_days, _decimal(b.rate) or Decimal(0)) for b in spec.bands),
         bonus_target=_decimal(spec.bonus.on_time_share_atleast) if spec.bonus else None,
         bonus_rate=(_decimal(spec.bonus.rate) or Decimal(0)) if spec.bonus else Decimal(0),
-        cap=_decimal(spec.cap), clawback=spec.clawback, path=located.file, hash=hashlib.sha256(raw).hexdigest(),
+        cap=_decimal(spec.cap),
+        clawback=spec.clawback,
+        path=located.file,
+        hash=hashlib.sha256(raw).hexdigest(),
     )
 
 

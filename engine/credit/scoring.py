@@ -55,8 +55,9 @@ def avg_days_late(invoices: Iterable[InvoiceFacts], start: date, end: date) -> D
     return _round(total / weight) if weight else None
 
 
-def measure_values(book: CustomerBook, as_of: date, window_days: int, *, credit_currency: str | None,
-                   limit: Decimal | None) -> dict[str, Any]:
+def measure_values(
+    book: CustomerBook, as_of: date, window_days: int, *, credit_currency: str | None, limit: Decimal | None
+) -> dict[str, Any]:
     """Every named measure (engine.credit.rules.MEASURES) plus the warning-only ones, by name."""
     start = as_of - timedelta(days=window_days)
     invoices = book.invoices
@@ -148,8 +149,18 @@ def score(policy: CreditPolicy, measures: Mapping[str, Any], facts: Mapping[str,
 
 def credit_facts(measures: Mapping[str, Any]) -> dict[str, Any]:
     """The credit.* fields of expressions from the measures."""
-    names = ("avg_days_late", "on_time_share", "broken_promises", "overdue_share", "disputes", "days_to_pay",
-             "days_since_last_payment", "days_late_last_90", "days_late_prior_90", "broken_promises_last_30")
+    names = (
+        "avg_days_late",
+        "on_time_share",
+        "broken_promises",
+        "overdue_share",
+        "disputes",
+        "days_to_pay",
+        "days_since_last_payment",
+        "days_late_last_90",
+        "days_late_prior_90",
+        "broken_promises_last_30",
+    )
     facts = {f"credit.{name}": measures.get(name) for name in names}
     facts["credit.relationship_days"] = measures.get("relationship_days")
     return facts

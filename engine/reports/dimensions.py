@@ -26,7 +26,11 @@ def by_dimension(book: Book, dimension: str, report: Callable[[Book], dict[str, 
     for key in keys:
         invoices = [i for i in book.invoices if key_of.get(i.customer_id, NONE_LABEL) == key]
         ids = {i.id for i in invoices}
-        part = replace(book, invoices=invoices, outcomes=[o for o in book.outcomes if o[1] in ids],
-                       commitments=[c for c in book.commitments if c["invoice_id"] in ids])
+        part = replace(
+            book,
+            invoices=invoices,
+            outcomes=[o for o in book.outcomes if o[1] in ids],
+            commitments=[c for c in book.commitments if c["invoice_id"] in ids],
+        )
         groups.append({"key": key, "report": report(part)})
     return {"by": dimension, "groups": groups}

@@ -58,9 +58,7 @@ def dispute_days(conn: Connection, zone: tzinfo, until: date) -> dict[str, list[
 
 def open_warning_counts(conn: Connection, ids: Collection[str] | None = None) -> dict[str, int]:
     query = (
-        select(WARNINGS.c.customer_id, func.count())
-        .where(WARNINGS.c.status == "open")
-        .group_by(WARNINGS.c.customer_id)
+        select(WARNINGS.c.customer_id, func.count()).where(WARNINGS.c.status == "open").group_by(WARNINGS.c.customer_id)
     )
     if ids is not None:
         query = query.where(WARNINGS.c.customer_id.in_(list(ids)))
@@ -94,9 +92,13 @@ def open_by_currency(conn: Connection, customer_id: str) -> dict[str, Any]:
 
 
 def open_stages(conn: Connection, customer_id: str) -> list[str]:
-    return list(conn.execute(
-        select(INVOICES.c.stage).where(INVOICES.c.customer_id == customer_id, INVOICES.c.stage.not_in(CLOSED_STATES))
-    ).scalars())
+    return list(
+        conn.execute(
+            select(INVOICES.c.stage).where(
+                INVOICES.c.customer_id == customer_id, INVOICES.c.stage.not_in(CLOSED_STATES)
+            )
+        ).scalars()
+    )
 
 
 def save_credit_files(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -132,10 +134,18 @@ def record(conn: Connection, events: list[dict[str, Any]]) -> None:
     append_events(conn, events)
 
 
-def event(at: datetime, recorded_at: datetime, kind: str, customer_id: str, data: dict[str, Any],
-          actor: str = "system") -> dict[str, Any]:
-    return {"at": at, "recorded_at": recorded_at, "kind": kind, "invoice_id": None, "customer_id": customer_id,
-            "actor": actor, "data": {"customer": customer_id, **data}}
+def event(
+    at: datetime, recorded_at: datetime, kind: str, customer_id: str, data: dict[str, Any], actor: str = "system"
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "recorded_at": recorded_at,
+        "kind": kind,
+        "invoice_id": None,
+        "customer_id": customer_id,
+        "actor": actor,
+        "data": {"customer": customer_id, **data},
+    }
 
 
 # -- warnings -------------------------------------------------------------------------------------------
@@ -150,10 +160,18 @@ def active_warnings(conn: Connection) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def raise_warning(conn: Connection, rule: str, customer_id: str, severity: str, at: datetime) -> int:
-    result = conn.execute(WARNINGS.insert().values(
-        rule=rule, customer_id=customer_id, severity=severity, status="open", raised_at=at,
-    ))
-    return int(result.inserted_primary_key[0])
+    result = conn.execute(
+        WARNINGS.insert().values(
+            rule=rule,
+            customer_id=customer_id,
+            severity=severity,
+            status="open",
+            raised_at=at,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has its key
+    return int(key[0])
 
 
 def clear_warning(conn: Connection, warning_id: int, at: datetime) -> None:
@@ -166,9 +184,16 @@ def warning(conn: Connection, warning_id: int) -> dict[str, Any] | None:
 
 
 def acknowledge_warning(conn: Connection, warning_id: int, actor: str, note: str | None, at: datetime) -> None:
-    conn.execute(update(WARNINGS).where(WARNINGS.c.id == warning_id).values(
-        status="acknowledged", acknowledged_at=at, acknowledged_by=actor, note=note,
-    ))
+    conn.execute(
+        update(WARNINGS)
+        .where(WARNINGS.c.id == warning_id)
+        .values(
+            status="acknowledged",
+            acknowledged_at=at,
+            acknowledged_by=actor,
+            note=note,
+        )
+    )
 
 
 def list_warnings(conn: Connection, *, open_only: bool = False) -> list[dict[str, Any]]:
@@ -186,8 +211,11 @@ def open_in_currency(conn: Connection, ids: Collection[str], currency: str) -> d
         row[0]: row[1]
         for row in conn.execute(
             select(INVOICES.c.customer_id, type_coerce(func.sum(INVOICES.c.open_amount), Money()))
-            .where(INVOICES.c.customer_id.in_(list(ids)), INVOICES.c.currency == currency,
-                   INVOICES.c.stage.not_in(CLOSED_STATES))
+            .where(
+                INVOICES.c.customer_id.in_(list(ids)),
+                INVOICES.c.currency == currency,
+                INVOICES.c.stage.not_in(CLOSED_STATES),
+            )
             .group_by(INVOICES.c.customer_id)
         )
     }
@@ -207,10 +235,14 @@ def queue_notices(conn: Connection, notices: list[dict[str, Any]]) -> None:
 
 def grade_changes(conn: Connection) -> list[dict[str, Any]]:
     """Every grade_changed event: at, customer_id and its data, in log order."""
-    return [dict(row) for row in conn.execute(
-        select(EVENTS.c.at, EVENTS.c.customer_id, EVENTS.c.data).where(EVENTS.c.kind == "grade_changed")
-        .order_by(EVENTS.c.id)
-    ).mappings()]
+    return [
+        dict(row)
+        for row in conn.execute(
+            select(EVENTS.c.at, EVENTS.c.customer_id, EVENTS.c.data)
+            .where(EVENTS.c.kind == "grade_changed")
+            .order_by(EVENTS.c.id)
+        ).mappings()
+    ]
 
 
 def latest_event_at(conn: Connection, kind: str) -> datetime | None:
@@ -223,10 +255,21 @@ def latest_event_at(conn: Connection, kind: str) -> datetime | None:
 
 
 def invoices_by_number(conn: Connection, numbers: Collection[str]) -> list[dict[str, Any]]:
-    return [dict(row) for row in conn.execute(
-        select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.open_amount, INVOICES.c.amount,
-               INVOICES.c.currency).where(INVOICES.c.number.in_(list(numbers))).order_by(INVOICES.c.id)
-    ).mappings()]
+    return [
+        dict(row)
+        for row in conn.execute(
+            select(
+                INVOICES.c.id,
+                INVOICES.c.number,
+                INVOICES.c.customer_id,
+                INVOICES.c.open_amount,
+                INVOICES.c.amount,
+                INVOICES.c.currency,
+            )
+            .where(INVOICES.c.number.in_(list(numbers)))
+            .order_by(INVOICES.c.id)
+        ).mappings()
+    ]
 
 
 def task_invoice_numbers(conn: Connection, task_id: int) -> list[str]:
@@ -238,7 +281,11 @@ def task_invoice_numbers(conn: Connection, task_id: int) -> list[str]:
 
 
 def events_of_kind(conn: Connection, kind: str) -> list[dict[str, Any]]:
-    return [dict(row) for row in conn.execute(
-        select(EVENTS.c.at, EVENTS.c.invoice_id, EVENTS.c.customer_id, EVENTS.c.actor, EVENTS.c.data)
-        .where(EVENTS.c.kind == kind).order_by(EVENTS.c.id)
-    ).mappings()]
+    return [
+        dict(row)
+        for row in conn.execute(
+            select(EVENTS.c.at, EVENTS.c.invoice_id, EVENTS.c.customer_id, EVENTS.c.actor, EVENTS.c.data)
+            .where(EVENTS.c.kind == kind)
+            .order_by(EVENTS.c.id)
+        ).mappings()
+    ]

@@ -55,11 +55,15 @@ D = Decimal
 
 @pytest.fixture
 def book(make_book) -> Book:  # type: ignore[no-untyped-def]
-    book = make_book({
-        "10-good.yaml": GOOD, "20-strict.yaml": STRICT, "90-default.yaml": FALLBACK,
-        "credit.yaml": (RULES / "credit.yaml").read_text(encoding="utf-8"),
-        "warnings.yaml": (RULES / "warnings.yaml").read_text(encoding="utf-8"),
-    })
+    book = make_book(
+        {
+            "10-good.yaml": GOOD,
+            "20-strict.yaml": STRICT,
+            "90-default.yaml": FALLBACK,
+            "credit.yaml": (RULES / "credit.yaml").read_text(encoding="utf-8"),
+            "warnings.yaml": (RULES / "warnings.yaml").read_text(encoding="utf-8"),
+        }
+    )
     book.customers(
         {"id": "C1", "name": "Acme", "credit_grade": "B", "owner": "alice", "credit_limit": "1000"},
         {"id": "C2", "name": "Bolt", "credit_grade": "A", "owner": "bob"},
@@ -67,11 +71,14 @@ def book(make_book) -> Book:  # type: ignore[no-untyped-def]
         {"id": "C4", "name": "Dove", "owner": "alice"},
     )
     for number, customer, amount, issued, due in (
-        ("A1", "C1", "1000", "2026-02-01", "2026-03-01"), ("A2", "C1", "3000", "2026-03-01", "2026-04-01"),
+        ("A1", "C1", "1000", "2026-02-01", "2026-03-01"),
+        ("A2", "C1", "3000", "2026-03-01", "2026-04-01"),
         ("A3", "C1", "950", "2026-06-15", "2026-07-20"),
-        ("B1", "C2", "2000", "2026-04-01", "2026-05-01"), ("B2", "C2", "1000", "2026-05-01", "2026-06-01"),
+        ("B1", "C2", "2000", "2026-04-01", "2026-05-01"),
+        ("B2", "C2", "1000", "2026-05-01", "2026-06-01"),
         ("B3", "C2", "1000", "2026-06-15", "2026-07-15"),
-        ("D1", "C4", "200000", "2026-05-01", "2026-06-01"), ("D2", "C4", "100", "2026-05-01", "2026-06-02"),
+        ("D1", "C4", "200000", "2026-05-01", "2026-06-01"),
+        ("D2", "C4", "100", "2026-05-01", "2026-06-02"),
         ("D3", "C4", "100", "2026-05-01", "2026-06-03"),
     ):
         book.invoice(number, customer, amount, due, issued, currency="CNY")
@@ -93,7 +100,11 @@ def scores(book: Book, day: str = "2026-06-30") -> dict[str, dict]:
 def test_scores_grades_and_factors_match_the_hand_computation(book: Book) -> None:
     got = scores(book)
     assert got["C1"] == {
-        "customer_id": "C1", "grade": "B", "score": 70, "source": "import", "limit": D("1000.0000"),
+        "customer_id": "C1",
+        "grade": "B",
+        "score": 70,
+        "source": "import",
+        "limit": D("1000.0000"),
         "payment_terms_days": 45,
         "factors": [
             {"name": "paid_late_days", "measure": "avg_days_late", "value": D("7.5"), "points": 30},
@@ -114,21 +125,34 @@ def test_scores_grades_and_factors_match_the_hand_computation(book: Book) -> Non
 def test_review_dry_run_changes_nothing_then_apply_records_and_redecides_the_policy(book: Book) -> None:
     planned = book.app.credit.review(at("2026-06-30", 10))
     assert [(c["customer_id"], c["old"], c["new"], c["score"]) for c in planned] == [
-        ("C2", "A", "D", 5), ("C3", None, "C", None), ("C4", None, "D", 15)]
+        ("C2", "A", "D", 5),
+        ("C3", None, "C", None),
+        ("C4", None, "D", 15),
+    ]
     assert scores(book)["C2"]["grade"] == "A"  # a dry run
     assert not [e for e in book.app.history(customer="C2") if e["kind"] == "grade_changed"]
 
     book.app.credit.review(at("2026-06-30", 10), apply=True, actor="carol")
     after = scores(book)
     assert {c: (s["grade"], s["source"]) for c, s in after.items()} == {
-        "C1": ("B", "score"), "C2": ("D", "score"), "C3": ("C", "score"), "C4": ("D", "score")}
+        "C1": ("B", "score"),
+        "C2": ("D", "score"),
+        "C3": ("C", "score"),
+        "C4": ("D", "score"),
+    }
     assert after["C2"]["limit"] == D("0") and after["C2"]["payment_terms_days"] == 0
     changed = [e for e in book.app.history(customer="C2") if e["kind"] == "grade_changed"]
     assert len(changed) == 1
     event = changed[0]
     assert (event["old"], event["new"], event["source"], event["score"], event["actor"]) == (
-        "A", "D", "score", 5, "carol")
+        "A",
+        "D",
+        "score",
+        5,
+        "carol",
+    )
     import hashlib
+
     expected = hashlib.sha256((book.root / "rules" / "credit.yaml").read_bytes()).hexdigest()
     assert event["credit_policy_hash"] == expected
     assert [f["points"] for f in event["factors"]] == [0, 0, 5, 0]
@@ -156,10 +180,16 @@ def test_manual_grade_is_sticky_until_its_day(book: Book) -> None:
     changes = desk.review(at("2026-08-01"), apply=True)  # the override ended on 07-31
     # C1 on 08-01: A3 (due 07-20) overdue: 30 + on time 1/3 → 0 + 15 + overdue share 1 → 0 = 45 → C
     assert [(c["customer_id"], c["old"], c["new"], c["score"], c["source"]) for c in changes] == [
-        ("C1", "B", "C", 45, "score"), ("C2", "B", "D", 5, "score")]
+        ("C1", "B", "C", 45, "score"),
+        ("C2", "B", "D", 5, "score"),
+    ]
     manual = [e for e in book.app.history(customer="C2") if e["kind"] == "grade_changed"][0]
     assert (manual["source"], manual["reason"], manual["until"], manual["actor"]) == (
-        "manual", "parent company guarantee", "2026-07-31", "carol")
+        "manual",
+        "parent company guarantee",
+        "2026-07-31",
+        "carol",
+    )
 
 
 def test_credit_check_limits_headroom_and_reasons(book: Book) -> None:
@@ -168,10 +198,16 @@ def test_credit_check_limits_headroom_and_reasons(book: Book) -> None:
     # C1: imported limit 1000 wins over grade B's 200000; open 950
     ok = desk.check("C1", D("50"))
     assert (ok["ok"], ok["limit"], ok["open"], ok["headroom"], ok["reasons"]) == (
-        True, D("1000"), D("950"), D("50"), [])
+        True,
+        D("1000"),
+        D("950"),
+        D("50"),
+        [],
+    )
     over = desk.check("C1", D("50.01"))
-    assert not over["ok"] and over["reasons"] == ["over limit: open 950.0000 + order 50.01 exceeds the limit "
-                                                  "1000.0000 by 0.0100"]
+    assert not over["ok"] and over["reasons"] == [
+        "over limit: open 950.0000 + order 50.01 exceeds the limit 1000.0000 by 0.0100"
+    ]
     assert "no exchange rate" in desk.check("C1", D("1"), "USD")["reasons"][0]
     desk.review(at("2026-06-30", 10), apply=True)
     c4 = desk.check("C4", D("1"))
@@ -181,15 +217,17 @@ def test_credit_check_limits_headroom_and_reasons(book: Book) -> None:
 
 def test_holds_and_early_warnings_at_every_sweep(book: Book) -> None:
     desk = book.app.credit
+
     # before the review: C4 is on hold (an invoice in legal since 06-26); warnings from the sweeps so far
     def raised() -> set[tuple[str, str]]:
         return {(w["customer_id"], w["rule"]) for w in desk.warnings(open_only=True)}
 
     assert raised() == {
-        ("C1", "near_limit"),      # 950 / 1000 = 0.95 >= 0.9
-        ("C1", "paying_later"),    # last 90 days 10 late, the 90 before 0
+        ("C1", "near_limit"),  # 950 / 1000 = 0.95 >= 0.9
+        ("C1", "paying_later"),  # last 90 days 10 late, the 90 before 0
         ("C2", "broken_promise"),  # broken 06-14
-        ("C4", "three_overdue"), ("C4", "large_overdue"),
+        ("C4", "three_overdue"),
+        ("C4", "large_overdue"),
     }
     holds = [e for e in book.app.history(customer="C4") if e["kind"] == "credit_hold"]
     assert len(holds) == 1 and holds[0]["at"].startswith("2026-06-26")
@@ -225,10 +263,17 @@ def test_customer_credit_fields_reach_policy_expressions(make_book) -> None:  # 
       - {name: early_call, after_days: -10, channels: [phone]}
     """
     fallback = GOOD.replace("applies_to: \"customer.credit_grade in ['A', 'B']\"\n", "").replace("good", "fallback")
-    book = make_book({"10-watch.yaml": policy, "90-default.yaml": fallback,
-                      "credit.yaml": (RULES / "credit.yaml").read_text(encoding="utf-8")})
-    book.customers({"id": "C1", "name": "Acme", "credit_grade": "B", "credit_limit": "1000"},
-                   {"id": "C2", "name": "Bolt", "credit_grade": "B"})
+    book = make_book(
+        {
+            "10-watch.yaml": policy,
+            "90-default.yaml": fallback,
+            "credit.yaml": (RULES / "credit.yaml").read_text(encoding="utf-8"),
+        }
+    )
+    book.customers(
+        {"id": "C1", "name": "Acme", "credit_grade": "B", "credit_limit": "1000"},
+        {"id": "C2", "name": "Bolt", "credit_grade": "B"},
+    )
     book.invoice("X1", "C1", "600", "2026-01-20", "2026-01-01", currency="CNY")
     book.invoice("X2", "C2", "600", "2026-01-20", "2026-01-01", currency="CNY")
     book.run("2026-01-12")
@@ -246,15 +291,18 @@ def test_holds_and_warnings_reach_people_through_the_channels(make_book) -> None
     """
     credit = (RULES / "credit.yaml").read_text(encoding="utf-8").replace("notify: [owner]", "notify: [owner, phone]")
     book = make_book({"90-default.yaml": FALLBACK, "credit.yaml": credit, "warnings.yaml": warnings})
-    book.customers({"id": "C1", "name": "Acme", "credit_grade": "D", "owner": "ops@acme.example",
-                    "email": "ap@customer.example"})
+    book.customers(
+        {"id": "C1", "name": "Acme", "credit_grade": "D", "owner": "ops@acme.example", "email": "ap@customer.example"}
+    )
     book.invoice("X1", "C1", "100", "2026-01-05", "2026-01-01", currency="CNY")
     book.invoice("X2", "C1", "100", "2026-01-06", "2026-01-01", currency="CNY")
     book.run("2026-01-10")
     about_customer = sorted((m.stage, m.channel, m.recipient) for m in MemoryChannel.sent if not m.invoices)
     assert about_customer == [
-        ("credit_hold", "email", "ops@acme.example"), ("credit_hold", "phone", "+1 555 0100"),
-        ("credit_warning", "email", "ap@customer.example"), ("credit_warning", "email", "ops@acme.example"),
+        ("credit_hold", "email", "ops@acme.example"),
+        ("credit_hold", "phone", "+1 555 0100"),
+        ("credit_warning", "email", "ap@customer.example"),
+        ("credit_warning", "email", "ops@acme.example"),
         ("credit_warning", "email", "risk@acme.example"),
     ]
     warning = next(m for m in MemoryChannel.sent if m.stage == "credit_warning")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -39,18 +38,30 @@ D = Decimal
 
 def make(make_book, incentives: str) -> Book:  # type: ignore[no-untyped-def]
     book = make_book({"90-house.yaml": POLICY, "incentives.yaml": incentives})
-    book.customers({"id": "CA", "name": "Alpha", "owner": "alice"}, {"id": "CB", "name": "Beta", "owner": "bob"},
-                   {"id": "CN", "name": "Nemo", "owner": "=SUM(A1)"})
+    book.customers(
+        {"id": "CA", "name": "Alpha", "owner": "alice"},
+        {"id": "CB", "name": "Beta", "owner": "bob"},
+        {"id": "CN", "name": "Nemo", "owner": "=SUM(A1)"},
+    )
     for number, customer, amount, due, currency in (
-        ("I1", "CA", "1000", "2026-03-10", "CNY"), ("I2", "CA", "2000", "2026-02-20", "CNY"),
-        ("I3", "CA", "500", "2026-01-01", "CNY"), ("I4", "CA", "300", "2025-11-01", "CNY"),
-        ("J1", "CB", "10000", "2026-03-31", "CNY"), ("J2", "CB", "1000", "2026-02-01", "CNY"),
+        ("I1", "CA", "1000", "2026-03-10", "CNY"),
+        ("I2", "CA", "2000", "2026-02-20", "CNY"),
+        ("I3", "CA", "500", "2026-01-01", "CNY"),
+        ("I4", "CA", "300", "2025-11-01", "CNY"),
+        ("J1", "CB", "10000", "2026-03-31", "CNY"),
+        ("J2", "CB", "1000", "2026-02-01", "CNY"),
         ("K1", "CN", "100", "2026-03-01", "EUR"),
     ):
         book.invoice(number, customer, amount, due, "2025-10-01", currency=currency)
-    for number, amount, day in (("I1", "1000", "2026-03-10"), ("I2", "2000", "2026-03-05"),
-                                ("I3", "500", "2026-03-15"), ("I4", "300", "2026-03-20"),
-                                ("J1", "10000", "2026-03-01"), ("J2", "400", "2026-02-15"), ("K1", "100", "2026-03-02")):
+    for number, amount, day in (
+        ("I1", "1000", "2026-03-10"),
+        ("I2", "2000", "2026-03-05"),
+        ("I3", "500", "2026-03-15"),
+        ("I4", "300", "2026-03-20"),
+        ("J1", "10000", "2026-03-01"),
+        ("J2", "400", "2026-02-15"),
+        ("K1", "100", "2026-03-02"),
+    ):
         book.pay(number, amount, day)
     Collector(book.app, actor="cfo").write_off("J2", "insolvent", at=at("2026-03-25"))
     return book
@@ -61,24 +72,40 @@ def test_commissions_bonus_clawback_by_owner_and_every_payment(make_book) -> Non
     report = book.app.credit.incentives(date(2026, 3, 1), date(2026, 3, 31))
     owners = {(o["owner"], o["currency"]): o for o in report["owners"]}
     assert owners[("alice", "CNY")] == {
-        "owner": "alice", "currency": "CNY", "collected": D("3800"),
+        "owner": "alice",
+        "currency": "CNY",
+        "collected": D("3800"),
         "by_band": {"on_time": D("1000"), "1-30": D("2000"), "31-90": D("500"), "over_90": D("300")},
-        "on_time_share": D("0.2632"), "commission": D("56.50"), "bonus": D("0"), "cap_reduction": D("0"),
-        "clawback": D("0"), "total": D("56.50"),
+        "on_time_share": D("0.2632"),
+        "commission": D("56.50"),
+        "bonus": D("0"),
+        "cap_reduction": D("0"),
+        "clawback": D("0"),
+        "total": D("56.50"),
     }
     bob = owners[("bob", "CNY")]
     assert (bob["collected"], bob["on_time_share"], bob["commission"], bob["bonus"], bob["clawback"], bob["total"]) == (
-        D("10000"), D("1"), D("200.00"), D("50.00"), D("6.00"), D("244.00"))
+        D("10000"),
+        D("1"),
+        D("200.00"),
+        D("50.00"),
+        D("6.00"),
+        D("244.00"),
+    )
     none = owners[("=SUM(A1)", "EUR")]
     assert (none["commission"], none["total"]) == (D("1.50"), D("1.50"))
     # in order of owner, currency and payment day
     assert [(p["invoice"], p["days_late"], p["band"], p["commission"]) for p in report["payments"]] == [
         ("K1", 1, "1-30", D("1.50")),
-        ("I2", 13, "1-30", D("30.00")), ("I1", 0, "on_time", D("20.00")), ("I3", 73, "31-90", D("5.00")),
-        ("I4", 139, "over_90", D("1.50")), ("J1", 0, "on_time", D("200.00")),
+        ("I2", 13, "1-30", D("30.00")),
+        ("I1", 0, "on_time", D("20.00")),
+        ("I3", 73, "31-90", D("5.00")),
+        ("I4", 139, "over_90", D("1.50")),
+        ("J1", 0, "on_time", D("200.00")),
     ]
     assert [(c["invoice"], c["written_off_on"], c["commission"]) for c in report["clawbacks"]] == [
-        ("J2", date(2026, 3, 25), D("6.00"))]
+        ("J2", date(2026, 3, 25), D("6.00"))
+    ]
     # the February payment earned its commission in February's report, before the write-off
     february = book.app.credit.incentives(date(2026, 2, 1), date(2026, 2, 28))
     assert [(p["invoice"], p["commission"]) for p in february["payments"]] == [("J2", D("6.00"))]
@@ -95,8 +122,9 @@ def test_commissions_bonus_clawback_by_owner_and_every_payment(make_book) -> Non
 def test_cap_and_the_cli(make_book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     capped = (RULES / "incentives.yaml").read_text(encoding="utf-8").replace("cap: 50000", "cap: 100")
     book = make(make_book, capped)
-    bob = next(o for o in book.app.credit.incentives(date(2026, 3, 1), date(2026, 3, 31))["owners"]
-               if o["owner"] == "bob")
+    bob = next(
+        o for o in book.app.credit.incentives(date(2026, 3, 1), date(2026, 3, 31))["owners"] if o["owner"] == "bob"
+    )
     assert (bob["cap_reduction"], bob["total"]) == (D("150.00"), D("94.00"))
     with pytest.raises(CreditRefused, match="after --to"):
         book.app.credit.incentives(date(2026, 4, 1), date(2026, 3, 31))
@@ -107,8 +135,11 @@ def test_every_report_by_a_dimension(make_book) -> None:  # type: ignore[no-unty
     from engine.reports.figures import ReportError, build, load_book
 
     book = make_book({"90-house.yaml": POLICY})
-    book.customers({"id": "C1", "name": "A", "industry": "steel", "region": "East"},
-                   {"id": "C2", "name": "B", "industry": "food", "region": "East"}, {"id": "C3", "name": "C"})
+    book.customers(
+        {"id": "C1", "name": "A", "industry": "steel", "region": "East"},
+        {"id": "C2", "name": "B", "industry": "food", "region": "East"},
+        {"id": "C3", "name": "C"},
+    )
     for number, customer, amount in (("X1", "C1", "100"), ("X2", "C1", "50"), ("X3", "C2", "70"), ("X4", "C3", "5")):
         book.invoice(number, customer, amount, "2026-03-01", "2026-02-01")
     whole = load_book(book.app.repo, book.app.settings.zone, date(2026, 3, 31))

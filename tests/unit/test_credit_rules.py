@@ -16,8 +16,11 @@ from engine.policy.loader import load_policies
 
 def check_policies(path: Path, *, known_channels: tuple[str, ...]) -> list:  # type: ignore[type-arg]
     """What `dunning policy check` reports: the policies and the credit rule files."""
-    return sorted(check_dunning_policies(path, known_channels=known_channels)
-                  + check_rule_files(path, known_channels=known_channels))
+    return sorted(
+        check_dunning_policies(path, known_channels=known_channels)
+        + check_rule_files(path, known_channels=known_channels)
+    )
+
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 CHANNELS = ("email", "letter", "phone", "visit", "legal", "erp_hook")
@@ -30,8 +33,14 @@ def test_shipped_rules_are_valid_and_the_credit_files_are_no_policies() -> None:
     rules = load_credit_rules(RULES, known_channels=CHANNELS)
     assert rules.credit is not None and [g.grade for g in rules.credit.grades] == ["A", "B", "C", "D"]
     assert rules.credit.currency == "CNY" and rules.credit.no_history_grade == "C"
-    assert [w.name for w in rules.warnings] == ["grade_dropped", "near_limit", "three_overdue", "large_overdue",
-                                                 "broken_promise", "paying_later"]
+    assert [w.name for w in rules.warnings] == [
+        "grade_dropped",
+        "near_limit",
+        "three_overdue",
+        "large_overdue",
+        "broken_promise",
+        "paying_later",
+    ]
 
 
 def test_bands_upto_atleast_and_the_rest() -> None:
@@ -92,11 +101,17 @@ def test_problems_are_located_with_did_you_mean(tmp_path: Path) -> None:
     assert "credit.yaml:12:14: a band has upto: or atleast:, not both" in text
     assert "credit.yaml:15:27: min_score 90 must be lower than the grade above's (85)" in text
     assert "credit.yaml:16:19: no_history_grade 'E' is not one of the grades (A, D)" in text
-    assert "credit.yaml:18:16: invalid expression in holds.when: unknown field 'customer.utilisaton'; " \
-           "did you mean 'customer.utilisation'?" in text
-    assert "credit.yaml:18:58: unknown notify target 'erp_hok': use owner, an email address or a configured " \
-           "channel; did you mean 'erp_hook'?" in text
-    assert "warnings.yaml:4:15: severity must be one of: info, low, medium, high, got 'hgh'; did you mean 'high'?" in text
+    assert (
+        "credit.yaml:18:16: invalid expression in holds.when: unknown field 'customer.utilisaton'; "
+        "did you mean 'customer.utilisation'?" in text
+    )
+    assert (
+        "credit.yaml:18:58: unknown notify target 'erp_hok': use owner, an email address or a configured "
+        "channel; did you mean 'erp_hook'?" in text
+    )
+    assert (
+        "warnings.yaml:4:15: severity must be one of: info, low, medium, high, got 'hgh'; did you mean 'high'?" in text
+    )
     assert "warnings.yaml:6:11: warning 'three_overdue' is defined twice (first at line 2)" in text
     assert "warnings.yaml:7:5: unknown key 'whn'" in text
     with pytest.raises(PolicyError):
@@ -109,24 +124,31 @@ def test_problems_are_located_with_did_you_mean(tmp_path: Path) -> None:
 
 def test_policy_fields_stay_out_of_policies_but_credit_fields_are_refused_there(tmp_path: Path) -> None:
     (tmp_path / "90-default.yaml").write_text(
-        "name: d\nstages:\n  - {name: r, after_days: 1, channels: [email], when: \"credit.disputes > 0\"}\n",
-        encoding="utf-8")
+        'name: d\nstages:\n  - {name: r, after_days: 1, channels: [email], when: "credit.disputes > 0"}\n',
+        encoding="utf-8",
+    )
     problems = [p.message for p in check_policies(tmp_path, known_channels=CHANNELS)]
-    assert len(problems) == 1 and "'credit' fields are not available here; use one of: invoice.*, customer.*" \
-        in problems[0]
+    assert (
+        len(problems) == 1
+        and "'credit' fields are not available here; use one of: invoice.*, customer.*" in problems[0]
+    )
 
 
 def test_reason_codes_file_is_checked_and_defaults_apply_without_it(tmp_path: Path) -> None:
     assert load_credit_rules(tmp_path).reasons["delivery_problem"] == "internal"  # the built-in list
     assert load_credit_rules(RULES).reasons["industry_downturn"] == "market"
     (tmp_path / "reasons.yaml").write_text(
-        "groups:\n  customer: {cash_trouble: short of cash}\n  internal: {cash_trouble: again, 9x: bad}\n"
-        "grups: {}\n", encoding="utf-8")
+        "groups:\n  customer: {cash_trouble: short of cash}\n  internal: {cash_trouble: again, 9x: bad}\ngrups: {}\n",
+        encoding="utf-8",
+    )
     found = [str(p).replace(str(tmp_path) + "/", "") for p in check_rule_files(tmp_path)]
     assert found == ["reasons.yaml:4:1: unknown key 'grups'; did you mean 'groups'?"]
     (tmp_path / "reasons.yaml").write_text(
         "groups:\n  customer: {cash_trouble: short of cash}\n  internal: {cash_trouble: again, 9x: bad}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     found = [str(p).replace(str(tmp_path) + "/", "") for p in check_rule_files(tmp_path)]
-    assert found == ["reasons.yaml:3:14: reason code 'cash_trouble' is already in group 'customer'",
-                     "reasons.yaml:3:35: reason code '9x' must be one word of letters, digits and underscores"]
+    assert found == [
+        "reasons.yaml:3:14: reason code 'cash_trouble' is already in group 'customer'",
+        "reasons.yaml:3:35: reason code '9x' must be one word of letters, digits and underscores",
+    ]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
+import sqlmodel
 from alembic import op
 
-import engine.store.models  # noqa: F401  (Money, UTCDateTime: the project's column types)
+import engine.store.models
 
 revision: str = "0004_credit"
 down_revision: str | None = "0003_web_users"
