@@ -141,8 +141,9 @@ class NoticeContext:
             extra = found["total_due"] - round_minor(item["open_amount"], item["currency"]) if found else Decimal(0)
             due[item["currency"]] = due.get(item["currency"], Decimal(0)) + item["open_amount"] + extra
         context["total_due"] = {c: round_minor(a, c) for c, a in due.items()}
-        context["pay_link"] = self._link(company, row, invoices[0], context["total_due"])
-        context["reference"] = str(invoices[0]["number"])
+        # a message about the customer itself (credit hold, early warning) names no invoice to pay
+        context["pay_link"] = self._link(company, row, invoices[0], context["total_due"]) if invoices else None
+        context["reference"] = str(invoices[0]["number"]) if invoices else None
         if self.statements is not None:
             statements, customer, at = self.statements, row["customer_id"], row["created_at"]
             context["statement_of_account"] = lambda: statements(customer, at)
