@@ -149,6 +149,46 @@ class ContactCapSettings(BaseModel):
     per_days: float = Field(2, gt=0)
 
 
+class ImapSettings(BaseModel):
+    """An IMAP mailbox to read (`dunning inbound fetch`, the daemon). Credentials come from the environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    #: ssl (IMAPS, port 993), starttls (port 143, then TLS) or plain (only for a server on this machine).
+    security: Literal["ssl", "starttls", "plain"] = "ssl"
+    #: A CA bundle to trust instead of the system's (a private mail server's certificate).
+    ca_file: Path | None = None
+    folder: str = "INBOX"
+    #: Environment variables holding the user name and password.
+    user_env: str = "DUNNING_IMAP_USER"
+    password_env: str = "DUNNING_IMAP_PASSWORD"
+    #: Move processed messages to this folder (created if missing); otherwise they are only marked seen.
+    move_to: str | None = None
+    #: Delete processed messages (off: nothing is deleted from the mailbox unless this is set).
+    delete: bool = False
+    timeout_seconds: float = Field(30, gt=0)
+
+
+class InboundSettings(BaseModel):
+    """Reading replies, bounces and auto-replies back (engine.replies)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A drop folder of `.eml` files, or a maildir (its new/ and cur/ are read).
+    folder: Path | None = None
+    #: Move processed files into this folder (relative to `folder`); otherwise they stay where they are.
+    move_to: str | None = None
+    imap: ImapSettings | None = None
+    #: Business days a human reply pauses the notices of the invoices it answers (0: no pause).
+    pause_business_days: int = Field(3, ge=0, le=60)
+    #: Hold notices to a customer whose out-of-office gives a return date until that date.
+    hold_until_return: bool = False
+    #: How often the daemon reads the sources (seconds).
+    every_seconds: float = Field(300, gt=0)
+
+
 class CompanySettings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -181,6 +221,8 @@ class Settings(BaseModel):
     quiet_hours: QuietHoursSettings | None = None
     #: Limit messages per customer across channels; off unless configured.
     contact_cap: ContactCapSettings | None = None
+    #: Reading replies, bounces and auto-replies back; off unless configured.
+    inbound: InboundSettings | None = None
     #: How long a writer waits for another one on SQLite before giving up with a clear message.
     database_busy_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: How far ahead of the clock `dunning run --as-of` may sweep without `--allow-future` (a typo such as

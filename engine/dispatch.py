@@ -28,6 +28,7 @@ from engine.store.models import Customer, Event, Invoice, Notification, Notifica
 from engine.policy.model import CLOSED_STATES
 from engine.store.database import Repository
 from engine.store.queries import due_for_dispatch
+from engine.store.inbound import hold_claimed
 from engine.templates import Renderer, TemplateProblem
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
@@ -192,6 +193,8 @@ class Dispatcher:
             ).mappings().all()
             claimed = [dict(row) for row in rows]
             _attach_groups(conn, claimed)
+            # Notices to a hard-bounced address, or paused by a reply, wait (engine.replies).
+            claimed = hold_claimed(conn, claimed, now)
             if self.gate is None:
                 return claimed
             # Held rows go back to pending, due at their next allowed instant, in this same transaction.

@@ -24,6 +24,7 @@ ever catch these.
     ├── CreditRefused            a credit action that cannot be done as asked (no credit policy, unknown grade)
     ├── SimulationError          a simulation cannot run as asked (bad dates, an unusable database)
     ├── ReportError              a report cannot be built as asked (unknown report, bad buckets)
+    ├── InboundError             a mailbox cannot be read, or an inbound message cannot be applied as asked
     ├── DaemonError              the daemon cannot start or run as configured
     │   └── DaemonAlreadyRunning another daemon holds the single-daemon lock of this SQLite database
     └── DeliveryError            a channel could not deliver
@@ -183,3 +184,7 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     pass
+
+
+class InboundError(DunningError):
+    """Inbound mail cannot be read or applied as asked: a mailbox that refuses us, an unknown message."""

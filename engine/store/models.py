@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Numeric, String, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -391,3 +391,52 @@ class CreditWarning(SQLModel, table=True):
     acknowledged_at: datetime | None = instant_column(nullable=True)
     acknowledged_by: str | None = None
     note: str | None = None
+# -- inbound mail (engine.inbound, engine.replies, engine.store.inbound) --------------------------------------
+
+
+class InboundMessage(SQLModel, table=True):
+    """A received message, processed once: `message_id` is unique, and so is (`mailbox`, `uid`).
+
+    `kind` is bounce, auto_reply or reply; `status` matched, unmatched, assigned (by a person) or confirmed
+    (a suggested intent was turned into a collector action). `raw` keeps the message as received (.eml)."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("mailbox", "uid"), Index("ix_inbound_messages_status", "status"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    mailbox: str = Field(max_length=255)
+    uid: str = Field(max_length=255)
+    kind: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    match_by: str | None = Field(default=None, max_length=16)
+    sender: str | None = Field(default=None, max_length=320)
+    subject: str = ""
+    customer_id: str | None = Field(default=None, max_length=64, index=True)
+    invoice_ids: list[int] = json_column(nullable=False, default=list)
+    notification_id: int | None = None
+    content_hash: str = Field(max_length=64)
+    data: dict[str, Any] = json_column(nullable=False, default=dict)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = instant_column(nullable=False)
+    confirmed_at: datetime | None = instant_column(nullable=True)
+    confirmed_by: str | None = None
+
+
+class InboundHold(SQLModel, table=True):
+    """Notices held back because of what came in: a hard-bounced address (until the customer's address
+    changes), a reply's pause (until `until`), an out-of-office (until its return date)."""
+
+    __tablename__ = "inbound_holds"
+    __table_args__ = (Index("ix_inbound_holds_customer", "customer_id", "released_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # bounced_address, reply_pause, out_of_office
+    customer_id: str = Field(max_length=64)
+    invoice_id: int | None = None
+    address: str | None = Field(default=None, max_length=320)
+    until: datetime | None = instant_column(nullable=True)
+    reason: str
+    message: int = Field(index=True)
+    created_at: datetime = instant_column(nullable=False)
+    released_at: datetime | None = instant_column(nullable=True)

@@ -13,13 +13,15 @@ Revisions:
 - `0003_web_users` — the web workspace's accounts, hashed API tokens and the security log (issue 12).
 - `0004_credit` — credit management: customers' `credit_limit`, `industry`, `region`; `credit_files` (grade
   source, score, manual overrides, holds) and `credit_warnings` (early warnings).
+- `0005_inbound_mail` — received messages (bounces, auto-replies, replies; processed once by Message-ID and
+  mailbox UID) and the holds they put on notices (hard-bounced addresses, reply pauses, out-of-office).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-HEAD = "0004_credit"
+HEAD = "0005_inbound_mail"
 BASELINE = "0001_first_release"
 LOCATION = Path(__file__).resolve().parent
 
