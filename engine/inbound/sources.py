@@ -101,6 +101,7 @@ class ImapSource:
         self._password = password
         self._base = base_dir
         self.client: imaplib.IMAP4 | None = None
+        self._capabilities: set[str] = set()
         self.name = ""
 
     def _context(self) -> ssl.SSLContext:
@@ -126,6 +127,8 @@ class ImapSource:
                 if s.security == "starttls":
                     client.starttls(ssl_context=self._context())
             client.login(self._user, self._password)
+            typ, caps = client.capability()  # the list grows after login (MOVE, IDLE...)
+            self._capabilities = set((caps[0] or b"").decode().upper().split()) if typ == "OK" and caps else set()
             typ, data = client.select(_quoted(s.folder))
             if typ != "OK":
                 raise InboundError(f"IMAP folder {s.folder!r} cannot be opened on {s.host}: {data!r}")
@@ -164,7 +167,7 @@ class ImapSource:
         uid = item.uid.encode()
         if s.move_to:
             client.create(_quoted(s.move_to))  # fails harmlessly when it exists
-            if b"MOVE" in (client.capabilities or ()) or "MOVE" in (client.capabilities or ()):
+            if "MOVE" in self._capabilities:
                 client.uid("MOVE", uid, _quoted(s.move_to))
                 return
             client.uid("COPY", uid, _quoted(s.move_to))
