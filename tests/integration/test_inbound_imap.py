@@ -34,9 +34,7 @@ stages:
     channels: [email]
     fallback: {email: letter}
 """
-CUSTOMERS = [
-    (f"C{n}", f"ap@c{n}.example", owner) for n, owner in enumerate(["ann", "ann", "bo", "bo", "cy", "cy"], 1)
-]
+CUSTOMERS = [(f"C{n}", f"ap@c{n}.example", owner) for n, owner in enumerate(["ann", "ann", "bo", "bo", "cy", "cy"], 1)]
 
 
 @pytest.fixture
