@@ -73,6 +73,8 @@ __all__ = [
 logger = logging.getLogger("dunning.daemon")
 
 ACTOR = "daemon"
+#: At most this many inbound messages per read, so a full mailbox does not hold sweeps and dispatch for long.
+INBOUND_BATCH = 200
 
 
 # -- time --------------------------------------------------------------------------------------------
@@ -176,6 +178,9 @@ class Daemon:
             jobs.every("housekeeping", schedule.housekeeping_every_seconds, self._guard("housekeeping", self.housekeeping))
             if schedule.credit_review:
                 jobs.every("credit-review", schedule.tick_seconds, self._guard("credit", self.review_if_due))
+            if self.settings.inbound is not None:
+                jobs.every("inbound", self.settings.inbound.every_seconds, self._guard("inbound", self.read_inbound),
+                           start_now=True)
             self.jobs = jobs
             self._install_signals(stack)
             if self.health_port is not None:
@@ -426,6 +431,19 @@ class Daemon:
         if not self._stopping.is_set() and self.watcher.settled_change():
             logger.info("rules changed on disk: reloading the policies")
             self.reload_policies(reason="file change")
+
+    def read_inbound(self) -> None:
+        """Read the inbound sources once (engine.replies); each message commits on its own, so a stop between
+        two messages loses nothing."""
+        from engine.replies import Mailroom
+
+        assert self.dunning is not None
+        with self._work:
+            report = Mailroom(self.dunning).fetch(limit=INBOUND_BATCH)
+        if report.processed:
+            logger.info("inbound: %d processed (%s), %d unmatched", report.processed,
+                        ", ".join(f"{n} {kind}" for kind, n in sorted(report.by_kind.items())), report.unmatched,
+                        extra={"event": "inbound", "processed": report.processed, "by_kind": report.by_kind})
 
     def housekeeping(self) -> None:
         assert self.dunning is not None
