@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from engine.app import Dunning
 
 MATCHED, UNMATCHED, ASSIGNED, CONFIRMED = "matched", "unmatched", "assigned", "confirmed"
+#: Notices re-read at each look-up below the highest id already hashed (ids may commit out of order).
+DIGEST_OVERLAP = 1000
 
 
 @dataclass
@@ -78,6 +80,9 @@ class Mailroom:
     def __init__(self, dunning: Dunning):
         self.app = dunning
         self.settings: InboundSettings = dunning.settings.inbound or InboundSettings()
+        #: Message-ID local part -> notification ids, for the notices seen so far (grown as new ones appear).
+        self._digests: dict[str, set[int]] = {}
+        self._digested_up_to = 0
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -161,7 +166,7 @@ class Mailroom:
 
     def _match(self, conn: Any, message: Inbound) -> Match:
         match = Match()
-        notices = store.notifications_by_message_ids(conn, message.references)
+        notices = self._notices_named(conn, message.references)
         if notices:
             match.notification = notices[0]
             ids = [
@@ -196,6 +201,16 @@ class Mailroom:
             )
             match.customer = store.customer(conn, customer_id) if customer_id else None
         return match
+
+    def _notices_named(self, conn: Any, message_ids: Iterable[str]) -> list[dict[str, Any]]:
+        wanted = {mid.strip("<>").split("@", 1)[0].lower() for mid in message_ids}
+        if not wanted:
+            return []
+        # A little overlap: on PostgreSQL a notice committed just now may carry an id below one read before.
+        for notice_id, key in store.email_notice_keys(conn, max(self._digested_up_to - DIGEST_OVERLAP, 0)):
+            self._digests.setdefault(store.digest_of(key), set()).add(notice_id)
+            self._digested_up_to = max(self._digested_up_to, notice_id)
+        return store.notification_rows(conn, [i for digest in wanted for i in self._digests.get(digest, ())])
 
     # -- effects -------------------------------------------------------------------------------------
 

@@ -65,19 +65,17 @@ def known_uids(conn: Connection, mailbox: str) -> set[str]:
     return set(conn.execute(select(MESSAGES.c.uid).where(MESSAGES.c.mailbox == mailbox)).scalars())
 
 
-def notifications_by_message_ids(conn: Connection, message_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Our notifications whose Message-ID is among `message_ids` (any domain), newest first.
-
-    Message-IDs are derived from keys, not stored, so the keys of notices sent to an address are hashed here;
-    the references of one message are few and only e-mail notices (recipient with an @) are read."""
-    wanted = {mid.strip("<>").split("@", 1)[0].lower() for mid in message_ids}
-    if not wanted:
-        return []
-    rows = conn.execute(
-        select(NOTIFICATIONS.c.id, NOTIFICATIONS.c.key).where(NOTIFICATIONS.c.recipient.like("%@%"))
-    ).all()
-    ids = [row.id for row in rows if digest_of(row.key) in wanted]
-    return notification_rows(conn, ids)
+def email_notice_keys(conn: Connection, after_id: int = 0) -> list[tuple[int, str]]:
+    """(id, key) of the e-mail notices (recipient with an @) after `after_id`, in id order: Message-IDs are
+    derived from keys, not stored, so a reader hashes these once and keeps the map (engine.replies)."""
+    return [
+        (int(row.id), str(row.key))
+        for row in conn.execute(
+            select(NOTIFICATIONS.c.id, NOTIFICATIONS.c.key)
+            .where(NOTIFICATIONS.c.id > after_id, NOTIFICATIONS.c.recipient.like("%@%"))
+            .order_by(NOTIFICATIONS.c.id)
+        )
+    ]
 
 
 def notification_rows(conn: Connection, ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -355,7 +353,9 @@ def create_task(
             created_at=now,
         )
     )
-    return int(result.inserted_primary_key[0])
+    key_row = result.inserted_primary_key
+    assert key_row is not None
+    return int(key_row[0])
 
 
 def list_messages(conn: Connection, *, unmatched: bool = False, limit: int = 500) -> list[dict[str, Any]]:
