@@ -19,6 +19,7 @@ from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
 from engine.clock import iso, local_day
 from engine.policy.decide import Decision, decide, map_stage
 from engine.errors import NotFound
+from engine.store.inbound import hold_reasons_for
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, PAID, PAUSED_STATES, PROMISED, Policy
 from engine.store.queries import explain_record
 from engine.sweep import customer_facts, customer_totals, invoice_facts
@@ -130,6 +131,7 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     if record is None:
         raise NotFound(f"no invoice numbered {number!r}; `dunning status --json` lists the open ones")
     row, totals, events = record
+    inbound_holds = hold_reasons_for(dunning.repo, row["customer_id"], row["id"], row["c_email"], instant)
 
     policies = dunning.policies
     calendar_days = (today - row["due_on"]).days
@@ -160,6 +162,8 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
         found.closed = f"Closed: {how}{f' on {closed}' if closed else ''}; nothing more will happen to it."
         found.policy = row["policy"]
         return found
+
+    found.holding.extend(inbound_holds)  # a bounced address, a reply being read (engine.replies)
 
     # Which policy, and why.
     for candidate in policies.policies:

@@ -201,8 +201,8 @@ def read_message(raw: bytes, *, today: date) -> Inbound:
     content_hash = hashlib.sha256(raw).hexdigest()
     message_id = _ids(_header(message, "Message-ID"))
     own_id = message_id[0] if message_id else f"sha256:{content_hash}"
-    sender = parseaddr(_header(message, "From"))[1].strip().lower() or None
-    subject = " ".join(_header(message, "Subject").split())[:500]
+    sender = parseaddr(_header(message, "From"))[1].strip().lower().replace("\x00", "")[:320] or None
+    subject = " ".join(_header(message, "Subject").replace("\x00", "").split())[:500]
     references = tuple(dict.fromkeys([*_ids(_header(message, "In-Reply-To")), *_ids(_header(message, "References"))]))
     full_text = _body_text(message)
     own_text = strip_quotes(full_text)
@@ -238,7 +238,7 @@ def _header(message: Message, name: str) -> str:
 
 
 def _ids(value: str) -> list[str]:
-    return [f"<{found}>" for found in _MESSAGE_IDS.findall(value or "")]
+    return [f"<{found}>" for found in _MESSAGE_IDS.findall((value or "").replace("\x00", ""))[:50] if len(found) < 250]
 
 
 def _date(value: str) -> datetime | None:
@@ -283,7 +283,8 @@ def _body_text(message: Message) -> str:
         elif kind in ("text/rfc822-headers", "message/delivery-status"):
             plain.append(_part_text(part) or str(part.get_payload()))
     text = "\n".join(plain) if plain else "\n".join(html_parts)
-    return text.replace("\r\n", "\n")[:200_000]
+    # NUL never belongs in text, and PostgreSQL refuses it in text and JSON columns.
+    return text.replace("\r\n", "\n").replace("\x00", "")[:200_000]
 
 
 def _html_text(markup: str) -> str:
@@ -424,11 +425,7 @@ def is_auto_reply(message: Message, subject: str, text: str) -> bool:
     auto = _header(message, "Auto-Submitted").strip().lower()
     if auto and auto != "no":
         return True
-    if (
-        _header(message, "X-Autoreply")
-        or _header(message, "X-Autorespond")
-        or _header(message, "X-Auto-Response-Suppress") == "All"
-    ):
+    if _header(message, "X-Autoreply") or _header(message, "X-Autorespond"):
         return True
     if _header(message, "Precedence").strip().lower() == "auto_reply":
         return True

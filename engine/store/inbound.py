@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine.store.database import Repository
 from engine.store.models import (
     Customer,
     InboundHold,
@@ -375,3 +376,23 @@ def get_message(conn: Connection, message_id: int, *, raw: bool = False, lock: b
 
 def update_message(conn: Connection, message_id: int, values: dict[str, Any]) -> None:
     conn.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))
+
+
+def hold_reasons(conn: Connection, customer_id: str, invoice_id: int, email: str | None, now: datetime) -> list[str]:
+    """Why this invoice's notices are held by inbound mail right now (for `dunning explain`)."""
+    reasons = []
+    for hold in active_holds(conn, [customer_id], now):
+        if hold["kind"] == BOUNCED_ADDRESS:
+            if email and email.strip().lower() == hold["address"]:
+                reasons.append(f"email notices held: {hold['reason']}")
+        elif hold["invoice_id"] in (None, invoice_id):
+            reasons.append(f"notices held: {hold['reason']}")
+    return reasons
+
+
+def hold_reasons_for(
+    repo: Repository, customer_id: str, invoice_id: int, email: str | None, now: datetime
+) -> list[str]:
+    """`hold_reasons` in a read snapshot of its own (explain reads through engine.store.queries)."""
+    with repo.read() as session:
+        return hold_reasons(session.connection(), customer_id, invoice_id, email, now)

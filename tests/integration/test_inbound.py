@@ -236,3 +236,33 @@ def test_each_message_is_processed_once_and_unmatched_ones_can_be_assigned(make_
         tasks = session.connection().execute(select(Task.__table__.c.kind)).scalars().all()
     assert tasks.count("reply") == 1
     _ = Customer
+
+
+def test_hostile_messages_are_recorded_safely(make_book, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    book = _book(make_book, tmp_path)
+    nul = (
+        b"From: evil@x.example\r\nSubject: INV-1001\x00 =?utf-8?q?bad?=\r\nMessage-ID: <nul\x00@x>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nhello\x00 world, not received\r\n"
+    )
+    _drop(book, "01.eml", nul)
+    _drop(book, "02.eml", b"\xff\xfe\x00 binary junk")
+    _drop(book, "03.eml", b"From: a@b\r\nSubject: " + b"x" * 5000 + b"\r\n\r\n" + b"INV-" * 100_000)
+    report = Mailroom(book.app).fetch()
+    assert report.processed == 3
+    first = next(m for m in report.messages if m["sender"] == "evil@x.example")
+    assert "\x00" not in first["subject"] and first["intents"][0]["kind"] == "dispute"
+    assert first["invoices"][0]["number"] == "INV-1001"  # by the number in its subject
+    assert all(len(m["subject"]) <= 500 for m in report.messages)
+
+
+def test_explain_names_the_inbound_holds(make_book, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine.authoring.explain import explain_invoice
+
+    book = _book(make_book, tmp_path)
+    key = _key(book, "INV-1001")
+    _drop(book, "01.eml", corpus.dsn("ap@alpha.example", corpus.our_id(key), mid="<dsn9@mx>"))
+    _drop(book, "02.eml", corpus.reply("ap@alpha.example", "Re: INV-1001", "Already paid.", mid="<p9@alpha>"))
+    Mailroom(book.app).fetch()
+    holding = explain_invoice(book.app, "INV-1001", as_of=at("2026-12-01", 12)).holding
+    assert any(h.startswith("email notices held: ap@alpha.example hard-bounced (5.1.1") for h in holding)
+    assert any(h.startswith("notices held: reply") and "paused until 2026-12-04" in h for h in holding)
