@@ -59,7 +59,9 @@ def report(
                                  html=html_file is not None)
         result = one(book)
         if html_file is not None:
-            html_file.write_text(render(result, company=dunning.settings.company.name), encoding="utf-8")
+            trends = monthly_trends(book) if name == "kpis" else None  # the kpis page ends with their 12-month trend
+            html_file.write_text(render(result, company=dunning.settings.company.name, trends=trends),
+                                 encoding="utf-8")
         if json_out:
             emit_json(result)
         elif csv_out:

@@ -13,7 +13,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#84cc16", "#ec4899")
+from engine.reports.charts import bar_chart, line_chart, severity_colours
+
 TITLES = {
     "aging": "Receivables aging",
     "kpis": "Collection KPIs",
@@ -35,6 +36,7 @@ h2{font-size:17px;margin:0 0 12px}h3{font-size:14px;margin:16px 0 8px;color:#334
 table{border-collapse:collapse;font-size:13px;margin-top:6px}th,td{padding:4px 10px;border-bottom:1px solid #e2e8f0}
 th{text-align:left;color:#475569;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 svg.chart{display:block;max-width:100%;height:auto;margin:6px 0}svg.chart text{font-size:11px;fill:#334155}
+.trend-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 18px}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:2px}
 #readout{position:fixed;pointer-events:none;background:#0f172a;color:#fff;font-size:12px;padding:4px 8px;
@@ -97,54 +99,6 @@ def table(columns: Sequence[tuple[str, str, str]], rows: Sequence[Mapping[str, A
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[Any]], *, stacked: bool = False,
-              percent: bool = False, title: str = "", width: int = 760, height: int = 280) -> str:
-    """Vertical bars per label, one colour per series (grouped, or stacked); every bar has a hover tip."""
-    names = list(series)
-    values = {n: [float(v or 0) for v in series[n]] for n in names}
-    count = max(len(labels), 1)
-    if stacked:
-        top = max((sum(values[n][i] for n in names) for i in range(len(labels))), default=0.0)
-    else:
-        top = max((max(v) for v in values.values() if v), default=0.0)
-    top = top or 1.0
-    left, bottom, right, upper = 70, 40, 10, 24
-    plot_w, plot_h = width - left - right, height - bottom - upper
-    slot = plot_w / count
-    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>']
-    for step in range(5):
-        y = upper + plot_h - plot_h * step / 4
-        tick = top * step / 4
-        label = f"{tick * 100:.0f}%" if percent else f"{tick:,.0f}"
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e2e8f0"/>'
-                     f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{esc(label)}</text>')
-    for i, label in enumerate(labels):
-        x0 = left + slot * i
-        base = upper + plot_h
-        inner = slot * 0.8
-        for j, name in enumerate(names):
-            value = values[name][i]
-            h = plot_h * value / top
-            shown = f"{value * 100:.1f}%" if percent else f"{value:,.2f}"
-            tip = esc(f"{label} · {name}: {shown}")
-            colour = PALETTE[j % len(PALETTE)]
-            if stacked:
-                base -= h
-                x, w, y = x0 + slot * 0.1, inner, base
-            else:
-                w = inner / len(names)
-                x, y = x0 + slot * 0.1 + w * j, upper + plot_h - h
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w - 1, 1):.1f}" height="{h:.1f}" '
-                         f'fill="{colour}" data-tip="{tip}"><title>{tip}</title></rect>')
-        parts.append(f'<text x="{x0 + slot / 2:.1f}" y="{upper + plot_h + 16}" text-anchor="middle">'
-                     f'{esc(label)}</text>')
-    parts.append("</svg>")
-    legend = "".join(f'<span><i style="background:{PALETTE[j % len(PALETTE)]}"></i>{esc(n)}</span>'
-                     for j, n in enumerate(names))
-    return "".join(parts) + (f'<div class="legend">{legend}</div>' if len(names) > 1 else "")
-
-
 # -- per report ------------------------------------------------------------------------------------------
 
 
@@ -157,7 +111,8 @@ def _aging(report: Mapping[str, Any]) -> str:
             ("open receivables", s["total_open"], ""), ("overdue", s["overdue_amount"], ""),
             ("overdue share", s["overdue_share"], "pct"), ("customers overdue", s["customers_overdue_share"], "pct"),
             ("invoices overdue", s["invoices_overdue_share"], "pct"),
-        ]) + bar_chart(labels, {cur: [b["amount"] for b in s["buckets"]]}, title=f"Aging {cur}")
+        ]) + bar_chart(labels, {cur: [b["amount"] for b in s["buckets"]]}, title=f"Aging {cur}",
+                        bar_colours=severity_colours(len(labels)))
             + table([("bucket", "bucket", ""), ("amount", "amount", "n"), ("invoices", "invoices", "n"),
                      ("share", "share", "pct")], s["buckets"]))
         for dimension, heading in (("owner", "owner"), ("credit_grade", "credit grade"), ("segment", "segment"),
@@ -168,7 +123,8 @@ def _aging(report: Mapping[str, Any]) -> str:
             if dimension != "customer":
                 out.append(bar_chart([r["key"] for r in rows],
                                      {lab: [r["buckets"][lab] for r in rows] for lab in labels}, stacked=True,
-                                     title=f"Aging by {heading}", height=240))
+                                     title=f"Aging by {heading}", height=240,
+                                     colours=severity_colours(len(labels))))
             cols = [("key", heading, "")] + ([("name", "name", "")] if dimension == "customer" else [])
             out.append(table(cols + [("open", "open", "n"), ("overdue", "overdue", "n"),
                                      ("overdue_share", "overdue share", "pct")]
@@ -261,12 +217,44 @@ def _forecast(report: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+TREND_TITLES = {
+    "dso": "DSO (days), per month", "cei": "CEI, per month", "overdue_share": "Overdue share at month end",
+    "collected": "Collected per month",
+}
+
+
+def trend_charts(trends: Mapping[str, Any], *, titles: Mapping[str, str] | None = None,
+                 number_format: Any = None) -> str:
+    """The 12-month trends (from engine.reports.trends.monthly_trends) as four line charts per currency:
+    DSO, CEI (0–100), overdue share (0–100%) and collected (bars)."""
+    names = {**TREND_TITLES, **(titles or {})}
+    extra = {"number_format": number_format} if number_format else {}
+    months = list(trends["months"])
+    out = []
+    for s in trends["sections"]:
+        cur = s["currency"]
+        out.append(f'<div class="trends" data-currency="{esc(cur)}"><h3>{esc(cur)}</h3><div class="trend-grid">')
+        out.append("<div>" + line_chart(months, {names["dso"]: s["dso"]}, title=f"{names['dso']} {cur}",
+                                        width=520, height=220, **extra) + "</div>")
+        out.append("<div>" + line_chart(months, {names["cei"]: s["cei"]}, title=f"{names['cei']} {cur}", top=100,
+                                        width=520, height=220, **extra) + "</div>")
+        out.append("<div>" + line_chart(months, {names["overdue_share"]: s["overdue_share"]}, percent=True,
+                                        title=f"{names['overdue_share']} {cur}", width=520, height=220,
+                                        **extra) + "</div>")
+        out.append("<div>" + bar_chart(months, {names["collected"]: s["collected"]},
+                                       title=f"{names['collected']} {cur}", width=520, height=220, **extra)
+                   + "</div>")
+        out.append("</div></div>")
+    return "".join(out)
+
+
 RENDERERS = {"aging": _aging, "kpis": _kpis, "effectiveness": _effectiveness, "owners": _owners,
              "forecast": _forecast}
 
 
-def render(report: Mapping[str, Any], *, company: str = "") -> str:
-    """The whole page for one report (as built by engine.reports.figures.build)."""
+def render(report: Mapping[str, Any], *, company: str = "", trends: Mapping[str, Any] | None = None) -> str:
+    """The whole page for one report (as built by engine.reports.figures.build); with `trends` (from
+    engine.reports.trends.monthly_trends) a last section shows the 12-month trends."""
     name = report["report"]
     title = TITLES.get(name, name)
     subtitle = f"as of {fmt(report['as_of'])}" + (f" · {company}" if company else "")
@@ -275,6 +263,8 @@ def render(report: Mapping[str, Any], *, company: str = "") -> str:
     body = RENDERERS[name](report)
     if "<section>" not in body:
         body = "<section><p>No invoices in the book yet.</p></section>"
+    elif trends is not None and trends["sections"]:
+        body += "<section><h2>Trends over the last 12 months</h2>" + trend_charts(trends) + "</section>"
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
