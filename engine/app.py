@@ -105,11 +105,19 @@ class Dunning:
             gate=self.contact_gate,
             recipients=self.recipients,
             enrich=self.notice_context().enrich,
+            link_maker=self.link_maker(),
         )
 
     def notice_context(self) -> NoticeContext:
         """Charges, total due, deadline, contact, pay link and the statement for each message dispatched."""
         return NoticeContext(self, statements=lambda customer, at: statement_of_account(self, customer, at))
+
+    def link_maker(self) -> Any:
+        """customer id -> signed link to the customer's page, or None without `web.public_url`."""
+        from engine.web.links import link_maker  # plain hmac, no web framework
+
+        web = self.settings.web
+        return link_maker(web.public_url, web.link_days, self.clock.now)
 
     @cached_property
     def contact_gate(self) -> ContactGate | None:

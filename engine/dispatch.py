@@ -100,10 +100,14 @@ class Dispatcher:
         gate: ContactGate | None = None,
         recipients: Mapping[str, str] | None = None,
         enrich: Callable[[Mapping[str, Any], dict[str, Any], str | None], None] | None = None,
+        link_maker: Callable[[str], str] | None = None,
     ):
         #: Adds charges, total due, deadline, contact and pay link to each context (engine.notice_context).
         self.enrich = enrich
         self.clock = clock or SystemClock()
+        #: customer id -> the customer's signed page link (engine.web.links), offered to templates as
+        #: `customer_link`; None (no `web.public_url`) leaves it None.
+        self.link_maker = link_maker
         #: channel name -> customer field it is addressed to (for fallback notifications)
         self.recipients = dict(recipients or {})
         #: Quiet hours and the contact cap (engine.contact); None sends whatever is due.
@@ -290,6 +294,7 @@ class Dispatcher:
             "customer": customer, "invoice": invoice, "invoices": invoices, "stage": row["stage"],
             "policy": row["policy"], "repeat": row["repeat_no"], "company": self.company,
             "as_of": row["created_at"], "totals": totals, "grouped": bool(row.get("group")),
+            "customer_link": self.link_maker(str(row["customer_id"])) if self.link_maker else None,
         }
         channel = self.channels.get(row["channel"])
         if self.enrich is not None:

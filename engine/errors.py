@@ -22,6 +22,7 @@ ever catch these.
     ├── AccountError             a web account that cannot be made or changed as asked (name taken, bad role)
     ├── PermissionRefused        the user's role (or a collector's owner scope) does not allow the action
     ├── CreditRefused            a credit action that cannot be done as asked (no credit policy, unknown grade)
+    ├── LinkRefused              a customer link that is tampered with, expired or used for another customer
     ├── SimulationError          a simulation cannot run as asked (bad dates, an unusable database)
     ├── ReportError              a report cannot be built as asked (unknown report, bad buckets)
     ├── InboundError             a mailbox cannot be read, or an inbound message cannot be applied as asked
@@ -172,6 +173,10 @@ class AccountError(DunningError):
 
 class PermissionRefused(DunningError):
     pass
+
+
+class LinkRefused(DunningError):
+    """A customer link that does not check out; the page says nothing more than that (no customer data)."""
 
 
 class DeliveryError(DunningError):

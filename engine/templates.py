@@ -266,7 +266,8 @@ class Renderer:
         those of the stage's `template:` name when its policy gives one."""
         tags = language_tags(language)
         title = stage.replace("_", " ").title()
-        values = {"stage_title": title, **context, "language": tags[0] if tags else None}
+        # customer_link: the customer's own page (set by dispatch when web.public_url is configured)
+        values = {"stage_title": title, "customer_link": None, **context, "language": tags[0] if tags else None}
         stage = self.stage_templates.get((policy or "", stage), stage)
         text = self._render(self.find(stage, channel, language) or "default.txt", values)
         # Line breaks that came from data are held as placeholders until here: only the template's own first
