@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, literal, or_, select
 
 from engine.policy.model import CLOSED_STATES
 from engine.store.database import Repository
-from engine.store.models import Commitment, Customer, Event, Invoice, Notification, Sweep, Task
+from engine.store.models import Commitment, Customer, Event, Invoice, Notification, PolicyVersion, Sweep, Task
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
@@ -237,3 +237,27 @@ def _money(repo: Repository, value: Any) -> Decimal:
     if value is None:
         return Decimal(0)
     return INVOICES.c.open_amount.type.process_result_value(value, repo.engine.dialect)
+
+
+def verify_audit(repo: Repository, expect_head: str | None = None) -> Any:
+    """`dunning audit verify` for the audit page: the chain checked from the first event (a VerifyReport)."""
+    from engine.store.events import verify_chain
+
+    with repo.read() as session:
+        return verify_chain(session.connection(), expect_head)
+
+
+def policy_versions(repo: Repository) -> list[dict[str, Any]]:
+    """Every policy text ever used (newest first), without the text itself."""
+    table = PolicyVersion.__table__  # type: ignore[attr-defined]
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(
+            select(table.c.id, table.c.name, table.c.sha256, table.c.path, table.c.first_used_at)
+            .order_by(table.c.first_used_at.desc(), table.c.id.desc())).mappings()]
+
+
+def policy_version(repo: Repository, version_id: int) -> dict[str, Any] | None:
+    table = PolicyVersion.__table__  # type: ignore[attr-defined]
+    with repo.read() as session:
+        row = session.connection().execute(select(table).where(table.c.id == version_id)).mappings().first()
+    return dict(row) if row is not None else None

@@ -5,6 +5,7 @@ web:
   session_idle_minutes: 30                   # a session unused this long ends
   session_max_hours: 12                      # and every session ends this long after its login
   link_days: 30                              # how long a customer link stays valid
+  claim_pause_days: 7                        # "I have paid" on the customer page pauses escalation this long
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class WebSettings(BaseModel):
     session_idle_minutes: float = Field(30, gt=0)
     session_max_hours: float = Field(12, gt=0)
     link_days: float = Field(30, gt=0)
+    #: A customer's "I have paid" (customer page) pauses escalation this many days (plus the policy's grace days).
+    claim_pause_days: int = Field(7, ge=1, le=90)
 
     @field_validator("public_url")
     @classmethod

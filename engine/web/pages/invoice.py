@@ -10,12 +10,12 @@ from fastapi.responses import HTMLResponse
 from engine.authoring.explain import explain_invoice
 from engine.errors import DunningError, NotFound
 from engine.store import workspace
-from engine.web.auth import WebUser, page_user
+from engine.web.auth import WebUser, page_user, permits
 from engine.web.pages.common import app_of, today
 from engine.web.pages.render import render
-from engine.web.problems import status_for
 
 router = APIRouter()
+ACTIONS = ("note", "promise", "plan", "dispute", "resolve", "approve", "move", "write-off")
 
 
 def stages_of(dunning: Any, policy: str | None) -> list[str]:
@@ -42,4 +42,5 @@ def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -
     timeline = dunning.history(number)
     return render(request, "invoice.html", user=user, inv=header, explanation=explanation,
                   explain_error=explain_error, timeline=timeline, stages=stages_of(dunning, header["policy"]),
-                  zone=dunning.settings.zone, status_for=status_for)
+                  zone=dunning.settings.zone,
+                  allowed=[a for a in ACTIONS if permits(user, a, owner=header["owner"])])
