@@ -36,7 +36,7 @@ h2{font-size:17px;margin:0 0 12px}h3{font-size:14px;margin:16px 0 8px;color:#334
 table{border-collapse:collapse;font-size:13px;margin-top:6px}th,td{padding:4px 10px;border-bottom:1px solid #e2e8f0}
 th{text-align:left;color:#475569;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 svg.chart{display:block;max-width:100%;height:auto;margin:6px 0}svg.chart text{font-size:11px;fill:#334155}
-.trend-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 18px}
+.caption{font-size:13px;font-weight:600;color:#334155;margin-top:6px}.trend-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 18px}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:2px}
 #readout{position:fixed;pointer-events:none;background:#0f172a;color:#fff;font-size:12px;padding:4px 8px;
@@ -225,26 +225,28 @@ TREND_TITLES = {
 
 def trend_charts(trends: Mapping[str, Any], *, titles: Mapping[str, str] | None = None,
                  number_format: Any = None) -> str:
-    """The 12-month trends (from engine.reports.trends.monthly_trends) as four line charts per currency:
-    DSO, CEI (0–100), overdue share (0–100%) and collected (bars)."""
+    """The 12-month trends (from engine.reports.trends.monthly_trends), four charts per currency: DSO and
+    CEI (on 0–100) as lines, the overdue share on a 0–100% scale, collected per month as bars."""
     names = {**TREND_TITLES, **(titles or {})}
     extra = {"number_format": number_format} if number_format else {}
     months = list(trends["months"])
+    size = {"width": 520, "height": 220}
     out = []
     for s in trends["sections"]:
         cur = s["currency"]
-        out.append(f'<div class="trends" data-currency="{esc(cur)}"><h3>{esc(cur)}</h3><div class="trend-grid">')
-        out.append("<div>" + line_chart(months, {names["dso"]: s["dso"]}, title=f"{names['dso']} {cur}",
-                                        width=520, height=220, **extra) + "</div>")
-        out.append("<div>" + line_chart(months, {names["cei"]: s["cei"]}, title=f"{names['cei']} {cur}", top=100,
-                                        width=520, height=220, **extra) + "</div>")
-        out.append("<div>" + line_chart(months, {names["overdue_share"]: s["overdue_share"]}, percent=True,
-                                        title=f"{names['overdue_share']} {cur}", width=520, height=220,
-                                        **extra) + "</div>")
-        out.append("<div>" + bar_chart(months, {names["collected"]: s["collected"]},
-                                       title=f"{names['collected']} {cur}", width=520, height=220, **extra)
-                   + "</div>")
-        out.append("</div></div>")
+        charts = {
+            "dso": line_chart(months, {names["dso"]: s["dso"]}, title=f"{names['dso']} {cur}", **size, **extra),
+            "cei": line_chart(months, {names["cei"]: s["cei"]}, title=f"{names['cei']} {cur}", top=100, **size,
+                              **extra),
+            "overdue_share": line_chart(months, {names["overdue_share"]: s["overdue_share"]}, percent=True,
+                                        title=f"{names['overdue_share']} {cur}", **size, **extra),
+            "collected": bar_chart(months, {names["collected"]: s["collected"]},
+                                   title=f"{names['collected']} {cur}", **size, **extra),
+        }
+        cells = "".join(f'<div><div class="caption">{esc(names[key])}</div>{chart}</div>'
+                        for key, chart in charts.items())
+        out.append(f'<div class="trends" data-currency="{esc(cur)}"><h3>{esc(cur)}</h3>'
+                   f'<div class="trend-grid">{cells}</div></div>')
     return "".join(out)
 
 

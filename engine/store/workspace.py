@@ -233,10 +233,8 @@ def open_by_currency(repo: Repository, *, today: date, closed: Iterable[str] = C
 
 
 def _money(repo: Repository, value: Any) -> Decimal:
-    """A SUM over a Money column comes back raw (SQLite stores ten-thousandths); convert it like a column."""
-    if value is None:
-        return Decimal(0)
-    return INVOICES.c.open_amount.type.process_result_value(value, repo.engine.dialect)
+    """A SUM over a Money column (already converted by the column's type); None when nothing was summed."""
+    return Decimal(0) if value is None else Decimal(value)
 
 
 def verify_audit(repo: Repository, expect_head: str | None = None) -> Any:

@@ -17,11 +17,11 @@ from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
 
-from engine.web.catalog import ZH_CN
+from engine.web.catalog import EN, ZH_CN
 
 LANGUAGES = ("en", "zh-CN")
 DEFAULT_LANGUAGE = "en"
-CATALOG: dict[str, dict[str, str]] = {"zh-CN": ZH_CN}
+CATALOG: dict[str, dict[str, str]] = {"en": EN, "zh-CN": ZH_CN}
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "简体中文"}
 
 
@@ -77,7 +77,7 @@ class Translator:
         self.catalog = CATALOG.get(self.language, {})
 
     def gettext(self, text: str, **values: Any) -> str:
-        translated = self.catalog.get(text, text)
+        translated = self.catalog.get(text) or EN.get(text, text)
         return translated.format(**values) if values else translated
 
     def ngettext(self, count: int, singular: str, plural: str, **values: Any) -> str:

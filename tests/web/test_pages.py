@@ -1,0 +1,233 @@
+"""The web pages through FastAPI's TestClient on the web test book (tests/web/conftest.py): what each role
+sees and may do, the worklist's one-click outcomes, the invoice timeline, approvals, outbox, audit, policies,
+the Chinese UI and the CSRF refusal."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+
+from engine.store import users
+from engine.web.pages.render import ENV
+from tests.web.conftest import NAMES, WebBook
+
+PAGES = ("/", "/worklist", "/invoices/INV-PROMISE-OWN", "/customers/C-OWN", "/approvals", "/outbox", "/audit",
+         "/policies")
+
+
+def login(web: WebBook, role: str):  # type: ignore[no-untyped-def]
+    """A logged-in client whose `csrf` is the session's token (logging in makes a new one)."""
+    client = web.login(role)
+    page = client.get("/worklist").text
+    client.csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    return client
+
+
+def action_forms(html: str) -> list[str]:
+    """The actions of every POST form on the page except signing out."""
+    return [a for a in re.findall(r'<form method="post" action="([^"]+)"', html) if not a.endswith("/logout")]
+
+
+def events(web: WebBook, number: str, kind: str) -> list[dict]:
+    return [e for e in web.book.app.history(number) if e["kind"] == kind]
+
+
+@pytest.mark.parametrize("role", ["viewer", "collector", "manager", "admin"])
+def test_every_page_renders_for_every_role(web_book: WebBook, role: str) -> None:
+    client = login(web_book, role)
+    for url in PAGES:
+        page = client.get(url)
+        assert page.status_code == 200, (url, page.text[:500])
+        assert "text/html" in page.headers["content-type"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert f"{NAMES[role]} · {role}" in page.text
+
+
+def test_pages_need_a_login(web_book: WebBook) -> None:
+    client = web_book.client()
+    for url in PAGES:
+        answer = client.get(url, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
+
+
+def test_a_viewer_sees_no_action_buttons(web_book: WebBook) -> None:
+    client = login(web_book, "viewer")
+    for url in PAGES:
+        assert action_forms(client.get(url).text) == [], url
+
+
+def test_a_collector_gets_buttons_only_on_their_own_customers(web_book: WebBook) -> None:
+    client = login(web_book, "collector")
+    own = action_forms(client.get("/invoices/INV-PROMISE-OWN").text)
+    assert any(a.endswith("/do/promise") for a in own) and not any(a.endswith("/do/write-off") for a in own)
+    assert action_forms(client.get("/invoices/INV-PROMISE-OTHER").text) == []
+    worklist = client.get("/worklist").text
+    assert "INV-PROMISE-OWN" in worklist and "INV-PROMISE-OTHER" not in worklist  # their own customers only
+    manager = action_forms(login(web_book, "manager").get("/invoices/INV-PROMISE-OTHER").text)
+    assert any(a.endswith("/do/write-off") for a in manager) and any(a.endswith("/do/move") for a in manager)
+
+
+def test_a_promise_from_the_worklist_is_recorded_in_place_with_the_collector_as_actor(web_book: WebBook) -> None:
+    client = login(web_book, "collector")
+    answer = client.post("/worklist/INV-PROMISE-OWN/outcome/promised",
+                         data={"csrf_token": client.csrf, "amount": "400", "by": "2026-01-30", "task": ""},
+                         headers={"X-Requested-With": "fetch"})
+    assert answer.status_code == 200 and 'class="answer ok"' in answer.text and "<html" not in answer.text
+    promise = events(web_book, "INV-PROMISE-OWN", "promise")
+    assert promise and promise[-1]["actor"] == "alice" and Decimal(promise[-1]["amount"]) == Decimal(400)
+    timeline = client.get("/invoices/INV-PROMISE-OWN").text
+    assert 'data-kind="promise"' in timeline and "by alice" in timeline
+
+
+def test_an_outcome_on_a_task_completes_the_task(web_book: WebBook) -> None:
+    client = login(web_book, "collector")
+    task = web_book.ids["task_own"]
+    page = client.get("/worklist").text
+    assert f'name="task" value="{task}"' in page
+    answer = client.post("/worklist/INV-TASK-OWN/outcome/no_answer", data={"csrf_token": client.csrf,
+                                                                          "task": str(task)}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/worklist"
+    outcome = events(web_book, "INV-TASK-OWN", "task_outcome")
+    assert outcome and outcome[-1]["outcome"] == "no_answer" and outcome[-1]["actor"] == "alice"
+
+
+def test_a_collector_is_refused_on_another_owners_invoice_and_nothing_changes(web_book: WebBook) -> None:
+    client = login(web_book, "collector")
+    answer = client.post("/invoices/INV-DISPUTE-OTHER/do/dispute",
+                         data={"csrf_token": client.csrf, "reason": "x"}, headers={"X-Requested-With": "fetch"})
+    assert answer.status_code == 403 and "owned by bob" in answer.text
+    assert events(web_book, "INV-DISPUTE-OTHER", "dispute") == []
+
+
+def test_a_form_without_the_csrf_token_is_refused(web_book: WebBook) -> None:
+    client = login(web_book, "manager")
+    answer = client.post("/invoices/INV-NOTE-OWN/do/note", data={"text": "hello"})
+    assert answer.status_code == 403
+    answer = client.post("/invoices/INV-NOTE-OWN/do/note", data={"text": "hello", "csrf_token": "forged"})
+    assert answer.status_code == 403
+    assert events(web_book, "INV-NOTE-OWN", "note") == []
+
+
+def test_bad_input_is_shown_with_the_reason(web_book: WebBook) -> None:
+    client = login(web_book, "collector")
+    answer = client.post("/invoices/INV-PROMISE-OWN/do/promise",
+                         data={"csrf_token": client.csrf, "amount": "lots", "by": "2026-01-30"})
+    assert answer.status_code == 422 and "is not an amount" in answer.text
+
+
+def test_the_next_address_cannot_leave_the_site(web_book: WebBook) -> None:
+    client = login(web_book, "collector")
+    answer = client.post("/invoices/INV-NOTE-OWN/do/note", data={"csrf_token": client.csrf, "text": "called",
+                                                                 "next": "//evil.example/x"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/invoices/INV-NOTE-OWN"
+
+
+def test_a_manager_approves_from_the_queue(web_book: WebBook) -> None:
+    client = login(web_book, "manager")
+    queue = client.get("/approvals").text
+    assert "INV-APPROVE" in queue and "/invoices/INV-APPROVE/do/approve" in queue
+    assert "/do/approve" not in login(web_book, "collector").get("/approvals").text
+    answer = client.post("/invoices/INV-APPROVE/do/approve", data={"csrf_token": client.csrf, "next": "/approvals"},
+                         follow_redirects=False)
+    assert answer.status_code == 303
+    assert "INV-APPROVE" not in client.get("/approvals").text
+    approval = events(web_book, "INV-APPROVE", "approval")
+    assert approval and approval[-1]["actor"] == "mona"
+
+
+def test_the_invoice_timeline_shows_rules_policy_hashes_and_delivery(web_book: WebBook) -> None:
+    page = login(web_book, "viewer").get("/invoices/INV-FAIL").text
+    history = web_book.book.app.history("INV-FAIL")
+    transition = next(e for e in history if e["kind"] == "transition")
+    assert transition["policy_hash"][:12] in page and transition["rule"] in page
+    assert 'class="delivery failed"' in page  # the customer has no email address
+    assert "Why it is where it is" in page and "Policy: web" in page
+
+
+def test_the_outbox_lists_the_failure_with_its_reason_and_a_manager_retries_it(web_book: WebBook) -> None:
+    failed = web_book.ids["failed"]
+    viewer = login(web_book, "viewer").get("/outbox?state=failed").text
+    assert f'data-row="{failed}"' in viewer and "/retry" not in viewer
+    client = login(web_book, "manager")
+    page = client.get("/outbox?state=failed").text
+    assert f"/outbox/{failed}/retry" in page
+    answer = client.post(f"/outbox/{failed}/retry", data={"csrf_token": client.csrf},
+                         headers={"X-Requested-With": "fetch"})
+    assert answer.status_code == 200, answer.text
+    assert f'data-row="{failed}"' not in client.get("/outbox?state=failed").text
+
+
+def test_the_audit_page_verifies_with_the_head_hash(web_book: WebBook) -> None:
+    from engine.store.workspace import verify_audit
+
+    client = login(web_book, "viewer")
+    report = verify_audit(web_book.book.app.repo)
+    page = client.get("/audit").text
+    assert 'data-verify="ok"' in page and report.head in page
+    assert 'data-verify="ok"' in client.get(f"/audit?expect_head={report.head}").text
+    assert 'data-verify="broken"' in client.get(f"/audit?expect_head={'0' * 64}").text
+    assert "/api/v1/audit/export" in page
+
+
+def test_the_policies_page_shows_problems_with_line_and_column(web_book: WebBook) -> None:
+    rules = web_book.book.settings.rules_path
+    (rules / "50-broken.yaml").write_text("name: broken\nstages:\n  - {name: x, after_days: 1, chanels: [email]}\n",
+                                          encoding="utf-8")
+    page = login(web_book, "viewer").get("/policies").text
+    row = re.search(r'<tr class="error"><td>50-broken.yaml</td><td class="n">(\d+)</td><td class="n">(\d+)</td>', page)
+    assert row and row.group(1) == "3"
+    assert "web.yaml" in page
+
+
+def test_a_simulation_started_from_the_policies_page_shows_its_result(web_book: WebBook) -> None:
+    client = login(web_book, "manager")
+    answer = client.post("/policies/simulate", data={"csrf_token": client.csrf, "to": "2026-01-20", "file": ""},
+                         follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["location"]
+    job_id = location.rsplit("/", 1)[1]
+    from engine.web.api.insight import jobs
+
+    class Holder:  # jobs() reads request.app.state
+        app = web_book.app
+
+    jobs(Holder()).wait(job_id, "simulation")  # type: ignore[arg-type]
+    page = client.get(location).text
+    assert 'data-status="done"' in page and "<th>Stages entered</th>" in page
+    assert "&#34;to&#34;: &#34;2026-01-20&#34;" in page  # the CLI's JSON, escaped in the page
+    assert "refresh" not in page
+    assert "/policies/simulate" not in login(web_book, "collector").get("/policies").text
+
+
+def test_chinese_from_the_browser_or_the_users_setting(web_book: WebBook) -> None:
+    client = login(web_book, "collector")
+    page = client.get("/worklist", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert page.headers["content-language"] == "zh-CN" and "工作清单" in page.text and 'lang="zh-CN"' in page.text
+    assert "Worklist" not in page.text.split("<main>")[1]
+    users.set_language(web_book.book.app.repo, "alice", "en")
+    page = client.get("/worklist", headers={"Accept-Language": "zh-CN"})
+    assert page.headers["content-language"] == "en" and "Worklist" in page.text
+    users.set_language(web_book.book.app.repo, "alice", "zh-CN")
+    dashboard = client.get("/").text
+    assert "仪表板" in dashboard and "近 12 个月趋势" in dashboard and "€" in dashboard
+
+
+def test_every_text_of_the_templates_has_a_chinese_entry() -> None:
+    from engine.web.catalog import ZH_CN
+
+    missing = set()
+    for name in ENV.list_templates():
+        source = ENV.loader.get_source(ENV, name)[0]  # type: ignore[union-attr]
+        missing |= {text for text in re.findall(r'_\("([^"]+)"\)', source) if text not in ZH_CN}
+        for singular, plural in re.findall(r'ngettext\([^,]+, "([^"]+)", "([^"]+)"\)', source):
+            missing |= {text for text in (singular, plural) if text not in ZH_CN}
+    assert not missing, sorted(missing)
+
+
+def test_the_dashboard_draws_aging_in_severity_colours_and_the_trends(web_book: WebBook) -> None:
+    page = login(web_book, "viewer").get("/").text
+    assert "Receivables aging" in page and "#facc15" in page  # the 1-30 bucket's colour
+    assert "Trends over the last 12 months" in page and page.count('data-chart="line"') == 3
+    assert "approvals waiting" in page and ">1</div><div class=\"l\">failed" in page
