@@ -1,9 +1,11 @@
 """Twelve-month trends: DSO, CEI, overdue share and collected per calendar month, per currency.
 
-Each month's figures are the report figures themselves — `figures.kpis` over that month as the period and
-`figures.aging` at its last day — computed on one book read once: the book's rows already carry every
-issue, payment and write-off date, so moving its `as_of` back to a month's end gives that month exactly
-as a report "as of" that day would (the current month ends at the book's own `as_of`).
+Each month's figures are the report figures themselves — `figures.kpis` over that month as the period, and
+the aging report's overdue share at its last day (open amount due before that day ÷ all open, from the same
+`InvoiceFacts.open_at` and `ratio` the aging report uses; the full aging with its four breakdowns is not
+needed for one number) — computed on one book read once: the book's rows already carry every issue, payment
+and write-off date, so moving its `as_of` back to a month's end gives that month exactly as a report "as of"
+that day would (the current month ends at the book's own `as_of`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from engine.reports.figures import Book, aging, kpis
+from decimal import Decimal
+
+from engine.reports.figures import Book, kpis, ratio
 
 MONTHS = 12
 
@@ -44,14 +48,21 @@ def monthly_trends(book: Book, months: int = MONTHS) -> dict[str, Any]:
         end = min(_month_end(start), book.as_of)
         moment = replace(book, as_of=end)
         period = {s["currency"]: s for s in kpis(moment, start)["sections"]}
-        open_book = {s["currency"]: s for s in aging(moment)["sections"]}
+        total = dict.fromkeys(currencies, Decimal(0))
+        overdue = dict.fromkeys(currencies, Decimal(0))
+        for invoice in book.invoices:
+            open_amount = invoice.open_at(end)
+            if open_amount > 0:
+                total[invoice.currency] += open_amount
+                if invoice.due_on < end:
+                    overdue[invoice.currency] += open_amount
         for currency in currencies:
             figures = period.get(currency, {})
             row = rows[currency]
             row["dso"].append(figures.get("dso"))
             row["cei"].append(figures.get("cei"))
             row["collected"].append(figures.get("collected"))
-            row["overdue_share"].append(open_book.get(currency, {}).get("overdue_share"))
+            row["overdue_share"].append(ratio(overdue[currency], total[currency]))
     return {
         "as_of": book.as_of,
         "months": [f"{s:%Y-%m}" for s in starts],

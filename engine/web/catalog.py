@@ -65,7 +65,9 @@ ZH_CN: dict[str, str] = {
     "Channel": "渠道", "Recipient": "收件人", "Attempts": "尝试次数", "Next try": "下次尝试",
     "quiet hours or contact cap": "免打扰时段或联系次数上限", "Retry": "重试",
     # dashboard
-    "Open and overdue": "未付与逾期", "No invoices in the book yet.": "账簿中还没有发票。", "Operations": "运行状况",
+    "Open and overdue": "未付与逾期",
+    "The figures over the whole book are being computed; they appear here when ready.":
+        "正在计算整个账簿的指标，完成后将显示在此处。", "No invoices in the book yet.": "账簿中还没有发票。", "Operations": "运行状况",
     "approvals waiting": "待审批", "never": "从未", "last sweep": "上次扫描", "{n} transition": "{n} 次阶段变更",
     "{n} transitions": "{n} 次阶段变更", "Collection KPIs": "回款指标", "DSO (days)": "应收账款周转天数（DSO）",
     "CEI": "回款效率指数（CEI）", "timeliness rate": "回款及时率", "collected": "已回款",

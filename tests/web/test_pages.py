@@ -168,7 +168,15 @@ def test_the_audit_page_verifies_with_the_head_hash(web_book: WebBook) -> None:
     assert 'data-verify="ok"' in page and report.head in page
     assert 'data-verify="ok"' in client.get(f"/audit?expect_head={report.head}").text
     assert 'data-verify="broken"' in client.get(f"/audit?expect_head={'0' * 64}").text
-    assert "/api/v1/audit/export" in page
+    # the export form as a browser without the script sends it: every field, the empty ones empty
+    form = page.split('action="/audit/export"')[1].split("</form>")[0]
+    fields = dict.fromkeys(re.findall(r'<(?:input|select)[^>]* name="([a-z_]+)"', form), "")
+    assert {"format", "from", "to", "customer", "kind"} <= set(fields)
+    download = client.get("/audit/export", params={**fields, "format": "csv", "customer": "C-OWN"})
+    assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
+    lines = download.text.splitlines()
+    assert lines[0].startswith("id,at,recorded_at,kind") and len(lines) > 1
+    assert all(",C-OWN," in line for line in lines[1:])
 
 
 def test_the_policies_page_shows_problems_with_line_and_column(web_book: WebBook) -> None:
@@ -231,3 +239,25 @@ def test_the_dashboard_draws_aging_in_severity_colours_and_the_trends(web_book: 
     assert "Receivables aging" in page and "#facc15" in page  # the 1-30 bucket's colour
     assert "Trends over the last 12 months" in page and page.count('data-chart="line"') == 3
     assert "approvals waiting" in page and ">1</div><div class=\"l\">failed" in page
+
+
+def test_the_dashboard_does_not_wait_for_figures_of_a_large_book(web_book: WebBook,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from engine.web.pages import dashboard
+
+    gate = threading.Event()
+    compute = dashboard._compute
+    monkeypatch.setattr(dashboard, "WAIT", 0.05)
+    monkeypatch.setattr(dashboard, "_compute", lambda *args: (gate.wait(10), compute(*args)))
+    client = login(web_book, "viewer")
+    waiting = client.get("/").text
+    assert 'data-figures="computing"' in waiting and 'http-equiv="refresh"' in waiting
+    assert "Receivables aging" not in waiting and "€23,200.00" in waiting  # the counters need no figures
+    gate.set()
+    for _ in range(100):
+        page = client.get("/").text
+        if "Receivables aging" in page:
+            break
+    assert "Receivables aging" in page and 'data-figures="computing"' not in page

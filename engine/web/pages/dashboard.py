@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,41 +14,69 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from engine.reports.charts import bar_chart, severity_colours
-from engine.reports.html import trend_charts
-
 from engine.reports.figures import DEFAULT_PERIOD_DAYS, aging, kpis, load_book
+from engine.reports.html import trend_charts
 from engine.reports.trends import monthly_trends
 from engine.store import workspace
 from engine.web.auth import WebUser, page_user
-from engine.web.pages.common import app_of, today
 from engine.web.i18n import translator
+from engine.web.pages.common import app_of, today
 from engine.web.pages.render import language_of, render
 
 router = APIRouter()
-#: Figures over the whole book are recomputed at most this often per application (seconds).
-FIGURES_TTL = 60.0
-_cache: dict[int, tuple[float, Any, dict[str, Any]]] = {}
+#: Figures over the whole book are recomputed in the background at most this often (seconds); a page
+#: waits for a computation at most WAIT seconds and otherwise shows the previous figures (or says they are
+#: on their way and refreshes itself): on a large book they take many seconds.
+FIGURES_TTL = 300.0
+WAIT = 2.0
+
+
+@dataclass
+class _Figures:
+    day: date
+    started: float
+    thread: threading.Thread | None = None
+    figures: dict[str, Any] | None = None
+    error: str | None = None
+
+
+_cache: dict[str, _Figures] = {}
 _lock = threading.Lock()
 
 
-def book_figures(request: Request) -> dict[str, Any]:
-    """Aging, the 90-day KPIs and the monthly trends as of today (cached for FIGURES_TTL)."""
+def _compute(dunning: Any, day: date, entry: _Figures) -> None:
+    try:
+        book = load_book(dunning.repo, dunning.settings.zone, day, dunning.stage_order())
+        figures = {"aging": aging(book), "kpis": kpis(book, day - timedelta(days=DEFAULT_PERIOD_DAYS - 1)),
+                   "trends": monthly_trends(book)}
+        with _lock:
+            entry.figures, entry.error = figures, None
+    except Exception as exc:  # shown on the dashboard instead of the charts; the page itself stays up
+        with _lock:
+            entry.error = f"{type(exc).__name__}: {exc}"
+
+
+def book_figures(request: Request) -> tuple[dict[str, Any] | None, bool, str | None]:
+    """(figures as of today or the latest computed, whether a newer computation is running, its error)."""
     dunning = app_of(request)
     day = today(request)
-    key = id(dunning)
+    key = dunning.repo.url
     with _lock:
-        cached = _cache.get(key)
-        if cached and cached[1] == day and time.monotonic() - cached[0] < FIGURES_TTL:
-            return cached[2]
-    book = load_book(dunning.repo, dunning.settings.zone, day, dunning.stage_order())
-    figures = {
-        "aging": aging(book),
-        "kpis": kpis(book, day - timedelta(days=DEFAULT_PERIOD_DAYS - 1)),
-        "trends": monthly_trends(book),
-    }
+        entry = _cache.get(key)
+        fresh = entry is not None and entry.day == day and time.monotonic() - entry.started < FIGURES_TTL
+        running = entry is not None and entry.thread is not None and entry.thread.is_alive()
+        if not fresh and not running:
+            previous = entry.figures if entry is not None else None
+            entry = _cache[key] = _Figures(day, time.monotonic(), figures=previous)
+            entry.thread = threading.Thread(target=_compute, args=(dunning, day, entry), daemon=True,
+                                            name="dashboard-figures")
+            entry.thread.start()
+        assert entry is not None
+        thread = entry.thread
+    if thread is not None:
+        thread.join(timeout=WAIT)
     with _lock:
-        _cache[key] = (time.monotonic(), day, figures)
-    return figures
+        return entry.figures, bool(thread and thread.is_alive()), entry.error
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -56,7 +85,7 @@ def dashboard(request: Request, user: WebUser = Depends(page_user)) -> HTMLRespo
     now = dunning.clock.now()
     lang = language_of(request, user)
     t = translator(lang)
-    figures = book_figures(request)
+    figures, computing, error = book_figures(request)
 
     def aging_chart(section: dict[str, Any]) -> Markup:
         labels = [b["bucket"] for b in section["buckets"]]
@@ -70,7 +99,8 @@ def dashboard(request: Request, user: WebUser = Depends(page_user)) -> HTMLRespo
         ("collected", "Collected per month"))}
     return render(
         request, "dashboard.html", user=user, language=lang, figures=figures, aging_chart=aging_chart,
-        trend_charts=Markup(trend_charts(figures["trends"], titles=titles, number_format=t.compact)),
+        computing=computing, figures_error=error,
+        trend_charts=Markup(trend_charts(figures["trends"], titles=titles, number_format=t.compact)) if figures else "",
         totals=workspace.open_by_currency(dunning.repo, today=today(request)),
         outbox=workspace.outbox_counts(dunning.repo, now=now), sweep=workspace.last_sweep(dunning.repo),
         approvals=workspace.approvals_waiting(dunning.repo), zone=dunning.settings.zone,
