@@ -36,7 +36,8 @@ h2{font-size:17px;margin:0 0 12px}h3{font-size:14px;margin:16px 0 8px;color:#334
 table{border-collapse:collapse;font-size:13px;margin-top:6px}th,td{padding:4px 10px;border-bottom:1px solid #e2e8f0}
 th{text-align:left;color:#475569;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 svg.chart{display:block;max-width:100%;height:auto;margin:6px 0}svg.chart text{font-size:11px;fill:#334155}
-.caption{font-size:13px;font-weight:600;color:#334155;margin-top:6px}.trend-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 18px}
+.caption{font-size:13px;font-weight:600;color:#334155;margin-top:6px}
+.trend-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 18px}
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:2px}
 #readout{position:fixed;pointer-events:none;background:#0f172a;color:#fff;font-size:12px;padding:4px 8px;

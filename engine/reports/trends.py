@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
-
 from decimal import Decimal
+from typing import Any
 
 from engine.reports.figures import Book, kpis, ratio
 

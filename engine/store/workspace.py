@@ -7,7 +7,7 @@ Only reads; every change goes through the use cases (engine.actions, engine.task
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -61,7 +61,7 @@ def worklist(repo: Repository, *, today: date, owner: str | None, closed: Iterab
             .where(INVOICES.c.stage.not_in(closed)))
     if owner is not None:
         base = base.where(CUSTOMERS.c.owner == owner)
-    since = datetime.combine(today - timedelta(days=BROKEN_RECENT_DAYS), datetime.min.time(), tzinfo=timezone.utc)
+    since = datetime.combine(today - timedelta(days=BROKEN_RECENT_DAYS), datetime.min.time(), tzinfo=UTC)
     with repo.read() as session:
         conn = session.connection()
         broken = {row[0]: row[1] for row in conn.execute(
@@ -160,7 +160,8 @@ def awaiting_approval(repo: Repository, *, closed: Iterable[str] = CLOSED, limit
     return sorted(rows, key=lambda r: (r["requested_at"] is None, r["requested_at"] or 0, r["id"]))
 
 
-def outbox_trouble(repo: Repository, *, now: datetime, kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def outbox_trouble(repo: Repository, *, now: datetime, kind: str | None = None,
+                   limit: int = 200) -> list[dict[str, Any]]:
     """Notifications needing a look: `failed`, `held` (pending, not tried yet, due later than queued: quiet
     hours or the contact cap moved it) and `retrying` (pending after a failed attempt), newest first."""
     held = and_(NOTIFICATIONS.c.status == "pending", NOTIFICATIONS.c.attempts == 0,
@@ -191,7 +192,8 @@ def outbox_counts(repo: Repository, *, now: datetime) -> dict[str, int]:
     counts = {"failed": 0, "held": 0, "retrying": 0}
     with repo.read() as session:
         conn = session.connection()
-        counts["failed"] = int(conn.execute(select(func.count()).where(NOTIFICATIONS.c.status == "failed")).scalar() or 0)
+        counts["failed"] = int(conn.execute(
+            select(func.count()).where(NOTIFICATIONS.c.status == "failed")).scalar() or 0)
         counts["retrying"] = int(conn.execute(select(func.count()).where(
             NOTIFICATIONS.c.status == "pending", NOTIFICATIONS.c.attempts > 0)).scalar() or 0)
         counts["held"] = int(conn.execute(select(func.count()).where(

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from engine.errors import ConfigError, LinkRefused
 
@@ -91,6 +91,6 @@ def link_maker(public_url: str | None, days: float, now: Callable[[], datetime],
                           "every process that sends notifications and of `dunning serve`")
 
     def make(customer_id: str) -> str:
-        return customer_link(public_url, customer_id, secret=secret, now=now().astimezone(timezone.utc), days=days)
+        return customer_link(public_url, customer_id, secret=secret, now=now().astimezone(UTC), days=days)
 
     return make

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from engine.policy.loader import check_policies
-from engine.store import workspace
 from engine.app import json_ready
 from engine.errors import DunningError
+from engine.policy.loader import check_policies
+from engine.store import workspace
 from engine.web.api.insight import jobs
 from engine.web.auth import WebUser, page_user, verified_form
 from engine.web.jobs import policy_diff, simulation
@@ -83,9 +83,8 @@ def start_diff(request: Request, user: WebUser = Depends(page_user),
     options["files"] = _edited(form)
     try:
         require(request, user, "policy_jobs", subject="a policy diff")
-        job = jobs(request).start("policy-diff", user.name, dunning.clock.now(),
-                                  {k: v for k, v in options.items() if k != "files"} | {"files": sorted(options["files"])},
-                                  policy_diff(dunning, options))
+        shown = {k: v for k, v in options.items() if k != "files"} | {"files": sorted(options["files"])}
+        job = jobs(request).start("policy-diff", user.name, dunning.clock.now(), shown, policy_diff(dunning, options))
     except (DunningError, ValueError) as exc:
         message = str(exc)
         status = status_for(exc) if isinstance(exc, DunningError) else 422
