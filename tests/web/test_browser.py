@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +123,6 @@ def test_a_manager_approves_an_invoice_from_the_queue(live: Live) -> None:
     assert page.locator('tr[data-row="INV-APPROVE"]').count() == 0
     approvals = [e for e in live.web.book.app.history("INV-APPROVE") if e["kind"] == "approval"]
     assert approvals and approvals[-1]["actor"] == NAMES["manager"]
-    page.goto(f"{live.base}/")
-    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
 
 
 def test_a_viewer_sees_verify_ok_and_no_action_buttons(live: Live) -> None:
@@ -170,7 +168,6 @@ def test_the_chinese_ui_renders(live: Live) -> None:
     assert page.get_attribute("html", "lang") == "zh-CN"
     assert "仪表板" in page.locator("header nav").inner_text()
     assert "近 12 个月趋势" in page.content() and "应收账款账龄" in page.content()
-    page.screenshot(path=str(SHOTS / "dashboard-zh.png"), full_page=True)
     page.goto(f"{live.base}/worklist")
     assert "工作清单" in page.locator("h1").inner_text() and "无人接听" in page.content()
     page.screenshot(path=str(SHOTS / "worklist-zh.png"), full_page=True)
@@ -178,3 +175,86 @@ def test_the_chinese_ui_renders(live: Live) -> None:
     link = customer_link(live.base, "C-OWN", secret=LINK_SECRET.encode(), now=live.web.book.clock.now(), days=30)
     browser_only.goto(link)
     assert "您的账户" in browser_only.locator("h1").inner_text()
+
+
+def year_of_business(root: Path) -> WebBook:
+    """A book with a year of history — invoices issued every month, most paid (better grades sooner),
+    some late or open — under the shipped policies, for the dashboard's charts and trends."""
+    import random
+
+    from engine.web.app import create_app
+    from engine.web.auth import hash_password
+    from tests.conftest import MEMORY_CHANNELS, Book, at
+    from tests.web.conftest import SECRET
+
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    policies = {f.name: f.read_text(encoding="utf-8") for f in sorted(rules.glob("*.yaml"))}
+    book = Book(root, f"sqlite:///{root / 'year.db'}", policies, channels=MEMORY_CHANNELS)
+    draw = random.Random(7)
+    grades = "AABBCCD"
+    book.customers(*({"id": f"K{i:02d}", "name": f"Kunde {i:02d} GmbH" if i % 3 else f"客户 {i:02d} 有限公司",
+                      "credit_grade": grades[i % len(grades)], "owner": ("alice", "bob", "carol")[i % 3]}
+                     for i in range(36)))
+    today = date(2026, 6, 15)
+    invoices, payments = [], []
+    for month in range(13):
+        issued = date(2025 + (5 + month) // 12, (5 + month) % 12 + 1, 1)
+        for i in range(36):
+            for n in range(draw.choice((0, 1, 1, 2))):
+                due = issued + timedelta(days=30)
+                if issued >= today:
+                    continue
+                number = f"{issued:%y%m}-{i:02d}-{n}"
+                amount = draw.choice((800, 1500, 2400, 5000, 9000, 16000)) + draw.randint(0, 99)
+                invoices.append({"number": number, "customer_id": f"K{i:02d}", "currency": "EUR" if i % 4 else "CNY",
+                                 "amount": str(amount), "issued_on": issued.isoformat(), "due_on": due.isoformat()})
+                lateness = {"A": 4, "B": 12, "C": 35, "D": 70}[grades[i % len(grades)]]
+                paid_on = due + timedelta(days=draw.randint(-10, lateness))
+                if paid_on <= today and draw.random() < 0.9:
+                    payments.append({"invoice": number, "amount": str(amount), "paid_on": paid_on.isoformat(),
+                                     "reference": f"R-{number}"})
+    book.app.importer().import_rows("invoices", invoices)
+    book.app.importer().import_rows("payments", payments)
+    day = date(2026, 4, 1)
+    while day <= today:
+        book.app.sweeper().run(at(day))
+        day += timedelta(days=7)
+    book.clock.at = at(today, 10)
+    book.app.dispatch(at(today, 10))
+    app = create_app(book.settings, secret=SECRET, dunning=book.app)
+    for role in ("viewer", "collector", "manager"):
+        users.add_user(book.app.repo, NAMES[role], role, hash_password(PASSWORD),
+                       "zh-CN" if role == "collector" else None, book.clock.now())
+    return WebBook(book, app)
+
+
+def test_the_dashboard_of_a_year_of_business(tmp_path: Path) -> None:
+    import uvicorn
+
+    web = year_of_business(tmp_path)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.05)
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=["--no-sandbox"])
+            live = Live(web, f"http://127.0.0.1:{port}", browser)
+            for role, name in (("viewer", "dashboard.png"), ("collector", "dashboard-zh.png")):
+                page = live.login(role)
+                errors = no_script_errors(page)
+                page.reload()
+                page.locator('[data-chart="line"]').first.wait_for()
+                assert page.locator('.trends[data-currency="EUR"] [data-chart="line"]').count() == 3
+                assert page.locator('.trends[data-currency="CNY"]').count() == 1
+                points = page.locator('.trends[data-currency="EUR"] circle').count()
+                assert points >= 3 * 10  # DSO, CEI, overdue share for (nearly) every one of the 12 months
+                page.screenshot(path=str(SHOTS / name), full_page=True)
+                assert errors == []
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
