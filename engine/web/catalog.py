@@ -134,6 +134,7 @@ ZH_CN: dict[str, str] = {
     "Open amount": "未付金额",
     "Days overdue": "逾期天数",
     "Outcome": "结果",
+    "Show": "显示",
     "promise broken": "承诺未兑现",
     "promise due": "承诺到期",
     "Amount": "金额",
