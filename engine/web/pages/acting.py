@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
+from engine.actions import ActionRefused
 from engine.errors import DunningError
 from engine.web import services
 from engine.web.auth import WebUser, page_user, verified_form
@@ -76,8 +77,8 @@ def worklist_outcome(request: Request, number: str, outcome: str, user: WebUser 
         elif outcome in NOTE_OUTCOMES:
             services.invoice_action(request, user, number, "note", {"text": NOTE_OUTCOMES[outcome]})
         else:
-            raise services_error(f"unknown outcome {outcome!r}; use promised, disputed, no_answer, paid or "
-                                 "wrong_contact")
+            raise ActionRefused(f"unknown outcome {outcome!r}; use promised, disputed, no_answer, paid or "
+                                "wrong_contact")
     except DunningError as exc:
         return _answer(request, user, form, "/worklist", error=exc)
     return _answer(request, user, form, "/worklist", done=outcome)
@@ -102,8 +103,3 @@ def retry(request: Request, notification_id: int, user: WebUser = Depends(page_u
         return _answer(request, user, form, "/outbox", error=exc)
     return _answer(request, user, form, "/outbox", done="retry")
 
-
-def services_error(message: str) -> DunningError:
-    from engine.actions import ActionRefused
-
-    return ActionRefused(message)
