@@ -114,7 +114,7 @@ class Dunning:
 
     def link_maker(self) -> Any:
         """customer id -> signed link to the customer's page, or None without `web.public_url`."""
-        from engine.web.links import link_maker  # plain hmac, no web framework
+        from engine.links import link_maker  # plain hmac, no web framework
 
         web = self.settings.web
         return link_maker(web.public_url, web.link_days, self.clock.now)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.actions import Collector
 from engine.clock import local_day
-from engine.errors import DunningError, IllegalTransition, LinkRefused
+from engine.errors import ClaimRefused, IllegalTransition, LinkRefused
 from engine.policy.model import CLOSED_STATES, PAUSED_STATES
 from engine.store import workspace
 from engine.store.claims import record_claim
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 
 MAX_REFERENCE = 120
 MAX_TEXT = 2000
-
-
-class ClaimRefused(DunningError):
-    """A customer's claim or dispute that cannot be taken as given (nothing was recorded)."""
 
 
 def clean_text(text: str | None, limit: int, what: str) -> str:
@@ -67,8 +63,12 @@ class CustomerDesk:
             invoice["days_overdue"] = (today - invoice["due_on"]).days
             invoice["paused"] = invoice["stage"] in PAUSED_STATES
             totals[invoice["currency"]] = totals.get(invoice["currency"], 0) + invoice["open_amount"]
-        return {"customer": {"id": customer["id"], "name": customer["name"], "language": customer["language"]},
-                "invoices": invoices, "totals": totals, "today": today}
+        return {
+            "customer": {"id": customer["id"], "name": customer["name"], "language": customer["language"]},
+            "invoices": invoices,
+            "totals": totals,
+            "today": today,
+        }
 
     def _own_open_invoice(self, number: str) -> dict[str, Any]:
         invoice = workspace.invoice_header(self.app.repo, number)
@@ -88,12 +88,19 @@ class CustomerDesk:
         if invoice["stage"] not in PAUSED_STATES:
             try:
                 Collector(self.app, actor=self.actor).promise(
-                    number, invoice["open_amount"], until, f"customer says it is paid (reference: {reference})")
+                    number, invoice["open_amount"], until, f"customer says it is paid (reference: {reference})"
+                )
                 paused = True
             except IllegalTransition:  # e.g. awaiting approval: the claim and the task still go on record
                 paused = False
-        record_claim(self.app.repo, invoice=invoice, reference=reference, pause_until=until if paused else None,
-                     actor=self.actor, now=now)
+        record_claim(
+            self.app.repo,
+            invoice=invoice,
+            reference=reference,
+            pause_until=until if paused else None,
+            actor=self.actor,
+            now=now,
+        )
         return {"invoice": number, "reference": reference, "paused_until": until if paused else None}
 
     def dispute(self, number: str, text: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ ever catch these.
     ├── PermissionRefused        the user's role (or a collector's owner scope) does not allow the action
     ├── CreditRefused            a credit action that cannot be done as asked (no credit policy, unknown grade)
     ├── LinkRefused              a customer link that is tampered with, expired or used for another customer
+    ├── ClaimRefused             a customer's "I have paid" or "I dispute this" that cannot be taken as given
     ├── SimulationError          a simulation cannot run as asked (bad dates, an unusable database)
     ├── ReportError              a report cannot be built as asked (unknown report, bad buckets)
     ├── InboundError             a mailbox cannot be read, or an inbound message cannot be applied as asked
@@ -177,6 +178,10 @@ class PermissionRefused(DunningError):
 
 class LinkRefused(DunningError):
     """A customer link that does not check out; the page says nothing more than that (no customer data)."""
+
+
+class ClaimRefused(DunningError):
+    """A customer's claim or dispute that cannot be taken as given (nothing was recorded)."""
 
 
 class DeliveryError(DunningError):

@@ -16,6 +16,7 @@ from engine.clock import local_day
 from engine.reports.dimensions import by_dimension
 from engine.reports.html import render
 from engine.reports.figures import REPORTS, ReportError, build, flatten, load_book, parse_buckets
+from engine.reports.trends import monthly_trends
 from engine.spreadsheet import SafeDictWriter
 
 

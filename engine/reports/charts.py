@@ -96,11 +96,15 @@ def _axis_labels(labels: Sequence[str], left: float, slot: float, baseline: floa
         x = left + slot * (i + 0.5)
         y = baseline + 16
         if turned:
-            parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="end" transform="rotate(-35 {x:.1f} {y:.1f})">'
-                         f"<title>{esc(label)}</title>{esc(_short(label))}</text>")
+            parts.append(
+                f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="end" transform="rotate(-35 {x:.1f} {y:.1f})">'
+                f"<title>{esc(label)}</title>{esc(_short(label))}</text>"
+            )
         else:
-            parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle"><title>{esc(label)}</title>'
-                         f"{esc(_short(label))}</text>")
+            parts.append(
+                f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle"><title>{esc(label)}</title>'
+                f"{esc(_short(label))}</text>"
+            )
     needed = int(widest * 0.6 + 24) if turned else 28
     return parts, needed
 
@@ -113,24 +117,44 @@ def _legend(names: Sequence[str], colours: Sequence[str]) -> str:
 
 
 def _frame(width: int, height: int, title: str, kind: str) -> str:
-    return (f'<svg class="chart" data-chart="{kind}" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>')
+    return (
+        f'<svg class="chart" data-chart="{kind}" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>'
+    )
 
 
-def _grid(ticks: Sequence[float], top: float, left: float, right_edge: float, upper: float, plot_h: float,
-          label: Callable[[float], str]) -> list[str]:
+def _grid(
+    ticks: Sequence[float],
+    top: float,
+    left: float,
+    right_edge: float,
+    upper: float,
+    plot_h: float,
+    label: Callable[[float], str],
+) -> list[str]:
     parts = []
     for tick in ticks:
         y = upper + plot_h - plot_h * tick / top
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right_edge}" y2="{y:.1f}" stroke="{GRID}"/>'
-                     f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{esc(label(tick))}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{right_edge}" y2="{y:.1f}" stroke="{GRID}"/>'
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{esc(label(tick))}</text>'
+        )
     return parts
 
 
-def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[Any]], *, stacked: bool = False,
-              percent: bool = False, title: str = "", width: int = 760, height: int = 280,
-              colours: Sequence[str] | None = None, bar_colours: Sequence[str] | None = None,
-              number_format: NumberFormat = compact) -> str:
+def bar_chart(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[Any]],
+    *,
+    stacked: bool = False,
+    percent: bool = False,
+    title: str = "",
+    width: int = 760,
+    height: int = 280,
+    colours: Sequence[str] | None = None,
+    bar_colours: Sequence[str] | None = None,
+    number_format: NumberFormat = compact,
+) -> str:
     """Vertical bars per label, one colour per series (grouped, or stacked); every bar has a hover tip.
 
     `percent`: values are fractions, drawn on a fixed 0–100% axis. `colours`: one per series (default: the
@@ -172,17 +196,28 @@ def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[Any]], *, sta
             else:
                 w = inner / len(names)
                 x, y = x0 + slot * 0.1 + w * j, baseline - h
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w - 1, 1):.1f}" height="{h:.1f}" '
-                         f'fill="{colour}" data-tip="{tip}"><title>{tip}</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w - 1, 1):.1f}" height="{h:.1f}" '
+                f'fill="{colour}" data-tip="{tip}"><title>{tip}</title></rect>'
+            )
     parts.append(f'<line x1="{left}" y1="{baseline:.1f}" x2="{width - right}" y2="{baseline:.1f}" stroke="#94a3b8"/>')
     parts += axis
     parts.append("</svg>")
     return "".join(parts) + _legend(names, series_colours)
 
 
-def line_chart(labels: Sequence[str], series: Mapping[str, Sequence[Any]], *, percent: bool = False,
-               title: str = "", width: int = 760, height: int = 240, top: float | None = None,
-               colours: Sequence[str] | None = None, number_format: NumberFormat = compact) -> str:
+def line_chart(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[Any]],
+    *,
+    percent: bool = False,
+    title: str = "",
+    width: int = 760,
+    height: int = 240,
+    top: float | None = None,
+    colours: Sequence[str] | None = None,
+    number_format: NumberFormat = compact,
+) -> str:
     """One line per series over the labels (months); a missing value (None) breaks the line.
 
     `percent`: fractions on a fixed 0–100% axis; `top`: a fixed upper end otherwise (e.g. 100 for CEI).
@@ -210,7 +245,7 @@ def line_chart(labels: Sequence[str], series: Mapping[str, Sequence[Any]], *, pe
         colour = series_colours[j]
         runs: list[list[str]] = [[]]
         marks = []
-        for i, (label, raw) in enumerate(zip(labels, series[name])):
+        for i, (label, raw) in enumerate(zip(labels, series[name], strict=False)):
             if raw is None:
                 runs.append([])
                 continue
@@ -219,8 +254,10 @@ def line_chart(labels: Sequence[str], series: Mapping[str, Sequence[Any]], *, pe
             y = baseline - plot_h * max(value, 0.0) / scale
             runs[-1].append(f"{x:.1f},{y:.1f}")
             tip = esc(f"{label} · {name}: {_shown(value, percent, number_format)}")
-            marks.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}" data-tip="{tip}">'
-                         f"<title>{tip}</title></circle>")
+            marks.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}" data-tip="{tip}">'
+                f"<title>{tip}</title></circle>"
+            )
         for run in runs:
             if len(run) > 1:
                 parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(run)}"/>')

@@ -83,8 +83,10 @@ def fmt(value: Any, kind: str = "") -> str:
 
 
 def tiles(items: Sequence[tuple[str, Any, str]]) -> str:
-    cells = "".join(f'<div class="tile"><div class="v">{esc(fmt(v, k))}</div><div class="l">{esc(label)}</div></div>'
-                    for label, v, k in items)
+    cells = "".join(
+        f'<div class="tile"><div class="v">{esc(fmt(v, k))}</div><div class="l">{esc(label)}</div></div>'
+        for label, v, k in items
+    )
     return f'<div class="tiles">{cells}</div>'
 
 
@@ -92,9 +94,9 @@ def table(columns: Sequence[tuple[str, str, str]], rows: Sequence[Mapping[str, A
     """columns: (key, heading, kind) with kind "" (text), "n" (number) or "pct"."""
     head = "".join(f"<th>{esc(h)}</th>" for _, h, _ in columns)
     body = "".join(
-        "<tr>" + "".join(
-            f'<td class="{"n" if kind else ""}">{esc(fmt(row.get(key), kind))}</td>' for key, _, kind in columns
-        ) + "</tr>"
+        "<tr>"
+        + "".join(f'<td class="{"n" if kind else ""}">{esc(fmt(row.get(key), kind))}</td>' for key, _, kind in columns)
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -108,28 +110,62 @@ def _aging(report: Mapping[str, Any]) -> str:
     for s in report["sections"]:
         cur = s["currency"]
         labels = [b["bucket"] for b in s["buckets"]]
-        out.append(f"<section><h2>{esc(cur)}: open receivables by days overdue</h2>" + tiles([
-            ("open receivables", s["total_open"], ""), ("overdue", s["overdue_amount"], ""),
-            ("overdue share", s["overdue_share"], "pct"), ("customers overdue", s["customers_overdue_share"], "pct"),
-            ("invoices overdue", s["invoices_overdue_share"], "pct"),
-        ]) + bar_chart(labels, {cur: [b["amount"] for b in s["buckets"]]}, title=f"Aging {cur}",
-                        bar_colours=severity_colours(len(labels)))
-            + table([("bucket", "bucket", ""), ("amount", "amount", "n"), ("invoices", "invoices", "n"),
-                     ("share", "share", "pct")], s["buckets"]))
-        for dimension, heading in (("owner", "owner"), ("credit_grade", "credit grade"), ("segment", "segment"),
-                                   ("customer", "customer")):
+        out.append(
+            f"<section><h2>{esc(cur)}: open receivables by days overdue</h2>"
+            + tiles(
+                [
+                    ("open receivables", s["total_open"], ""),
+                    ("overdue", s["overdue_amount"], ""),
+                    ("overdue share", s["overdue_share"], "pct"),
+                    ("customers overdue", s["customers_overdue_share"], "pct"),
+                    ("invoices overdue", s["invoices_overdue_share"], "pct"),
+                ]
+            )
+            + bar_chart(
+                labels,
+                {cur: [b["amount"] for b in s["buckets"]]},
+                title=f"Aging {cur}",
+                bar_colours=severity_colours(len(labels)),
+            )
+            + table(
+                [
+                    ("bucket", "bucket", ""),
+                    ("amount", "amount", "n"),
+                    ("invoices", "invoices", "n"),
+                    ("share", "share", "pct"),
+                ],
+                s["buckets"],
+            )
+        )
+        for dimension, heading in (
+            ("owner", "owner"),
+            ("credit_grade", "credit grade"),
+            ("segment", "segment"),
+            ("customer", "customer"),
+        ):
             rows = s[f"by_{dimension}"]
             flat = [{**{k: v for k, v in r.items() if k != "buckets"}, **r["buckets"]} for r in rows]
             out.append(f"<h3>By {esc(heading)}</h3>")
             if dimension != "customer":
-                out.append(bar_chart([r["key"] for r in rows],
-                                     {lab: [r["buckets"][lab] for r in rows] for lab in labels}, stacked=True,
-                                     title=f"Aging by {heading}", height=240,
-                                     colours=severity_colours(len(labels))))
+                out.append(
+                    bar_chart(
+                        [r["key"] for r in rows],
+                        {lab: [r["buckets"][lab] for r in rows] for lab in labels},
+                        stacked=True,
+                        title=f"Aging by {heading}",
+                        height=240,
+                        colours=severity_colours(len(labels)),
+                    )
+                )
             cols = [("key", heading, "")] + ([("name", "name", "")] if dimension == "customer" else [])
-            out.append(table(cols + [("open", "open", "n"), ("overdue", "overdue", "n"),
-                                     ("overdue_share", "overdue share", "pct")]
-                             + [(lab, lab, "n") for lab in labels], flat))
+            out.append(
+                table(
+                    cols
+                    + [("open", "open", "n"), ("overdue", "overdue", "n"), ("overdue_share", "overdue share", "pct")]
+                    + [(lab, lab, "n") for lab in labels],
+                    flat,
+                )
+            )
         out.append("</section>")
     return "".join(out)
 
@@ -138,22 +174,45 @@ def _kpis(report: Mapping[str, Any]) -> str:
     out = []
     for s in report["sections"]:
         cur = s["currency"]
-        out.append(f"<section><h2>{esc(cur)}: {esc(fmt(s['period_start']))} – {esc(fmt(s['period_end']))} "
-                   f"({s['days_in_period']} days)</h2>" + tiles([
-                       ("DSO (days)", s["dso"], ""), ("average days to pay", s["average_days_to_pay"], ""),
-                       ("timeliness rate", s["timeliness_rate"], "pct"), ("CEI", s["cei"], ""),
-                       ("bad-debt rate", s["bad_debt_rate"], "pct"),
-                       ("receivables turnover", s["receivables_turnover"], ""),
-                   ]))
+        out.append(
+            f"<section><h2>{esc(cur)}: {esc(fmt(s['period_start']))} – {esc(fmt(s['period_end']))} "
+            f"({s['days_in_period']} days)</h2>"
+            + tiles(
+                [
+                    ("DSO (days)", s["dso"], ""),
+                    ("average days to pay", s["average_days_to_pay"], ""),
+                    ("timeliness rate", s["timeliness_rate"], "pct"),
+                    ("CEI", s["cei"], ""),
+                    ("bad-debt rate", s["bad_debt_rate"], "pct"),
+                    ("receivables turnover", s["receivables_turnover"], ""),
+                ]
+            )
+        )
         names = ["opening", "credit sales", "collected", "written off", "closing", "closing current"]
-        keys = ["opening_receivables", "credit_sales", "collected", "written_off", "closing_receivables",
-                "closing_current_receivables"]
+        keys = [
+            "opening_receivables",
+            "credit_sales",
+            "collected",
+            "written_off",
+            "closing_receivables",
+            "closing_current_receivables",
+        ]
         out.append(bar_chart(names, {cur: [s[k] for k in keys]}, title=f"Period flows {cur}"))
-        out.append(bar_chart(["timeliness (count)", "timeliness (amount)", "bad-debt rate"],
-                             {cur: [s["timeliness_rate"], s["timeliness_rate_amount"], s["bad_debt_rate"]]},
-                             percent=True, title=f"Rates {cur}", height=220))
-        out.append(table([("figure", "figure", ""), ("value", "value", "n")],
-                         [{"figure": k, "value": v} for k, v in s.items() if k != "currency"]))
+        out.append(
+            bar_chart(
+                ["timeliness (count)", "timeliness (amount)", "bad-debt rate"],
+                {cur: [s["timeliness_rate"], s["timeliness_rate_amount"], s["bad_debt_rate"]]},
+                percent=True,
+                title=f"Rates {cur}",
+                height=220,
+            )
+        )
+        out.append(
+            table(
+                [("figure", "figure", ""), ("value", "value", "n")],
+                [{"figure": k, "value": v} for k, v in s.items() if k != "currency"],
+            )
+        )
         out.append("</section>")
     return "".join(out)
 
@@ -162,20 +221,36 @@ def _effectiveness(report: Mapping[str, Any]) -> str:
     windows = ("paid_within_7", "paid_within_14", "paid_within_30")
     stages = report["stages"]
     channels = report["channels"]
-    out = ["<section><h2>Which steps get invoices paid</h2>" + tiles([
-        ("promise-kept rate", report["promise_kept_rate"], "pct"),
-        ("installment-kept rate", report["installment_kept_rate"], "pct"),
-        ("avg days first reminder → payment", report["average_days_first_reminder_to_payment"], ""),
-    ])]
-    out.append("<h3>Per stage</h3>" + bar_chart([s["stage"] for s in stages],
-                                                 {w.replace("_", " "): [s[w] for s in stages] for w in windows},
-                                                 percent=True, title="Paid within N days after entering the stage"))
+    out = [
+        "<section><h2>Which steps get invoices paid</h2>"
+        + tiles(
+            [
+                ("promise-kept rate", report["promise_kept_rate"], "pct"),
+                ("installment-kept rate", report["installment_kept_rate"], "pct"),
+                ("avg days first reminder → payment", report["average_days_first_reminder_to_payment"], ""),
+            ]
+        )
+    ]
+    out.append(
+        "<h3>Per stage</h3>"
+        + bar_chart(
+            [s["stage"] for s in stages],
+            {w.replace("_", " "): [s[w] for s in stages] for w in windows},
+            percent=True,
+            title="Paid within N days after entering the stage",
+        )
+    )
     cols = [("reached", "reached", "n")] + [(w, w.replace("_", " "), "pct") for w in windows]
     out.append(table([("stage", "stage", "")] + cols, stages))
-    out.append("<h3>Per stage and channel</h3>" + bar_chart(
-        [f"{c['stage']}/{c['channel']}" for c in channels],
-        {w.replace("_", " "): [c[w] for c in channels] for w in windows}, percent=True,
-        title="Paid within N days after the notification"))
+    out.append(
+        "<h3>Per stage and channel</h3>"
+        + bar_chart(
+            [f"{c['stage']}/{c['channel']}" for c in channels],
+            {w.replace("_", " "): [c[w] for c in channels] for w in windows},
+            percent=True,
+            title="Paid within N days after the notification",
+        )
+    )
     out.append(table([("stage", "stage", ""), ("channel", "channel", "")] + cols, channels) + "</section>")
     return "".join(out)
 
@@ -185,14 +260,37 @@ def _owners(report: Mapping[str, Any]) -> str:
     for s in report["sections"]:
         rows = s["owners"]
         out.append(f"<section><h2>{esc(s['currency'])}: collected and on-time rate per owner</h2>")
-        out.append(bar_chart([r["owner"] for r in rows], {"collected": [r["collected"] for r in rows]},
-                             title="Collected in the period"))
-        out.append(bar_chart([r["owner"] for r in rows], {"on-time rate": [r["on_time_rate"] for r in rows]},
-                             percent=True, title="On-time rate", height=220))
-        out.append(table([("owner", "owner", ""), ("collected", "collected", "n"),
-                          ("invoices_due", "invoices due", "n"), ("invoices_paid_on_time", "paid on time", "n"),
-                          ("on_time_rate", "on-time rate", "pct"), ("open", "open", "n"),
-                          ("overdue", "overdue", "n")], rows) + "</section>")
+        out.append(
+            bar_chart(
+                [r["owner"] for r in rows],
+                {"collected": [r["collected"] for r in rows]},
+                title="Collected in the period",
+            )
+        )
+        out.append(
+            bar_chart(
+                [r["owner"] for r in rows],
+                {"on-time rate": [r["on_time_rate"] for r in rows]},
+                percent=True,
+                title="On-time rate",
+                height=220,
+            )
+        )
+        out.append(
+            table(
+                [
+                    ("owner", "owner", ""),
+                    ("collected", "collected", "n"),
+                    ("invoices_due", "invoices due", "n"),
+                    ("invoices_paid_on_time", "paid on time", "n"),
+                    ("on_time_rate", "on-time rate", "pct"),
+                    ("open", "open", "n"),
+                    ("overdue", "overdue", "n"),
+                ],
+                rows,
+            )
+            + "</section>"
+        )
     return "".join(out)
 
 
@@ -202,30 +300,50 @@ def _forecast(report: Mapping[str, Any]) -> str:
     for s in report["sections"]:
         weeks = s["weeks"]
         labels = [f"{w['start']:%m-%d}" for w in weeks]
-        out.append(f"<section><h2>{esc(s['currency'])}: expected collections, next {len(weeks)} weeks</h2>"
-                   + tiles([("expected in total", s["total"], "")])
-                   + bar_chart(labels, {name: [w[key] for w in weeks] for key, name in sources}, stacked=True,
-                               title="Expected per week")
-                   + table([("week", "week", "n"), ("start", "from", ""), ("end", "to", "")]
-                           + [(key, name, "n") for key, name in sources] + [("total", "total", "n")], weeks)
-                   + "</section>")
+        out.append(
+            f"<section><h2>{esc(s['currency'])}: expected collections, next {len(weeks)} weeks</h2>"
+            + tiles([("expected in total", s["total"], "")])
+            + bar_chart(
+                labels,
+                {name: [w[key] for w in weeks] for key, name in sources},
+                stacked=True,
+                title="Expected per week",
+            )
+            + table(
+                [("week", "week", "n"), ("start", "from", ""), ("end", "to", "")]
+                + [(key, name, "n") for key, name in sources]
+                + [("total", "total", "n")],
+                weeks,
+            )
+            + "</section>"
+        )
     rates = report["rates"]
-    out.append("<section><h2>Rates used</h2>" + tiles([
-        ("on-time rate", rates["on_time_rate"], "pct"), ("promise-kept rate", rates["promise_kept_rate"], "pct"),
-        ("installment-kept rate", rates["installment_kept_rate"], "pct"),
-        ("paid within 30 days (all stages)", rates["overall_paid_within_30"], "pct"),
-    ]) + "</section>")
+    out.append(
+        "<section><h2>Rates used</h2>"
+        + tiles(
+            [
+                ("on-time rate", rates["on_time_rate"], "pct"),
+                ("promise-kept rate", rates["promise_kept_rate"], "pct"),
+                ("installment-kept rate", rates["installment_kept_rate"], "pct"),
+                ("paid within 30 days (all stages)", rates["overall_paid_within_30"], "pct"),
+            ]
+        )
+        + "</section>"
+    )
     return "".join(out)
 
 
 TREND_TITLES = {
-    "dso": "DSO (days), per month", "cei": "CEI, per month", "overdue_share": "Overdue share at month end",
+    "dso": "DSO (days), per month",
+    "cei": "CEI, per month",
+    "overdue_share": "Overdue share at month end",
     "collected": "Collected per month",
 }
 
 
-def trend_charts(trends: Mapping[str, Any], *, titles: Mapping[str, str] | None = None,
-                 number_format: Any = None) -> str:
+def trend_charts(
+    trends: Mapping[str, Any], *, titles: Mapping[str, str] | None = None, number_format: Any = None
+) -> str:
     """The 12-month trends (from engine.reports.trends.monthly_trends), four charts per currency: DSO and
     CEI (on 0–100) as lines, the overdue share on a 0–100% scale, collected per month as bars."""
     names = {**TREND_TITLES, **(titles or {})}
@@ -237,22 +355,32 @@ def trend_charts(trends: Mapping[str, Any], *, titles: Mapping[str, str] | None 
         cur = s["currency"]
         charts = {
             "dso": line_chart(months, {names["dso"]: s["dso"]}, title=f"{names['dso']} {cur}", **size, **extra),
-            "cei": line_chart(months, {names["cei"]: s["cei"]}, title=f"{names['cei']} {cur}", top=100, **size,
-                              **extra),
-            "overdue_share": line_chart(months, {names["overdue_share"]: s["overdue_share"]}, percent=True,
-                                        title=f"{names['overdue_share']} {cur}", **size, **extra),
-            "collected": bar_chart(months, {names["collected"]: s["collected"]},
-                                   title=f"{names['collected']} {cur}", **size, **extra),
+            "cei": line_chart(
+                months, {names["cei"]: s["cei"]}, title=f"{names['cei']} {cur}", top=100, **size, **extra
+            ),
+            "overdue_share": line_chart(
+                months,
+                {names["overdue_share"]: s["overdue_share"]},
+                percent=True,
+                title=f"{names['overdue_share']} {cur}",
+                **size,
+                **extra,
+            ),
+            "collected": bar_chart(
+                months, {names["collected"]: s["collected"]}, title=f"{names['collected']} {cur}", **size, **extra
+            ),
         }
-        cells = "".join(f'<div><div class="caption">{esc(names[key])}</div>{chart}</div>'
-                        for key, chart in charts.items())
-        out.append(f'<div class="trends" data-currency="{esc(cur)}"><h3>{esc(cur)}</h3>'
-                   f'<div class="trend-grid">{cells}</div></div>')
+        cells = "".join(
+            f'<div><div class="caption">{esc(names[key])}</div>{chart}</div>' for key, chart in charts.items()
+        )
+        out.append(
+            f'<div class="trends" data-currency="{esc(cur)}"><h3>{esc(cur)}</h3>'
+            f'<div class="trend-grid">{cells}</div></div>'
+        )
     return "".join(out)
 
 
-RENDERERS = {"aging": _aging, "kpis": _kpis, "effectiveness": _effectiveness, "owners": _owners,
-             "forecast": _forecast}
+RENDERERS = {"aging": _aging, "kpis": _kpis, "effectiveness": _effectiveness, "owners": _owners, "forecast": _forecast}
 
 
 def render(report: Mapping[str, Any], *, company: str = "", trends: Mapping[str, Any] | None = None) -> str:
@@ -269,9 +397,9 @@ def render(report: Mapping[str, Any], *, company: str = "", trends: Mapping[str,
     elif trends is not None and trends["sections"]:
         body += "<section><h2>Trends over the last 12 months</h2>" + trend_charts(trends) + "</section>"
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} — {esc(subtitle)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><main>{body}</main>"
-        f"<div id=\"readout\"></div><script>{SCRIPT}</script></body></html>"
+        f'<div id="readout"></div><script>{SCRIPT}</script></body></html>'
     )

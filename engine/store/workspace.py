@@ -7,7 +7,7 @@ Only reads; every change goes through the use cases (engine.actions, engine.task
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -31,9 +31,20 @@ BROKEN_RECENT_DAYS = 30
 BROKEN_KINDS = ("promise_broken", "installment_missed")
 
 _INVOICE_COLUMNS = (
-    INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.policy,
-    INVOICES.c.currency, INVOICES.c.amount, INVOICES.c.open_amount, INVOICES.c.issued_on, INVOICES.c.due_on,
-    INVOICES.c.awaiting_stage, INVOICES.c.stage_entered_at, INVOICES.c.tags, CUSTOMERS.c.name.label("customer_name"),
+    INVOICES.c.id,
+    INVOICES.c.number,
+    INVOICES.c.customer_id,
+    INVOICES.c.stage,
+    INVOICES.c.policy,
+    INVOICES.c.currency,
+    INVOICES.c.amount,
+    INVOICES.c.open_amount,
+    INVOICES.c.issued_on,
+    INVOICES.c.due_on,
+    INVOICES.c.awaiting_stage,
+    INVOICES.c.stage_entered_at,
+    INVOICES.c.tags,
+    CUSTOMERS.c.name.label("customer_name"),
     CUSTOMERS.c.owner,
 )
 
@@ -49,40 +60,58 @@ def _days_overdue(repo: Repository, today: date) -> Any:
     return literal(today) - INVOICES.c.due_on
 
 
-def worklist(repo: Repository, *, today: date, owner: str | None, closed: Iterable[str] = CLOSED,
-             limit: int = 100) -> list[dict[str, Any]]:
+def worklist(
+    repo: Repository, *, today: date, owner: str | None, closed: Iterable[str] = CLOSED, limit: int = 100
+) -> list[dict[str, Any]]:
     """The open invoices a collector should act on, most urgent first: a promise broken in the last
     BROKEN_RECENT_DAYS days, then a promise (or installment) due by today, then amount × days overdue.
 
     Each row: the invoice and customer columns, `days_overdue`, `flag` ("broken", "promise_due" or None),
     `promise` (the open commitment due soonest) and `task_id` (an open task listing the invoice, if any)."""
     closed = _closed_stages(closed)
-    base = (select(*_INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-            .where(INVOICES.c.stage.not_in(closed)))
+    base = (
+        select(*_INVOICE_COLUMNS)
+        .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+        .where(INVOICES.c.stage.not_in(closed))
+    )
     if owner is not None:
         base = base.where(CUSTOMERS.c.owner == owner)
-    since = datetime.combine(today - timedelta(days=BROKEN_RECENT_DAYS), datetime.min.time(), tzinfo=UTC)
+    since = datetime.combine(today - timedelta(days=BROKEN_RECENT_DAYS), datetime.min.time(), tzinfo=timezone.utc)
     with repo.read() as session:
         conn = session.connection()
-        broken = {row[0]: row[1] for row in conn.execute(
-            select(EVENTS.c.invoice_id, func.max(EVENTS.c.at))
-            .where(EVENTS.c.kind.in_(BROKEN_KINDS), EVENTS.c.at >= since)
-            .group_by(EVENTS.c.invoice_id))}
+        broken = {
+            row[0]: row[1]
+            for row in conn.execute(
+                select(EVENTS.c.invoice_id, func.max(EVENTS.c.at))
+                .where(EVENTS.c.kind.in_(BROKEN_KINDS), EVENTS.c.at >= since)
+                .group_by(EVENTS.c.invoice_id)
+            )
+        }
         promises: dict[int, dict[str, Any]] = {}
-        for row in conn.execute(select(COMMITMENTS).where(COMMITMENTS.c.status == "open")
-                                .order_by(COMMITMENTS.c.due_on)).mappings():
+        for row in conn.execute(
+            select(COMMITMENTS).where(COMMITMENTS.c.status == "open").order_by(COMMITMENTS.c.due_on)
+        ).mappings():
             promises.setdefault(row["invoice_id"], dict(row))
         due_ids = [i for i, p in promises.items() if p["due_on"] <= today]
-        flagged = conn.execute(base.where(INVOICES.c.id.in_(list(broken) + due_ids))).mappings().all() \
-            if broken or due_ids else []
-        ranked = conn.execute(
-            base.where(INVOICES.c.due_on < today)
-            .order_by((INVOICES.c.open_amount * _days_overdue(repo, today)).desc(), INVOICES.c.id)
-            .limit(limit)
-        ).mappings().all()
-        tasks = conn.execute(select(TASKS.c.id, TASKS.c.invoice_ids, TASKS.c.kind)
-                             .where(TASKS.c.status == "open", *( [TASKS.c.owner == owner] if owner else []))
-                             .order_by(TASKS.c.id)).all()
+        flagged = (
+            conn.execute(base.where(INVOICES.c.id.in_(list(broken) + due_ids))).mappings().all()
+            if broken or due_ids
+            else []
+        )
+        ranked = (
+            conn.execute(
+                base.where(INVOICES.c.due_on < today)
+                .order_by((INVOICES.c.open_amount * _days_overdue(repo, today)).desc(), INVOICES.c.id)
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+        tasks = conn.execute(
+            select(TASKS.c.id, TASKS.c.invoice_ids, TASKS.c.kind)
+            .where(TASKS.c.status == "open", *([TASKS.c.owner == owner] if owner else []))
+            .order_by(TASKS.c.id)
+        ).all()
     task_of: dict[int, tuple[int, str]] = {}
     for task_id, invoice_ids, kind in tasks:
         for invoice_id in invoice_ids or []:
@@ -106,22 +135,34 @@ def worklist(repo: Repository, *, today: date, owner: str | None, closed: Iterab
         item["task_id"], item["task_kind"] = task_of.get(row["id"], (None, None))
         rows[row["id"]] = item
     order = {"broken": 0, "promise_due": 1, None: 2}
-    return sorted(rows.values(), key=lambda r: (order[r["flag"]], -(r["open_amount"] * max(r["days_overdue"], 0)),
-                                                r["id"]))[:limit]
+    return sorted(
+        rows.values(), key=lambda r: (order[r["flag"]], -(r["open_amount"] * max(r["days_overdue"], 0)), r["id"])
+    )[:limit]
 
 
 def invoice_header(repo: Repository, number: str) -> dict[str, Any] | None:
     """The invoice with its customer's name and owner, and its open commitments; None if unknown."""
     with repo.read() as session:
         conn = session.connection()
-        row = conn.execute(select(*_INVOICE_COLUMNS, INVOICES.c.paused_days)
-                           .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-                           .where(INVOICES.c.number == number)).mappings().first()
+        row = (
+            conn.execute(
+                select(*_INVOICE_COLUMNS, INVOICES.c.paused_days)
+                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+                .where(INVOICES.c.number == number)
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
-        commitments = [dict(r) for r in conn.execute(
-            select(COMMITMENTS).where(COMMITMENTS.c.invoice_id == row["id"], COMMITMENTS.c.status == "open")
-            .order_by(COMMITMENTS.c.due_on)).mappings()]
+        commitments = [
+            dict(r)
+            for r in conn.execute(
+                select(COMMITMENTS)
+                .where(COMMITMENTS.c.invoice_id == row["id"], COMMITMENTS.c.status == "open")
+                .order_by(COMMITMENTS.c.due_on)
+            ).mappings()
+        ]
     return {**dict(row), "commitments": commitments}
 
 
@@ -131,11 +172,16 @@ def customer_record(repo: Repository, customer_id: str) -> dict[str, Any] | None
     return dict(row) if row is not None else None
 
 
-def customer_invoices(repo: Repository, customer_id: str, *, open_only: bool,
-                      closed: Iterable[str] = CLOSED) -> list[dict[str, Any]]:
+def customer_invoices(
+    repo: Repository, customer_id: str, *, open_only: bool, closed: Iterable[str] = CLOSED
+) -> list[dict[str, Any]]:
     """The customer's invoices (or only the open ones), by due date."""
-    query = (select(*_INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-             .where(INVOICES.c.customer_id == customer_id).order_by(INVOICES.c.due_on, INVOICES.c.id))
+    query = (
+        select(*_INVOICE_COLUMNS)
+        .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+        .where(INVOICES.c.customer_id == customer_id)
+        .order_by(INVOICES.c.due_on, INVOICES.c.id)
+    )
     if open_only:
         query = query.where(INVOICES.c.stage.not_in(_closed_stages(closed)))
     with repo.read() as session:
@@ -146,44 +192,79 @@ def awaiting_approval(repo: Repository, *, closed: Iterable[str] = CLOSED, limit
     """Invoices an `approval: required` stage is waiting on, oldest request first."""
     with repo.read() as session:
         conn = session.connection()
-        rows = [dict(r) for r in conn.execute(
-            select(*_INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-            .where(INVOICES.c.awaiting_stage.is_not(None), INVOICES.c.stage.not_in(_closed_stages(closed)))
-            .order_by(INVOICES.c.id).limit(limit)).mappings()]
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(*_INVOICE_COLUMNS)
+                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+                .where(INVOICES.c.awaiting_stage.is_not(None), INVOICES.c.stage.not_in(_closed_stages(closed)))
+                .order_by(INVOICES.c.id)
+                .limit(limit)
+            ).mappings()
+        ]
         ids = [r["id"] for r in rows]
-        requested = {r[0]: r[1] for r in conn.execute(
-            select(EVENTS.c.invoice_id, func.max(EVENTS.c.at))
-            .where(EVENTS.c.kind == "approval_requested", EVENTS.c.invoice_id.in_(ids))
-            .group_by(EVENTS.c.invoice_id))} if ids else {}
+        requested = (
+            {
+                r[0]: r[1]
+                for r in conn.execute(
+                    select(EVENTS.c.invoice_id, func.max(EVENTS.c.at))
+                    .where(EVENTS.c.kind == "approval_requested", EVENTS.c.invoice_id.in_(ids))
+                    .group_by(EVENTS.c.invoice_id)
+                )
+            }
+            if ids
+            else {}
+        )
     for row in rows:
         row["requested_at"] = requested.get(row["id"])
     return sorted(rows, key=lambda r: (r["requested_at"] is None, r["requested_at"] or 0, r["id"]))
 
 
-def outbox_trouble(repo: Repository, *, now: datetime, kind: str | None = None,
-                   limit: int = 200) -> list[dict[str, Any]]:
+def outbox_trouble(
+    repo: Repository, *, now: datetime, kind: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
     """Notifications needing a look: `failed`, `held` (pending, not tried yet, due later than queued: quiet
     hours or the contact cap moved it) and `retrying` (pending after a failed attempt), newest first."""
-    held = and_(NOTIFICATIONS.c.status == "pending", NOTIFICATIONS.c.attempts == 0,
-                NOTIFICATIONS.c.due_at > NOTIFICATIONS.c.created_at, NOTIFICATIONS.c.due_at > now)
+    held = and_(
+        NOTIFICATIONS.c.status == "pending",
+        NOTIFICATIONS.c.attempts == 0,
+        NOTIFICATIONS.c.due_at > NOTIFICATIONS.c.created_at,
+        NOTIFICATIONS.c.due_at > now,
+    )
     retrying = and_(NOTIFICATIONS.c.status == "pending", NOTIFICATIONS.c.attempts > 0)
     failed = NOTIFICATIONS.c.status == "failed"
     chosen = {"failed": failed, "held": held, "retrying": retrying}.get(kind or "", or_(failed, held, retrying))
     with repo.read() as session:
-        rows = session.connection().execute(
-            select(NOTIFICATIONS, INVOICES.c.number)
-            .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
-            .where(chosen).order_by(NOTIFICATIONS.c.id.desc()).limit(limit)
-        ).mappings().all()
+        rows = (
+            session.connection()
+            .execute(
+                select(NOTIFICATIONS, INVOICES.c.number)
+                .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
+                .where(chosen)
+                .order_by(NOTIFICATIONS.c.id.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
     out = []
     for r in rows:
         state = "failed" if r["status"] == "failed" else ("retrying" if r["attempts"] else "held")
-        out.append({
-            "id": r["id"], "invoice": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
-            "channel": r["channel"], "recipient": r["recipient"], "state": state, "attempts": r["attempts"],
-            "error": r["error"], "created_at": r["created_at"],
-            "next_try": r["next_attempt_at"] if state == "retrying" else (r["due_at"] if state == "held" else None),
-        })
+        out.append(
+            {
+                "id": r["id"],
+                "invoice": r["number"],
+                "customer_id": r["customer_id"],
+                "stage": r["stage"],
+                "channel": r["channel"],
+                "recipient": r["recipient"],
+                "state": state,
+                "attempts": r["attempts"],
+                "error": r["error"],
+                "created_at": r["created_at"],
+                "next_try": r["next_attempt_at"] if state == "retrying" else (r["due_at"] if state == "held" else None),
+            }
+        )
     return out
 
 
@@ -192,13 +273,26 @@ def outbox_counts(repo: Repository, *, now: datetime) -> dict[str, int]:
     counts = {"failed": 0, "held": 0, "retrying": 0}
     with repo.read() as session:
         conn = session.connection()
-        counts["failed"] = int(conn.execute(
-            select(func.count()).where(NOTIFICATIONS.c.status == "failed")).scalar() or 0)
-        counts["retrying"] = int(conn.execute(select(func.count()).where(
-            NOTIFICATIONS.c.status == "pending", NOTIFICATIONS.c.attempts > 0)).scalar() or 0)
-        counts["held"] = int(conn.execute(select(func.count()).where(
-            NOTIFICATIONS.c.status == "pending", NOTIFICATIONS.c.attempts == 0,
-            NOTIFICATIONS.c.due_at > NOTIFICATIONS.c.created_at, NOTIFICATIONS.c.due_at > now)).scalar() or 0)
+        counts["failed"] = int(
+            conn.execute(select(func.count()).where(NOTIFICATIONS.c.status == "failed")).scalar() or 0
+        )
+        counts["retrying"] = int(
+            conn.execute(
+                select(func.count()).where(NOTIFICATIONS.c.status == "pending", NOTIFICATIONS.c.attempts > 0)
+            ).scalar()
+            or 0
+        )
+        counts["held"] = int(
+            conn.execute(
+                select(func.count()).where(
+                    NOTIFICATIONS.c.status == "pending",
+                    NOTIFICATIONS.c.attempts == 0,
+                    NOTIFICATIONS.c.due_at > NOTIFICATIONS.c.created_at,
+                    NOTIFICATIONS.c.due_at > now,
+                )
+            ).scalar()
+            or 0
+        )
     return counts
 
 
@@ -210,8 +304,16 @@ def last_sweep(repo: Repository) -> dict[str, Any] | None:
 
 def approvals_waiting(repo: Repository, *, closed: Iterable[str] = CLOSED) -> int:
     with repo.read() as session:
-        return int(session.connection().execute(select(func.count()).where(
-            INVOICES.c.awaiting_stage.is_not(None), INVOICES.c.stage.not_in(_closed_stages(closed)))).scalar() or 0)
+        return int(
+            session.connection()
+            .execute(
+                select(func.count()).where(
+                    INVOICES.c.awaiting_stage.is_not(None), INVOICES.c.stage.not_in(_closed_stages(closed))
+                )
+            )
+            .scalar()
+            or 0
+        )
 
 
 def open_by_currency(repo: Repository, *, today: date, closed: Iterable[str] = CLOSED) -> list[dict[str, Any]]:
@@ -221,16 +323,30 @@ def open_by_currency(repo: Repository, *, today: date, closed: Iterable[str] = C
         conn = session.connection()
         totals = conn.execute(
             select(INVOICES.c.currency, func.count(), func.sum(INVOICES.c.open_amount))
-            .where(INVOICES.c.stage.not_in(closed)).group_by(INVOICES.c.currency).order_by(INVOICES.c.currency)
+            .where(INVOICES.c.stage.not_in(closed))
+            .group_by(INVOICES.c.currency)
+            .order_by(INVOICES.c.currency)
         ).all()
-        overdue = {r[0]: (r[1], r[2]) for r in conn.execute(
-            select(INVOICES.c.currency, func.count(), func.sum(INVOICES.c.open_amount))
-            .where(INVOICES.c.stage.not_in(closed), INVOICES.c.due_on < today).group_by(INVOICES.c.currency))}
+        overdue = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                select(INVOICES.c.currency, func.count(), func.sum(INVOICES.c.open_amount))
+                .where(INVOICES.c.stage.not_in(closed), INVOICES.c.due_on < today)
+                .group_by(INVOICES.c.currency)
+            )
+        }
     out = []
     for currency, count, amount in totals:
         late_count, late_amount = overdue.get(currency, (0, None))
-        out.append({"currency": currency, "invoices": int(count), "open": _money(repo, amount),
-                    "overdue_invoices": int(late_count), "overdue": _money(repo, late_amount)})
+        out.append(
+            {
+                "currency": currency,
+                "invoices": int(count),
+                "open": _money(repo, amount),
+                "overdue_invoices": int(late_count),
+                "overdue": _money(repo, late_amount),
+            }
+        )
     return out
 
 
@@ -251,9 +367,16 @@ def policy_versions(repo: Repository) -> list[dict[str, Any]]:
     """Every policy text ever used (newest first), without the text itself."""
     table = PolicyVersion.__table__  # type: ignore[attr-defined]
     with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(
-            select(table.c.id, table.c.name, table.c.sha256, table.c.path, table.c.first_used_at)
-            .order_by(table.c.first_used_at.desc(), table.c.id.desc())).mappings()]
+        return [
+            dict(r)
+            for r in session.connection()
+            .execute(
+                select(table.c.id, table.c.name, table.c.sha256, table.c.path, table.c.first_used_at).order_by(
+                    table.c.first_used_at.desc(), table.c.id.desc()
+                )
+            )
+            .mappings()
+        ]
 
 
 def policy_version(repo: Repository, version_id: int) -> dict[str, Any] | None:

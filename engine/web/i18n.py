@@ -95,8 +95,9 @@ class Translator:
         if value is None:
             return "–"
         if digits is not None:
-            return format_decimal(Decimal(str(value)), format=f"#,##0.{'0' * digits}" if digits else "#,##0",
-                                  locale=self.locale)
+            return format_decimal(
+                Decimal(str(value)), format=f"#,##0.{'0' * digits}" if digits else "#,##0", locale=self.locale
+            )
         return format_decimal(value, locale=self.locale)
 
     def percent(self, value: Any) -> str:

@@ -126,6 +126,8 @@ def test_collector_actions_reports_and_audit_through_the_cli(cli: Cli, tmp_path:
     page = tmp_path / "forecast.html"
     cli("report", "forecast", "--as-of", "2026-03-23", "--html", str(page))
     assert "<svg" in page.read_text(encoding="utf-8")
+    cli("report", "kpis", "--as-of", "2026-03-23", "--html", str(page))
+    assert "Trends over the last 12 months" in page.read_text(encoding="utf-8")  # the kpis page ends with them
 
 
 def test_audit_verify_names_the_tampered_event(cli: Cli) -> None:

@@ -12,8 +12,12 @@ REDS = {"#dc2626", "#ef4444", "#991b1b", "#5b1010"}
 
 def bars(svg: str) -> list[tuple[float, float, str]]:
     """(y, height, fill) of every bar."""
-    return [(float(y), float(h), fill) for y, h, fill in
-            re.findall(r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" fill="(#\w+)"', svg)]
+    return [
+        (float(y), float(h), fill)
+        for y, h, fill in re.findall(
+            r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" fill="(#\w+)"', svg
+        )
+    ]
 
 
 def tick_labels(svg: str) -> list[str]:
@@ -25,7 +29,7 @@ def test_ticks_are_round_even_steps_ending_at_or_above_the_top() -> None:
     assert nice_ticks(100) == [0, 20, 40, 60, 80, 100]
     for top in (3.7, 42, 999, 1001, 12_345_678):
         ticks = nice_ticks(top)
-        steps = {round(b - a, 6) for a, b in zip(ticks, ticks[1:])}
+        steps = {round(b - a, 6) for a, b in zip(ticks, ticks[1:], strict=False)}
         assert len(steps) == 1 and ticks[0] == 0 and ticks[-1] >= top
         mantissa = f"{steps.pop():e}".split("e")[0]
         assert float(mantissa) in (1.0, 2.0, 5.0)
@@ -46,15 +50,15 @@ def test_amount_axis_ends_on_a_round_tick_with_compact_labels() -> None:
 def test_aging_buckets_run_from_green_to_deep_red() -> None:
     colours = severity_colours(6)
     assert colours[0] == "#16a34a" and colours[-1] in REDS and len(set(colours)) == 6
-    svg = bar_chart(["current", "1-30", "31-60", "61-90", "91-180", "180+"], {"EUR": [1, 2, 3, 4, 5, 6]},
-                    bar_colours=colours)
+    svg = bar_chart(
+        ["current", "1-30", "31-60", "61-90", "91-180", "180+"], {"EUR": [1, 2, 3, 4, 5, 6]}, bar_colours=colours
+    )
     assert [fill for _, _, fill in bars(svg)] == colours
 
 
 def test_series_colours_hold_no_red() -> None:
     assert not REDS & set(SERIES_COLOURS)
-    svg = bar_chart(["w1", "w2"], {"due": [1, 2], "promises": [1, 1], "plans": [0, 1], "overdue": [3, 1]},
-                    stacked=True)
+    svg = bar_chart(["w1", "w2"], {"due": [1, 2], "promises": [1, 1], "plans": [0, 1], "overdue": [3, 1]}, stacked=True)
     assert not REDS & {fill for _, _, fill in bars(svg)}
 
 

@@ -26,8 +26,10 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LINK_SECRET = "browser-test-link-secret-0123456789"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                                reason="chromium is not installed (Debian: apt-get install chromium; .ci/run does)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+    reason="chromium is not installed (Debian: apt-get install chromium; .ci/run does)",
+)
 
 
 @dataclass
@@ -37,9 +39,11 @@ class Live:
     browser: Any
 
     def page(self, language: str = "en-GB") -> Any:
-        context = self.browser.new_context(viewport={"width": 1280, "height": 860},
-                                           locale=language.split(",")[0].split(";")[0],
-                                           extra_http_headers={"Accept-Language": language})
+        context = self.browser.new_context(
+            viewport={"width": 1280, "height": 860},
+            locale=language.split(",")[0].split(";")[0],
+            extra_http_headers={"Accept-Language": language},
+        )
         return context.new_page()
 
     def login(self, role: str, language: str = "en-GB") -> Any:
@@ -157,8 +161,9 @@ def test_a_customer_link_records_a_dispute(live: Live) -> None:
     assert "The goods arrived damaged" in dispute[-1]["reason"]
     page.goto(link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB"))
     assert "Alpha" not in page.content() and "INV-" not in page.content()
-    expired = customer_link(live.base, "C-OWN", secret=LINK_SECRET.encode(),
-                            now=live.web.book.clock.now() - timedelta(days=31), days=30)
+    expired = customer_link(
+        live.base, "C-OWN", secret=LINK_SECRET.encode(), now=live.web.book.clock.now() - timedelta(days=31), days=30
+    )
     assert page.goto(expired).status == 403
 
 
@@ -192,9 +197,17 @@ def year_of_business(root: Path) -> WebBook:
     book = Book(root, f"sqlite:///{root / 'year.db'}", policies, channels=MEMORY_CHANNELS)
     draw = random.Random(7)
     grades = "AABBCCD"
-    book.customers(*({"id": f"K{i:02d}", "name": f"Kunde {i:02d} GmbH" if i % 3 else f"客户 {i:02d} 有限公司",
-                      "credit_grade": grades[i % len(grades)], "owner": ("alice", "bob", "carol")[i % 3]}
-                     for i in range(36)))
+    book.customers(
+        *(
+            {
+                "id": f"K{i:02d}",
+                "name": f"Kunde {i:02d} GmbH" if i % 3 else f"客户 {i:02d} 有限公司",
+                "credit_grade": grades[i % len(grades)],
+                "owner": ("alice", "bob", "carol")[i % 3],
+            }
+            for i in range(36)
+        )
+    )
     today = date(2026, 6, 15)
     invoices, payments = [], []
     for month in range(13):
@@ -206,13 +219,27 @@ def year_of_business(root: Path) -> WebBook:
                     continue
                 number = f"{issued:%y%m}-{i:02d}-{n}"
                 amount = draw.choice((800, 1500, 2400, 5000, 9000, 16000)) + draw.randint(0, 99)
-                invoices.append({"number": number, "customer_id": f"K{i:02d}", "currency": "EUR" if i % 4 else "CNY",
-                                 "amount": str(amount), "issued_on": issued.isoformat(), "due_on": due.isoformat()})
+                invoices.append(
+                    {
+                        "number": number,
+                        "customer_id": f"K{i:02d}",
+                        "currency": "EUR" if i % 4 else "CNY",
+                        "amount": str(amount),
+                        "issued_on": issued.isoformat(),
+                        "due_on": due.isoformat(),
+                    }
+                )
                 lateness = {"A": 4, "B": 12, "C": 35, "D": 70}[grades[i % len(grades)]]
                 paid_on = due + timedelta(days=draw.randint(-10, lateness))
                 if paid_on <= today and draw.random() < 0.9:
-                    payments.append({"invoice": number, "amount": str(amount), "paid_on": paid_on.isoformat(),
-                                     "reference": f"R-{number}"})
+                    payments.append(
+                        {
+                            "invoice": number,
+                            "amount": str(amount),
+                            "paid_on": paid_on.isoformat(),
+                            "reference": f"R-{number}",
+                        }
+                    )
     book.app.importer().import_rows("invoices", invoices)
     book.app.importer().import_rows("payments", payments)
     day = date(2026, 4, 1)
@@ -223,8 +250,14 @@ def year_of_business(root: Path) -> WebBook:
     book.app.dispatch(at(today, 10))
     app = create_app(book.settings, secret=SECRET, dunning=book.app)
     for role in ("viewer", "collector", "manager"):
-        users.add_user(book.app.repo, NAMES[role], role, hash_password(PASSWORD),
-                       "zh-CN" if role == "collector" else None, book.clock.now())
+        users.add_user(
+            book.app.repo,
+            NAMES[role],
+            role,
+            hash_password(PASSWORD),
+            "zh-CN" if role == "collector" else None,
+            book.clock.now(),
+        )
     return WebBook(book, app)
 
 

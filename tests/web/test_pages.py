@@ -13,8 +13,16 @@ from engine.store import users
 from engine.web.pages.render import ENV
 from tests.web.conftest import NAMES, WebBook
 
-PAGES = ("/", "/worklist", "/invoices/INV-PROMISE-OWN", "/customers/C-OWN", "/approvals", "/outbox", "/audit",
-         "/policies")
+PAGES = (
+    "/",
+    "/worklist",
+    "/invoices/INV-PROMISE-OWN",
+    "/customers/C-OWN",
+    "/approvals",
+    "/outbox",
+    "/audit",
+    "/policies",
+)
 
 
 def login(web: WebBook, role: str):  # type: ignore[no-untyped-def]
@@ -71,9 +79,11 @@ def test_a_collector_gets_buttons_only_on_their_own_customers(web_book: WebBook)
 
 def test_a_promise_from_the_worklist_is_recorded_in_place_with_the_collector_as_actor(web_book: WebBook) -> None:
     client = login(web_book, "collector")
-    answer = client.post("/worklist/INV-PROMISE-OWN/outcome/promised",
-                         data={"csrf_token": client.csrf, "amount": "400", "by": "2026-01-30", "task": ""},
-                         headers={"X-Requested-With": "fetch"})
+    answer = client.post(
+        "/worklist/INV-PROMISE-OWN/outcome/promised",
+        data={"csrf_token": client.csrf, "amount": "400", "by": "2026-01-30", "task": ""},
+        headers={"X-Requested-With": "fetch"},
+    )
     assert answer.status_code == 200 and 'class="answer ok"' in answer.text and "<html" not in answer.text
     promise = events(web_book, "INV-PROMISE-OWN", "promise")
     assert promise and promise[-1]["actor"] == "alice" and Decimal(promise[-1]["amount"]) == Decimal(400)
@@ -86,8 +96,11 @@ def test_an_outcome_on_a_task_completes_the_task(web_book: WebBook) -> None:
     task = web_book.ids["task_own"]
     page = client.get("/worklist").text
     assert f'name="task" value="{task}"' in page
-    answer = client.post("/worklist/INV-TASK-OWN/outcome/no_answer", data={"csrf_token": client.csrf,
-                                                                          "task": str(task)}, follow_redirects=False)
+    answer = client.post(
+        "/worklist/INV-TASK-OWN/outcome/no_answer",
+        data={"csrf_token": client.csrf, "task": str(task)},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/worklist"
     outcome = events(web_book, "INV-TASK-OWN", "task_outcome")
     assert outcome and outcome[-1]["outcome"] == "no_answer" and outcome[-1]["actor"] == "alice"
@@ -95,8 +108,11 @@ def test_an_outcome_on_a_task_completes_the_task(web_book: WebBook) -> None:
 
 def test_a_collector_is_refused_on_another_owners_invoice_and_nothing_changes(web_book: WebBook) -> None:
     client = login(web_book, "collector")
-    answer = client.post("/invoices/INV-DISPUTE-OTHER/do/dispute",
-                         data={"csrf_token": client.csrf, "reason": "x"}, headers={"X-Requested-With": "fetch"})
+    answer = client.post(
+        "/invoices/INV-DISPUTE-OTHER/do/dispute",
+        data={"csrf_token": client.csrf, "reason": "x"},
+        headers={"X-Requested-With": "fetch"},
+    )
     assert answer.status_code == 403 and "owned by bob" in answer.text
     assert events(web_book, "INV-DISPUTE-OTHER", "dispute") == []
 
@@ -112,15 +128,19 @@ def test_a_form_without_the_csrf_token_is_refused(web_book: WebBook) -> None:
 
 def test_bad_input_is_shown_with_the_reason(web_book: WebBook) -> None:
     client = login(web_book, "collector")
-    answer = client.post("/invoices/INV-PROMISE-OWN/do/promise",
-                         data={"csrf_token": client.csrf, "amount": "lots", "by": "2026-01-30"})
+    answer = client.post(
+        "/invoices/INV-PROMISE-OWN/do/promise", data={"csrf_token": client.csrf, "amount": "lots", "by": "2026-01-30"}
+    )
     assert answer.status_code == 422 and "is not an amount" in answer.text
 
 
 def test_the_next_address_cannot_leave_the_site(web_book: WebBook) -> None:
     client = login(web_book, "collector")
-    answer = client.post("/invoices/INV-NOTE-OWN/do/note", data={"csrf_token": client.csrf, "text": "called",
-                                                                 "next": "//evil.example/x"}, follow_redirects=False)
+    answer = client.post(
+        "/invoices/INV-NOTE-OWN/do/note",
+        data={"csrf_token": client.csrf, "text": "called", "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/invoices/INV-NOTE-OWN"
 
 
@@ -129,8 +149,11 @@ def test_a_manager_approves_from_the_queue(web_book: WebBook) -> None:
     queue = client.get("/approvals").text
     assert "INV-APPROVE" in queue and "/invoices/INV-APPROVE/do/approve" in queue
     assert "/do/approve" not in login(web_book, "collector").get("/approvals").text
-    answer = client.post("/invoices/INV-APPROVE/do/approve", data={"csrf_token": client.csrf, "next": "/approvals"},
-                         follow_redirects=False)
+    answer = client.post(
+        "/invoices/INV-APPROVE/do/approve",
+        data={"csrf_token": client.csrf, "next": "/approvals"},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303
     assert "INV-APPROVE" not in client.get("/approvals").text
     approval = events(web_book, "INV-APPROVE", "approval")
@@ -153,8 +176,9 @@ def test_the_outbox_lists_the_failure_with_its_reason_and_a_manager_retries_it(w
     client = login(web_book, "manager")
     page = client.get("/outbox?state=failed").text
     assert f"/outbox/{failed}/retry" in page
-    answer = client.post(f"/outbox/{failed}/retry", data={"csrf_token": client.csrf},
-                         headers={"X-Requested-With": "fetch"})
+    answer = client.post(
+        f"/outbox/{failed}/retry", data={"csrf_token": client.csrf}, headers={"X-Requested-With": "fetch"}
+    )
     assert answer.status_code == 200, answer.text
     assert f'data-row="{failed}"' not in client.get("/outbox?state=failed").text
 
@@ -181,8 +205,9 @@ def test_the_audit_page_verifies_with_the_head_hash(web_book: WebBook) -> None:
 
 def test_the_policies_page_shows_problems_with_line_and_column(web_book: WebBook) -> None:
     rules = web_book.book.settings.rules_path
-    (rules / "50-broken.yaml").write_text("name: broken\nstages:\n  - {name: x, after_days: 1, chanels: [email]}\n",
-                                          encoding="utf-8")
+    (rules / "50-broken.yaml").write_text(
+        "name: broken\nstages:\n  - {name: x, after_days: 1, chanels: [email]}\n", encoding="utf-8"
+    )
     page = login(web_book, "viewer").get("/policies").text
     row = re.search(r'<tr class="error"><td>50-broken.yaml</td><td class="n">(\d+)</td><td class="n">(\d+)</td>', page)
     assert row and row.group(1) == "3"
@@ -191,8 +216,9 @@ def test_the_policies_page_shows_problems_with_line_and_column(web_book: WebBook
 
 def test_a_simulation_started_from_the_policies_page_shows_its_result(web_book: WebBook) -> None:
     client = login(web_book, "manager")
-    answer = client.post("/policies/simulate", data={"csrf_token": client.csrf, "to": "2026-01-20", "file": ""},
-                         follow_redirects=False)
+    answer = client.post(
+        "/policies/simulate", data={"csrf_token": client.csrf, "to": "2026-01-20", "file": ""}, follow_redirects=False
+    )
     assert answer.status_code == 303, answer.text
     location = answer.headers["location"]
     job_id = location.rsplit("/", 1)[1]
@@ -238,11 +264,12 @@ def test_the_dashboard_draws_aging_in_severity_colours_and_the_trends(web_book: 
     page = login(web_book, "viewer").get("/").text
     assert "Receivables aging" in page and "#facc15" in page  # the 1-30 bucket's colour
     assert "Trends over the last 12 months" in page and page.count('data-chart="line"') == 3
-    assert "approvals waiting" in page and ">1</div><div class=\"l\">failed" in page
+    assert "approvals waiting" in page and '>1</div><div class="l">failed' in page
 
 
-def test_the_dashboard_does_not_wait_for_figures_of_a_large_book(web_book: WebBook,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dashboard_does_not_wait_for_figures_of_a_large_book(
+    web_book: WebBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from engine.web.pages import dashboard

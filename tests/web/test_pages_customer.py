@@ -38,7 +38,7 @@ def test_a_token_names_its_customer_and_any_change_or_expiry_refuses_it() -> Non
     token = sign("C1", secret=b"k" * 32, expires=now + timedelta(days=1))
     assert verify(token, secret=b"k" * 32, now=now) == "C1"
     for position in range(len(token)):
-        changed = token[:position] + ("A" if token[position] != "A" else "B") + token[position + 1:]
+        changed = token[:position] + ("A" if token[position] != "A" else "B") + token[position + 1 :]
         with pytest.raises(LinkRefused):
             verify(changed, secret=b"k" * 32, now=now)
     with pytest.raises(LinkRefused):
@@ -69,14 +69,18 @@ def test_the_page_shows_the_customers_open_invoices_and_what_they_owe(web_book: 
     assert 'name="robots" content="noindex"' in page.text
 
 
-def test_tampered_expired_or_secretless_links_get_403_and_reveal_nothing(web_book: WebBook, link_secret: bytes,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tampered_expired_or_secretless_links_get_403_and_reveal_nothing(
+    web_book: WebBook, link_secret: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = web_book.client()
     good = page_of(web_book, "C-OWN", link_secret)
     tampered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
-    answers = [client.get(tampered), client.get(page_of(web_book, "C-OWN", b"x" * 32)),
-               client.get(page_of(web_book, "C-OWN", link_secret, days=-1)),
-               client.get(page_of(web_book, "NO-SUCH-CUSTOMER", link_secret))]
+    answers = [
+        client.get(tampered),
+        client.get(page_of(web_book, "C-OWN", b"x" * 32)),
+        client.get(page_of(web_book, "C-OWN", link_secret, days=-1)),
+        client.get(page_of(web_book, "NO-SUCH-CUSTOMER", link_secret)),
+    ]
     monkeypatch.delenv(LINK_SECRET_ENV)
     answers.append(client.get(good))
     for answer in answers:
@@ -88,8 +92,9 @@ def test_i_have_paid_pauses_escalation_and_makes_a_task_for_the_owner(web_book: 
     client = web_book.client()
     url = page_of(web_book, "C-OWN", link_secret)
     token = csrf_of(client.get(url).text)
-    answer = client.post(f"{url}/INV-PLAN-OWN/paid", data={"csrf_token": token, "reference": "BANK-REF 42"},
-                         follow_redirects=False)
+    answer = client.post(
+        f"{url}/INV-PLAN-OWN/paid", data={"csrf_token": token, "reference": "BANK-REF 42"}, follow_redirects=False
+    )
     assert answer.status_code == 303 and answer.headers["location"] == f"{url}?done=paid"
     assert "We have noted your payment" in client.get(answer.headers["location"]).text
     history = web_book.book.app.history("INV-PLAN-OWN")
@@ -129,10 +134,13 @@ def test_a_link_cannot_act_on_another_customers_invoice_nor_without_csrf(web_boo
 def test_rendered_notifications_carry_the_customers_link(tmp_path: Path, link_secret: bytes) -> None:
     from engine.config import Settings
 
-    book = Book(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", {"p.yaml": "name: p\nstages:\n"
-                "  - {name: reminder, after_days: 1, channels: [email]}\n"},
-                templates=Path(__file__).resolve().parents[2] / "rules" / "templates",
-                web={"public_url": "https://pay.example/", "link_days": 10})
+    book = Book(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'd.db'}",
+        {"p.yaml": "name: p\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n"},
+        templates=Path(__file__).resolve().parents[2] / "rules" / "templates",
+        web={"public_url": "https://pay.example/", "link_days": 10},
+    )
     assert isinstance(book.settings, Settings)
     book.customers({"id": "C9", "name": "Zeta", "language": "zh-CN"}, {"id": "C8", "name": "Eta"})
     book.invoice("Z-1", "C9", "100.00", due_on="2026-01-01")
@@ -149,9 +157,12 @@ def test_rendered_notifications_carry_the_customers_link(tmp_path: Path, link_se
 
 
 def test_without_a_public_url_templates_print_no_link(tmp_path: Path) -> None:
-    book = Book(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", {"p.yaml": "name: p\nstages:\n"
-                "  - {name: reminder, after_days: 1, channels: [email]}\n"},
-                templates=Path(__file__).resolve().parents[2] / "rules" / "templates")
+    book = Book(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'd.db'}",
+        {"p.yaml": "name: p\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n"},
+        templates=Path(__file__).resolve().parents[2] / "rules" / "templates",
+    )
     book.customers({"id": "C8", "name": "Eta"})
     book.invoice("E-1", "C8", "100.00", due_on="2026-01-01")
     book.run("2026-01-03")

@@ -23,8 +23,11 @@ from engine.web.problems import status_for
 router = APIRouter()
 
 #: Worklist outcomes on an invoice that has no open task: recorded as a note in its history.
-NOTE_OUTCOMES = {"no_answer": "Call outcome: no answer", "paid": "Call outcome: the customer says it is paid",
-                 "wrong_contact": "Call outcome: wrong contact details"}
+NOTE_OUTCOMES = {
+    "no_answer": "Call outcome: no answer",
+    "paid": "Call outcome: the customer says it is paid",
+    "wrong_contact": "Call outcome: wrong contact details",
+}
 INVOICE_FIELDS = ("reason", "amount", "by", "installments", "to", "at", "text", "note")
 
 
@@ -32,21 +35,45 @@ def _options(form: FormData, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: str(form[name]).strip() for name in names if str(form.get(name) or "").strip()}
 
 
-def _answer(request: Request, user: WebUser, form: FormData, default: str, *, done: str | None = None,
-            error: DunningError | None = None) -> Response:
+def _answer(
+    request: Request,
+    user: WebUser,
+    form: FormData,
+    default: str,
+    *,
+    done: str | None = None,
+    error: DunningError | None = None,
+) -> Response:
     if wants_fragment(request):
         status = status_for(error) if error is not None else 200
-        return render(request, "_answer.html", user=user, status=status, done=done,
-                      error=str(error) if error is not None else None)
+        return render(
+            request,
+            "_answer.html",
+            user=user,
+            status=status,
+            done=done,
+            error=str(error) if error is not None else None,
+        )
     if error is not None:
-        return render(request, "error.html", user=user, status=status_for(error), message=str(error),
-                      next=str(form.get("next") or default))
+        return render(
+            request,
+            "error.html",
+            user=user,
+            status=status_for(error),
+            message=str(error),
+            next=str(form.get("next") or default),
+        )
     return back(request, str(form.get("next") or ""), default)
 
 
 @router.post("/invoices/{number}/do/{action}", response_class=HTMLResponse)
-def invoice_action(request: Request, number: str, action: str, user: WebUser = Depends(page_user),
-                   form: FormData = Depends(verified_form)) -> Response:
+def invoice_action(
+    request: Request,
+    number: str,
+    action: str,
+    user: WebUser = Depends(page_user),
+    form: FormData = Depends(verified_form),
+) -> Response:
     """One action on one invoice (dispute, resolve, promise, plan, note, write-off, move, approve)."""
     options = _options(form, INVOICE_FIELDS)
     if action == "note" and "text" not in options and "note" in options:
@@ -59,8 +86,13 @@ def invoice_action(request: Request, number: str, action: str, user: WebUser = D
 
 
 @router.post("/worklist/{number}/outcome/{outcome}", response_class=HTMLResponse)
-def worklist_outcome(request: Request, number: str, outcome: str, user: WebUser = Depends(page_user),
-                     form: FormData = Depends(verified_form)) -> Response:
+def worklist_outcome(
+    request: Request,
+    number: str,
+    outcome: str,
+    user: WebUser = Depends(page_user),
+    form: FormData = Depends(verified_form),
+) -> Response:
     """A one-click outcome from the worklist: on the invoice's open task when it has one (the task is then
     done), else the matching invoice action (promise, dispute) or a note."""
     task = str(form.get("task") or "").strip()
@@ -77,16 +109,18 @@ def worklist_outcome(request: Request, number: str, outcome: str, user: WebUser 
         elif outcome in NOTE_OUTCOMES:
             services.invoice_action(request, user, number, "note", {"text": NOTE_OUTCOMES[outcome]})
         else:
-            raise ActionRefused(f"unknown outcome {outcome!r}; use promised, disputed, no_answer, paid or "
-                                "wrong_contact")
+            raise ActionRefused(
+                f"unknown outcome {outcome!r}; use promised, disputed, no_answer, paid or wrong_contact"
+            )
     except DunningError as exc:
         return _answer(request, user, form, "/worklist", error=exc)
     return _answer(request, user, form, "/worklist", done=outcome)
 
 
 @router.post("/tasks/{task_id}/done", response_class=HTMLResponse)
-def task_done(request: Request, task_id: int, user: WebUser = Depends(page_user),
-              form: FormData = Depends(verified_form)) -> Response:
+def task_done(
+    request: Request, task_id: int, user: WebUser = Depends(page_user), form: FormData = Depends(verified_form)
+) -> Response:
     try:
         services.task_done(request, user, task_id, _options(form, ("outcome", "amount", "by", "note")))
     except DunningError as exc:
@@ -95,11 +129,11 @@ def task_done(request: Request, task_id: int, user: WebUser = Depends(page_user)
 
 
 @router.post("/outbox/{notification_id}/retry", response_class=HTMLResponse)
-def retry(request: Request, notification_id: int, user: WebUser = Depends(page_user),
-          form: FormData = Depends(verified_form)) -> Response:
+def retry(
+    request: Request, notification_id: int, user: WebUser = Depends(page_user), form: FormData = Depends(verified_form)
+) -> Response:
     try:
         services.retry_notification(request, user, notification_id)
     except DunningError as exc:
         return _answer(request, user, form, "/outbox", error=exc)
     return _answer(request, user, form, "/outbox", done="retry")
-

@@ -34,5 +34,13 @@ def customer(request: Request, customer_id: str, user: WebUser = Depends(page_us
             if inv["days_overdue"] > 0:
                 entry["overdue"] += inv["open_amount"]  # type: ignore[operator]
     history = dunning.history(customer=customer_id)[-HISTORY_SHOWN:][::-1]
-    return render(request, "customer.html", user=user, c=record, invoices=invoices, totals=totals,
-                  history=history, zone=dunning.settings.zone)
+    return render(
+        request,
+        "customer.html",
+        user=user,
+        c=record,
+        invoices=invoices,
+        totals=totals,
+        history=history,
+        zone=dunning.settings.zone,
+    )

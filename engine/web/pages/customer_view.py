@@ -32,12 +32,21 @@ def _refused(request: Request) -> HTMLResponse:
     return render(request, "customer_refused.html", user=None, status=403)
 
 
-def _page(request: Request, desk: CustomerDesk, *, notice: str | None = None, error: str | None = None,
-          status: int = 200) -> HTMLResponse:
+def _page(
+    request: Request, desk: CustomerDesk, *, notice: str | None = None, error: str | None = None, status: int = 200
+) -> HTMLResponse:
     statement = desk.statement()
-    return render(request, "customer_view.html", user=None, status=status, s=statement, notice=notice,
-                  error=error, token=request.path_params["token"],
-                  language=language_of(request, None, statement["customer"]["language"]))
+    return render(
+        request,
+        "customer_view.html",
+        user=None,
+        status=status,
+        s=statement,
+        notice=notice,
+        error=error,
+        token=request.path_params["token"],
+        language=language_of(request, None, statement["customer"]["language"]),
+    )
 
 
 @router.get("/c/{token}", response_class=HTMLResponse)
@@ -50,8 +59,9 @@ def customer_page(request: Request, token: str) -> Response:
 
 
 @router.post("/c/{token}/{number}/{what}", response_class=HTMLResponse)
-def customer_says(request: Request, token: str, number: str, what: str,
-                  form: FormData = Depends(verified_form)) -> Response:
+def customer_says(
+    request: Request, token: str, number: str, what: str, form: FormData = Depends(verified_form)
+) -> Response:
     """`what` is `paid` (field `reference`) or `dispute` (field `text`)."""
     try:
         desk = _desk(request, token)

@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
 
 from engine.reports.charts import bar_chart, severity_colours
 from engine.reports.figures import DEFAULT_PERIOD_DAYS, aging, kpis, load_book
@@ -21,7 +20,7 @@ from engine.store import workspace
 from engine.web.auth import WebUser, page_user
 from engine.web.i18n import translator
 from engine.web.pages.common import app_of, today
-from engine.web.pages.render import language_of, render
+from engine.web.pages.render import language_of, render, trusted_html
 
 router = APIRouter()
 #: Figures over the whole book are recomputed in the background at most this often (seconds); a page
@@ -47,8 +46,11 @@ _lock = threading.Lock()
 def _compute(dunning: Any, day: date, entry: _Figures) -> None:
     try:
         book = load_book(dunning.repo, dunning.settings.zone, day, dunning.stage_order())
-        figures = {"aging": aging(book), "kpis": kpis(book, day - timedelta(days=DEFAULT_PERIOD_DAYS - 1)),
-                   "trends": monthly_trends(book)}
+        figures = {
+            "aging": aging(book),
+            "kpis": kpis(book, day - timedelta(days=DEFAULT_PERIOD_DAYS - 1)),
+            "trends": monthly_trends(book),
+        }
         with _lock:
             entry.figures, entry.error = figures, None
     except Exception as exc:  # shown on the dashboard instead of the charts; the page itself stays up
@@ -68,8 +70,9 @@ def book_figures(request: Request) -> tuple[dict[str, Any] | None, bool, str | N
         if not fresh and not running:
             previous = entry.figures if entry is not None else None
             entry = _cache[key] = _Figures(day, time.monotonic(), figures=previous)
-            entry.thread = threading.Thread(target=_compute, args=(dunning, day, entry), daemon=True,
-                                            name="dashboard-figures")
+            entry.thread = threading.Thread(
+                target=_compute, args=(dunning, day, entry), daemon=True, name="dashboard-figures"
+            )
             entry.thread.start()
         assert entry is not None
         thread = entry.thread
@@ -87,21 +90,44 @@ def dashboard(request: Request, user: WebUser = Depends(page_user)) -> HTMLRespo
     t = translator(lang)
     figures, computing, error = book_figures(request)
 
-    def aging_chart(section: dict[str, Any]) -> Markup:
+    def aging_chart(section: dict[str, Any]) -> Any:
         labels = [b["bucket"] for b in section["buckets"]]
         shown = [t.gettext("current") if label == "current" else label for label in labels]
-        return Markup(bar_chart(shown, {section["currency"]: [b["amount"] for b in section["buckets"]]},
-                                title=f"{t.gettext('Receivables aging')} {section['currency']}",
-                                bar_colours=severity_colours(len(labels)), number_format=t.compact, height=240))
+        return trusted_html(
+            bar_chart(
+                shown,
+                {section["currency"]: [b["amount"] for b in section["buckets"]]},
+                title=f"{t.gettext('Receivables aging')} {section['currency']}",
+                bar_colours=severity_colours(len(labels)),
+                number_format=t.compact,
+                height=240,
+            )
+        )
 
-    titles = {key: t.gettext(text) for key, text in (
-        ("dso", "DSO (days), per month"), ("cei", "CEI, per month"), ("overdue_share", "Overdue share at month end"),
-        ("collected", "Collected per month"))}
+    titles = {
+        key: t.gettext(text)
+        for key, text in (
+            ("dso", "DSO (days), per month"),
+            ("cei", "CEI, per month"),
+            ("overdue_share", "Overdue share at month end"),
+            ("collected", "Collected per month"),
+        )
+    }
     return render(
-        request, "dashboard.html", user=user, language=lang, figures=figures, aging_chart=aging_chart,
-        computing=computing, figures_error=error,
-        trend_charts=Markup(trend_charts(figures["trends"], titles=titles, number_format=t.compact)) if figures else "",
+        request,
+        "dashboard.html",
+        user=user,
+        language=lang,
+        figures=figures,
+        aging_chart=aging_chart,
+        computing=computing,
+        figures_error=error,
+        trend_charts=trusted_html(trend_charts(figures["trends"], titles=titles, number_format=t.compact))
+        if figures
+        else "",
         totals=workspace.open_by_currency(dunning.repo, today=today(request)),
-        outbox=workspace.outbox_counts(dunning.repo, now=now), sweep=workspace.last_sweep(dunning.repo),
-        approvals=workspace.approvals_waiting(dunning.repo), zone=dunning.settings.zone,
+        outbox=workspace.outbox_counts(dunning.repo, now=now),
+        sweep=workspace.last_sweep(dunning.repo),
+        approvals=workspace.approvals_waiting(dunning.repo),
+        zone=dunning.settings.zone,
     )

@@ -40,7 +40,15 @@ def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -
     except DunningError as exc:  # an invalid policy file must not hide the history
         explanation, explain_error = None, str(exc)
     timeline = dunning.history(number)
-    return render(request, "invoice.html", user=user, inv=header, explanation=explanation,
-                  explain_error=explain_error, timeline=timeline, stages=stages_of(dunning, header["policy"]),
-                  zone=dunning.settings.zone,
-                  allowed=[a for a in ACTIONS if permits(user, a, owner=header["owner"])])
+    return render(
+        request,
+        "invoice.html",
+        user=user,
+        inv=header,
+        explanation=explanation,
+        explain_error=explain_error,
+        timeline=timeline,
+        stages=stages_of(dunning, header["policy"]),
+        zone=dunning.settings.zone,
+        allowed=[a for a in ACTIONS if permits(user, a, owner=header["owner"])],
+    )

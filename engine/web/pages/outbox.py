@@ -21,5 +21,13 @@ def outbox(request: Request, state: str | None = None, user: WebUser = Depends(p
     now = dunning.clock.now()
     rows = workspace.outbox_trouble(dunning.repo, now=now, kind=chosen)
     counts = workspace.outbox_counts(dunning.repo, now=now)
-    return render(request, "outbox.html", user=user, rows=rows, counts=counts, state=chosen, states=STATES,
-                  zone=dunning.settings.zone)
+    return render(
+        request,
+        "outbox.html",
+        user=user,
+        rows=rows,
+        counts=counts,
+        state=chosen,
+        states=STATES,
+        zone=dunning.settings.zone,
+    )

@@ -30,8 +30,11 @@ KINDS = {"simulation": "simulation", "policy-diff": "policy-diff"}
 def policy_files(folder: Path) -> list[dict[str, str]]:
     if not folder.is_dir():
         return []
-    return [{"name": f.name, "text": f.read_text(encoding="utf-8", errors="replace")}
-            for f in sorted(folder.iterdir()) if f.is_file() and f.suffix in (".yaml", ".yml")]
+    return [
+        {"name": f.name, "text": f.read_text(encoding="utf-8", errors="replace")}
+        for f in sorted(folder.iterdir())
+        if f.is_file() and f.suffix in (".yaml", ".yml")
+    ]
 
 
 @router.get("/policies", response_class=HTMLResponse)
@@ -45,8 +48,16 @@ def policies(request: Request, version: int | None = None, user: WebUser = Depen
         except (ValueError, OSError):
             pass
     shown = workspace.policy_version(dunning.repo, version) if version is not None else None
-    return render(request, "policies.html", user=user, files=policy_files(folder), problems=problems,
-                  versions=workspace.policy_versions(dunning.repo), shown=shown, zone=dunning.settings.zone)
+    return render(
+        request,
+        "policies.html",
+        user=user,
+        files=policy_files(folder),
+        problems=problems,
+        versions=workspace.policy_versions(dunning.repo),
+        shown=shown,
+        zone=dunning.settings.zone,
+    )
 
 
 def _edited(form: FormData) -> dict[str, str]:
@@ -56,30 +67,39 @@ def _edited(form: FormData) -> dict[str, str]:
 
 
 @router.post("/policies/simulate", response_class=HTMLResponse)
-def start_simulation(request: Request, user: WebUser = Depends(page_user),
-                     form: FormData = Depends(verified_form)) -> Response:
+def start_simulation(
+    request: Request, user: WebUser = Depends(page_user), form: FormData = Depends(verified_form)
+) -> Response:
     """Start a simulation job (the API's), then show its page; it refreshes itself until the result is in."""
     dunning = app_of(request)
-    options: dict[str, Any] = {k: str(form[k]).strip() for k in ("from", "to", "payments_model", "at")
-                               if str(form.get(k) or "").strip()}
+    options: dict[str, Any] = {
+        k: str(form[k]).strip() for k in ("from", "to", "payments_model", "at") if str(form.get(k) or "").strip()
+    }
     if _edited(form):
         options["files"] = _edited(form)
     try:
         require(request, user, "policy_jobs", subject="a simulation")
-        job = jobs(request).start("simulation", user.name, dunning.clock.now(),
-                                  {k: v for k, v in options.items() if k != "files"}, simulation(dunning, options))
+        job = jobs(request).start(
+            "simulation",
+            user.name,
+            dunning.clock.now(),
+            {k: v for k, v in options.items() if k != "files"},
+            simulation(dunning, options),
+        )
     except DunningError as exc:
         return render(request, "error.html", user=user, status=status_for(exc), message=str(exc), next="/policies")
     return back(request, f"/policies/jobs/simulation/{job.id}", "/policies")
 
 
 @router.post("/policies/diff", response_class=HTMLResponse)
-def start_diff(request: Request, user: WebUser = Depends(page_user),
-               form: FormData = Depends(verified_form)) -> Response:
+def start_diff(
+    request: Request, user: WebUser = Depends(page_user), form: FormData = Depends(verified_form)
+) -> Response:
     """Start a policy diff job: the configured rules against them with the edited file laid over."""
     dunning = app_of(request)
-    options: dict[str, Any] = {k: str(form[k]).strip() for k in ("as_of", "horizon", "at")
-                               if str(form.get(k) or "").strip()}
+    options: dict[str, Any] = {
+        k: str(form[k]).strip() for k in ("as_of", "horizon", "at") if str(form.get(k) or "").strip()
+    }
     options["files"] = _edited(form)
     try:
         require(request, user, "policy_jobs", subject="a policy diff")
@@ -100,7 +120,8 @@ def job_page(request: Request, kind: str, job_id: str, user: WebUser = Depends(p
             raise KeyError(kind)
         job = jobs(request).get(job_id, KINDS[kind]).as_dict()
     except (DunningError, KeyError):
-        return render(request, "error.html", user=user, status=404, message="no such job; start it again",
-                      next="/policies")
+        return render(
+            request, "error.html", user=user, status=404, message="no such job; start it again", next="/policies"
+        )
     text = json.dumps(json_ready(job["result"]), indent=2, ensure_ascii=False) if job["result"] is not None else ""
     return render(request, "job.html", user=user, job=job, kind=kind, result_text=text)
