@@ -158,7 +158,7 @@ def seed_outbox(app: Any, n: int, now: datetime) -> None:
     from sqlalchemy import select
 
     from engine.store.models import Invoice, Notification
-    from engine.store.database import BulkWriter
+    from engine.store.bulk import BulkWriter
 
     app.importer().import_rows("customers", [
         {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "language": "en"}

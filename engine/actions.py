@@ -16,39 +16,23 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
-
-from engine.store.events import append_events
 from engine.clock import local_day
-from engine.commitments import (
-    COMMITMENTS,
-    OPEN,
-    cancel_open,
-    grace_until,
-    paused_for,
-    resume_target,
-)
-from engine.policy.decide import stage_rule
+from engine.commitments import cancel_open, grace_until, paused_for, resume_target
 from engine.errors import ActionRefused, DunningError, IllegalTransition, NotFound
+from engine.policy.decide import stage_rule
 from engine.policy.machine import Case, machine_for_invoice
-from engine.store.models import Customer, Invoice, Notification, NotificationStatus
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, LIFECYCLE_STATES, PROMISED, WRITTEN_OFF, Policy
-from engine.store.database import BulkWriter
-from engine.sweep import SWEEP_COLUMNS, customer_facts, invoice_facts, notification_key
+from engine.store import commitments as commitment_rows
+from engine.store import invoices, outbox
+from engine.store.bulk import update_invoices
+from engine.store.database import Connection
+from engine.store.events import append_events, new_event
+from engine.sweep import customer_facts, invoice_facts
 
 if TYPE_CHECKING:
     from engine.app import Dunning
 
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
-NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 ZERO = Decimal(0)
-
-ACTION_COLUMNS = (
-    *SWEEP_COLUMNS,
-    *(column for column in (INVOICES.c.resume_stage, INVOICES.c.paused_since, INVOICES.c.paused_days,
-                            INVOICES.c.awaiting_stage) if column.name not in {c.name for c in SWEEP_COLUMNS}),
-)
 
 
 def parse_installments(text: str) -> list[tuple[date, Decimal]]:
@@ -129,11 +113,8 @@ class Collector:
             was = row["stage"]
             act.fire("promise")
             grace = grace_until(act.policy, by)
-            act.conn.execute(insert(COMMITMENTS), {
-                "invoice_id": row["id"], "kind": "promise", "plan_id": None, "seq": 0, "amount": amount,
-                "cumulative": amount, "since_on": today, "due_on": by, "grace_until": grace, "status": OPEN,
-                "created_at": act.at, "actor": self.actor,
-            })
+            commitment_rows.add_promise(act.conn, invoice_id=row["id"], amount=amount, since_on=today, due_on=by,
+                                        grace_until=grace, at=act.at, actor=self.actor)
             act.change({"stage": PROMISED, "resume_stage": was, "paused_since": act.at, "awaiting_stage": None,
                         "escalate_now": False})
             act.cancel_notices("payment promised")
@@ -161,19 +142,10 @@ class Collector:
                                     f"{row['open_amount']} of invoice {number}; lower them")
             was = row["stage"]
             act.fire("promise")
-            cumulative = ZERO
-            plan_id: int | None = None
-            for seq, (day, amount) in enumerate(zip(days, amounts), start=1):
-                cumulative += amount
-                result = act.conn.execute(insert(COMMITMENTS), {
-                    "invoice_id": row["id"], "kind": "installment", "plan_id": plan_id, "seq": seq,
-                    "amount": amount, "cumulative": cumulative, "since_on": today, "due_on": day,
-                    "grace_until": grace_until(act.policy, day), "status": OPEN, "created_at": act.at,
-                    "actor": self.actor,
-                })
-                if plan_id is None:
-                    plan_id = int(result.inserted_primary_key[0])
-                    act.conn.execute(update(COMMITMENTS).where(COMMITMENTS.c.id == plan_id).values(plan_id=plan_id))
+            plan_id = commitment_rows.add_plan(
+                act.conn, invoice_id=row["id"], since_on=today, at=act.at, actor=self.actor,
+                installments=[(day, amount, grace_until(act.policy, day)) for day, amount in zip(days, amounts)],
+            )
             act.change({"stage": PROMISED, "resume_stage": was, "paused_since": act.at, "awaiting_stage": None,
                         "escalate_now": False})
             act.cancel_notices("payment plan agreed")
@@ -200,9 +172,7 @@ class Collector:
             was = row["stage"]
             act.fire("write_off")
             cancel_open(act.conn, row["id"], act.at)
-            act.change({"stage": WRITTEN_OFF, "closed_at": act.at, "stage_entered_at": act.at, "stage_repeats": 0,
-                        "resume_stage": None, "paused_since": None, "awaiting_stage": None,
-                        "escalate_now": False})
+            act.change(invoices.closed(WRITTEN_OFF, act.at))
             act.cancel_notices("invoice written off")
             act.event("write_off", {"reason": reason, "amount": str(row["open_amount"]),
                                     "currency": row["currency"], "from": was, "approver": self.actor})
@@ -221,8 +191,8 @@ class Collector:
                 known = ", ".join([CURRENT, *(s.name for s in act.policy.stages)]) if act.policy else CURRENT
                 raise ActionRefused(f"policy {row['policy'] or '(none yet)'} has no stage {to!r}; "
                                     f"choose one of {known}")
-            change: dict[str, Any] = {"stage": to, "stage_entered_at": act.at, "stage_repeats": 0,
-                                      "last_notice_at": None, "awaiting_stage": None, "escalate_now": False}
+            change: dict[str, Any] = {**invoices.entered_stage(to, act.at, notified=False), "awaiting_stage": None,
+                                      "escalate_now": False}
             if was in (DISPUTED, PROMISED):
                 act.fire(f"resume_to_{to}")
                 cancel_open(act.conn, row["id"], act.at)
@@ -253,8 +223,8 @@ class Collector:
             was = row["stage"]
             act.fire(f"escalate_to_{target}")
             rule = f"{stage_rule(act.policy.stage(target))}; approved by {self.actor}"
-            act.change({"stage": target, "stage_entered_at": act.at, "stage_repeats": 0, "last_notice_at": act.at,
-                        "awaiting_stage": None, "escalate_now": False})
+            act.change({**invoices.entered_stage(target, act.at, notified=True), "awaiting_stage": None,
+                        "escalate_now": False})
             act.event("approval", {"stage": target, "from": was, "approver": self.actor})
             act.transition(was, target, rule, approved_by=self.actor)
             act.notify(target, rule)
@@ -285,14 +255,7 @@ class _Action:
         session = self._session_cm.__enter__()
         try:
             self.conn: Connection = session.connection()
-            query = (
-                select(*ACTION_COLUMNS)
-                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-                .where(INVOICES.c.number == self.number)
-            )
-            if self.conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=INVOICES)
-            row = self.conn.execute(query).mappings().first()
+            row = invoices.for_action(self.conn, self.number)
             if row is None:
                 raise NotFound(f"no invoice numbered {self.number!r}; `dunning status --json` lists the open ones")
             self.row: Mapping[str, Any] = row
@@ -307,11 +270,11 @@ class _Action:
         if kind is None:
             try:
                 if self._changes:
-                    BulkWriter(self.conn, INVOICES).update([{
+                    update_invoices(self.conn, [{
                         **self._changes, "id": self.row["id"], "next_action_on": None, "updated_at": self.recorded_at,
                     }])
                 if self._notices:
-                    BulkWriter(self.conn, NOTIFICATIONS).insert(self._notices)
+                    outbox.queue(self.conn, self._notices)
                 append_events(self.conn, self._events)
             except BaseException as error:
                 # Roll back, then raise: the context manager's __exit__ returns False for an exception it
@@ -345,11 +308,10 @@ class _Action:
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         row = self.row
-        self._events.append({
-            "at": self.at, "recorded_at": self.recorded_at, "kind": kind, "invoice_id": row["id"],
-            "customer_id": row["customer_id"], "actor": self.collector.actor,
-            "data": {"invoice": self.number, **{k: v for k, v in data.items() if v is not None}},
-        })
+        self._events.append(new_event(
+            kind, at=self.at, recorded_at=self.recorded_at, invoice_id=row["id"], customer_id=row["customer_id"],
+            actor=self.collector.actor, number=self.number, data={k: v for k, v in data.items() if v is not None},
+        ))
 
     def transition(self, source: str, dest: str, rule: str, **extra: Any) -> None:
         policy = self.policy
@@ -360,11 +322,7 @@ class _Action:
 
     def cancel_notices(self, reason: str) -> None:
         """Queued notices must not go out once the invoice is no longer being chased."""
-        self.conn.execute(
-            update(NOTIFICATIONS)
-            .where(NOTIFICATIONS.c.invoice_id == self.row["id"], NOTIFICATIONS.c.status == NotificationStatus.PENDING)
-            .values(status=NotificationStatus.CANCELLED, error=reason)
-        )
+        outbox.cancel_pending(self.conn, [self.row["id"]], reason)
 
     def notify(self, stage: str, rule: str) -> None:
         """Queue `stage`'s notifications now, exactly as a sweep entering it would."""
@@ -373,20 +331,16 @@ class _Action:
         today = local_day(self.at, self.app.settings.zone)
         days_overdue = (today - row["due_on"]).days - (row["paused_days"] or 0)
         recipients = self.app.recipients
-        for channel in self.policy.stage(stage).channels:
+        spec = self.policy.stage(stage)
+        for channel in spec.channels:
             field_name = recipients.get(channel, "email")
-            recipient = row["customer_id"] if field_name == "id" else row[f"c_{field_name}"]
-            key = notification_key(self.number, stage, self.at, 0, channel)
-            status, error = NotificationStatus.PENDING, None
-            if not recipient:
-                status = NotificationStatus.FAILED
-                error = (f"customer {row['customer_id']} has no {field_name}; add it (dunning import customers) "
-                         f"so the {channel} channel can reach them")
-            self._notices.append({
-                "key": key, "invoice_id": row["id"], "customer_id": row["customer_id"], "policy": self.policy.name,
-                "stage": stage, "channel": channel, "repeat_no": 0, "recipient": recipient, "status": status,
-                "attempts": 0, "created_at": self.at, "due_at": self.at, "error": error,
-            })
+            recipient = outbox.recipient_of(row, field_name)
+            key = outbox.notification_key(self.number, stage, self.at, 0, channel)
+            self._notices.append(outbox.notification(
+                key=key, invoice_id=row["id"], customer_id=row["customer_id"], policy=self.policy.name, stage=stage,
+                channel=channel, repeat_no=0, recipient=recipient, recipient_field=field_name, created_at=self.at,
+                fallback=spec.fallback_for(channel),
+            ))
             self.event("notification", {
                 "key": key, "channel": channel, "recipient": recipient, "stage": stage, "repeat": 0,
                 "policy": self.policy.name, "policy_hash": self.policy.hash, "rule": rule,

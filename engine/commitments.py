@@ -21,22 +21,20 @@ from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select, update
-
-from engine.store.events import append_events
-from engine.policy.calendar import day_counter
 from engine.clock import local_day
+from engine.policy.calendar import day_counter
 from engine.policy.machine import Case, machine_for_invoice
-from engine.store.models import Commitment, Invoice, Payment
 from engine.policy.model import CLOSED_STATES, CURRENT, PAID, PROMISED, Policy, PolicySet
-from engine.store.database import BulkWriter
+from engine.store import commitments as rows_of
+from engine.store.bulk import update_invoices
+from engine.store.commitments import BROKEN, CANCELLED, KEPT, MISSED, OPEN
+from engine.store.database import Connection
+from engine.store.events import append_events, new_event
 
-COMMITMENTS = Commitment.__table__  # type: ignore[attr-defined]
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
 ZERO = Decimal(0)
 
-OPEN, KEPT, BROKEN, MISSED, CANCELLED = "open", "kept", "broken", "missed", "cancelled"
+__all__ = ["BROKEN", "CANCELLED", "KEPT", "MISSED", "OPEN", "SettleReport", "cancel_open", "grace_until",
+           "paused_for", "resume_target", "settle_commitments"]
 
 
 @dataclass
@@ -64,12 +62,7 @@ def resume_target(policy: Policy | None, resume_stage: str | None) -> str:
 
 def cancel_open(conn: Connection, invoice_id: int, at: datetime, reason_status: str = CANCELLED) -> int:
     """Close an invoice's open commitments (a dispute, write-off or manual move supersedes them)."""
-    result = conn.execute(
-        update(COMMITMENTS)
-        .where(COMMITMENTS.c.invoice_id == invoice_id, COMMITMENTS.c.status == OPEN)
-        .values(status=reason_status, resolved_at=at)
-    )
-    return int(result.rowcount or 0)
+    return rows_of.cancel_open(conn, invoice_id, at, reason_status)
 
 
 def grace_until(policy: Policy | None, due_on: date) -> date:
@@ -87,16 +80,7 @@ def settle_commitments(
 ) -> SettleReport:
     """Resolve every open commitment the payments (or the calendar) have decided, in the sweep's transaction."""
     report = SettleReport()
-    rows = conn.execute(
-        select(
-            COMMITMENTS,
-            INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, INVOICES.c.policy,
-            INVOICES.c.resume_stage, INVOICES.c.paused_since, INVOICES.c.paused_days, INVOICES.c.currency,
-        )
-        .join(INVOICES, INVOICES.c.id == COMMITMENTS.c.invoice_id)
-        .where(COMMITMENTS.c.status == OPEN)
-        .order_by(COMMITMENTS.c.invoice_id, COMMITMENTS.c.seq, COMMITMENTS.c.id)
-    ).mappings().all()
+    rows = rows_of.open_commitments(conn)
     if not rows:
         return report
     by_invoice: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
@@ -104,11 +88,7 @@ def settle_commitments(
         by_invoice[row["invoice_id"]].append(row)
     earliest = min(row["since_on"] for row in rows)
     payments: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
-    for invoice_id, paid_on, amount in conn.execute(
-        select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
-        .where(PAYMENTS.c.invoice_id.in_(list(by_invoice)), PAYMENTS.c.paid_on >= earliest)
-        .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
-    ):
+    for invoice_id, paid_on, amount in rows_of.payments_since(conn, list(by_invoice), earliest):
         payments[invoice_id].append((paid_on, amount))
 
     statuses: list[dict[str, Any]] = []
@@ -116,10 +96,8 @@ def settle_commitments(
     events: list[dict[str, Any]] = []
 
     def event(row: Mapping[str, Any], kind: str, data: dict[str, Any]) -> None:
-        events.append({
-            "at": as_of, "recorded_at": recorded_at, "kind": kind, "invoice_id": row["invoice_id"],
-            "customer_id": row["customer_id"], "actor": "system", "data": {"invoice": row["number"], **data},
-        })
+        events.append(new_event(kind, at=as_of, recorded_at=recorded_at, invoice_id=row["invoice_id"],
+                                customer_id=row["customer_id"], number=row["number"], data=data))
 
     for invoice_id, commitments in by_invoice.items():
         first = commitments[0]
@@ -155,7 +133,7 @@ def settle_commitments(
             if status == KEPT:
                 report.kept += 1
                 event(row, "installment_kept", {**data, "paid_on": reached_on.isoformat() if reached_on else None})
-                if row is commitments[-1] and _plan_done(conn, row):
+                if row is commitments[-1] and rows_of.is_last_installment(conn, row["plan_id"], row["seq"]):
                     event(row, "plan_completed", {"plan": row["plan_id"]})
                     outcome = "completed"
             elif status == MISSED:
@@ -188,10 +166,9 @@ def settle_commitments(
         })
         report.resumed += 1
 
-    if statuses:
-        BulkWriter(conn, COMMITMENTS).update(statuses)
+    rows_of.resolve(conn, statuses)
     if invoices:
-        BulkWriter(conn, INVOICES).update(invoices)
+        update_invoices(conn, invoices)
     append_events(conn, events)
     return report
 
@@ -208,11 +185,3 @@ def _paid_between(payments: list[tuple[date, Decimal]], start: date, end: date,
             reached = paid_on
     return total, reached
 
-
-def _plan_done(conn: Connection, row: Mapping[str, Any]) -> bool:
-    """Whether `row` is the plan's last installment (nothing after it)."""
-    later = conn.execute(
-        select(COMMITMENTS.c.id).where(COMMITMENTS.c.plan_id == row["plan_id"], COMMITMENTS.c.seq > row["seq"])
-        .limit(1)
-    ).first()
-    return later is None

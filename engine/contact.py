@@ -24,16 +24,13 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select, update
-
 from engine.config import ContactCapSettings, QuietHoursSettings, Settings
 from engine.policy.calendar import working_days
-from engine.store.models import Customer, Notification, NotificationStatus
+from engine.store import outbox
+from engine.store.database import Connection
 
 __all__ = ["ContactGate", "QuietHours", "customer_country", "gate_for"]
 
-NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 COUNTRY_TAG = "country:"
 
 
@@ -153,21 +150,11 @@ class ContactGate:
         if self.cap is not None:
             since = now - timedelta(days=self.cap.per_days)
             customers = {row["customer_id"] for row in rows}
-            for customer_id, sent_at in conn.execute(
-                select(NOTIFICATIONS.c.customer_id, NOTIFICATIONS.c.sent_at).where(
-                    NOTIFICATIONS.c.customer_id.in_(customers),
-                    NOTIFICATIONS.c.status == NotificationStatus.SENT,
-                    NOTIFICATIONS.c.sent_at > since,
-                )
-            ):
+            for customer_id, sent_at in outbox.sent_since(conn, customers, since):
                 sent[customer_id].append(sent_at)
         missing = [row["customer_id"] for row in rows if "c_timezone" not in row]
         if missing:  # a claim that did not join the customer's zone and tags: read them here
-            extra = {
-                r["id"]: r for r in conn.execute(
-                    select(CUSTOMERS.c.id, CUSTOMERS.c.timezone, CUSTOMERS.c.tags).where(CUSTOMERS.c.id.in_(set(missing)))
-                ).mappings()
-            }
+            extra = outbox.contact_fields(conn, missing)
             for row in rows:
                 found = extra.get(row["customer_id"])
                 row.setdefault("c_timezone", found["timezone"] if found else None)
@@ -181,14 +168,7 @@ class ContactGate:
                 continue
             release, reason = verdict
             self.held[reason] += 1
-            conn.execute(
-                update(NOTIFICATIONS)
-                .where(NOTIFICATIONS.c.id == row["id"])
-                .values(
-                    status=NotificationStatus.PENDING, due_at=release, claimed_until=None,
-                    attempts=NOTIFICATIONS.c.attempts - 1,
-                )
-            )
+            outbox.hold_back(conn, row["id"], release)
         return allowed
 
 

@@ -16,25 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from channels.base import Channel, Message, Receipt
-from engine.store.events import append_events
 from engine.clock import Clock, SystemClock, iso
 from engine.config import DispatchSettings
 from engine.contact import ContactGate
 from engine.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from engine.store.models import Customer, Event, Invoice, Notification, NotificationStatus
-from engine.policy.model import CLOSED_STATES
+from engine.store import outbox
 from engine.store.database import Repository
-from engine.store.queries import due_for_dispatch
+from engine.store.events import append_events, new_event
 from engine.store.inbound import hold_claimed
+from engine.store.models import NotificationStatus
 from engine.templates import Renderer, TemplateProblem
-
-NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -65,27 +57,6 @@ class Outcome:
 #: Outcomes are recorded in groups of at most this many, or after this many seconds, whichever comes first.
 RECORD_EVERY = 64
 RECORD_SECONDS = 0.05
-
-
-def _attach_groups(conn: Any, rows: list[dict[str, Any]]) -> None:
-    """Give each claimed grouped notice (`invoice_ids`) its invoices as `group`: the still-open ones, in order."""
-    wanted = {invoice_id for row in rows for invoice_id in (row.get("invoice_ids") or ())}
-    if not wanted:
-        return
-    found = {
-        r["id"]: dict(r)
-        for r in conn.execute(
-            select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.amount, INVOICES.c.open_amount, INVOICES.c.currency,
-                   INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage)
-            .where(INVOICES.c.id.in_(wanted))
-        ).mappings()
-    }
-    for row in rows:
-        if row.get("invoice_ids"):
-            row["group"] = [
-                {k: v for k, v in found[i].items() if k != "stage"}
-                for i in row["invoice_ids"] if i in found and found[i]["stage"] not in CLOSED_STATES
-            ]
 
 
 class Dispatcher:
@@ -153,50 +124,12 @@ class Dispatcher:
 
     def claim(self, now: datetime, size: int) -> list[dict[str, Any]]:
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-        due = due_for_dispatch(now)
         with self.repo.write() as session:
             conn = session.connection()
-            query = select(NOTIFICATIONS.c.id).where(due).order_by(NOTIFICATIONS.c.id).limit(size)
-            if self.repo.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(conn.execute(query).scalars())
+            claimed = outbox.claim(conn, now, size, lease_until)
             self.held_whole_batch = False
-            if not ids:
+            if not claimed:
                 return []
-            conn.execute(
-                update(NOTIFICATIONS)
-                .where(NOTIFICATIONS.c.id.in_(ids))
-                .values(
-                    status=NotificationStatus.SENDING,
-                    claimed_until=lease_until,
-                    attempts=NOTIFICATIONS.c.attempts + 1,
-                )
-            )
-            rows = conn.execute(
-                select(
-                    NOTIFICATIONS,
-                    INVOICES.c.number.label("i_number"),
-                    INVOICES.c.amount.label("i_amount"),
-                    INVOICES.c.open_amount.label("i_open_amount"),
-                    INVOICES.c.currency.label("i_currency"),
-                    INVOICES.c.issued_on.label("i_issued_on"),
-                    INVOICES.c.due_on.label("i_due_on"),
-                    CUSTOMERS.c.name.label("c_name"),
-                    CUSTOMERS.c.email.label("c_email"),
-                    CUSTOMERS.c.phone.label("c_phone"),
-                    CUSTOMERS.c.address.label("c_address"),
-                    CUSTOMERS.c.owner.label("c_owner"),
-                    CUSTOMERS.c.language.label("c_language"),
-                    CUSTOMERS.c.timezone.label("c_timezone"),
-                    CUSTOMERS.c.tags.label("c_tags"),
-                )
-                .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)  # grouped: no invoice_id
-                .join(CUSTOMERS, CUSTOMERS.c.id == NOTIFICATIONS.c.customer_id)
-                .where(NOTIFICATIONS.c.id.in_(ids))
-                .order_by(NOTIFICATIONS.c.id)
-            ).mappings().all()
-            claimed = [dict(row) for row in rows]
-            _attach_groups(conn, claimed)
             # Notices to a hard-bounced address, or paused by a reply, wait (engine.replies).
             claimed = hold_claimed(conn, claimed, now)
             if self.gate is None:
@@ -314,32 +247,25 @@ class Dispatcher:
         key, written in the transaction that records the failure."""
         channel = row["fallback"]
         field_name = self.recipients.get(channel, "email")
-        recipient = row["customer_id"] if field_name == "id" else row.get(f"c_{field_name}")
-        key = f"{row['key']}>{channel}"
-        status, error = NotificationStatus.PENDING, None
-        if not recipient:
-            status = NotificationStatus.FAILED
-            error = f"customer {row['customer_id']} has no {field_name} for the fallback channel {channel}"
-        exists = conn.execute(select(NOTIFICATIONS.c.id).where(NOTIFICATIONS.c.key == key)).first()
-        if exists is not None:
+        recipient = outbox.recipient_of(row, field_name)
+        key = outbox.fallback_key(row["key"], channel)
+        stand_in = outbox.notification(
+            key=key, invoice_id=row["invoice_id"], invoice_ids=row.get("invoice_ids"), customer_id=row["customer_id"],
+            policy=row["policy"], stage=row["stage"], channel=channel, repeat_no=row["repeat_no"],
+            recipient=recipient, recipient_field=field_name, created_at=row["created_at"], due_at=now,
+            fallback=None, fallback_of=row["id"], sweep_id=row.get("sweep_id"),
+        )
+        if not outbox.queue_once(conn, stand_in):
             return
-        conn.execute(insert(NOTIFICATIONS).values(
-            key=key, invoice_id=row["invoice_id"], invoice_ids=row.get("invoice_ids"),
-            customer_id=row["customer_id"], policy=row["policy"], stage=row["stage"], channel=channel,
-            repeat_no=row["repeat_no"], recipient=recipient, status=status, attempts=0,
-            created_at=row["created_at"], due_at=now, error=error, fallback_of=row["id"], sweep_id=row.get("sweep_id"),
-        ))
-        covered = [(inv["id"], inv["number"]) for inv in row.get("group") or ()] or [(row["invoice_id"], row["i_number"])]
-        for invoice_id, number in covered:
-            events.append({
-                "at": now, "recorded_at": recorded_at, "kind": "notification", "invoice_id": invoice_id,
-                "customer_id": row["customer_id"], "actor": "system",
-                "data": {
-                    "invoice": number, "key": key, "channel": channel, "recipient": recipient,
-                    "stage": row["stage"], "repeat": row["repeat_no"], "policy": row["policy"],
+        for invoice_id, number in _covered(row):
+            events.append(new_event(
+                "notification", at=now, recorded_at=recorded_at, invoice_id=invoice_id,
+                customer_id=row["customer_id"], number=number, data={
+                    "key": key, "channel": channel, "recipient": recipient, "stage": row["stage"],
+                    "repeat": row["repeat_no"], "policy": row["policy"],
                     "rule": f"fallback: {row['channel']} failed ({row['key']})", "fallback_for": row["key"],
                 },
-            })
+            ))
 
     def record(self, outcomes: list[Outcome], now: datetime) -> DispatchReport:
         report = DispatchReport()
@@ -363,29 +289,26 @@ class Dispatcher:
                 elif outcome.status == NotificationStatus.FAILED:
                     report.failed[channel] += 1
                 # Only a row still ours is settled: a paid invoice's notice may have been cancelled meanwhile.
-                settled = conn.execute(
-                    update(NOTIFICATIONS)
-                    .where(NOTIFICATIONS.c.id == row["id"], NOTIFICATIONS.c.status == NotificationStatus.SENDING)
-                    .values(**values)
-                ).rowcount
+                settled = outbox.record_outcome(conn, row["id"], values)
                 # a grouped notice is about several invoices: each one's history gets the delivery
-                covered = [(inv["id"], inv["number"]) for inv in row.get("group") or ()] or [
-                    (row["invoice_id"], row["i_number"])]
-                for invoice_id, number in covered:
-                    events.append({
-                        "at": now, "recorded_at": recorded_at, "kind": "delivery", "invoice_id": invoice_id,
-                        "customer_id": row["customer_id"], "actor": "system",
-                        "data": {
-                            "invoice": number, "key": row["key"], "channel": channel,
-                            "recipient": row["recipient"], "stage": row["stage"],
+                for invoice_id, number in _covered(row):
+                    events.append(new_event(
+                        "delivery", at=now, recorded_at=recorded_at, invoice_id=invoice_id,
+                        customer_id=row["customer_id"], number=number, data={
+                            "key": row["key"], "channel": channel, "recipient": row["recipient"], "stage": row["stage"],
                             "status": "retrying" if outcome.status == NotificationStatus.PENDING else outcome.status,
                             "attempt": row["attempts"],
                             "receipt": outcome.receipt.reference if outcome.receipt else None,
                             "error": outcome.error, "retry_at": iso(outcome.retry_at),
                             "content_hash": outcome.content_hash,
                         },
-                    })
+                    ))
                 if settled and outcome.status == NotificationStatus.FAILED and row.get("fallback"):
                     self._queue_fallback(conn, row, now, recorded_at, events)
             append_events(conn, events)
         return report
+
+
+def _covered(row: Mapping[str, Any]) -> list[tuple[int | None, str | None]]:
+    """The invoices a claimed notification is about: a grouped notice's still-open ones, else its own."""
+    return [(inv["id"], inv["number"]) for inv in row.get("group") or ()] or [(row["invoice_id"], row["i_number"])]

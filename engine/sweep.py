@@ -9,33 +9,27 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from functools import lru_cache
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, or_, select, text, type_coerce, update
-
 from engine.charging import Charging, fee_event_data
-from engine.store.events import append_events
-from engine.policy.calendar import CALENDAR_DAYS, day_counter
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.commitments import settle_commitments
-from engine.policy.decide import decide, is_volatile, map_stage
 from engine.errors import SweepBusy, SweepRefused
+from engine.policy.calendar import CALENDAR_DAYS, day_counter
+from engine.policy.decide import decide, is_volatile, map_stage
 from engine.policy.facts import customer_facts, invoice_facts  # noqa: F401  (explain and actions import them from here)
 from engine.policy.machine import Case, machine_for
-from engine.store.models import Customer, Event, Invoice, Money, Notification, NotificationStatus, PolicyVersion, Sweep
-from engine.policy.model import CLOSED_STATES, CURRENT, PAUSED_STATES, Policy, PolicySet
-from engine.store.database import BulkWriter, Repository
+from engine.policy.model import CURRENT, Policy, PolicySet
+from engine.store import outbox, sweeps
+from engine.store.bulk import update_invoices
+from engine.store.database import Connection, Repository
+from engine.store.events import append_events, new_event
+from engine.store.invoices import customer_totals, entered_stage, sweep_chunk
 
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
-NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
-SWEEPS = Sweep.__table__  # type: ignore[attr-defined]
 ZERO = Decimal(0)
 
 
@@ -69,51 +63,6 @@ class SweepReport:
         }
 
 
-def notification_key(number: str, stage: str, entered_at: datetime, repeat_no: int, channel: str) -> str:
-    """Unique per (invoice, stage entry, repeat number, channel): the idempotency key of a notification."""
-    return f"{number}/{stage}@{_compact(entered_at)}/{repeat_no}/{channel}"
-
-
-@lru_cache(maxsize=4096)
-def _compact(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-def group_notification_key(customer_id: str, stage: str, as_of: datetime, repeat_no: int, channel: str) -> str:
-    """Unique per (customer, stage, sweep, repeat number, channel): the key of a grouped notification."""
-    swept = as_of.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"customer:{customer_id}/{stage}@{swept}/{repeat_no}/{channel}"
-
-
-SWEEP_COLUMNS = (
-    INVOICES.c.id,
-    INVOICES.c.number,
-    INVOICES.c.customer_id,
-    INVOICES.c.currency,
-    INVOICES.c.amount,
-    INVOICES.c.open_amount,
-    INVOICES.c.issued_on,
-    INVOICES.c.due_on,
-    INVOICES.c.tags,
-    INVOICES.c.stage,
-    INVOICES.c.policy,
-    INVOICES.c.stage_entered_at,
-    INVOICES.c.stage_repeats,
-    INVOICES.c.last_notice_at,
-    INVOICES.c.next_action_on,
-    INVOICES.c.paused_days,
-    INVOICES.c.escalate_now,
-    CUSTOMERS.c.name.label("c_name"),
-    CUSTOMERS.c.email.label("c_email"),
-    CUSTOMERS.c.phone.label("c_phone"),
-    CUSTOMERS.c.address.label("c_address"),
-    CUSTOMERS.c.credit_grade.label("c_credit_grade"),
-    CUSTOMERS.c.segment.label("c_segment"),
-    CUSTOMERS.c.owner.label("c_owner"),
-    CUSTOMERS.c.language.label("c_language"),
-    CUSTOMERS.c.timezone.label("c_timezone"),
-    CUSTOMERS.c.tags.label("c_tags"),
-)
 
 
 class Sweeper:
@@ -156,8 +105,7 @@ class Sweeper:
         with self.repo.write() as session:
             conn = session.connection()
             _claim_sweep(conn)  # one sweep at a time cluster-wide (several daemons on PostgreSQL)
-            latest = conn.execute(select(func.max(SWEEPS.c.as_of))).scalar()
-            latest = _aware(latest)
+            latest = sweeps.latest_as_of(conn)
             if latest is not None and as_of < latest:
                 raise SweepRefused(
                     f"refusing to sweep as of {iso(as_of)}: the latest sweep ran as of {iso(latest)}, and sweeps "
@@ -172,34 +120,19 @@ class Sweeper:
             today = local_day(as_of, self.zone)
             settle_commitments(conn, as_of=as_of, today=today, zone=self.zone, policies=self.policies,
                                recorded_at=self.clock.now())
-            previous = conn.execute(
-                select(SWEEPS.c.policy_fingerprint, SWEEPS.c.finished_at).order_by(SWEEPS.c.as_of.desc()).limit(1)
-            ).first()
-            selective = self.incremental and previous is not None and previous[0] == self.fingerprint
+            previous = sweeps.last_sweep(conn)
+            selective = self.incremental and previous is not None and previous.policy_fingerprint == self.fingerprint
             # A full sweep reads every customer: one pass. A selective one needs only the customers it reads,
             # fetched chunk by chunk (nothing a sweep writes changes a customer's totals).
             totals = {} if selective else customer_totals(conn, today)
             last_id = 0
             self._groups: dict[str, dict[str, Any]] = {}  # grouped notifications (group_by: customer) of this sweep
             while True:
-                query = (
-                    select(*SWEEP_COLUMNS)
-                    .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-                    .where(INVOICES.c.stage.not_in(CLOSED_STATES | PAUSED_STATES), INVOICES.c.id > last_id)
-                    .where(INVOICES.c.awaiting_stage.is_(None))  # waits for `dunning approve`
-                    .order_by(INVOICES.c.id)
-                    .limit(self.chunk_size)
+                # selective: only what is due today, plus (safety net) anything written since the last sweep
+                rows = sweep_chunk(
+                    conn, after_id=last_id, limit=self.chunk_size, due_by=today if selective else None,
+                    changed_since=previous.finished_at if selective and previous is not None else None,
                 )
-                if selective:
-                    query = query.where(
-                        or_(
-                            INVOICES.c.next_action_on.is_(None),
-                            INVOICES.c.next_action_on <= today,
-                            # safety net: anything written since the last sweep is looked at again
-                            INVOICES.c.updated_at >= previous[1],
-                        )
-                    )
-                rows = conn.execute(query).mappings().all()
                 if not rows:
                     break
                 last_id = rows[-1]["id"]
@@ -209,28 +142,22 @@ class Sweeper:
                         totals.update(customer_totals(conn, today, unseen))
                 self._sweep_chunk(conn, rows, as_of, today, totals, report)
             # a customer's invoices may span chunks: grouped notifications are written once all are seen
-            BulkWriter(conn, NOTIFICATIONS).insert(list(self._groups.values()))
-            result = conn.execute(
-                insert(SWEEPS),
-                {
-                    "as_of": as_of,
-                    "started_at": started,
-                    "finished_at": self.clock.now(),
-                    "invoices_seen": report.invoices_seen,
-                    "transitions": report.transitions,
-                    "notifications": sum(report.notifications.values()),
-                    "policy_fingerprint": self.fingerprint,
-                },
-            )
-            report.sweep_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+            outbox.queue(conn, list(self._groups.values()))
+            report.sweep_id = sweeps.record_sweep(conn, {
+                "as_of": as_of,
+                "started_at": started,
+                "finished_at": self.clock.now(),
+                "invoices_seen": report.invoices_seen,
+                "transitions": report.transitions,
+                "notifications": sum(report.notifications.values()),
+                "policy_fingerprint": self.fingerprint,
+            })
         if self.after_sweep is not None:
             self.after_sweep(as_of)
         return report
 
     def _record_policy_versions(self, conn: Connection, as_of: datetime) -> None:
-        table = PolicyVersion.__table__  # type: ignore[attr-defined]
-        known = {tuple(row) for row in conn.execute(select(table.c.name, table.c.sha256))}
-        fresh = [
+        sweeps.record_policy_versions(conn, (
             {
                 "name": p.name,
                 "sha256": p.hash,
@@ -239,10 +166,7 @@ class Sweeper:
                 "first_used_at": as_of,
             }
             for p in self.policies.policies
-            if (p.name, p.hash) not in known
-        ]
-        if fresh:
-            conn.execute(insert(table), fresh)
+        ))
 
     def _sweep_chunk(
         self,
@@ -294,7 +218,7 @@ class Sweeper:
                 change["policy"] = policy.name
                 if landed != stage:
                     stage = landed
-                    change.update(stage=stage, stage_entered_at=as_of, stage_repeats=0, last_notice_at=None)
+                    change.update(entered_stage(stage, as_of, notified=False))
                     entered_at, last_notice_at = as_of, None
                 facts["invoice.stage"] = stage
 
@@ -330,7 +254,7 @@ class Sweeper:
                 target = decision.target
                 assert target is not None
                 machine_for(policy).fire(Case(row["number"], stage), f"escalate_to_{target}")
-                change.update(stage=target, stage_entered_at=as_of, stage_repeats=0, last_notice_at=as_of)
+                change.update(entered_stage(target, as_of, notified=True))
                 report.entered[target] += 1
                 events.append(
                     _event(as_of, recorded_at, "transition", row, {
@@ -365,10 +289,10 @@ class Sweeper:
                 change["updated_at"] = recorded_at
                 updates.append(change)
 
-        BulkWriter(conn, INVOICES).update(updates)
+        update_invoices(conn, updates)
         Charging(self.policies, self.zone).price_notices(conn, events, today)  # the interest each notice claims
         append_events(conn, events)
-        BulkWriter(conn, NOTIFICATIONS).insert(notices)
+        outbox.queue(conn, notices)
 
     def _notify(
         self,
@@ -386,15 +310,15 @@ class Sweeper:
         notices: list[dict[str, Any]],
         report: SweepReport,
     ) -> None:
-        grouped = getattr(policy, "group_by", "invoice") == "customer"
+        grouped = policy.group_by == "customer"
         spec = policy.stage(stage)
         for channel in channels:
             field_name = self.recipients.get(channel, "email")
-            recipient = row["customer_id"] if field_name == "id" else row[f"c_{field_name}"]
-            key = notification_key(row["number"], stage, entered_at, repeat_no, channel)
+            recipient = outbox.recipient_of(row, field_name)
+            key = outbox.notification_key(row["number"], stage, entered_at, repeat_no, channel)
             if grouped:
                 # one message per (customer, stage, repeat, channel) in this sweep, listing every invoice
-                key = group_notification_key(row["customer_id"], stage, as_of, repeat_no, channel)
+                key = outbox.group_notification_key(row["customer_id"], stage, as_of, repeat_no, channel)
                 group = self._groups.get(key)
                 if group is not None:
                     group["invoice_ids"].append(row["id"])
@@ -404,21 +328,14 @@ class Sweeper:
                         "days_overdue": days_overdue, "group": True,
                     }))
                     continue
-            status, error = NotificationStatus.PENDING, None
+            notice = outbox.notification(
+                key=key, invoice_id=None if grouped else row["id"], invoice_ids=[row["id"]] if grouped else None,
+                customer_id=row["customer_id"], policy=policy.name, stage=stage, channel=channel,
+                repeat_no=repeat_no, recipient=recipient, recipient_field=field_name, created_at=as_of,
+                fallback=spec.fallback_for(channel),
+            )
             if not recipient:
-                status = NotificationStatus.FAILED
-                error = (
-                    f"customer {row['customer_id']} has no {field_name}; add it (dunning import customers) "
-                    f"so the {channel} channel can reach them"
-                )
                 report.unaddressed += 1
-            notice = {
-                "key": key, "invoice_id": None if grouped else row["id"], "customer_id": row["customer_id"],
-                "policy": policy.name, "stage": stage, "channel": channel, "repeat_no": repeat_no,
-                "recipient": recipient, "status": status, "attempts": 0, "created_at": as_of, "due_at": as_of,
-                "error": error, "invoice_ids": [row["id"]] if grouped else None,
-                "fallback": spec.fallback_for(channel) if hasattr(spec, "fallback_for") else None,
-            }
             if grouped:
                 self._groups[key] = notice
             else:
@@ -433,69 +350,17 @@ class Sweeper:
             report.notifications[channel] += 1
 
 
-#: pg_try_advisory_xact_lock key: the sweep is cluster-wide singleton work (ASCII "dunSWEEP").
-SWEEP_LOCK_KEY = 0x64756E5357454550
-
-
 def _claim_sweep(conn: Connection) -> None:
-    """On PostgreSQL, take the sweep lock for this transaction or refuse with `SweepBusy` (another daemon is
-    sweeping; its sweep is the one that counts). Transaction-scoped, so a daemon killed mid-sweep releases
-    it with its connection. SQLite needs nothing: `BEGIN IMMEDIATE` already admits one writer."""
-    if conn.dialect.name != "postgresql":
-        return
-    # Advisory locks are database-wide: the key is mixed with the schema so that books kept in different
-    # schemas of one database (tenants, tests) never wait for each other.
-    claimed = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key # hashtext(current_schema())::bigint)"),
-                           {"key": SWEEP_LOCK_KEY}).scalar()
-    if not claimed:
+    """Take the sweep lock (engine.store.sweeps) or refuse with `SweepBusy`: another daemon is sweeping, and
+    its sweep is the one that counts. SQLite needs nothing: `BEGIN IMMEDIATE` already admits one writer."""
+    if not sweeps.claim_sweep(conn):
         raise SweepBusy("another process is sweeping this database right now; its sweep covers this instant "
                         "(try again when it has finished)")
 
 
-def wake(conn: Connection, *, invoice_ids: Iterable[int] = (), customer_ids: Iterable[str] = ()) -> None:
-    """Make the next sweep look at these invoices (or all invoices of these customers) again.
-
-    Call it in the same transaction as any change that could alter a decision: amounts, due dates, tags,
-    customer fields, stage moves made outside the sweep.
-    """
-    invoice_ids, customer_ids = list(invoice_ids), list(customer_ids)
-    if invoice_ids:
-        conn.execute(update(INVOICES).where(INVOICES.c.id.in_(invoice_ids)).values(next_action_on=None))
-    if customer_ids:
-        conn.execute(update(INVOICES).where(INVOICES.c.customer_id.in_(customer_ids)).values(next_action_on=None))
-
-
-def customer_totals(
-    conn: Connection, today: date, customer_ids: Collection[str] | None = None
-) -> dict[str, tuple[Decimal, Decimal, int]]:
-    """Per customer (every one, or just `customer_ids`): open amount, overdue open amount and overdue invoice
-    count on `today` — the customer.total_open / total_overdue / overdue_count facts. Shared with explain."""
-    overdue = INVOICES.c.due_on < today
-    query = (
-        select(
-            INVOICES.c.customer_id,
-            type_coerce(func.sum(INVOICES.c.open_amount), Money()),
-            type_coerce(func.sum(case((overdue, INVOICES.c.open_amount), else_=0)), Money()),
-            func.sum(case((overdue, 1), else_=0)),
-        )
-        .where(INVOICES.c.stage.not_in(CLOSED_STATES))
-        .group_by(INVOICES.c.customer_id)
-    )
-    if customer_ids is not None:
-        query = query.where(INVOICES.c.customer_id.in_(list(customer_ids)))
-    return {row[0]: (row[1] or ZERO, row[2] or ZERO, int(row[3] or 0)) for row in conn.execute(query)}
-
-
 def _event(at: datetime, recorded_at: datetime, kind: str, row: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "at": at,
-        "recorded_at": recorded_at,
-        "kind": kind,
-        "invoice_id": row["id"],
-        "customer_id": row["customer_id"],
-        "actor": "system",
-        "data": {"invoice": row["number"], **data},
-    }
+    return new_event(kind, at=at, recorded_at=recorded_at, invoice_id=row["id"], customer_id=row["customer_id"],
+                     number=row["number"], data=data)
 
 
 def _aware(value: datetime | None) -> datetime | None:

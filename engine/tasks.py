@@ -20,20 +20,17 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
-
-from engine.store.events import append_events
 from engine.clock import iso
 from engine.errors import NotFound, TaskRefused
-from engine.store.models import Customer, Event, Invoice, Task, TaskStatus
+from engine.policy.model import CLOSED_STATES
+from engine.store import invoices as invoice_rows
+from engine.store import tasks as task_rows
+from engine.store.database import Connection
+from engine.store.events import append_events, new_event
+from engine.store.models import TaskStatus
 
 if TYPE_CHECKING:
     from engine.app import Dunning
-
-TASKS = Task.__table__  # type: ignore[attr-defined]
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
-EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 OUTCOMES = ("promised", "disputed", "no_answer", "paid", "wrong_contact")
 WRONG_CONTACT_TAG = "wrong_contact"
@@ -61,19 +58,12 @@ class TaskBook:
 
     def list(self, *, owner: str | None = None, status: str | None = TaskStatus.OPEN,
              kind: str | None = None) -> list[dict[str, Any]]:
-        query = select(TASKS).order_by(TASKS.c.created_at, TASKS.c.id)
-        if owner is not None:
-            query = query.where(TASKS.c.owner == owner)
-        if status is not None:
-            query = query.where(TASKS.c.status == status)
-        if kind is not None:
-            query = query.where(TASKS.c.kind == kind)
         with self.app.repo.read() as session:
-            return [_row(r) for r in session.connection().execute(query).mappings()]
+            return [_row(r) for r in task_rows.list_tasks(session.connection(), owner=owner, status=status, kind=kind)]
 
     def get(self, task_id: int) -> dict[str, Any]:
         with self.app.repo.read() as session:
-            row = session.connection().execute(select(TASKS).where(TASKS.c.id == task_id)).mappings().first()
+            row = task_rows.get_task(session.connection(), task_id)
         if row is None:
             raise NotFound(f"no task {task_id}; `dunning tasks` lists the open ones")
         return _row(row)
@@ -111,50 +101,37 @@ class TaskBook:
                 collector.dispute(number, note or f"disputed during {task['kind']}")
         with self.app.repo.write() as session:
             conn = session.connection()
-            done = conn.execute(
-                update(TASKS).where(TASKS.c.id == task_id, TASKS.c.status == TaskStatus.OPEN).values(
-                    status=TaskStatus.DONE, outcome=outcome, note=note, promised_amount=promised,
-                    promised_on=by if outcome == "promised" else None, done_at=now, done_by=who,
-                )
-            ).rowcount
+            done = task_rows.mark_done(conn, task_id, outcome=outcome, note=note, promised_amount=promised,
+                                       promised_on=by if outcome == "promised" else None, done_at=now, done_by=who)
             if not done:
                 raise TaskRefused(f"task {task_id} was completed by someone else meanwhile")
-            ids = {r[1]: r[0] for r in conn.execute(
-                select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.number.in_(numbers)))}
+            ids = invoice_rows.ids_by_number(conn, numbers)
             data: dict[str, Any] = {"task": task_id, "task_kind": task["kind"], "outcome": outcome, "note": note}
             if promised is not None:
                 data.update(amount=str(promised), by=by.isoformat() if by else None)
             append_events(conn, [
-                {"at": now, "recorded_at": now, "kind": "task_outcome", "invoice_id": ids.get(number),
-                 "customer_id": task["customer_id"], "actor": who, "data": {"invoice": number, **data}}
+                new_event("task_outcome", at=now, recorded_at=now, invoice_id=ids.get(number),
+                          customer_id=task["customer_id"], actor=who, number=number, data=data)
                 for number in numbers
             ])
             if outcome == "wrong_contact":
-                self._flag_customer(conn, task["customer_id"])
+                task_rows.tag_customer(conn, task["customer_id"], WRONG_CONTACT_TAG)
         return self.get(task_id)
 
     def _open_numbers(self, numbers: list[str]) -> list[str]:
-        from engine.policy.model import CLOSED_STATES
-
         with self.app.repo.read() as session:
-            rows = session.connection().execute(
-                select(INVOICES.c.number, INVOICES.c.stage).where(INVOICES.c.number.in_(numbers))
-            ).all()
-        stages = dict((str(n), s) for n, s in rows)
+            stages = invoice_rows.stages_by_number(session.connection(), numbers)
         return [n for n in numbers if n in stages and stages[n] not in CLOSED_STATES]
 
     def _spread_promise(self, collector: Any, numbers: list[str], amount: Decimal, by: date, note: str | None) -> None:
         """A promise covering several invoices is allocated to them oldest first, up to each open amount."""
         with self.app.repo.read() as session:
-            rows = session.connection().execute(
-                select(INVOICES.c.number, INVOICES.c.open_amount, INVOICES.c.due_on)
-                .where(INVOICES.c.number.in_(numbers)).order_by(INVOICES.c.due_on, INVOICES.c.id)
-            ).all()
+            rows = invoice_rows.open_amounts_by_due(session.connection(), numbers)
         if not rows:
             raise TaskRefused("every invoice of this task is already closed; record another outcome")
         remaining = amount
         parts: list[tuple[str, Decimal]] = []
-        for number, open_amount, _ in rows:
+        for number, open_amount in rows:
             if remaining <= 0:
                 break
             part = min(remaining, open_amount)
@@ -165,16 +142,3 @@ class TaskBook:
                               f"{remaining}; promise at most {amount - remaining}")
         for number, part in parts:
             collector.promise(number, part, by, note)
-
-    @staticmethod
-    def _flag_customer(conn: Connection, customer_id: str) -> None:
-        tags = conn.execute(select(CUSTOMERS.c.tags).where(CUSTOMERS.c.id == customer_id)).scalar() or []
-        if WRONG_CONTACT_TAG not in tags:
-            conn.execute(update(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
-                         .values(tags=[*tags, WRONG_CONTACT_TAG]))
-            try:
-                from engine.sweep import wake
-
-                wake(conn, customer_ids=[customer_id])
-            except ImportError:  # pragma: no cover - older sweep without incremental state
-                pass

@@ -21,8 +21,9 @@ from engine.policy.decide import Decision, decide, map_stage
 from engine.errors import NotFound
 from engine.store.inbound import hold_reasons_for
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, PAID, PAUSED_STATES, PROMISED, Policy
+from engine.store.invoices import customer_totals
 from engine.store.queries import explain_record
-from engine.sweep import customer_facts, customer_totals, invoice_facts
+from engine.sweep import customer_facts, invoice_facts
 
 if TYPE_CHECKING:
     from engine.app import Dunning

@@ -6,11 +6,11 @@ The engines themselves (SQLite tuned for one writer beside many readers, `BEGIN 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, func, inspect, select
+from sqlalchemy import Connection, func, inspect, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -18,6 +18,9 @@ from engine.errors import DatabaseBusy
 from engine.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from engine.store.engines import WRITE_OPTION, make_engine, reachable, writer_of
 from engine.store.migrations import create_or_check
+
+#: The transaction handle the store's functions take; use cases pass it on without importing sqlalchemy.
+__all__ = ["Connection", "Repository"]
 
 
 class Repository:
@@ -78,65 +81,3 @@ class Repository:
         self.engine.dispose()
 
 
-class BulkWriter:
-    """Set-based writes for hot paths (sweeps, imports): one driver-level executemany per statement.
-
-    SQLAlchemy's per-row parameter handling costs more than the database itself for large batches, so
-    values are converted here with each column's own bind processor (cached per distinct value: a sweep's
-    instants repeat on every row) and handed to the driver as plain tuples.
-    """
-
-    def __init__(self, conn: Any, table: Any, *, raw: Collection[str] = ()):
-        self.conn = conn
-        self.table = table
-        #: Columns whose values the caller already converted (e.g. JSON text): handed over untouched.
-        self.raw = frozenset(raw)
-        dialect = conn.dialect
-        self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        self._processors = {
-            column.name: column.type._cached_bind_processor(dialect) for column in table.columns
-        }
-
-    def _column(self, name: str, values: list[Any]) -> list[Any]:
-        """One column's values converted for the driver; repeated values are converted once."""
-        process = self._processors[name]
-        if process is None or name in self.raw:
-            return values
-        if isinstance(self.table.c[name].type, JSON):  # dicts and lists: unhashable, nothing to share
-            return [None if value is None else process(value) for value in values]
-        cache: dict[Any, Any] = {None: None}
-        converted = []
-        append = converted.append
-        for value in values:
-            try:
-                append(cache[value])
-            except KeyError:
-                result = cache[value] = process(value)
-                append(result)
-        return converted
-
-    def _tuples(self, names: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        columns = [self._column(name, [row.get(name) for row in rows]) for name in names]
-        return list(zip(*columns))
-
-    def insert(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        names = list(rows[0])
-        columns = ", ".join(names)
-        marks = ", ".join([self._mark] * len(names))
-        self.conn.exec_driver_sql(
-            f"INSERT INTO {self.table.name} ({columns}) VALUES ({marks})", self._tuples(names, rows)
-        )
-
-    def update(self, rows: list[dict[str, Any]], *, key: str = "id") -> None:
-        """Update rows by key; rows may differ in which columns they set (one statement per shape)."""
-        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_shape.setdefault(tuple(sorted(k for k in row if k != key)), []).append(row)
-        for shape, group in by_shape.items():
-            assignments = ", ".join(f"{name} = {self._mark}" for name in shape)
-            self.conn.exec_driver_sql(
-                f"UPDATE {self.table.name} SET {assignments} WHERE {key} = {self._mark}",
-                self._tuples([*shape, key], group),
-            )

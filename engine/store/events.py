@@ -1,7 +1,8 @@
 """The event log: the one door every history entry goes through, and the chain that makes it tamper-evident.
 
-Events are only ever appended (nothing in the product updates or deletes them); writers hand their rows
-to `append_events` inside their own transaction, so an event exists exactly when the change it records does.
+Events are only ever appended (nothing in the product updates or deletes them). Every event row is made by
+`new_event` (the one builder: its fields, the actor, the invoice number in `data`) and handed to
+`append_events` inside the writer's own transaction, so an event exists exactly when the change it records does.
 
 Each event carries `prev_hash` (the `hash` of the event before it, in id order) and `hash` = SHA-256 of the
 canonical JSON of its stored fields (`prev_hash` included; `id` too for events written since ids
@@ -17,23 +18,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Table, select
 
 from engine.store import chain
+from engine.store.bulk import BulkWriter
+from engine.store.locks import CHAIN_LOCK_KEY, wait_for
 from engine.store.models import Event
-from engine.store.database import BulkWriter
 
-EVENTS = Event.__table__  # type: ignore[attr-defined]
+EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
 #: The chain's first link.
 GENESIS = "0" * 64
-#: pg_advisory_xact_lock key serialising chain appends across processes (ASCII "dunAUDIT").
-CHAIN_LOCK_KEY = 0x64756E4155444954
 #: The stored fields a hash covers, in canonical order (sorted keys make the order irrelevant anyway).
 HASHED_FIELDS = ("at", "recorded_at", "kind", "invoice_id", "customer_id", "actor", "data", "prev_hash")
 
@@ -93,8 +93,35 @@ def _truncated(value: Any) -> Any:
     return value
 
 
-def append_events(conn: Connection, events: list[dict[str, Any]]) -> None:
-    """Append events (dicts with at, recorded_at, kind, invoice_id, customer_id, actor, data), chained.
+def new_event(
+    kind: str,
+    *,
+    at: datetime,
+    recorded_at: datetime,
+    data: Mapping[str, Any],
+    invoice_id: int | None = None,
+    customer_id: str | None = None,
+    actor: str = "system",
+    number: str | None = None,
+) -> dict[str, Any]:
+    """One event row for `append_events`: `kind` happened at `at` (business time), recorded at `recorded_at`.
+
+    With `number`, the invoice number leads `data` as `invoice` (what history and exports show); `actor` is a
+    person's name, or "system" for what the engine did on its own."""
+    return {
+        "at": at,
+        "recorded_at": recorded_at,
+        "kind": kind,
+        "invoice_id": invoice_id,
+        "customer_id": customer_id,
+        "actor": actor,
+        "data": dict(data) if number is None else {"invoice": number, **data},
+    }
+
+
+def append_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None:
+    """Append events (rows made by `new_event`: at, recorded_at, kind, invoice_id, customer_id, actor, data),
+    chained.
 
     Must run inside the caller's write transaction. On PostgreSQL a transaction-scoped advisory lock
     serialises appenders (several daemons), so the head read here is still the head at commit; SQLite's
@@ -102,10 +129,7 @@ def append_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     """
     if not events:
         return
-    if conn.dialect.name == "postgresql":
-        # Mixed with the schema: books in different schemas of one database have separate chains.
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key # hashtext(current_schema())::bigint)"),
-                     {"key": CHAIN_LOCK_KEY})
+    wait_for(conn, CHAIN_LOCK_KEY)
     head = conn.execute(select(EVENTS).order_by(EVENTS.c.id.desc()).limit(1)).mappings().first()
     previous = head["hash"] if head is not None else GENESIS
     key = chain.audit_key()

@@ -32,8 +32,6 @@ from engine.store.engines import WRITE_OPTION
 if typing.TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy import Connection, Engine
 
-#: pg_advisory_xact_lock key serialising schema creation and upgrades across processes ("dunSCHEM").
-SCHEMA_LOCK_KEY = 0x64756E5343484500
 VERSION_TABLE = "alembic_version"
 #: A table every dunning schema has had since the first release.
 MARKER_TABLE = "invoices"
@@ -64,12 +62,9 @@ def schema_state(conn: Connection) -> SchemaState:
 
 
 def _lock(conn: Connection) -> None:
-    from sqlalchemy import text
+    from engine.store.locks import SCHEMA_LOCK_KEY, wait_for
 
-    if conn.dialect.name == "postgresql":
-        # Mixed with the schema: creating the tables of one schema does not wait for another schema's.
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key # hashtext(current_schema())::bigint)"),
-                     {"key": SCHEMA_LOCK_KEY})
+    wait_for(conn, SCHEMA_LOCK_KEY)
 
 
 def _config(conn: Connection) -> typing.Any:

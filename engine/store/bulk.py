@@ -1,0 +1,114 @@
+"""Driver-level bulk writes for the hot paths (sweeps, imports, collector actions).
+
+SQLAlchemy's per-row parameter handling costs more than the database itself for large batches, so rows are
+converted here with each column's own bind processor and handed to the driver as one executemany per
+statement shape. The table-named helpers below are what the use cases call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Table
+
+from engine.store.models import Commitment, Customer, Invoice, Notification, Payment
+
+INVOICES: Table = Invoice.__table__  # type: ignore[attr-defined]
+CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
+NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+PAYMENTS: Table = Payment.__table__  # type: ignore[attr-defined]
+COMMITMENTS: Table = Commitment.__table__  # type: ignore[attr-defined]
+
+
+class BulkWriter:
+    """Set-based writes for hot paths (sweeps, imports): one driver-level executemany per statement.
+
+    SQLAlchemy's per-row parameter handling costs more than the database itself for large batches, so
+    values are converted here with each column's own bind processor (cached per distinct value: a sweep's
+    instants repeat on every row) and handed to the driver as plain tuples.
+    """
+
+    def __init__(self, conn: Connection, table: Table, *, raw: Collection[str] = ()):
+        self.conn = conn
+        self.table = table
+        #: Columns whose values the caller already converted (e.g. JSON text): handed over untouched.
+        self.raw = frozenset(raw)
+        dialect = conn.dialect
+        self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._processors = {column.name: column.type._cached_bind_processor(dialect) for column in table.columns}
+
+    def _column(self, name: str, values: list[Any]) -> list[Any]:
+        """One column's values converted for the driver; repeated values are converted once."""
+        process = self._processors[name]
+        if process is None or name in self.raw:
+            return values
+        if isinstance(self.table.c[name].type, JSON):  # dicts and lists: unhashable, nothing to share
+            return [None if value is None else process(value) for value in values]
+        cache: dict[Any, Any] = {None: None}
+        converted: list[Any] = []
+        append = converted.append
+        for value in values:
+            try:
+                append(cache[value])
+            except KeyError:
+                result = cache[value] = process(value)
+                append(result)
+        return converted
+
+    def _tuples(self, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        columns = [self._column(name, [row.get(name) for row in rows]) for name in names]
+        return list(zip(*columns))
+
+    def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows that all set the same columns (those of the first row)."""
+        if not rows:
+            return
+        names = list(rows[0])
+        columns = ", ".join(names)
+        marks = ", ".join([self._mark] * len(names))
+        self.conn.exec_driver_sql(
+            f"INSERT INTO {self.table.name} ({columns}) VALUES ({marks})", self._tuples(names, rows)
+        )
+
+    def update(self, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
+        """Update rows by key; rows may differ in which columns they set (one statement per shape)."""
+        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_shape.setdefault(tuple(sorted(k for k in row if k != key)), []).append(row)
+        for shape, group in by_shape.items():
+            assignments = ", ".join(f"{name} = {self._mark}" for name in shape)
+            self.conn.exec_driver_sql(
+                f"UPDATE {self.table.name} SET {assignments} WHERE {key} = {self._mark}",
+                self._tuples([*shape, key], group),
+            )
+
+
+def update_invoices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Update invoices by id; each row names the columns it sets."""
+    BulkWriter(conn, INVOICES).update(rows)
+
+
+def insert_invoices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    BulkWriter(conn, INVOICES).insert(rows)
+
+
+def insert_customers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    BulkWriter(conn, CUSTOMERS).insert(rows)
+
+
+def update_customers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    BulkWriter(conn, CUSTOMERS).update(rows)
+
+
+def insert_payments(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    BulkWriter(conn, PAYMENTS).insert(rows)
+
+
+def insert_notifications(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Outbox rows, as built by `engine.store.outbox.notification` (one shape, so one statement)."""
+    BulkWriter(conn, NOTIFICATIONS).insert(rows)
+
+
+def update_commitments(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    BulkWriter(conn, COMMITMENTS).update(rows)
