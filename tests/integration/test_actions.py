@@ -235,3 +235,34 @@ def test_promise_on_a_disputed_invoice_is_illegal_and_changes_nothing(book: Book
     assert book.app.history("D") == before
     with pytest.raises(ActionRefused, match="not DATE:AMOUNT"):
         parse_installments("2026-03-01=5")
+
+
+FALLBACK_POLICY = """\
+name: approvals
+stages:
+  - {name: reminder, after_days: 1, channels: [letter]}
+  - {name: final, after_days: 10, channels: [email], fallback: {email: letter}, approval: required}
+"""
+
+
+@pytest.mark.parametrize("how", ["approve", "move"])
+def test_notices_queued_by_approve_or_move_keep_the_stage_fallback(make_book, how: str) -> None:  # type: ignore[no-untyped-def]
+    channels = {"email": {"type": "memory", "recipient": "email", "fail": "permanent"},
+                "letter": {"type": "memory", "recipient": "address"}}
+    book = make_book({"p.yaml": FALLBACK_POLICY}, channels=channels)
+    book.customers({"id": "C1", "name": "Acme"})
+    book.invoice("F", "C1", "900.00", due_on="2026-03-01")
+    daily(book, "2026-03-01", "2026-03-12")  # reminder on 03-02; `final` awaits approval from 03-11
+    assert book.stage("F") == "reminder"
+    collector = Collector(book.app, actor="carol")
+    if how == "approve":
+        collector.approve("F", at=at("2026-03-12", 10))
+    else:
+        collector.move("F", "final", "customer stopped answering", at=at("2026-03-12", 10))
+    book.app.dispatch(at("2026-03-12", 11))  # the email fails for good: the stage's fallback letter is queued
+    book.app.dispatch(at("2026-03-12", 12))
+    outbox = [(n["stage"], n["channel"], n["status"]) for n in book.app.outbox() if n["stage"] == "final"]
+    assert outbox == [("final", "email", "failed"), ("final", "letter", "sent")]
+    [fallback] = [e for e in events(book, "F", "notification") if e.get("fallback_for")]
+    assert fallback["channel"] == "letter" and fallback["stage"] == "final"
+    assert [(m.stage, m.channel) for m in MemoryChannel.sent] == [("reminder", "letter"), ("final", "letter")]
