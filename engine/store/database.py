@@ -75,7 +75,7 @@ class Repository:
 
     def count(self, model: Any) -> int:
         with self.read() as session:
-            return session.exec(select(func.count()).select_from(model)).one()[0]  # type: ignore[call-overload]
+            return int(session.exec(select(func.count()).select_from(model)).one()[0])  # type: ignore[call-overload]
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, RowMapping, Table, select
 
 from engine.store import chain
 from engine.store.bulk import BulkWriter
@@ -64,7 +64,7 @@ def _instant(value: Any) -> str:
     return text
 
 
-def canonical(event: Mapping[str, Any], data_json: str | None = None) -> str:
+def canonical(event: Mapping[Any, Any], data_json: str | None = None) -> str:
     """Sorted keys, no whitespace, instants as UTC ISO with microseconds, Decimals and dates as strings.
 
     Built by hand around one serialisation of `data` (the hot path of every sweep): the result is the
@@ -82,7 +82,7 @@ def canonical(event: Mapping[str, Any], data_json: str | None = None) -> str:
     )
 
 
-def event_hash(event: Mapping[str, Any]) -> str:
+def event_hash(event: Mapping[Any, Any]) -> str:
     return hashlib.sha256(canonical(event).encode("utf-8")).hexdigest()
 
 
@@ -171,7 +171,7 @@ class VerifyReport:
         return self.problem is None
 
 
-def iter_events(conn: Connection, batch: int = 5000) -> Iterator[Mapping[str, Any]]:
+def iter_events(conn: Connection, batch: int = 5000) -> Iterator[RowMapping]:
     """Every event in id order, read in batches (bounded memory for any log size)."""
     last = 0
     while True:
@@ -238,7 +238,7 @@ class ExportFilter:
     kind: str | None = None
 
 
-def export_row(row: Mapping[str, Any], number: str | None) -> dict[str, Any]:
+def export_row(row: Mapping[Any, Any], number: str | None) -> dict[str, Any]:
     """One event as an export record (see EXPORT_COLUMNS)."""
     data = dict(row["data"] or {})
     stage = data.get("stage") or data.get("to") or ""

@@ -25,12 +25,29 @@ PAYMENTS: Table = Payment.__table__  # type: ignore[attr-defined]
 CHUNK = 5000
 
 #: What an invoice import compares a row with.
-_INVOICE_COLUMNS = (INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency,
-                    INVOICES.c.amount, INVOICES.c.open_amount, INVOICES.c.issued_on, INVOICES.c.due_on,
-                    INVOICES.c.tags, INVOICES.c.stage, INVOICES.c.policy)
+_INVOICE_COLUMNS = (
+    INVOICES.c.id,
+    INVOICES.c.number,
+    INVOICES.c.customer_id,
+    INVOICES.c.currency,
+    INVOICES.c.amount,
+    INVOICES.c.open_amount,
+    INVOICES.c.issued_on,
+    INVOICES.c.due_on,
+    INVOICES.c.tags,
+    INVOICES.c.stage,
+    INVOICES.c.policy,
+)
 #: What a payment import needs of the invoice it pays.
-_PAID_INVOICE_COLUMNS = (INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.currency,
-                         INVOICES.c.open_amount, INVOICES.c.stage, INVOICES.c.policy)
+_PAID_INVOICE_COLUMNS = (
+    INVOICES.c.id,
+    INVOICES.c.number,
+    INVOICES.c.customer_id,
+    INVOICES.c.currency,
+    INVOICES.c.open_amount,
+    INVOICES.c.stage,
+    INVOICES.c.policy,
+)
 
 
 def _select_in(conn: Connection, query: Select[Any], column: Any, keys: Iterable[Any]) -> Iterator[RowMapping]:
@@ -57,8 +74,7 @@ def invoices_by_number(conn: Connection, numbers: Iterable[str]) -> dict[str, Ro
 def payable_invoices(conn: Connection, numbers: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The stored invoices among `numbers` as mutable dicts: what a payment row is checked against."""
     return {
-        row["number"]: dict(row)
-        for row in _select_in(conn, select(*_PAID_INVOICE_COLUMNS), INVOICES.c.number, numbers)
+        row["number"]: dict(row) for row in _select_in(conn, select(*_PAID_INVOICE_COLUMNS), INVOICES.c.number, numbers)
     }
 
 

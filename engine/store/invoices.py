@@ -56,8 +56,16 @@ SWEEP_COLUMNS = (
 #: A sweep's row plus the pause and approval state a collector action needs.
 ACTION_COLUMNS = (
     *SWEEP_COLUMNS,
-    *(column for column in (INVOICES.c.resume_stage, INVOICES.c.paused_since, INVOICES.c.paused_days,
-                            INVOICES.c.awaiting_stage) if column.name not in {c.name for c in SWEEP_COLUMNS}),
+    *(
+        column
+        for column in (
+            INVOICES.c.resume_stage,
+            INVOICES.c.paused_since,
+            INVOICES.c.paused_days,
+            INVOICES.c.awaiting_stage,
+        )
+        if column.name not in {c.name for c in SWEEP_COLUMNS}
+    ),
 )
 
 
@@ -78,8 +86,12 @@ def closed(stage: str, at: datetime) -> dict[str, Any]:
     and a write-off all write exactly these (plus their own `open_amount` and bookkeeping)."""
     return {
         **entered_stage(stage, at, notified=False),
-        "closed_at": at, "resume_stage": None, "paused_since": None, "awaiting_stage": None,
-        "escalate_now": False, "next_action_on": None,
+        "closed_at": at,
+        "resume_stage": None,
+        "paused_since": None,
+        "awaiting_stage": None,
+        "escalate_now": False,
+        "next_action_on": None,
     }
 
 
@@ -121,7 +133,9 @@ def for_action(conn: Connection, number: str) -> RowMapping | None:
     (a collector action and a sweep must not both decide on it)."""
     query = for_update(
         conn,
-        select(*ACTION_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id).where(INVOICES.c.number == number),
+        select(*ACTION_COLUMNS)
+        .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+        .where(INVOICES.c.number == number),
         of=INVOICES,
     )
     return conn.execute(query).mappings().first()
@@ -153,8 +167,12 @@ def ids_by_number(conn: Connection, numbers: Iterable[str]) -> dict[str, int]:
     wanted = list(numbers)
     if not wanted:
         return {}
-    return {number: invoice_id for invoice_id, number in
-            conn.execute(select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.number.in_(wanted)))}
+    return {
+        number: invoice_id
+        for invoice_id, number in conn.execute(
+            select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.number.in_(wanted))
+        )
+    }
 
 
 def stages_by_number(conn: Connection, numbers: Iterable[str]) -> dict[str, str]:
@@ -167,7 +185,8 @@ def open_amounts_by_due(conn: Connection, numbers: Iterable[str]) -> list[tuple[
     """(number, open amount) of these invoices, oldest due first (how a promise over several is spread)."""
     rows = conn.execute(
         select(INVOICES.c.number, INVOICES.c.open_amount)
-        .where(INVOICES.c.number.in_(list(numbers))).order_by(INVOICES.c.due_on, INVOICES.c.id)
+        .where(INVOICES.c.number.in_(list(numbers)))
+        .order_by(INVOICES.c.due_on, INVOICES.c.id)
     )
     return [(number, open_amount) for number, open_amount in rows]
 
@@ -186,4 +205,3 @@ def wake(conn: Connection, *, invoice_ids: Iterable[int] = (), customer_ids: Ite
         conn.execute(update(INVOICES).where(INVOICES.c.id.in_(invoice_list)).values(next_action_on=None))
     if customer_list:
         conn.execute(update(INVOICES).where(INVOICES.c.customer_id.in_(customer_list)).values(next_action_on=None))
-

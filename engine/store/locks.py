@@ -57,4 +57,4 @@ def for_update(conn: Connection, query: Query, *, of: Table | None = None, skip_
     `skip_locked` lets several dispatchers claim disjoint batches instead of waiting for each other."""
     if not _locks(conn):
         return query
-    return query.with_for_update(of=of, skip_locked=skip_locked)  # type: ignore[return-value]
+    return query.with_for_update(of=of, skip_locked=skip_locked)

@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 MONEY_SCALE = 4
-_MONEY_FACTOR = 10**MONEY_SCALE
+_MONEY_FACTOR: int = 10**MONEY_SCALE
 _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
 
@@ -64,9 +64,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        instant: datetime = value
+        if instant.tzinfo is None:
+            return instant.replace(tzinfo=timezone.utc)
+        return instant.astimezone(timezone.utc)
 
 
 def money_column(**kwargs: Any) -> Any:

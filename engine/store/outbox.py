@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, Table, and_, bindparam, or_, select, update
 
+from engine.policy.model import CLOSED_STATES
 from engine.store.bulk import insert_notifications
 from engine.store.locks import for_update
-from engine.policy.model import CLOSED_STATES
 from engine.store.models import Customer, Invoice, Notification, NotificationStatus
 
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
@@ -85,16 +85,30 @@ def notification(
     if not recipient:
         status = NotificationStatus.FAILED
         if fallback_of is None:
-            error = (f"customer {customer_id} has no {recipient_field}; add it (dunning import customers) "
-                     f"so the {channel} channel can reach them")
+            error = (
+                f"customer {customer_id} has no {recipient_field}; add it (dunning import customers) "
+                f"so the {channel} channel can reach them"
+            )
         else:
             error = f"customer {customer_id} has no {recipient_field} for the fallback channel {channel}"
     return {
-        "key": key, "invoice_id": invoice_id, "customer_id": customer_id, "policy": policy, "stage": stage,
-        "channel": channel, "repeat_no": repeat_no, "recipient": recipient, "status": status, "attempts": 0,
-        "created_at": created_at, "due_at": created_at if due_at is None else due_at, "error": error,
-        "invoice_ids": None if invoice_ids is None else list(invoice_ids), "fallback": fallback,
-        "fallback_of": fallback_of, "sweep_id": sweep_id,
+        "key": key,
+        "invoice_id": invoice_id,
+        "customer_id": customer_id,
+        "policy": policy,
+        "stage": stage,
+        "channel": channel,
+        "repeat_no": repeat_no,
+        "recipient": recipient,
+        "status": status,
+        "attempts": 0,
+        "created_at": created_at,
+        "due_at": created_at if due_at is None else due_at,
+        "error": error,
+        "invoice_ids": None if invoice_ids is None else list(invoice_ids),
+        "fallback": fallback,
+        "fallback_of": fallback_of,
+        "sweep_id": sweep_id,
     }
 
 
@@ -117,7 +131,9 @@ def cancel_pending(conn: Connection, invoice_ids: Collection[int], reason: str) 
         return
     conn.execute(
         update(NOTIFICATIONS)
-        .where(NOTIFICATIONS.c.invoice_id == bindparam("b_invoice"), NOTIFICATIONS.c.status == NotificationStatus.PENDING)
+        .where(
+            NOTIFICATIONS.c.invoice_id == bindparam("b_invoice"), NOTIFICATIONS.c.status == NotificationStatus.PENDING
+        )
         .values(status=NotificationStatus.CANCELLED, error=reason),
         [{"b_invoice": invoice_id} for invoice_id in invoice_ids],
     )
@@ -169,7 +185,8 @@ def claim(conn: Connection, now: datetime, size: int, lease_until: datetime) -> 
     """Lease up to `size` rows due at `now` (oldest first) until `lease_until`, counting the attempt; the
     claimed rows with their invoice and customer fields, grouped notices with their open invoices (`group`)."""
     query = for_update(
-        conn, select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).order_by(NOTIFICATIONS.c.id).limit(size),
+        conn,
+        select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).order_by(NOTIFICATIONS.c.id).limit(size),
         skip_locked=True,
     )
     ids = list(conn.execute(query).scalars())
@@ -180,13 +197,17 @@ def claim(conn: Connection, now: datetime, size: int, lease_until: datetime) -> 
         .where(NOTIFICATIONS.c.id.in_(ids))
         .values(status=NotificationStatus.SENDING, claimed_until=lease_until, attempts=NOTIFICATIONS.c.attempts + 1)
     )
-    rows = conn.execute(
-        select(*_CLAIM_COLUMNS)
-        .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)  # grouped: no invoice_id
-        .join(CUSTOMERS, CUSTOMERS.c.id == NOTIFICATIONS.c.customer_id)
-        .where(NOTIFICATIONS.c.id.in_(ids))
-        .order_by(NOTIFICATIONS.c.id)
-    ).mappings().all()
+    rows = (
+        conn.execute(
+            select(*_CLAIM_COLUMNS)
+            .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)  # grouped: no invoice_id
+            .join(CUSTOMERS, CUSTOMERS.c.id == NOTIFICATIONS.c.customer_id)
+            .where(NOTIFICATIONS.c.id.in_(ids))
+            .order_by(NOTIFICATIONS.c.id)
+        )
+        .mappings()
+        .all()
+    )
     claimed = [dict(row) for row in rows]
     _attach_groups(conn, claimed)
     return claimed
@@ -200,16 +221,24 @@ def _attach_groups(conn: Connection, rows: list[dict[str, Any]]) -> None:
     found = {
         r["id"]: dict(r)
         for r in conn.execute(
-            select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.amount, INVOICES.c.open_amount, INVOICES.c.currency,
-                   INVOICES.c.issued_on, INVOICES.c.due_on, INVOICES.c.stage)
-            .where(INVOICES.c.id.in_(wanted))
+            select(
+                INVOICES.c.id,
+                INVOICES.c.number,
+                INVOICES.c.amount,
+                INVOICES.c.open_amount,
+                INVOICES.c.currency,
+                INVOICES.c.issued_on,
+                INVOICES.c.due_on,
+                INVOICES.c.stage,
+            ).where(INVOICES.c.id.in_(wanted))
         ).mappings()
     }
     for row in rows:
         if row.get("invoice_ids"):
             row["group"] = [
                 {k: v for k, v in found[i].items() if k != "stage"}
-                for i in row["invoice_ids"] if i in found and found[i]["stage"] not in CLOSED_STATES
+                for i in row["invoice_ids"]
+                if i in found and found[i]["stage"] not in CLOSED_STATES
             ]
 
 
@@ -225,10 +254,11 @@ def sent_since(conn: Connection, customer_ids: Collection[str], since: datetime)
         yield customer_id, sent_at
 
 
-def contact_fields(conn: Connection, customer_ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
+def contact_fields(conn: Connection, customer_ids: Iterable[str]) -> dict[str, RowMapping]:
     """Customer id -> its `timezone` and `tags` (what quiet hours need), for claims that did not join them."""
     return {
-        r["id"]: r for r in conn.execute(
+        r["id"]: r
+        for r in conn.execute(
             select(CUSTOMERS.c.id, CUSTOMERS.c.timezone, CUSTOMERS.c.tags).where(CUSTOMERS.c.id.in_(set(customer_ids)))
         ).mappings()
     }
@@ -240,8 +270,9 @@ def hold_back(conn: Connection, notification_id: int, until: datetime) -> None:
     conn.execute(
         update(NOTIFICATIONS)
         .where(NOTIFICATIONS.c.id == notification_id)
-        .values(status=NotificationStatus.PENDING, due_at=until, claimed_until=None,
-                attempts=NOTIFICATIONS.c.attempts - 1)
+        .values(
+            status=NotificationStatus.PENDING, due_at=until, claimed_until=None, attempts=NOTIFICATIONS.c.attempts - 1
+        )
     )
 
 

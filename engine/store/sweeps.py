@@ -30,7 +30,9 @@ def claim_sweep(conn: Connection) -> bool:
 def last_sweep(conn: Connection) -> LastSweep | None:
     """The sweep with the latest as-of instant, if any has run."""
     row = conn.execute(
-        select(SWEEPS.c.as_of, SWEEPS.c.finished_at, SWEEPS.c.policy_fingerprint).order_by(SWEEPS.c.as_of.desc()).limit(1)
+        select(SWEEPS.c.as_of, SWEEPS.c.finished_at, SWEEPS.c.policy_fingerprint)
+        .order_by(SWEEPS.c.as_of.desc())
+        .limit(1)
     ).first()
     if row is None:
         return None
