@@ -26,8 +26,19 @@ stages:
   - {name: legal, after_days: 10, channels: [legal], approval: required}
 """
 
-STATE = ("stage", "stage_repeats", "last_notice_at", "resume_stage", "paused_since", "awaiting_stage",
-         "escalate_now", "next_action_on", "closed_at", "stage_entered_at", "open_amount")
+STATE = (
+    "stage",
+    "stage_repeats",
+    "last_notice_at",
+    "resume_stage",
+    "paused_since",
+    "awaiting_stage",
+    "escalate_now",
+    "next_action_on",
+    "closed_at",
+    "stage_entered_at",
+    "open_amount",
+)
 
 
 def row(book: Book, number: str) -> dict[str, Any]:
@@ -45,8 +56,7 @@ def awaiting_approval(book: Book) -> None:
 def promised(book: Book) -> None:
     """Paused by a promise to pay, after a reminder and a repeat."""
     book.daily("2026-03-01", "2026-03-05")
-    Collector(book.app, actor="alice").promise("X", Decimal("400.00"), at("2026-03-20").date(),
-                                               at=at("2026-03-05", 10))
+    Collector(book.app, actor="alice").promise("X", Decimal("400.00"), at("2026-03-20").date(), at=at("2026-03-05", 10))
 
 
 def repeat_queued(book: Book) -> None:
@@ -79,8 +89,9 @@ CLOSERS: dict[str, tuple[Callable[[Book], None], str]] = {
 }
 
 
-@pytest.mark.parametrize("before", [awaiting_approval, promised, repeat_queued],
-                         ids=["awaiting-approval", "promised", "repeat-queued"])
+@pytest.mark.parametrize(
+    "before", [awaiting_approval, promised, repeat_queued], ids=["awaiting-approval", "promised", "repeat-queued"]
+)
 @pytest.mark.parametrize("how", list(CLOSERS))
 def test_every_way_of_closing_resets_the_same_fields(make_book, how: str, before: Callable[[Book], None]) -> None:  # type: ignore[no-untyped-def]
     book = make_book({"p.yaml": POLICY})
@@ -97,8 +108,14 @@ def test_every_way_of_closing_resets_the_same_fields(make_book, how: str, before
     assert instant is not None and closed.pop("stage_entered_at") == instant
     open_amount = closed.pop("open_amount")
     assert closed == {
-        "stage": stage, "stage_repeats": 0, "last_notice_at": None, "resume_stage": None, "paused_since": None,
-        "awaiting_stage": None, "escalate_now": False, "next_action_on": None,
+        "stage": stage,
+        "stage_repeats": 0,
+        "last_notice_at": None,
+        "resume_stage": None,
+        "paused_since": None,
+        "awaiting_stage": None,
+        "escalate_now": False,
+        "next_action_on": None,
     }
     assert open_amount == (0 if stage == "paid" else 900)
     assert "pending" not in [n["status"] for n in book.app.outbox()]  # a queued repeat is cancelled
