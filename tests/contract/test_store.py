@@ -23,6 +23,7 @@ from engine.store.events import EVENTS, GENESIS, append_events, iter_events, new
 from engine.store.imports import add_invoices
 from engine.store.invoices import INVOICES, closed, entered_stage, wake
 from engine.store.models import NotificationStatus
+from tests.conftest import postgres_schema
 
 NOW = datetime(2026, 3, 10, 9, tzinfo=timezone.utc)
 
@@ -351,3 +352,19 @@ def test_for_update_locks_only_where_rows_can_be_locked(repo: Repository) -> Non
     with repo.read() as session:
         locked = locks.for_update(session.connection(), query, of=INVOICES, skip_locked=True)
     assert (locked is query) == (repo.dialect == "sqlite")
+
+
+@pytest.mark.postgres
+def test_advisory_locks_are_per_installation(postgres_reason: str | None) -> None:
+    """Two installations (schemas) in one database: one's sweep does not hold up the other's."""
+    first, second = postgres_schema(postgres_reason), postgres_schema(postgres_reason)
+    mine, theirs = Repository.open(next(first)), Repository.open(next(second))
+    try:
+        with mine.write() as session, theirs.engine.connect() as conn, conn.begin():
+            assert locks.try_take(session.connection(), locks.SWEEP_LOCK_KEY)
+            assert locks.try_take(conn, locks.SWEEP_LOCK_KEY)
+    finally:
+        mine.dispose()
+        theirs.dispose()
+        for schema in (first, second):
+            next(schema, None)  # drop it
