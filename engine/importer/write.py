@@ -185,7 +185,7 @@ class BookWriter:
         if not changes:
             report.unchanged += 1
             return
-        # next_action_on = NULL: the next sweep must look at a changed invoice again (see sweep.wake).
+        # next_action_on = NULL: the next sweep must look at a changed invoice again (see engine.store.invoices.wake).
         change: dict[str, Any] = {"id": old["id"], **{name: new for name, (_, new) in changes.items()},
                                   "updated_at": now, "next_action_on": None}
         transition: dict[str, Any] | None = None
