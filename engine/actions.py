@@ -46,11 +46,10 @@ def parse_installments(text: str) -> list[tuple[date, Decimal]]:
             items.append((date.fromisoformat(day.strip()), Decimal(amount.strip())))
         except (ValueError, InvalidOperation):
             raise ActionRefused(
-                f"installment {position} ({item!r}) is not DATE:AMOUNT; write e.g. "
-                "\"2026-12-01:5000,2027-01-01:5000\""
+                f'installment {position} ({item!r}) is not DATE:AMOUNT; write e.g. "2026-12-01:5000,2027-01-01:5000"'
             ) from None
     if not items:
-        raise ActionRefused("no installments given; write e.g. --installments \"2026-12-01:5000,2027-01-01:5000\"")
+        raise ActionRefused('no installments given; write e.g. --installments "2026-12-01:5000,2027-01-01:5000"')
     return items
 
 
@@ -92,14 +91,22 @@ class Collector:
             target = resume_target(act.policy, row["resume_stage"])
             act.fire(f"resume_to_{target}", machine_stage=target)
             paused = paused_for(act.policy, row["paused_since"], act.at, self.app.settings.zone)
-            act.change({"stage": target, "resume_stage": None, "paused_since": None,
-                        "paused_days": (row["paused_days"] or 0) + paused})
+            act.change(
+                {
+                    "stage": target,
+                    "resume_stage": None,
+                    "paused_since": None,
+                    "paused_days": (row["paused_days"] or 0) + paused,
+                }
+            )
             act.event("dispute_resolved", {"note": note, "to": target, "paused_days": paused})
-            act.transition(DISPUTED, target, "dispute resolved" + (f": {note}" if note else ""), reason=note,
-                           paused_days=paused)
+            act.transition(
+                DISPUTED, target, "dispute resolved" + (f": {note}" if note else ""), reason=note, paused_days=paused
+            )
 
-    def promise(self, number: str, amount: Decimal, by: date, note: str | None = None, *,
-                at: datetime | None = None) -> None:
+    def promise(
+        self, number: str, amount: Decimal, by: date, note: str | None = None, *, at: datetime | None = None
+    ) -> None:
         """The customer promises `amount` by `by`: escalation waits until then plus the policy's grace days."""
         amount = _positive(amount, "the promised amount")
         with self._invoice(number, at) as act:
@@ -108,22 +115,47 @@ class Collector:
             if by < today:
                 raise ActionRefused(f"the promise date {by} is before today ({today}); give a date from today on")
             if amount > row["open_amount"]:
-                raise ActionRefused(f"the promised {amount} exceeds the open amount {row['open_amount']} of "
-                                    f"invoice {number}; promise at most that much")
+                raise ActionRefused(
+                    f"the promised {amount} exceeds the open amount {row['open_amount']} of "
+                    f"invoice {number}; promise at most that much"
+                )
             was = row["stage"]
             act.fire("promise")
             grace = grace_until(act.policy, by)
-            commitment_rows.add_promise(act.conn, invoice_id=row["id"], amount=amount, since_on=today, due_on=by,
-                                        grace_until=grace, at=act.at, actor=self.actor)
-            act.change({"stage": PROMISED, "resume_stage": was, "paused_since": act.at, "awaiting_stage": None,
-                        "escalate_now": False})
+            commitment_rows.add_promise(
+                act.conn,
+                invoice_id=row["id"],
+                amount=amount,
+                since_on=today,
+                due_on=by,
+                grace_until=grace,
+                at=act.at,
+                actor=self.actor,
+            )
+            act.change(
+                {
+                    "stage": PROMISED,
+                    "resume_stage": was,
+                    "paused_since": act.at,
+                    "awaiting_stage": None,
+                    "escalate_now": False,
+                }
+            )
             act.cancel_notices("payment promised")
-            act.event("promise", {"amount": str(amount), "currency": row["currency"], "by": by.isoformat(),
-                                  "grace_until": grace.isoformat(), "note": note, "from": was})
+            act.event(
+                "promise",
+                {
+                    "amount": str(amount),
+                    "currency": row["currency"],
+                    "by": by.isoformat(),
+                    "grace_until": grace.isoformat(),
+                    "note": note,
+                    "from": was,
+                },
+            )
             act.transition(was, PROMISED, f"promise to pay {amount} by {by}", reason=note)
 
-    def plan(self, number: str, installments: Sequence[tuple[date, Decimal]], *,
-             at: datetime | None = None) -> None:
+    def plan(self, number: str, installments: Sequence[tuple[date, Decimal]], *, at: datetime | None = None) -> None:
         """Agree a payment plan: escalation waits while each installment arrives by its date plus grace."""
         if not installments:
             raise ActionRefused("a plan needs at least one installment (DATE:AMOUNT)")
@@ -138,22 +170,44 @@ class Collector:
             amounts = [_positive(amount, f"installment {i}") for i, (_, amount) in enumerate(installments, 1)]
             total = sum(amounts, ZERO)
             if total > row["open_amount"]:
-                raise ActionRefused(f"the installments total {total}, more than the open amount "
-                                    f"{row['open_amount']} of invoice {number}; lower them")
+                raise ActionRefused(
+                    f"the installments total {total}, more than the open amount "
+                    f"{row['open_amount']} of invoice {number}; lower them"
+                )
             was = row["stage"]
             act.fire("promise")
             plan_id = commitment_rows.add_plan(
-                act.conn, invoice_id=row["id"], since_on=today, at=act.at, actor=self.actor,
-                installments=[(day, amount, grace_until(act.policy, day)) for day, amount in zip(days, amounts)],
+                act.conn,
+                invoice_id=row["id"],
+                since_on=today,
+                at=act.at,
+                actor=self.actor,
+                installments=[
+                    (day, amount, grace_until(act.policy, day)) for day, amount in zip(days, amounts, strict=True)
+                ],
             )
-            act.change({"stage": PROMISED, "resume_stage": was, "paused_since": act.at, "awaiting_stage": None,
-                        "escalate_now": False})
+            act.change(
+                {
+                    "stage": PROMISED,
+                    "resume_stage": was,
+                    "paused_since": act.at,
+                    "awaiting_stage": None,
+                    "escalate_now": False,
+                }
+            )
             act.cancel_notices("payment plan agreed")
-            act.event("plan", {
-                "plan": plan_id, "currency": row["currency"], "total": str(total),
-                "installments": [{"due_on": d.isoformat(), "amount": str(a)} for d, a in zip(days, amounts)],
-                "from": was,
-            })
+            act.event(
+                "plan",
+                {
+                    "plan": plan_id,
+                    "currency": row["currency"],
+                    "total": str(total),
+                    "installments": [
+                        {"due_on": d.isoformat(), "amount": str(a)} for d, a in zip(days, amounts, strict=True)
+                    ],
+                    "from": was,
+                },
+            )
             act.transition(was, PROMISED, f"payment plan: {len(days)} installment(s), {total} in total")
 
     # -- records and overrides -------------------------------------------------------------------
@@ -174,8 +228,16 @@ class Collector:
             cancel_open(act.conn, row["id"], act.at)
             act.change(invoices.closed(WRITTEN_OFF, act.at))
             act.cancel_notices("invoice written off")
-            act.event("write_off", {"reason": reason, "amount": str(row["open_amount"]),
-                                    "currency": row["currency"], "from": was, "approver": self.actor})
+            act.event(
+                "write_off",
+                {
+                    "reason": reason,
+                    "amount": str(row["open_amount"]),
+                    "currency": row["currency"],
+                    "from": was,
+                    "approver": self.actor,
+                },
+            )
             act.transition(was, WRITTEN_OFF, f"written off: {reason}", reason=reason)
 
     def move(self, number: str, to: str, reason: str, *, at: datetime | None = None) -> None:
@@ -185,14 +247,19 @@ class Collector:
             row = act.row
             was = row["stage"]
             if to in LIFECYCLE_STATES:
-                raise ActionRefused(f"{to!r} is not a stage to move to; use dunning dispute, promise or "
-                                    "write-off for that")
+                raise ActionRefused(
+                    f"{to!r} is not a stage to move to; use dunning dispute, promise or write-off for that"
+                )
             if to != CURRENT and (act.policy is None or not act.policy.has_stage(to)):
                 known = ", ".join([CURRENT, *(s.name for s in act.policy.stages)]) if act.policy else CURRENT
-                raise ActionRefused(f"policy {row['policy'] or '(none yet)'} has no stage {to!r}; "
-                                    f"choose one of {known}")
-            change: dict[str, Any] = {**invoices.entered_stage(to, act.at, notified=False), "awaiting_stage": None,
-                                      "escalate_now": False}
+                raise ActionRefused(
+                    f"policy {row['policy'] or '(none yet)'} has no stage {to!r}; choose one of {known}"
+                )
+            change: dict[str, Any] = {
+                **invoices.entered_stage(to, act.at, notified=False),
+                "awaiting_stage": None,
+                "escalate_now": False,
+            }
             if was in (DISPUTED, PROMISED):
                 act.fire(f"resume_to_{to}")
                 cancel_open(act.conn, row["id"], act.at)
@@ -218,13 +285,15 @@ class Collector:
             if not target:
                 raise ActionRefused(f"invoice {number} is not awaiting approval (it is {row['stage']!r})")
             if act.policy is None or not act.policy.has_stage(target):
-                raise ActionRefused(f"stage {target!r} is no longer in policy {row['policy']}; the next sweep "
-                                    "re-decides this invoice")
+                raise ActionRefused(
+                    f"stage {target!r} is no longer in policy {row['policy']}; the next sweep re-decides this invoice"
+                )
             was = row["stage"]
             act.fire(f"escalate_to_{target}")
             rule = f"{stage_rule(act.policy.stage(target))}; approved by {self.actor}"
-            act.change({**invoices.entered_stage(target, act.at, notified=True), "awaiting_stage": None,
-                        "escalate_now": False})
+            act.change(
+                {**invoices.entered_stage(target, act.at, notified=True), "awaiting_stage": None, "escalate_now": False}
+            )
             act.event("approval", {"stage": target, "from": was, "approver": self.actor})
             act.transition(was, target, rule, approved_by=self.actor)
             act.notify(target, rule)
@@ -270,9 +339,17 @@ class _Action:
         if kind is None:
             try:
                 if self._changes:
-                    update_invoices(self.conn, [{
-                        **self._changes, "id": self.row["id"], "next_action_on": None, "updated_at": self.recorded_at,
-                    }])
+                    update_invoices(
+                        self.conn,
+                        [
+                            {
+                                **self._changes,
+                                "id": self.row["id"],
+                                "next_action_on": None,
+                                "updated_at": self.recorded_at,
+                            }
+                        ],
+                    )
                 if self._notices:
                     outbox.queue(self.conn, self._notices)
                 append_events(self.conn, self._events)
@@ -308,17 +385,32 @@ class _Action:
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         row = self.row
-        self._events.append(new_event(
-            kind, at=self.at, recorded_at=self.recorded_at, invoice_id=row["id"], customer_id=row["customer_id"],
-            actor=self.collector.actor, number=self.number, data={k: v for k, v in data.items() if v is not None},
-        ))
+        self._events.append(
+            new_event(
+                kind,
+                at=self.at,
+                recorded_at=self.recorded_at,
+                invoice_id=row["id"],
+                customer_id=row["customer_id"],
+                actor=self.collector.actor,
+                number=self.number,
+                data={k: v for k, v in data.items() if v is not None},
+            )
+        )
 
     def transition(self, source: str, dest: str, rule: str, **extra: Any) -> None:
         policy = self.policy
-        self.event("transition", {
-            "from": source, "to": dest, "rule": rule, "policy": self.row["policy"] or (policy.name if policy else None),
-            "policy_hash": policy.hash if policy is not None else None, **extra,
-        })
+        self.event(
+            "transition",
+            {
+                "from": source,
+                "to": dest,
+                "rule": rule,
+                "policy": self.row["policy"] or (policy.name if policy else None),
+                "policy_hash": policy.hash if policy is not None else None,
+                **extra,
+            },
+        )
 
     def cancel_notices(self, reason: str) -> None:
         """Queued notices must not go out once the invoice is no longer being chased."""
@@ -336,16 +428,35 @@ class _Action:
             field_name = recipients.get(channel, "email")
             recipient = outbox.recipient_of(row, field_name)
             key = outbox.notification_key(self.number, stage, self.at, 0, channel)
-            self._notices.append(outbox.notification(
-                key=key, invoice_id=row["id"], customer_id=row["customer_id"], policy=self.policy.name, stage=stage,
-                channel=channel, repeat_no=0, recipient=recipient, recipient_field=field_name, created_at=self.at,
-                fallback=spec.fallback_for(channel),
-            ))
-            self.event("notification", {
-                "key": key, "channel": channel, "recipient": recipient, "stage": stage, "repeat": 0,
-                "policy": self.policy.name, "policy_hash": self.policy.hash, "rule": rule,
-                "days_overdue": days_overdue,
-            })
+            self._notices.append(
+                outbox.notification(
+                    key=key,
+                    invoice_id=row["id"],
+                    customer_id=row["customer_id"],
+                    policy=self.policy.name,
+                    stage=stage,
+                    channel=channel,
+                    repeat_no=0,
+                    recipient=recipient,
+                    recipient_field=field_name,
+                    created_at=self.at,
+                    fallback=spec.fallback_for(channel),
+                )
+            )
+            self.event(
+                "notification",
+                {
+                    "key": key,
+                    "channel": channel,
+                    "recipient": recipient,
+                    "stage": stage,
+                    "repeat": 0,
+                    "policy": self.policy.name,
+                    "policy_hash": self.policy.hash,
+                    "rule": rule,
+                    "days_overdue": days_overdue,
+                },
+            )
 
 
 def _required(text: str | None, message: str) -> str:
@@ -362,4 +473,3 @@ def _positive(amount: Any, what: str) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise ActionRefused(f"{what} must be a positive amount, got {amount}")
     return value
-

@@ -33,8 +33,19 @@ from engine.store.events import append_events, new_event
 
 ZERO = Decimal(0)
 
-__all__ = ["BROKEN", "CANCELLED", "KEPT", "MISSED", "OPEN", "SettleReport", "cancel_open", "grace_until",
-           "paused_for", "resume_target", "settle_commitments"]
+__all__ = [
+    "BROKEN",
+    "CANCELLED",
+    "KEPT",
+    "MISSED",
+    "OPEN",
+    "SettleReport",
+    "cancel_open",
+    "grace_until",
+    "paused_for",
+    "resume_target",
+    "settle_commitments",
+]
 
 
 @dataclass
@@ -96,16 +107,26 @@ def settle_commitments(
     events: list[dict[str, Any]] = []
 
     def event(row: Mapping[str, Any], kind: str, data: dict[str, Any]) -> None:
-        events.append(new_event(kind, at=as_of, recorded_at=recorded_at, invoice_id=row["invoice_id"],
-                                customer_id=row["customer_id"], number=row["number"], data=data))
+        events.append(
+            new_event(
+                kind,
+                at=as_of,
+                recorded_at=recorded_at,
+                invoice_id=row["invoice_id"],
+                customer_id=row["customer_id"],
+                number=row["number"],
+                data=data,
+            )
+        )
 
     for invoice_id, commitments in by_invoice.items():
         first = commitments[0]
         policy = policies.by_name(first["policy"] or "")
         outcome: str | None = None  # what happens to the invoice: "kept", "broken", "missed", "completed"
         for row in commitments:
-            paid, reached_on = _paid_between(payments[invoice_id], row["since_on"], min(today, row["grace_until"]),
-                                             row["cumulative"])
+            paid, reached_on = _paid_between(
+                payments[invoice_id], row["since_on"], min(today, row["grace_until"]), row["cumulative"]
+            )
             if row["stage"] == PAID and reached_on is None:
                 reached_on = today  # paid in full (perhaps by a payment dated before the commitment)
             if reached_on is not None:
@@ -117,8 +138,13 @@ def settle_commitments(
             else:
                 break  # still open; later installments can't be settled before this one
             statuses.append({"id": row["id"], "status": status, "resolved_at": as_of, "resolved_on": reached_on})
-            data = {"amount": str(row["amount"]), "due_on": row["due_on"].isoformat(),
-                    "grace_until": row["grace_until"].isoformat(), "paid": str(paid), "currency": row["currency"]}
+            data = {
+                "amount": str(row["amount"]),
+                "due_on": row["due_on"].isoformat(),
+                "grace_until": row["grace_until"].isoformat(),
+                "paid": str(paid),
+                "currency": row["currency"],
+            }
             if row["kind"] == "promise":
                 if status == KEPT:
                     report.kept += 1
@@ -140,9 +166,8 @@ def settle_commitments(
                 report.missed += 1
                 event(row, "installment_missed", data)
                 outcome = "missed"
-                for later in commitments[commitments.index(row) + 1:]:
-                    statuses.append({"id": later["id"], "status": CANCELLED, "resolved_at": as_of,
-                                     "resolved_on": None})
+                for later in commitments[commitments.index(row) + 1 :]:
+                    statuses.append({"id": later["id"], "status": CANCELLED, "resolved_at": as_of, "resolved_on": None})
                 break
         if outcome is None or first["stage"] != PROMISED:
             continue
@@ -155,15 +180,30 @@ def settle_commitments(
             "broken": "promise broken: escalation resumes at once",
             "missed": "plan installment missed: escalation resumes",
         }[outcome]
-        event(first, "transition", {
-            "from": PROMISED, "to": target, "rule": rule, "policy": first["policy"],
-            "policy_hash": policy.hash if policy is not None else None, "paused_days": paused,
-        })
-        invoices.append({
-            "id": invoice_id, "stage": target, "resume_stage": None, "paused_since": None,
-            "paused_days": (first["paused_days"] or 0) + paused, "escalate_now": outcome == "broken",
-            "next_action_on": None, "updated_at": recorded_at,
-        })
+        event(
+            first,
+            "transition",
+            {
+                "from": PROMISED,
+                "to": target,
+                "rule": rule,
+                "policy": first["policy"],
+                "policy_hash": policy.hash if policy is not None else None,
+                "paused_days": paused,
+            },
+        )
+        invoices.append(
+            {
+                "id": invoice_id,
+                "stage": target,
+                "resume_stage": None,
+                "paused_since": None,
+                "paused_days": (first["paused_days"] or 0) + paused,
+                "escalate_now": outcome == "broken",
+                "next_action_on": None,
+                "updated_at": recorded_at,
+            }
+        )
         report.resumed += 1
 
     rows_of.resolve(conn, statuses)
@@ -173,8 +213,9 @@ def settle_commitments(
     return report
 
 
-def _paid_between(payments: list[tuple[date, Decimal]], start: date, end: date,
-                  needed: Decimal) -> tuple[Decimal, date | None]:
+def _paid_between(
+    payments: list[tuple[date, Decimal]], start: date, end: date, needed: Decimal
+) -> tuple[Decimal, date | None]:
     """Total paid in [start, end], and the day the running total first reached `needed` (None if it didn't)."""
     total, reached = ZERO, None
     for paid_on, amount in payments:
@@ -184,4 +225,3 @@ def _paid_between(payments: list[tuple[date, Decimal]], start: date, end: date,
         if reached is None and total >= needed:
             reached = paid_on
     return total, reached
-

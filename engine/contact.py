@@ -46,7 +46,7 @@ def customer_country(tags: Iterable[str] | None, default: str | None) -> str | N
     """The country of a customer: its `country:XX` tag, else `default`."""
     for tag in tags or ():
         if isinstance(tag, str) and tag.lower().startswith(COUNTRY_TAG):
-            code = tag[len(COUNTRY_TAG):].strip().upper()
+            code = tag[len(COUNTRY_TAG) :].strip().upper()
             if code:
                 return code
     return default
@@ -118,7 +118,9 @@ class ContactGate:
     def _customer_zone(self, name: str | None) -> tzinfo:
         return (_zone(name) if name else None) or self.zone
 
-    def release_at(self, row: Mapping[str, Any], now: datetime, sent: Sequence[datetime]) -> tuple[datetime, str] | None:
+    def release_at(
+        self, row: Mapping[str, Any], now: datetime, sent: Sequence[datetime]
+    ) -> tuple[datetime, str] | None:
         """When `row` may go out if not now (and why), given the customer's recent sends; None: now."""
         zone = self._customer_zone(row.get("c_timezone"))
         country = customer_country(row.get("c_tags"), self.country)

@@ -173,11 +173,17 @@ class Dispatcher:
         channel = self.channels.get(row["channel"])
         name = row["channel"]
         if channel is None:
-            return Outcome(row, NotificationStatus.FAILED,
-                           error=f"no channel named {name!r} is configured; add it under `channels:` in the config")
+            return Outcome(
+                row,
+                NotificationStatus.FAILED,
+                error=f"no channel named {name!r} is configured; add it under `channels:` in the config",
+            )
         if row.get("invoice_ids") and not row.get("group"):
-            return Outcome(row, NotificationStatus.CANCELLED,
-                           error="every invoice of this grouped notice was closed before sending")
+            return Outcome(
+                row,
+                NotificationStatus.CANCELLED,
+                error="every invoice of this grouped notice was closed before sending",
+            )
         try:
             message = self.message_for(row, now)
         except TemplateProblem as exc:
@@ -187,26 +193,39 @@ class Dispatcher:
             receipt = await channel.send(message)
         except PermanentDeliveryError as exc:
             return Outcome(row, NotificationStatus.FAILED, error=str(exc), content_hash=content_hash)
-        except (TransientDeliveryError, DeliveryError, OSError, asyncio.TimeoutError) as exc:
+        except (TransientDeliveryError, DeliveryError, OSError, TimeoutError) as exc:
             return self._retry_or_fail(row, now, f"{type(exc).__name__}: {exc}", content_hash)
         except Exception as exc:  # a channel bug must not lose the notification or stop the others
-            return self._retry_or_fail(row, now, f"channel {name!r} crashed: {type(exc).__name__}: {exc}",
-                                       content_hash)
+            return self._retry_or_fail(row, now, f"channel {name!r} crashed: {type(exc).__name__}: {exc}", content_hash)
         return Outcome(row, NotificationStatus.SENT, receipt=receipt, content_hash=content_hash)
 
     def _retry_or_fail(self, row: dict[str, Any], now: datetime, error: str, content_hash: str) -> Outcome:
         attempts = row["attempts"]  # read after the claim counted this attempt
         if attempts >= self.settings.max_attempts:
-            return Outcome(row, NotificationStatus.FAILED,
-                           error=f"gave up after {attempts} attempts: {error}", content_hash=content_hash)
+            return Outcome(
+                row,
+                NotificationStatus.FAILED,
+                error=f"gave up after {attempts} attempts: {error}",
+                content_hash=content_hash,
+            )
         delay = min(self.settings.backoff_seconds * 2 ** (attempts - 1), self.settings.max_backoff_seconds)
-        return Outcome(row, NotificationStatus.PENDING, error=error,
-                       retry_at=now + timedelta(seconds=delay), content_hash=content_hash)
+        return Outcome(
+            row,
+            NotificationStatus.PENDING,
+            error=error,
+            retry_at=now + timedelta(seconds=delay),
+            content_hash=content_hash,
+        )
 
     def message_for(self, row: Mapping[str, Any], now: datetime) -> Message:
         customer = {
-            "id": row["customer_id"], "name": row["c_name"], "email": row["c_email"], "phone": row["c_phone"],
-            "address": row["c_address"], "owner": row["c_owner"], "language": row["c_language"],
+            "id": row["customer_id"],
+            "name": row["c_name"],
+            "email": row["c_email"],
+            "phone": row["c_phone"],
+            "address": row["c_address"],
+            "owner": row["c_owner"],
+            "language": row["c_language"],
         }
         as_of_day = row["created_at"].date()
         if row.get("group"):  # a grouped notice: every still-open invoice of the customer it lists
@@ -214,35 +233,66 @@ class Dispatcher:
         elif row["invoice_id"] is None:  # about the customer itself (credit holds, early warnings)
             invoices = []
         else:
-            invoices = [{
-                "number": row["i_number"], "amount": row["i_amount"], "open_amount": row["i_open_amount"],
-                "currency": row["i_currency"], "issued_on": row["i_issued_on"], "due_on": row["i_due_on"],
-                "days_overdue": (as_of_day - row["i_due_on"]).days,
-            }]
+            invoices = [
+                {
+                    "number": row["i_number"],
+                    "amount": row["i_amount"],
+                    "open_amount": row["i_open_amount"],
+                    "currency": row["i_currency"],
+                    "issued_on": row["i_issued_on"],
+                    "due_on": row["i_due_on"],
+                    "days_overdue": (as_of_day - row["i_due_on"]).days,
+                }
+            ]
         invoice = invoices[0] if invoices else None
         totals: dict[str, Any] = {}
         for item in invoices:
             totals[item["currency"]] = totals.get(item["currency"], 0) + item["open_amount"]
         context = {
-            "customer": customer, "invoice": invoice, "invoices": invoices, "stage": row["stage"],
-            "policy": row["policy"], "repeat": row["repeat_no"], "company": self.company,
-            "as_of": row["created_at"], "totals": totals, "grouped": bool(row.get("group")),
+            "customer": customer,
+            "invoice": invoice,
+            "invoices": invoices,
+            "stage": row["stage"],
+            "policy": row["policy"],
+            "repeat": row["repeat_no"],
+            "company": self.company,
+            "as_of": row["created_at"],
+            "totals": totals,
+            "grouped": bool(row.get("group")),
             "customer_link": self.link_maker(str(row["customer_id"])) if self.link_maker else None,
         }
         channel = self.channels.get(row["channel"])
         if self.enrich is not None:
             self.enrich(row, context, getattr(channel, "type_name", None))
-        rendered = self.renderer.render_parts(row["stage"], row["channel"], context, language=row["c_language"],
-                                              html=bool(getattr(channel, "wants_html", False)), policy=row["policy"])
+        rendered = self.renderer.render_parts(
+            row["stage"],
+            row["channel"],
+            context,
+            language=row["c_language"],
+            html=bool(getattr(channel, "wants_html", False)),
+            policy=row["policy"],
+        )
         return Message(
-            notification_id=row["id"], key=row["key"], channel=row["channel"], recipient=row["recipient"],
-            subject=rendered.subject, body=rendered.text, stage=row["stage"], policy=row["policy"],
-            customer=customer, invoices=tuple(invoices), repeat_no=row["repeat_no"], html=rendered.html,
-            language=rendered.language, context=context, grouped=bool(row.get("group")),
+            notification_id=row["id"],
+            key=row["key"],
+            channel=row["channel"],
+            recipient=row["recipient"],
+            subject=rendered.subject,
+            body=rendered.text,
+            stage=row["stage"],
+            policy=row["policy"],
+            customer=customer,
+            invoices=tuple(invoices),
+            repeat_no=row["repeat_no"],
+            html=rendered.html,
+            language=rendered.language,
+            context=context,
+            grouped=bool(row.get("group")),
         )
 
-    def _queue_fallback(self, conn: Any, row: Mapping[str, Any], now: datetime, recorded_at: datetime,
-                        events: list[dict[str, Any]]) -> None:
+    def _queue_fallback(
+        self, conn: Any, row: Mapping[str, Any], now: datetime, recorded_at: datetime, events: list[dict[str, Any]]
+    ) -> None:
         """The stage's fallback for a notification that failed for good: a new outbox row with its own
         key, written in the transaction that records the failure."""
         channel = row["fallback"]
@@ -250,22 +300,45 @@ class Dispatcher:
         recipient = outbox.recipient_of(row, field_name)
         key = outbox.fallback_key(row["key"], channel)
         stand_in = outbox.notification(
-            key=key, invoice_id=row["invoice_id"], invoice_ids=row.get("invoice_ids"), customer_id=row["customer_id"],
-            policy=row["policy"], stage=row["stage"], channel=channel, repeat_no=row["repeat_no"],
-            recipient=recipient, recipient_field=field_name, created_at=row["created_at"], due_at=now,
-            fallback=None, fallback_of=row["id"], sweep_id=row.get("sweep_id"),
+            key=key,
+            invoice_id=row["invoice_id"],
+            invoice_ids=row.get("invoice_ids"),
+            customer_id=row["customer_id"],
+            policy=row["policy"],
+            stage=row["stage"],
+            channel=channel,
+            repeat_no=row["repeat_no"],
+            recipient=recipient,
+            recipient_field=field_name,
+            created_at=row["created_at"],
+            due_at=now,
+            fallback=None,
+            fallback_of=row["id"],
+            sweep_id=row.get("sweep_id"),
         )
         if not outbox.queue_once(conn, stand_in):
             return
         for invoice_id, number in _covered(row):
-            events.append(new_event(
-                "notification", at=now, recorded_at=recorded_at, invoice_id=invoice_id,
-                customer_id=row["customer_id"], number=number, data={
-                    "key": key, "channel": channel, "recipient": recipient, "stage": row["stage"],
-                    "repeat": row["repeat_no"], "policy": row["policy"],
-                    "rule": f"fallback: {row['channel']} failed ({row['key']})", "fallback_for": row["key"],
-                },
-            ))
+            events.append(
+                new_event(
+                    "notification",
+                    at=now,
+                    recorded_at=recorded_at,
+                    invoice_id=invoice_id,
+                    customer_id=row["customer_id"],
+                    number=number,
+                    data={
+                        "key": key,
+                        "channel": channel,
+                        "recipient": recipient,
+                        "stage": row["stage"],
+                        "repeat": row["repeat_no"],
+                        "policy": row["policy"],
+                        "rule": f"fallback: {row['channel']} failed ({row['key']})",
+                        "fallback_for": row["key"],
+                    },
+                )
+            )
 
     def record(self, outcomes: list[Outcome], now: datetime) -> DispatchReport:
         report = DispatchReport()
@@ -277,7 +350,9 @@ class Dispatcher:
                 row = outcome.row
                 channel = row["channel"]
                 values: dict[str, Any] = {
-                    "status": outcome.status, "claimed_until": None, "content_hash": outcome.content_hash,
+                    "status": outcome.status,
+                    "claimed_until": None,
+                    "content_hash": outcome.content_hash,
                     "error": outcome.error,
                 }
                 if outcome.status == NotificationStatus.SENT:
@@ -292,17 +367,30 @@ class Dispatcher:
                 settled = outbox.record_outcome(conn, row["id"], values)
                 # a grouped notice is about several invoices: each one's history gets the delivery
                 for invoice_id, number in _covered(row):
-                    events.append(new_event(
-                        "delivery", at=now, recorded_at=recorded_at, invoice_id=invoice_id,
-                        customer_id=row["customer_id"], number=number, data={
-                            "key": row["key"], "channel": channel, "recipient": row["recipient"], "stage": row["stage"],
-                            "status": "retrying" if outcome.status == NotificationStatus.PENDING else outcome.status,
-                            "attempt": row["attempts"],
-                            "receipt": outcome.receipt.reference if outcome.receipt else None,
-                            "error": outcome.error, "retry_at": iso(outcome.retry_at),
-                            "content_hash": outcome.content_hash,
-                        },
-                    ))
+                    events.append(
+                        new_event(
+                            "delivery",
+                            at=now,
+                            recorded_at=recorded_at,
+                            invoice_id=invoice_id,
+                            customer_id=row["customer_id"],
+                            number=number,
+                            data={
+                                "key": row["key"],
+                                "channel": channel,
+                                "recipient": row["recipient"],
+                                "stage": row["stage"],
+                                "status": "retrying"
+                                if outcome.status == NotificationStatus.PENDING
+                                else outcome.status,
+                                "attempt": row["attempts"],
+                                "receipt": outcome.receipt.reference if outcome.receipt else None,
+                                "error": outcome.error,
+                                "retry_at": iso(outcome.retry_at),
+                                "content_hash": outcome.content_hash,
+                            },
+                        )
+                    )
                 if settled and outcome.status == NotificationStatus.FAILED and row.get("fallback"):
                     self._queue_fallback(conn, row, now, recorded_at, events)
             append_events(conn, events)

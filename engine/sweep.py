@@ -21,7 +21,7 @@ from engine.commitments import settle_commitments
 from engine.errors import SweepBusy, SweepRefused
 from engine.policy.calendar import CALENDAR_DAYS, day_counter
 from engine.policy.decide import decide, is_volatile, map_stage
-from engine.policy.facts import customer_facts, invoice_facts  # noqa: F401  (explain and actions import them from here)
+from engine.policy.facts import customer_facts, invoice_facts
 from engine.policy.machine import Case, machine_for
 from engine.policy.model import CURRENT, Policy, PolicySet
 from engine.store import outbox, sweeps
@@ -61,8 +61,6 @@ class SweepReport:
             "unaddressed": self.unaddressed,
             "policy_changes": self.policy_changes,
         }
-
-
 
 
 class Sweeper:
@@ -111,15 +109,16 @@ class Sweeper:
                     f"refusing to sweep as of {iso(as_of)}: the latest sweep ran as of {iso(latest)}, and sweeps "
                     "never go back in time (that would re-decide what was already sent). "
                     "Run with a later --as-of, or without one for now. If that latest sweep's date was a typo, "
-                    "restore the database from the backup taken before it (README: \"A sweep dated in the future\")."
+                    'restore the database from the backup taken before it (README: "A sweep dated in the future").'
                 )
             if latest is not None and as_of == latest:
                 report.already_swept = True
                 return report
             self._record_policy_versions(conn, as_of)
             today = local_day(as_of, self.zone)
-            settle_commitments(conn, as_of=as_of, today=today, zone=self.zone, policies=self.policies,
-                               recorded_at=self.clock.now())
+            settle_commitments(
+                conn, as_of=as_of, today=today, zone=self.zone, policies=self.policies, recorded_at=self.clock.now()
+            )
             previous = sweeps.last_sweep(conn)
             selective = self.incremental and previous is not None and previous.policy_fingerprint == self.fingerprint
             # A full sweep reads every customer: one pass. A selective one needs only the customers it reads,
@@ -130,7 +129,10 @@ class Sweeper:
             while True:
                 # selective: only what is due today, plus (safety net) anything written since the last sweep
                 rows = sweep_chunk(
-                    conn, after_id=last_id, limit=self.chunk_size, due_by=today if selective else None,
+                    conn,
+                    after_id=last_id,
+                    limit=self.chunk_size,
+                    due_by=today if selective else None,
                     changed_since=previous.finished_at if selective and previous is not None else None,
                 )
                 if not rows:
@@ -143,30 +145,36 @@ class Sweeper:
                 self._sweep_chunk(conn, rows, as_of, today, totals, report)
             # a customer's invoices may span chunks: grouped notifications are written once all are seen
             outbox.queue(conn, list(self._groups.values()))
-            report.sweep_id = sweeps.record_sweep(conn, {
-                "as_of": as_of,
-                "started_at": started,
-                "finished_at": self.clock.now(),
-                "invoices_seen": report.invoices_seen,
-                "transitions": report.transitions,
-                "notifications": sum(report.notifications.values()),
-                "policy_fingerprint": self.fingerprint,
-            })
+            report.sweep_id = sweeps.record_sweep(
+                conn,
+                {
+                    "as_of": as_of,
+                    "started_at": started,
+                    "finished_at": self.clock.now(),
+                    "invoices_seen": report.invoices_seen,
+                    "transitions": report.transitions,
+                    "notifications": sum(report.notifications.values()),
+                    "policy_fingerprint": self.fingerprint,
+                },
+            )
         if self.after_sweep is not None:
             self.after_sweep(as_of)
         return report
 
     def _record_policy_versions(self, conn: Connection, as_of: datetime) -> None:
-        sweeps.record_policy_versions(conn, (
-            {
-                "name": p.name,
-                "sha256": p.hash,
-                "path": p.source.path if p.source else "",
-                "text": p.source.text if p.source else "",
-                "first_used_at": as_of,
-            }
-            for p in self.policies.policies
-        ))
+        sweeps.record_policy_versions(
+            conn,
+            (
+                {
+                    "name": p.name,
+                    "sha256": p.hash,
+                    "path": p.source.path if p.source else "",
+                    "text": p.source.text if p.source else "",
+                    "first_used_at": as_of,
+                }
+                for p in self.policies.policies
+            ),
+        )
 
     def _sweep_chunk(
         self,
@@ -190,8 +198,10 @@ class Sweeper:
             customer_id = row["customer_id"]
             cfacts = customers.get(customer_id)
             if cfacts is None:
-                cfacts = customers[customer_id] = {**customer_facts(row, totals.get(customer_id)),
-                                                   **extra.get(customer_id, {})}
+                cfacts = customers[customer_id] = {
+                    **customer_facts(row, totals.get(customer_id)),
+                    **extra.get(customer_id, {}),
+                }
             calendar_days = (today - row["due_on"]).days
             facts = {**cfacts, **invoice_facts(row, calendar_days)}
             policy = policies.governing(facts)
@@ -210,10 +220,19 @@ class Sweeper:
                 if stored_policy is not None:
                     report.policy_changes += 1
                     events.append(
-                        _event(as_of, recorded_at, "policy_changed", row, {
-                            "from_policy": stored_policy, "to_policy": policy.name, "policy_hash": policy.hash,
-                            "from": stage, "to": landed,
-                        })
+                        _event(
+                            as_of,
+                            recorded_at,
+                            "policy_changed",
+                            row,
+                            {
+                                "from_policy": stored_policy,
+                                "to_policy": policy.name,
+                                "policy_hash": policy.hash,
+                                "from": stage,
+                                "to": landed,
+                            },
+                        )
                     )
                 change["policy"] = policy.name
                 if landed != stage:
@@ -245,10 +264,20 @@ class Sweeper:
                 # Record the decision; the invoice waits, silent, until someone approves (engine.actions).
                 change["awaiting_stage"] = decision.target
                 events.append(
-                    _event(as_of, recorded_at, "approval_requested", row, {
-                        "from": stage, "to": decision.target, "rule": decision.rule, "policy": policy.name,
-                        "policy_hash": policy.hash, "days_overdue": days_overdue,
-                    })
+                    _event(
+                        as_of,
+                        recorded_at,
+                        "approval_requested",
+                        row,
+                        {
+                            "from": stage,
+                            "to": decision.target,
+                            "rule": decision.rule,
+                            "policy": policy.name,
+                            "policy_hash": policy.hash,
+                            "days_overdue": days_overdue,
+                        },
+                    )
                 )
             elif decision.action == "escalate":
                 target = decision.target
@@ -257,17 +286,40 @@ class Sweeper:
                 change.update(entered_stage(target, as_of, notified=True))
                 report.entered[target] += 1
                 events.append(
-                    _event(as_of, recorded_at, "transition", row, {
-                        "from": stage, "to": target, "rule": decision.rule, "policy": policy.name,
-                        "policy_hash": policy.hash, "days_overdue": days_overdue,
-                        "skipped": [{"stage": s.stage, "reason": s.reason} for s in decision.skipped],
-                    })
+                    _event(
+                        as_of,
+                        recorded_at,
+                        "transition",
+                        row,
+                        {
+                            "from": stage,
+                            "to": target,
+                            "rule": decision.rule,
+                            "policy": policy.name,
+                            "policy_hash": policy.hash,
+                            "days_overdue": days_overdue,
+                            "skipped": [{"stage": s.stage, "reason": s.reason} for s in decision.skipped],
+                        },
+                    )
                 )
                 fee = fee_event_data(policy.charges, target, row["currency"])  # a stage fee (charges.fees)
                 if fee is not None:
                     events.append(_event(as_of, recorded_at, "charge", row, fee))
-                self._notify(policy.stage(target).channels, row, policy, target, as_of, 0, as_of,
-                             recorded_at, days_overdue, decision.rule, events, notices, report)
+                self._notify(
+                    policy.stage(target).channels,
+                    row,
+                    policy,
+                    target,
+                    as_of,
+                    0,
+                    as_of,
+                    recorded_at,
+                    days_overdue,
+                    decision.rule,
+                    events,
+                    notices,
+                    report,
+                )
                 stage, entered_on, last_notice_on, repeats_done = target, today, today, 0
                 facts["invoice.stage"] = stage
             elif decision.action == "repeat":
@@ -276,8 +328,21 @@ class Sweeper:
                 machine_for(policy).fire(Case(row["number"], stage), "repeat")
                 change.update(stage_repeats=decision.repeat_no, last_notice_at=as_of)
                 report.repeats[target] += 1
-                self._notify(policy.stage(target).channels, row, policy, target, entered_at, decision.repeat_no,
-                             as_of, recorded_at, days_overdue, decision.rule, events, notices, report)
+                self._notify(
+                    policy.stage(target).channels,
+                    row,
+                    policy,
+                    target,
+                    entered_at,
+                    decision.repeat_no,
+                    as_of,
+                    recorded_at,
+                    days_overdue,
+                    decision.rule,
+                    events,
+                    notices,
+                    report,
+                )
                 last_notice_on, repeats_done = today, decision.repeat_no
 
             wake = decision.next_on  # the day to look again, found by decide's one walk up the ladder
@@ -322,16 +387,39 @@ class Sweeper:
                 group = self._groups.get(key)
                 if group is not None:
                     group["invoice_ids"].append(row["id"])
-                    events.append(_event(as_of, recorded_at, "notification", row, {
-                        "key": key, "channel": channel, "recipient": recipient, "stage": stage,
-                        "repeat": repeat_no, "policy": policy.name, "policy_hash": policy.hash, "rule": rule,
-                        "days_overdue": days_overdue, "group": True,
-                    }))
+                    events.append(
+                        _event(
+                            as_of,
+                            recorded_at,
+                            "notification",
+                            row,
+                            {
+                                "key": key,
+                                "channel": channel,
+                                "recipient": recipient,
+                                "stage": stage,
+                                "repeat": repeat_no,
+                                "policy": policy.name,
+                                "policy_hash": policy.hash,
+                                "rule": rule,
+                                "days_overdue": days_overdue,
+                                "group": True,
+                            },
+                        )
+                    )
                     continue
             notice = outbox.notification(
-                key=key, invoice_id=None if grouped else row["id"], invoice_ids=[row["id"]] if grouped else None,
-                customer_id=row["customer_id"], policy=policy.name, stage=stage, channel=channel,
-                repeat_no=repeat_no, recipient=recipient, recipient_field=field_name, created_at=as_of,
+                key=key,
+                invoice_id=None if grouped else row["id"],
+                invoice_ids=[row["id"]] if grouped else None,
+                customer_id=row["customer_id"],
+                policy=policy.name,
+                stage=stage,
+                channel=channel,
+                repeat_no=repeat_no,
+                recipient=recipient,
+                recipient_field=field_name,
+                created_at=as_of,
                 fallback=spec.fallback_for(channel),
             )
             if not recipient:
@@ -341,11 +429,24 @@ class Sweeper:
             else:
                 notices.append(notice)
             events.append(
-                _event(as_of, recorded_at, "notification", row, {
-                    "key": key, "channel": channel, "recipient": recipient, "stage": stage, "repeat": repeat_no,
-                    "policy": policy.name, "policy_hash": policy.hash, "rule": rule, "days_overdue": days_overdue,
-                    **({"group": True} if grouped else {}),
-                })
+                _event(
+                    as_of,
+                    recorded_at,
+                    "notification",
+                    row,
+                    {
+                        "key": key,
+                        "channel": channel,
+                        "recipient": recipient,
+                        "stage": stage,
+                        "repeat": repeat_no,
+                        "policy": policy.name,
+                        "policy_hash": policy.hash,
+                        "rule": rule,
+                        "days_overdue": days_overdue,
+                        **({"group": True} if grouped else {}),
+                    },
+                )
             )
             report.notifications[channel] += 1
 
@@ -354,13 +455,24 @@ def _claim_sweep(conn: Connection) -> None:
     """Take the sweep lock (engine.store.sweeps) or refuse with `SweepBusy`: another daemon is sweeping, and
     its sweep is the one that counts. SQLite needs nothing: `BEGIN IMMEDIATE` already admits one writer."""
     if not sweeps.claim_sweep(conn):
-        raise SweepBusy("another process is sweeping this database right now; its sweep covers this instant "
-                        "(try again when it has finished)")
+        raise SweepBusy(
+            "another process is sweeping this database right now; its sweep covers this instant "
+            "(try again when it has finished)"
+        )
 
 
-def _event(at: datetime, recorded_at: datetime, kind: str, row: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    return new_event(kind, at=at, recorded_at=recorded_at, invoice_id=row["id"], customer_id=row["customer_id"],
-                     number=row["number"], data=data)
+def _event(
+    at: datetime, recorded_at: datetime, kind: str, row: Mapping[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
+    return new_event(
+        kind,
+        at=at,
+        recorded_at=recorded_at,
+        invoice_id=row["id"],
+        customer_id=row["customer_id"],
+        number=row["number"],
+        data=data,
+    )
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -25,7 +25,6 @@ from engine.errors import NotFound, TaskRefused
 from engine.policy.model import CLOSED_STATES
 from engine.store import invoices as invoice_rows
 from engine.store import tasks as task_rows
-from engine.store.database import Connection
 from engine.store.events import append_events, new_event
 from engine.store.models import TaskStatus
 
@@ -36,17 +35,26 @@ OUTCOMES = ("promised", "disputed", "no_answer", "paid", "wrong_contact")
 WRONG_CONTACT_TAG = "wrong_contact"
 
 
-
-
 def _row(task: Mapping[str, Any]) -> dict[str, Any]:
     details = task["details"] or {}
     return {
-        "id": task["id"], "kind": task["kind"], "status": task["status"], "owner": task["owner"],
-        "customer_id": task["customer_id"], "stage": task["stage"], "created_at": iso(task["created_at"]),
-        "contact": details.get("contact", {}), "invoices": details.get("invoices", []),
-        "history": details.get("history", []), "outcome": task["outcome"], "note": task["note"],
-        "promised_amount": task["promised_amount"], "promised_on": task["promised_on"],
-        "done_at": iso(task["done_at"]), "done_by": task["done_by"], "key": task["key"],
+        "id": task["id"],
+        "kind": task["kind"],
+        "status": task["status"],
+        "owner": task["owner"],
+        "customer_id": task["customer_id"],
+        "stage": task["stage"],
+        "created_at": iso(task["created_at"]),
+        "contact": details.get("contact", {}),
+        "invoices": details.get("invoices", []),
+        "history": details.get("history", []),
+        "outcome": task["outcome"],
+        "note": task["note"],
+        "promised_amount": task["promised_amount"],
+        "promised_on": task["promised_on"],
+        "done_at": iso(task["done_at"]),
+        "done_by": task["done_by"],
+        "key": task["key"],
     }
 
 
@@ -56,8 +64,9 @@ class TaskBook:
     def __init__(self, dunning: Dunning):
         self.app = dunning
 
-    def list(self, *, owner: str | None = None, status: str | None = TaskStatus.OPEN,
-             kind: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, *, owner: str | None = None, status: str | None = TaskStatus.OPEN, kind: str | None = None
+    ) -> list[dict[str, Any]]:
         with self.app.repo.read() as session:
             return [_row(r) for r in task_rows.list_tasks(session.connection(), owner=owner, status=status, kind=kind)]
 
@@ -68,8 +77,16 @@ class TaskBook:
             raise NotFound(f"no task {task_id}; `dunning tasks` lists the open ones")
         return _row(row)
 
-    def complete(self, task_id: int, outcome: str, *, note: str | None = None, amount: Decimal | str | None = None,
-                 by: date | None = None, actor: str | None = None) -> dict[str, Any]:
+    def complete(
+        self,
+        task_id: int,
+        outcome: str,
+        *,
+        note: str | None = None,
+        amount: Decimal | str | None = None,
+        by: date | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
         """Record the outcome of a call or visit; `promised` needs `amount` and `by`."""
         from engine.actions import Collector  # the collector-action API (pauses go through the state machine)
 
@@ -101,19 +118,38 @@ class TaskBook:
                 collector.dispute(number, note or f"disputed during {task['kind']}")
         with self.app.repo.write() as session:
             conn = session.connection()
-            done = task_rows.mark_done(conn, task_id, outcome=outcome, note=note, promised_amount=promised,
-                                       promised_on=by if outcome == "promised" else None, done_at=now, done_by=who)
+            done = task_rows.mark_done(
+                conn,
+                task_id,
+                outcome=outcome,
+                note=note,
+                promised_amount=promised,
+                promised_on=by if outcome == "promised" else None,
+                done_at=now,
+                done_by=who,
+            )
             if not done:
                 raise TaskRefused(f"task {task_id} was completed by someone else meanwhile")
             ids = invoice_rows.ids_by_number(conn, numbers)
             data: dict[str, Any] = {"task": task_id, "task_kind": task["kind"], "outcome": outcome, "note": note}
             if promised is not None:
                 data.update(amount=str(promised), by=by.isoformat() if by else None)
-            append_events(conn, [
-                new_event("task_outcome", at=now, recorded_at=now, invoice_id=ids.get(number),
-                          customer_id=task["customer_id"], actor=who, number=number, data=data)
-                for number in numbers
-            ])
+            append_events(
+                conn,
+                [
+                    new_event(
+                        "task_outcome",
+                        at=now,
+                        recorded_at=now,
+                        invoice_id=ids.get(number),
+                        customer_id=task["customer_id"],
+                        actor=who,
+                        number=number,
+                        data=data,
+                    )
+                    for number in numbers
+                ],
+            )
             if outcome == "wrong_contact":
                 task_rows.tag_customer(conn, task["customer_id"], WRONG_CONTACT_TAG)
         return self.get(task_id)
@@ -138,7 +174,9 @@ class TaskBook:
             parts.append((number, part))
             remaining -= part
         if remaining > 0:
-            raise TaskRefused(f"the promised {amount} exceeds the open amount of this task's invoices by "
-                              f"{remaining}; promise at most {amount - remaining}")
+            raise TaskRefused(
+                f"the promised {amount} exceeds the open amount of this task's invoices by "
+                f"{remaining}; promise at most {amount - remaining}"
+            )
         for number, part in parts:
             collector.promise(number, part, by, note)

@@ -31,14 +31,32 @@ from typing import Any
 
 from engine.clock import Clock, SystemClock
 from engine.errors import DunningError, ImportRejected
-from engine.importer.read import COLUMNS, KINDS, REQUIRED, LineReader, Source, add_mapping, csv_records, is_jsonl, jsonl_records
+from engine.importer.read import (
+    COLUMNS,
+    KINDS,
+    REQUIRED,
+    LineReader,
+    Source,
+    add_mapping,
+    csv_records,
+    is_jsonl,
+    jsonl_records,
+)
 from engine.importer.values import Row, check_rows, minor_units, payment_dedupe_key
 from engine.importer.write import BookWriter, ImportReport, reject_if_any
 from engine.policy.model import PolicySet
 from engine.store.database import Connection, Repository
 
-__all__ = ["COLUMNS", "KINDS", "REQUIRED", "STREAM_ROWS", "ImportReport", "Importer", "minor_units",
-           "payment_dedupe_key"]
+__all__ = [
+    "COLUMNS",
+    "KINDS",
+    "REQUIRED",
+    "STREAM_ROWS",
+    "ImportReport",
+    "Importer",
+    "minor_units",
+    "payment_dedupe_key",
+]
 
 #: Rows read, checked and written at a time by a streamed file import (`Importer.import_file`).
 STREAM_ROWS = 20000
@@ -52,16 +70,24 @@ class Importer:
     event.
     """
 
-    def __init__(self, repo: Repository, *, zone: tzinfo, clock: Clock | None = None,
-                 policies: PolicySet | None = None, actor: str = "system"):
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        zone: tzinfo,
+        clock: Clock | None = None,
+        policies: PolicySet | None = None,
+        actor: str = "system",
+    ):
         self.repo = repo
         self.zone = zone
         self.clock = clock or SystemClock()
         self.policies = policies
         self.actor = actor
 
-    def import_file(self, kind: str, path: Path | str, *,
-                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    def import_file(
+        self, kind: str, path: Path | str, *, progress: Callable[[int, int], None] | None = None
+    ) -> ImportReport:
         """Import a CSV (header row) or JSON Lines file (.jsonl/.ndjson, or first character `{`).
 
         The file is streamed: read, checked and written STREAM_ROWS rows at a time inside one write
@@ -86,8 +112,13 @@ class Importer:
         finally:
             reader.close()
 
-    def _import_stream(self, source: Source, records: Iterator[tuple[int, dict[str, Any]]], reader: LineReader,
-                       progress: Callable[[int, int], None] | None) -> ImportReport:
+    def _import_stream(
+        self,
+        source: Source,
+        records: Iterator[tuple[int, dict[str, Any]]],
+        reader: LineReader,
+        progress: Callable[[int, int], None] | None,
+    ) -> ImportReport:
         report = ImportReport(kind=source.kind, rows=0)
         first_seen: dict[str, int] = {}
         rejected = False

@@ -21,8 +21,22 @@ from engine.errors import DunningError, ImportRejected, RowProblem
 
 KINDS = ("customers", "invoices", "payments")
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": ("id", "name", "email", "phone", "address", "credit_grade", "segment", "owner", "language",
-                  "timezone", "tags", "credit_limit", "industry", "region"),
+    "customers": (
+        "id",
+        "name",
+        "email",
+        "phone",
+        "address",
+        "credit_grade",
+        "segment",
+        "owner",
+        "language",
+        "timezone",
+        "tags",
+        "credit_limit",
+        "industry",
+        "region",
+    ),
     "invoices": ("number", "customer_id", "currency", "amount", "issued_on", "due_on", "tags"),
     "payments": ("invoice", "amount", "paid_on", "reference"),
 }
@@ -87,8 +101,12 @@ def csv_records(lines: Iterable[str], source: Source) -> Iterator[tuple[int, dic
         except StopIteration:
             break
         except csv.Error as exc:
-            source.problem(start, "(row)", f"malformed CSV ({exc}); quote values that contain commas, quotes or "
-                                           'line breaks, and double any quote inside them ("")')
+            source.problem(
+                start,
+                "(row)",
+                f"malformed CSV ({exc}); quote values that contain commas, quotes or "
+                'line breaks, and double any quote inside them ("")',
+            )
             previous_line = reader.line_num
             continue
         previous_line = reader.line_num
@@ -97,15 +115,22 @@ def csv_records(lines: Iterable[str], source: Source) -> Iterator[tuple[int, dic
         if header is None:
             header = [_column_name(cell) for cell in row]
             if not any(name in columns for name in header):
-                source.problem(start, "(header)", f"the first line names no known column (it reads "
-                                                  f"{','.join(row)[:60]!r}); expected a header row such as "
-                                                  f"{','.join(columns)}")
+                source.problem(
+                    start,
+                    "(header)",
+                    f"the first line names no known column (it reads "
+                    f"{','.join(row)[:60]!r}); expected a header row such as "
+                    f"{','.join(columns)}",
+                )
                 return
             seen: set[str] = set()
             for index, name in enumerate(header):
                 if not name:
-                    source.problem(start, f"(column {index + 1})",
-                                   "empty column name in the header; name the column or remove the extra comma")
+                    source.problem(
+                        start,
+                        f"(column {index + 1})",
+                        "empty column name in the header; name the column or remove the extra comma",
+                    )
                 elif name in seen:
                     source.problem(start, name, f"column '{name}' appears twice in the header; keep one")
                 elif name not in columns:
@@ -115,18 +140,23 @@ def csv_records(lines: Iterable[str], source: Source) -> Iterator[tuple[int, dic
                 seen.add(name)
             absent = [name for name in required if name not in seen]
             for name in absent:
-                source.problem(start, name, f"missing required column '{name}'; the header must name "
-                                            f"{', '.join(required)}")
+                source.problem(
+                    start, name, f"missing required column '{name}'; the header must name {', '.join(required)}"
+                )
             source.absent = frozenset(absent)
             continue
         if len(row) != len(header):
-            source.problem(start, "(row)", f"has {len(row)} fields but the header has {len(header)}; quote "
-                                           'values that contain a comma ("a, b")')
+            source.problem(
+                start,
+                "(row)",
+                f'has {len(row)} fields but the header has {len(header)}; quote values that contain a comma ("a, b")',
+            )
             continue
         yield start, {name: row[index] for index, name in positions}
     if header is None and not source.problems:
-        source.problem(1, "(file)", f"the file is empty; expected a header row ({','.join(columns)}) and then "
-                                    "one row per line")
+        source.problem(
+            1, "(file)", f"the file is empty; expected a header row ({','.join(columns)}) and then one row per line"
+        )
 
 
 def _reject_constant(name: str) -> Any:
@@ -151,16 +181,23 @@ def jsonl_records(lines: Iterable[str], source: Source) -> Iterator[tuple[int, d
             value = json.loads(line, parse_float=Decimal, parse_constant=_reject_constant)
         except ValueError as exc:
             reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            source.problem(number, "(line)", f"not valid JSON ({reason}); expected one JSON object per line "
-                                             f"with the keys {', '.join(COLUMNS[kind])}")
+            source.problem(
+                number,
+                "(line)",
+                f"not valid JSON ({reason}); expected one JSON object per line "
+                f"with the keys {', '.join(COLUMNS[kind])}",
+            )
             continue
         record = _mapping_record(source, number, value)
         if record is not None:
             found = True
             yield record
     if not found and not source.problems:
-        source.problem(1, "(file)", f"the file is empty; expected one JSON object per line with the keys "
-                                    f"{', '.join(COLUMNS[kind])}")
+        source.problem(
+            1,
+            "(file)",
+            f"the file is empty; expected one JSON object per line with the keys {', '.join(COLUMNS[kind])}",
+        )
 
 
 class LineReader:
@@ -192,10 +229,17 @@ class LineReader:
             try:
                 yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise ImportRejected(self.label, [RowProblem(
-                    self.label, number, "(file)",
-                    f"byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8 (in Excel: CSV UTF-8)",
-                )]) from None
+                raise ImportRejected(
+                    self.label,
+                    [
+                        RowProblem(
+                            self.label,
+                            number,
+                            "(file)",
+                            f"byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8 (in Excel: CSV UTF-8)",
+                        )
+                    ],
+                ) from None
 
     def json_lines(self) -> Iterator[str]:
         # Binary lines end at b"\n" only, as text.split("\n") did: U+2028 inside a JSON string is no line end.

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -69,8 +69,10 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         bad = _UNSTORABLE.search(value)
         if bad:
-            raise _Bad(f"contains the character U+{ord(bad.group()):04X} at position {bad.start() + 1}, which cannot "
-                       "be stored (a NUL byte or half of a UTF-16 surrogate pair); fix the export that wrote it")
+            raise _Bad(
+                f"contains the character U+{ord(bad.group()):04X} at position {bad.start() + 1}, which cannot "
+                "be stored (a NUL byte or half of a UTF-16 surrogate pair); fix the export that wrote it"
+            )
         return value.strip()
     # A JSON Lines file may well write a numeric id as a number.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -119,11 +121,15 @@ def _amount_text_problem(text: str) -> str:
         return f"{text!r} is not an amount; {_AMOUNT_HINT}"
     if _THOUSANDS_RE.match(text):
         plain = text.replace(",", "")
-        return (f"{text!r} has a thousands separator, which is ambiguous (',' is the decimal mark in many "
-                f"locales); write it without separators: {plain}")
+        return (
+            f"{text!r} has a thousands separator, which is ambiguous (',' is the decimal mark in many "
+            f"locales); write it without separators: {plain}"
+        )
     if "," in text:
-        return (f"{text!r} has a comma: decimal commas and thousands separators are ambiguous between locales; "
-                f"{_AMOUNT_HINT} (a '.' as the decimal mark, no separators)")
+        return (
+            f"{text!r} has a comma: decimal commas and thousands separators are ambiguous between locales; "
+            f"{_AMOUNT_HINT} (a '.' as the decimal mark, no separators)"
+        )
     if _GROUPED_RE.search(text):
         return f"{text!r} groups its digits; write it without separators, {_AMOUNT_HINT}"
     return f"{text!r} is not a number; {_AMOUNT_HINT} (no currency symbol, no exponent)"
@@ -140,7 +146,7 @@ def too_precise(amount: Decimal, currency: str) -> bool:
     return amount.quantize(_quantum(currency)) != amount
 
 
-@lru_cache(maxsize=None)
+@cache
 def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_units(currency))
 
@@ -199,8 +205,9 @@ def _tags(value: Any) -> tuple[str, ...]:
         if not all(isinstance(item, str) for item in items):
             raise _Bad(f"tags must be text, got {_show(list(items))}; expected a list of strings")
     else:
-        raise _Bad(f"{_show(value)} are not tags; expected tags separated by ';' such as key;vip, "
-                   "or a JSON list of strings")
+        raise _Bad(
+            f"{_show(value)} are not tags; expected tags separated by ';' such as key;vip, or a JSON list of strings"
+        )
     # A tuple, so that equal tags can be shared between rows and converted once; JSON writes it as an array.
     return tuple(dict.fromkeys(tag for tag in (item.strip() for item in items) if tag))
 
@@ -236,14 +243,36 @@ def _credit_limit(value: Any) -> Decimal:
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "credit_limit": _credit_limit, "industry": _text, "region": _text,
-    "id": _key, "name": _text, "email": _email, "phone": _text, "address": _text, "credit_grade": _text,
-    "segment": _text, "owner": _text, "language": _language, "timezone": _timezone, "tags": _tags,
-    "number": _key, "customer_id": _key, "currency": _currency, "amount": _amount, "issued_on": _date,
-    "due_on": _date, "invoice": _key, "paid_on": _date, "reference": _text,
+    "credit_limit": _credit_limit,
+    "industry": _text,
+    "region": _text,
+    "id": _key,
+    "name": _text,
+    "email": _email,
+    "phone": _text,
+    "address": _text,
+    "credit_grade": _text,
+    "segment": _text,
+    "owner": _text,
+    "language": _language,
+    "timezone": _timezone,
+    "tags": _tags,
+    "number": _key,
+    "customer_id": _key,
+    "currency": _currency,
+    "amount": _amount,
+    "issued_on": _date,
+    "due_on": _date,
+    "invoice": _key,
+    "paid_on": _date,
+    "reference": _text,
 }
 _HINTS = {
-    "amount": _AMOUNT_HINT, "credit_limit": _AMOUNT_HINT, "issued_on": _DATE_HINT, "due_on": _DATE_HINT, "paid_on": _DATE_HINT,
+    "amount": _AMOUNT_HINT,
+    "credit_limit": _AMOUNT_HINT,
+    "issued_on": _DATE_HINT,
+    "due_on": _DATE_HINT,
+    "paid_on": _DATE_HINT,
     "currency": "expected a 3-letter ISO 4217 code such as EUR",
 }
 
@@ -286,8 +315,13 @@ def check_rows(source: Source, first_seen: dict[str, int] | None = None) -> list
     # Values repeat (dates, currencies, customers, tags): each distinct text is converted once per import.
     # Not worth it for the unique keys.
     parsers = [
-        (name, _PARSERS[name], name in required, name in source.absent,
-         None if name in ("id", "number", "reference") else {})
+        (
+            name,
+            _PARSERS[name],
+            name in required,
+            name in source.absent,
+            None if name in ("id", "number", "reference") else {},
+        )
         for name in columns
     ]
     for line, raw in source.records:
@@ -331,14 +365,21 @@ def check_rows(source: Source, first_seen: dict[str, int] | None = None) -> list
         if kind == "invoices":
             _check_invoice(source, row)
         elif kind == "payments" and row.ok("reference") and len(values["reference"] or "") > _REFERENCE_LENGTH:
-            source.problem(line, "reference", f"reference is {len(values['reference'])} characters long; "
-                                              f"expected at most {_REFERENCE_LENGTH}")
+            source.problem(
+                line,
+                "reference",
+                f"reference is {len(values['reference'])} characters long; expected at most {_REFERENCE_LENGTH}",
+            )
             bad.add("reference")
         if unique and row.ok(unique):
             key = values[unique]
             if key in first_seen:
-                source.problem(line, unique, f"duplicate {unique} {key!r}: already on row {first_seen[key]} of "
-                                             f"this file; each {kind[:-1]} may appear once")
+                source.problem(
+                    line,
+                    unique,
+                    f"duplicate {unique} {key!r}: already on row {first_seen[key]} of "
+                    f"this file; each {kind[:-1]} may appear once",
+                )
                 bad.add(unique)
             else:
                 first_seen[key] = line
@@ -349,10 +390,18 @@ def check_rows(source: Source, first_seen: dict[str, int] | None = None) -> list
 def _check_invoice(source: Source, row: Row) -> None:
     values = row.values
     if row.ok("amount") and row.ok("currency") and too_precise(values["amount"], values["currency"]):
-        source.problem(row.line, "amount", f"{values['amount']} has {decimals(values['amount'])} decimal places; "
-                                           f"{values['currency']} allows at most {minor_units(values['currency'])}")
+        source.problem(
+            row.line,
+            "amount",
+            f"{values['amount']} has {decimals(values['amount'])} decimal places; "
+            f"{values['currency']} allows at most {minor_units(values['currency'])}",
+        )
         row.bad.add("amount")
     if row.ok("issued_on") and row.ok("due_on") and values["due_on"] < values["issued_on"]:
-        source.problem(row.line, "due_on", f"due date {values['due_on']} is before the issue date "
-                                           f"{values['issued_on']}; expected due_on on or after issued_on")
+        source.problem(
+            row.line,
+            "due_on",
+            f"due date {values['due_on']} is before the issue date "
+            f"{values['issued_on']}; expected due_on on or after issued_on",
+        )
         row.bad.add("due_on")

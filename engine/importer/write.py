@@ -59,10 +59,24 @@ class BookWriter:
         self.policies = policies
         self.actor = actor
 
-    def _event(self, at: datetime, recorded_at: datetime, kind: str, invoice_id: int | None,
-               customer_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
-        return new_event(kind, at=at, recorded_at=recorded_at, invoice_id=invoice_id, customer_id=customer_id,
-                         actor=self.actor, data=data)
+    def _event(
+        self,
+        at: datetime,
+        recorded_at: datetime,
+        kind: str,
+        invoice_id: int | None,
+        customer_id: str | None,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        return new_event(
+            kind,
+            at=at,
+            recorded_at=recorded_at,
+            invoice_id=invoice_id,
+            customer_id=customer_id,
+            actor=self.actor,
+            data=data,
+        )
 
     def _policy_hash(self, name: str | None) -> str | None:
         policy = self.policies.by_name(name) if self.policies is not None and name else None
@@ -74,8 +88,7 @@ class BookWriter:
 
     # -- customers -------------------------------------------------------------------------------------------
 
-    def customers(self, conn: Connection, source: Source, rows: list[Row], now: datetime,
-                   report: ImportReport) -> None:
+    def customers(self, conn: Connection, source: Source, rows: list[Row], now: datetime, report: ImportReport) -> None:
         existing = imports.customers_by_id(conn, (r.values["id"] for r in rows if r.ok("id")))
         reject_if_any(source)
         inserts: list[dict[str, Any]] = []
@@ -86,7 +99,9 @@ class BookWriter:
             customer_id = values["id"]
             old = existing.get(customer_id)
             if old is None:
-                inserts.append({name: values.get(name, () if name == "tags" else None) for name in COLUMNS["customers"]})
+                inserts.append(
+                    {name: values.get(name, () if name == "tags" else None) for name in COLUMNS["customers"]}
+                )
                 data = {"customer": customer_id}
                 data.update((name, json_safe(value)) for name, value in values.items() if name != "id")
                 events.append(self._event(now, now, "import", None, customer_id, data))
@@ -101,9 +116,19 @@ class BookWriter:
                 report.unchanged += 1
                 continue
             updates.append({"id": customer_id, **{name: new for name, (_, new) in changes.items()}})
-            events.append(self._event(now, now, "update", None, customer_id, {
-                "customer": customer_id, "changes": {name: json_safe(pair) for name, pair in changes.items()},
-            }))
+            events.append(
+                self._event(
+                    now,
+                    now,
+                    "update",
+                    None,
+                    customer_id,
+                    {
+                        "customer": customer_id,
+                        "changes": {name: json_safe(pair) for name, pair in changes.items()},
+                    },
+                )
+            )
             report.updated += 1
         insert_customers(conn, inserts)
         update_customers(conn, updates)
@@ -116,20 +141,26 @@ class BookWriter:
 
     # -- invoices --------------------------------------------------------------------------------------------
 
-    def invoices(self, conn: Connection, source: Source, rows: list[Row], now: datetime,
-                  report: ImportReport) -> None:
+    def invoices(self, conn: Connection, source: Source, rows: list[Row], now: datetime, report: ImportReport) -> None:
         existing = imports.invoices_by_number(conn, (r.values["number"] for r in rows if r.ok("number")))
         known_customers = imports.known_customer_ids(
-            conn, (r.values["customer_id"] for r in rows if r.ok("customer_id")))
+            conn, (r.values["customer_id"] for r in rows if r.ok("customer_id"))
+        )
         for row in rows:
             if row.ok("customer_id") and row.values["customer_id"] not in known_customers:
-                source.problem(row.line, "customer_id", f"no customer with id {row.values['customer_id']!r}; "
-                                                        "import the customer first or correct the id")
+                source.problem(
+                    row.line,
+                    "customer_id",
+                    f"no customer with id {row.values['customer_id']!r}; import the customer first or correct the id",
+                )
                 row.bad.add("customer_id")
         # What was already paid matters only where the amount changes: the open amount is recomputed from it.
         amount_changed = [
-            existing[r.values["number"]]["id"] for r in rows
-            if r.ok("number") and r.ok("amount") and r.values["number"] in existing
+            existing[r.values["number"]]["id"]
+            for r in rows
+            if r.ok("number")
+            and r.ok("amount")
+            and r.values["number"] in existing
             and existing[r.values["number"]]["amount"] != r.values["amount"]
         ]
         paid = imports.paid_totals(conn, amount_changed)
@@ -144,37 +175,70 @@ class BookWriter:
             values = row.values
             old = existing.get(values["number"])
             if old is None:
-                inserts.append({
-                    "number": values["number"], "customer_id": values["customer_id"],
-                    "currency": values["currency"], "amount": values["amount"], "open_amount": values["amount"],
-                    "issued_on": values["issued_on"], "due_on": values["due_on"], "tags": values.get("tags", ()),
-                    # Spelled out: the bulk insert bypasses SQLAlchemy's Python-side column defaults.
-                    "stage": CURRENT, "policy": None, "stage_repeats": 0, "paused_days": 0, "escalate_now": False,
-                    "updated_at": now,
-                })
+                inserts.append(
+                    {
+                        "number": values["number"],
+                        "customer_id": values["customer_id"],
+                        "currency": values["currency"],
+                        "amount": values["amount"],
+                        "open_amount": values["amount"],
+                        "issued_on": values["issued_on"],
+                        "due_on": values["due_on"],
+                        "tags": values.get("tags", ()),
+                        # Spelled out: the bulk insert bypasses SQLAlchemy's Python-side column defaults.
+                        "stage": CURRENT,
+                        "policy": None,
+                        "stage_repeats": 0,
+                        "paused_days": 0,
+                        "escalate_now": False,
+                        "updated_at": now,
+                    }
+                )
                 continue
-            self._plan_invoice_update(source, row, old, paid.get(old["id"], Decimal(0)), now, updates, events,
-                                      cancel, report)
+            self._plan_invoice_update(
+                source, row, old, paid.get(old["id"], Decimal(0)), now, updates, events, cancel, report
+            )
         reject_if_any(source)
 
         if inserts:
             ids = imports.add_invoices(conn, inserts)  # the events need the new ids
             for values in inserts:
-                events.append(self._event(now, now, "import", ids[values["number"]], values["customer_id"], {
-                    "invoice": values["number"], "customer_id": values["customer_id"],
-                    "currency": values["currency"], "amount": money_text(values["amount"], values["currency"]),
-                    "issued_on": values["issued_on"].isoformat(), "due_on": values["due_on"].isoformat(),
-                    "tags": list(values["tags"]),
-                }))
+                events.append(
+                    self._event(
+                        now,
+                        now,
+                        "import",
+                        ids[values["number"]],
+                        values["customer_id"],
+                        {
+                            "invoice": values["number"],
+                            "customer_id": values["customer_id"],
+                            "currency": values["currency"],
+                            "amount": money_text(values["amount"], values["currency"]),
+                            "issued_on": values["issued_on"].isoformat(),
+                            "due_on": values["due_on"].isoformat(),
+                            "tags": list(values["tags"]),
+                        },
+                    )
+                )
             report.created += len(inserts)
         update_invoices(conn, updates)
         cancel_pending(conn, cancel, "invoice paid before sending")
         if events:
             append_events(conn, events)
 
-    def _plan_invoice_update(self, source: Source, row: Row, old: Mapping[str, Any], paid: Decimal,
-                             now: datetime, updates: list[dict[str, Any]], events: list[dict[str, Any]],
-                             cancel: list[int], report: ImportReport) -> None:
+    def _plan_invoice_update(
+        self,
+        source: Source,
+        row: Row,
+        old: Mapping[str, Any],
+        paid: Decimal,
+        now: datetime,
+        updates: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        cancel: list[int],
+        report: ImportReport,
+    ) -> None:
         values = row.values
         number = values["number"]
         changes: dict[str, list[Any]] = {}
@@ -186,15 +250,23 @@ class BookWriter:
             report.unchanged += 1
             return
         # next_action_on = NULL: the next sweep must look at a changed invoice again (see engine.store.invoices.wake).
-        change: dict[str, Any] = {"id": old["id"], **{name: new for name, (_, new) in changes.items()},
-                                  "updated_at": now, "next_action_on": None}
+        change: dict[str, Any] = {
+            "id": old["id"],
+            **{name: new for name, (_, new) in changes.items()},
+            "updated_at": now,
+            "next_action_on": None,
+        }
         transition: dict[str, Any] | None = None
         if "amount" in changes:
             open_amount = values["amount"] - paid
             if open_amount < 0:
-                source.problem(row.line, "amount", f"{values['amount']} is below the "
-                                                   f"{money_text(paid, old['currency'])} already paid on invoice "
-                                                   f"{number}; expected at least that much")
+                source.problem(
+                    row.line,
+                    "amount",
+                    f"{values['amount']} is below the "
+                    f"{money_text(paid, old['currency'])} already paid on invoice "
+                    f"{number}; expected at least that much",
+                )
                 row.bad.add("amount")
                 return
             change["open_amount"] = open_amount
@@ -216,29 +288,46 @@ class BookWriter:
                     cancel.append(old["id"])
         updates.append(change)
         shown = {
-            name: [money_text(old_value, old["currency"]), money_text(new_value, values.get("currency", old["currency"]))]
-            if name == "amount" else json_safe([old_value, new_value])
+            name: [
+                money_text(old_value, old["currency"]),
+                money_text(new_value, values.get("currency", old["currency"])),
+            ]
+            if name == "amount"
+            else json_safe([old_value, new_value])
             for name, (old_value, new_value) in changes.items()
         }
         customer_id = values.get("customer_id", old["customer_id"])
         events.append(self._event(now, now, "update", old["id"], customer_id, {"invoice": number, "changes": shown}))
         if transition is not None:
-            events.append(self._event(now, now, "transition", old["id"], customer_id, {
-                "invoice": number, "from": old["stage"], "to": transition["to"], "rule": transition["rule"],
-                "policy": old["policy"], "policy_hash": self._policy_hash(old["policy"]),
-            }))
+            events.append(
+                self._event(
+                    now,
+                    now,
+                    "transition",
+                    old["id"],
+                    customer_id,
+                    {
+                        "invoice": number,
+                        "from": old["stage"],
+                        "to": transition["to"],
+                        "rule": transition["rule"],
+                        "policy": old["policy"],
+                        "policy_hash": self._policy_hash(old["policy"]),
+                    },
+                )
+            )
         report.updated += 1
 
     # -- payments --------------------------------------------------------------------------------------------
 
-    def payments(self, conn: Connection, source: Source, rows: list[Row], now: datetime,
-                  report: ImportReport) -> None:
+    def payments(self, conn: Connection, source: Source, rows: list[Row], now: datetime, report: ImportReport) -> None:
         invoices = imports.payable_invoices(conn, (r.values["invoice"] for r in rows if r.ok("invoice")))
         keys: dict[int, str] = {}
         for index, row in enumerate(rows):
             if row.ok("invoice") and row.ok("amount") and row.ok("paid_on") and "reference" not in row.bad:
-                keys[index] = payment_dedupe_key(row.values["invoice"], row.values["amount"],
-                                                 row.values["paid_on"], row.values.get("reference"))
+                keys[index] = payment_dedupe_key(
+                    row.values["invoice"], row.values["amount"], row.values["paid_on"], row.values.get("reference")
+                )
         known_keys = imports.known_payment_keys(conn, keys.values())
 
         payments: list[dict[str, Any]] = []
@@ -249,8 +338,11 @@ class BookWriter:
             values = row.values
             invoice = invoices.get(values["invoice"]) if row.ok("invoice") else None
             if row.ok("invoice") and invoice is None:
-                source.problem(row.line, "invoice", f"no invoice numbered {values['invoice']!r}; import the "
-                                                    "invoice first or correct the number")
+                source.problem(
+                    row.line,
+                    "invoice",
+                    f"no invoice numbered {values['invoice']!r}; import the invoice first or correct the number",
+                )
                 continue
             if invoice is None or index not in keys:
                 continue
@@ -261,37 +353,69 @@ class BookWriter:
                 continue
             number, amount, currency = invoice["number"], values["amount"], invoice["currency"]
             if too_precise(amount, currency):
-                source.problem(row.line, "amount", f"{amount} has {decimals(amount)} decimal places; invoice "
-                                                   f"{number} is in {currency}, which allows at most "
-                                                   f"{minor_units(currency)}")
+                source.problem(
+                    row.line,
+                    "amount",
+                    f"{amount} has {decimals(amount)} decimal places; invoice "
+                    f"{number} is in {currency}, which allows at most "
+                    f"{minor_units(currency)}",
+                )
                 continue
             if invoice["stage"] in CLOSED_STATES:
                 if number in settled_by:
-                    message = (f"invoice {number} is paid in full by row {settled_by[number]} of this file; "
-                               f"this payment of {amount} would overpay it")
+                    message = (
+                        f"invoice {number} is paid in full by row {settled_by[number]} of this file; "
+                        f"this payment of {amount} would overpay it"
+                    )
                 else:
                     state = "paid" if invoice["stage"] == PAID else "written off"
-                    message = (f"invoice {number} is already {state}; a payment on it is refused (a repeat of a "
-                               "recorded payment must carry the same reference)")
+                    message = (
+                        f"invoice {number} is already {state}; a payment on it is refused (a repeat of a "
+                        "recorded payment must carry the same reference)"
+                    )
                 source.problem(row.line, "invoice", message)
                 continue
             if amount > invoice["open_amount"]:
                 earlier = " after the earlier rows of this file" if number in touched else ""
-                source.problem(row.line, "amount", f"payment of {amount} exceeds the open amount "
-                                                   f"{money_text(invoice['open_amount'], currency)} of invoice {number}"
-                                                   f"{earlier}; expected at most that much")
+                source.problem(
+                    row.line,
+                    "amount",
+                    f"payment of {amount} exceeds the open amount "
+                    f"{money_text(invoice['open_amount'], currency)} of invoice {number}"
+                    f"{earlier}; expected at most that much",
+                )
                 continue
             known_keys.add(key)
             invoice["open_amount"] -= amount
             touched[number] = invoice
             at = datetime.combine(values["paid_on"], time(0), tzinfo=self.zone)
             reference = values.get("reference")
-            payments.append({"invoice_id": invoice["id"], "amount": amount, "paid_on": values["paid_on"],
-                             "reference": reference, "dedupe_key": key, "recorded_at": now})
-            events.append(self._event(at, now, "payment", invoice["id"], invoice["customer_id"], {
-                "invoice": number, "amount": money_text(amount, currency), "paid_on": values["paid_on"].isoformat(),
-                "reference": reference, "open_amount": money_text(invoice["open_amount"], currency),
-            }))
+            payments.append(
+                {
+                    "invoice_id": invoice["id"],
+                    "amount": amount,
+                    "paid_on": values["paid_on"],
+                    "reference": reference,
+                    "dedupe_key": key,
+                    "recorded_at": now,
+                }
+            )
+            events.append(
+                self._event(
+                    at,
+                    now,
+                    "payment",
+                    invoice["id"],
+                    invoice["customer_id"],
+                    {
+                        "invoice": number,
+                        "amount": money_text(amount, currency),
+                        "paid_on": values["paid_on"].isoformat(),
+                        "reference": reference,
+                        "open_amount": money_text(invoice["open_amount"], currency),
+                    },
+                )
+            )
             report.created += 1
             if invoice["open_amount"] == 0:
                 try:
@@ -299,11 +423,23 @@ class BookWriter:
                 except IllegalTransition as exc:
                     source.problem(row.line, "invoice", str(exc))
                     continue
-                events.append(self._event(at, now, "transition", invoice["id"], invoice["customer_id"], {
-                    "invoice": number, "from": invoice["stage"], "to": PAID,
-                    "rule": "payment settled the open amount", "policy": invoice["policy"],
-                    "policy_hash": self._policy_hash(invoice["policy"]),
-                }))
+                events.append(
+                    self._event(
+                        at,
+                        now,
+                        "transition",
+                        invoice["id"],
+                        invoice["customer_id"],
+                        {
+                            "invoice": number,
+                            "from": invoice["stage"],
+                            "to": PAID,
+                            "rule": "payment settled the open amount",
+                            "policy": invoice["policy"],
+                            "policy_hash": self._policy_hash(invoice["policy"]),
+                        },
+                    )
+                )
                 invoice["stage"] = PAID
                 invoice["closed_at"] = at
                 settled_by[number] = row.line
@@ -314,13 +450,20 @@ class BookWriter:
         updates = []
         for invoice in touched.values():
             # next_action_on = NULL: a smaller open amount can change what the next sweep decides.
-            change = {"id": invoice["id"], "open_amount": invoice["open_amount"], "updated_at": now,
-                      "next_action_on": None}
+            change = {
+                "id": invoice["id"],
+                "open_amount": invoice["open_amount"],
+                "updated_at": now,
+                "next_action_on": None,
+            }
             if "closed_at" in invoice:
                 change.update(closed(PAID, invoice["closed_at"]))
             updates.append(change)
         update_invoices(conn, updates)
-        cancel_pending(conn, [invoice["id"] for invoice in touched.values() if "closed_at" in invoice],
-                       "invoice paid before sending")
+        cancel_pending(
+            conn,
+            [invoice["id"] for invoice in touched.values() if "closed_at" in invoice],
+            "invoice paid before sending",
+        )
         if events:
             append_events(conn, events)

@@ -58,7 +58,7 @@ class BulkWriter:
 
     def _tuples(self, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
         columns = [self._column(name, [row.get(name) for row in rows]) for name in names]
-        return list(zip(*columns))
+        return list(zip(*columns, strict=True))
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows that all set the same columns (those of the first row)."""

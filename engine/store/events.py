@@ -138,7 +138,7 @@ def append_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
     # Each hash covers its event's id (engine.store.chain), so the ids are chosen here, before the insert.
     ids = chain.next_ids(conn, len(events), head["id"] if head is not None else 0)
     rows = []
-    for event_id, event in zip(ids, events):
+    for event_id, event in zip(ids, events, strict=True):
         row = {name: _truncated(event.get(name)) for name in HASHED_FIELDS if name != "prev_hash"}
         row["actor"] = row["actor"] or "system"
         # The canonical text of `data` is valid JSON for the column too: encode it once, store it as is.
@@ -175,9 +175,9 @@ def iter_events(conn: Connection, batch: int = 5000) -> Iterator[RowMapping]:
     """Every event in id order, read in batches (bounded memory for any log size)."""
     last = 0
     while True:
-        rows = conn.execute(
-            select(EVENTS).where(EVENTS.c.id > last).order_by(EVENTS.c.id).limit(batch)
-        ).mappings().all()
+        rows = (
+            conn.execute(select(EVENTS).where(EVENTS.c.id > last).order_by(EVENTS.c.id).limit(batch)).mappings().all()
+        )
         if not rows:
             return
         yield from rows
@@ -195,8 +195,15 @@ def verify_chain(conn: Connection, expect_head: str | None = None) -> VerifyRepo
         count += 1
         last_id = row["id"]
         if row["hash"] is None:
-            return VerifyReport(count, previous, ChainBreak(row["id"], count, "it has no hash: written outside "
-                                                            "the event log's door (engine.store.events.append_events)"))
+            return VerifyReport(
+                count,
+                previous,
+                ChainBreak(
+                    row["id"],
+                    count,
+                    "it has no hash: written outside the event log's door (engine.store.events.append_events)",
+                ),
+            )
         if row["prev_hash"] != previous:
             reason = (
                 "its link to the previous event does not match: an event before it was deleted, or events "
@@ -212,16 +219,36 @@ def verify_chain(conn: Connection, expect_head: str | None = None) -> VerifyRepo
     if checker.key is not None and count and checker.strongest != chain.KEYED:
         return VerifyReport(count, previous, ChainBreak(last_id, count, checker.unkeyed_head()))
     if expect_head is not None and previous != expect_head:
-        return VerifyReport(count, previous, ChainBreak(last_id, count, (
-            f"the chain ends in {previous[:16]}…, not the expected head {expect_head[:16]}…: events at the end "
-            "were deleted, or the chain was rewritten")))
+        return VerifyReport(
+            count,
+            previous,
+            ChainBreak(
+                last_id,
+                count,
+                (
+                    f"the chain ends in {previous[:16]}…, not the expected head {expect_head[:16]}…: events at the end "
+                    "were deleted, or the chain was rewritten"
+                ),
+            ),
+        )
     return VerifyReport(count, previous, None)
 
 
 #: The columns of `dunning audit export`, in order (stable: integrations read them by name).
 EXPORT_COLUMNS = (
-    "id", "at", "recorded_at", "kind", "actor", "invoice", "customer_id", "stage", "channel", "reason",
-    "details", "prev_hash", "hash",
+    "id",
+    "at",
+    "recorded_at",
+    "kind",
+    "actor",
+    "invoice",
+    "customer_id",
+    "stage",
+    "channel",
+    "reason",
+    "details",
+    "prev_hash",
+    "hash",
 )
 
 

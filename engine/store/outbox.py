@@ -12,7 +12,7 @@ has locked (`FOR UPDATE SKIP LOCKED`), so several daemons send disjoint batches.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -242,16 +242,16 @@ def _attach_groups(conn: Connection, rows: list[dict[str, Any]]) -> None:
             ]
 
 
-def sent_since(conn: Connection, customer_ids: Collection[str], since: datetime) -> Iterator[tuple[str, datetime]]:
+def sent_since(conn: Connection, customer_ids: Collection[str], since: datetime) -> list[tuple[str, datetime]]:
     """(customer id, sent at) of every message sent to these customers after `since` (the contact cap)."""
-    for customer_id, sent_at in conn.execute(
+    rows = conn.execute(
         select(NOTIFICATIONS.c.customer_id, NOTIFICATIONS.c.sent_at).where(
             NOTIFICATIONS.c.customer_id.in_(set(customer_ids)),
             NOTIFICATIONS.c.status == NotificationStatus.SENT,
             NOTIFICATIONS.c.sent_at > since,
         )
-    ):
-        yield customer_id, sent_at
+    )
+    return [(customer_id, sent_at) for customer_id, sent_at in rows]
 
 
 def contact_fields(conn: Connection, customer_ids: Iterable[str]) -> dict[str, RowMapping]:
