@@ -68,20 +68,52 @@ def messages(n: int) -> list[Any]:
     company = {"name": "Acme Trading Ltd", "address": "1 Harbour Rd", "payment_instructions": "IBAN XX00 1"}
     result = []
     for i in range(n):
-        customer = {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "phone": None,
-                    "address": None, "owner": None, "language": "en" if i % 2 else "zh_CN"}
-        invoice = {"number": f"INV-{i}", "amount": Decimal("1234.50"), "open_amount": Decimal("1234.50"),
-                   "currency": "EUR", "issued_on": date(2026, 1, 1), "due_on": date(2026, 2, 1), "days_overdue": 30}
-        context = {"customer": customer, "invoice": invoice, "invoices": [invoice], "stage": "reminder",
-                   "policy": "standard", "repeat": 0, "company": company,
-                   "as_of": datetime(2026, 3, 3, 9, tzinfo=timezone.utc)}
+        customer = {
+            "id": f"C{i}",
+            "name": f"Customer {i} GmbH",
+            "email": f"ap{i}@example.com",
+            "phone": None,
+            "address": None,
+            "owner": None,
+            "language": "en" if i % 2 else "zh_CN",
+        }
+        invoice = {
+            "number": f"INV-{i}",
+            "amount": Decimal("1234.50"),
+            "open_amount": Decimal("1234.50"),
+            "currency": "EUR",
+            "issued_on": date(2026, 1, 1),
+            "due_on": date(2026, 2, 1),
+            "days_overdue": 30,
+        }
+        context = {
+            "customer": customer,
+            "invoice": invoice,
+            "invoices": [invoice],
+            "stage": "reminder",
+            "policy": "standard",
+            "repeat": 0,
+            "company": company,
+            "as_of": datetime(2026, 3, 3, 9, tzinfo=timezone.utc),
+        }
         rendered = renderer.render_parts("reminder", "email", context, language=customer["language"])
-        result.append(Message(
-            notification_id=i, key=f"INV-{i}/reminder@20260303T090000Z/0/email", channel="email",
-            recipient=customer["email"], subject=rendered.subject, body=rendered.text, stage="reminder",
-            policy="standard", customer=customer, invoices=(invoice,), html=rendered.html,
-            language=rendered.language, context=context,
-        ))
+        result.append(
+            Message(
+                notification_id=i,
+                key=f"INV-{i}/reminder@20260303T090000Z/0/email",
+                channel="email",
+                recipient=customer["email"],
+                subject=rendered.subject,
+                body=rendered.text,
+                stage="reminder",
+                policy="standard",
+                customer=customer,
+                invoices=(invoice,),
+                html=rendered.html,
+                language=rendered.language,
+                context=context,
+            )
+        )
     return result
 
 
@@ -89,8 +121,11 @@ def channel(port: int, connections: int) -> Any:
     from channels.base import ChannelContext
     from channels.email import EmailChannel
 
-    return EmailChannel("email", {"host": "127.0.0.1", "port": port, "security": "none", "from": "ar@acme.example",
-                                  "connections": connections}, ChannelContext(Path(tempfile.gettempdir())))
+    return EmailChannel(
+        "email",
+        {"host": "127.0.0.1", "port": port, "security": "none", "from": "ar@acme.example", "connections": connections},
+        ChannelContext(Path(tempfile.gettempdir())),
+    )
 
 
 async def floor(port: int, payloads: list[tuple[str, bytes]], connections: int) -> float:
@@ -136,14 +171,28 @@ def through_dispatcher(port: int, n: int, connections: int) -> float:
     folder = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
     (folder / "rules").mkdir()
     (folder / "rules" / "default.yaml").write_text(
-        "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n", encoding="utf-8")
+        "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n", encoding="utf-8"
+    )
     now = datetime(2026, 3, 3, 9, tzinfo=timezone.utc)
-    settings = Settings(database=f"sqlite:///{folder / 'bench.db'}", rules=folder / "rules",
-                        templates=ROOT / "rules" / "templates", output_dir=folder / "out", base_dir=folder,
-                        channels={"email": {"type": "email", "recipient": "email", "host": "127.0.0.1", "port": port,
-                                            "security": "none", "from": "ar@acme.example",
-                                            "connections": connections}},
-                        dispatch={"concurrency": connections * 4})
+    settings = Settings(
+        database=f"sqlite:///{folder / 'bench.db'}",
+        rules=folder / "rules",
+        templates=ROOT / "rules" / "templates",
+        output_dir=folder / "out",
+        base_dir=folder,
+        channels={
+            "email": {
+                "type": "email",
+                "recipient": "email",
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "from": "ar@acme.example",
+                "connections": connections,
+            }
+        },
+        dispatch={"concurrency": connections * 4},
+    )
     app = Dunning(settings, clock=FixedClock(now))
     seed_outbox(app, n, now)
     started = time.perf_counter()
@@ -157,35 +206,78 @@ def seed_outbox(app: Any, n: int, now: datetime) -> None:
     """N customers, one overdue invoice each, and one pending email per invoice in the outbox."""
     from sqlalchemy import select
 
-    from engine.store.models import Invoice, Notification
     from engine.store.bulk import BulkWriter
+    from engine.store.models import Invoice, Notification
 
-    app.importer().import_rows("customers", [
-        {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "language": "en"}
-        for i in range(n)])
-    app.importer().import_rows("invoices", [
-        {"number": f"INV-{i}", "customer_id": f"C{i}", "currency": "EUR", "amount": "1234.50",
-         "issued_on": "2026-01-01", "due_on": "2026-02-01"} for i in range(n)])
+    app.importer().import_rows(
+        "customers",
+        [
+            {"id": f"C{i}", "name": f"Customer {i} GmbH", "email": f"ap{i}@example.com", "language": "en"}
+            for i in range(n)
+        ],
+    )
+    app.importer().import_rows(
+        "invoices",
+        [
+            {
+                "number": f"INV-{i}",
+                "customer_id": f"C{i}",
+                "currency": "EUR",
+                "amount": "1234.50",
+                "issued_on": "2026-01-01",
+                "due_on": "2026-02-01",
+            }
+            for i in range(n)
+        ],
+    )
     invoices = Invoice.__table__  # type: ignore[attr-defined]
     with app.repo.read() as session:
         ids = dict(session.connection().execute(select(invoices.c.number, invoices.c.id)).all())
     with app.repo.write() as session:
-        BulkWriter(session.connection(), Notification.__table__).insert([  # type: ignore[attr-defined]
-            {"key": f"INV-{i}/reminder/0/email", "invoice_id": ids[f"INV-{i}"], "customer_id": f"C{i}",
-             "policy": "default", "stage": "reminder", "channel": "email", "repeat_no": 0,
-             "recipient": f"ap{i}@example.com", "status": "pending", "attempts": 0, "created_at": now,
-             "due_at": now} for i in range(n)])
+        BulkWriter(session.connection(), Notification.__table__).insert(
+            [  # type: ignore[attr-defined]
+                {
+                    "key": f"INV-{i}/reminder/0/email",
+                    "invoice_id": ids[f"INV-{i}"],
+                    "customer_id": f"C{i}",
+                    "policy": "default",
+                    "stage": "reminder",
+                    "channel": "email",
+                    "repeat_no": 0,
+                    "recipient": f"ap{i}@example.com",
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "due_at": now,
+                }
+                for i in range(n)
+            ]
+        )
 
 
 def cluster_settings(url: str, port: int, connections: int, folder: Path) -> Any:
     from engine.config import Settings
 
-    return Settings(database=url, rules=folder / "rules", templates=ROOT / "rules" / "templates",
-                    output_dir=folder / "out", base_dir=folder,
-                    channels={"email": {"type": "email", "recipient": "email", "host": "127.0.0.1", "port": port,
-                                        "security": "none", "from": "ar@acme.example", "connections": connections,
-                                        "rate_per_minute": 1000000}},
-                    dispatch={"concurrency": connections * 4, "batch_size": 200, "lease_seconds": 60})
+    return Settings(
+        database=url,
+        rules=folder / "rules",
+        templates=ROOT / "rules" / "templates",
+        output_dir=folder / "out",
+        base_dir=folder,
+        channels={
+            "email": {
+                "type": "email",
+                "recipient": "email",
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "from": "ar@acme.example",
+                "connections": connections,
+                "rate_per_minute": 1000000,
+            }
+        },
+        dispatch={"concurrency": connections * 4, "batch_size": 200, "lease_seconds": 60},
+    )
 
 
 def dispatch_worker(url: str, port: int, connections: int, folder: Path) -> None:
@@ -204,8 +296,11 @@ def dispatch_worker(url: str, port: int, connections: int, folder: Path) -> None
         report = app.dispatch(datetime.now(timezone.utc))
         sent += sum(report.sent.values())
         with app.repo.read() as session:
-            left = session.connection().execute(
-                select(func.count()).select_from(table).where(table.c.status.in_(["pending", "sending"]))).scalar()
+            left = (
+                session.connection()
+                .execute(select(func.count()).select_from(table).where(table.c.status.in_(["pending", "sending"])))
+                .scalar()
+            )
         if not left:
             break
         time.sleep(0.02)
@@ -225,7 +320,8 @@ def through_cluster(base: str, port: int, n: int, connections: int, counts: list
     folder = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
     (folder / "rules").mkdir()
     (folder / "rules" / "default.yaml").write_text(
-        "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n", encoding="utf-8")
+        "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n", encoding="utf-8"
+    )
     schema = f"bench_dispatch_{uuid.uuid4().hex[:8]}"
     plain = base.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(plain, autocommit=True) as conn:
@@ -238,12 +334,33 @@ def through_cluster(base: str, port: int, n: int, connections: int, counts: list
         seed_outbox(app, n, now)
         for count in counts:
             with app.repo.write() as session:  # the same outbox for every run
-                session.connection().execute(update(table).values(
-                    status="pending", attempts=0, sent_at=None, claimed_until=None, next_attempt_at=None))
-            workers = [subprocess.Popen([sys.executable, __file__, "--phase", "worker", "--url", url, "--port",
-                                         str(port), "--connections", str(connections), "--folder", str(folder)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                       for _ in range(count)]
+                session.connection().execute(
+                    update(table).values(
+                        status="pending", attempts=0, sent_at=None, claimed_until=None, next_attempt_at=None
+                    )
+                )
+            workers = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--phase",
+                        "worker",
+                        "--url",
+                        url,
+                        "--port",
+                        str(port),
+                        "--connections",
+                        str(connections),
+                        "--folder",
+                        str(folder),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(count)
+            ]
             for worker in workers:
                 assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
             started = time.perf_counter()
@@ -257,8 +374,11 @@ def through_cluster(base: str, port: int, n: int, connections: int, counts: list
                 shares.append(json.loads(out.strip().splitlines()[-1])["sent"])
             elapsed = time.perf_counter() - started
             assert sum(shares) >= n, shares
-            results[str(count)] = {"msgs_per_s": round(n / elapsed, 1), "seconds": round(elapsed, 2),
-                                   "sent_per_daemon": shares}
+            results[str(count)] = {
+                "msgs_per_s": round(n / elapsed, 1),
+                "seconds": round(elapsed, 2),
+                "sent_per_daemon": shares,
+            }
         app.repo.dispose()
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
@@ -284,13 +404,23 @@ def main() -> None:
     if args.database:
         proc, port = start_server()
         try:
-            results = through_cluster(args.database, port, args.n, args.connections,
-                                      [int(c) for c in args.daemons.split(",")])
+            results = through_cluster(
+                args.database, port, args.n, args.connections, [int(c) for c in args.daemons.split(",")]
+            )
         finally:
             proc.terminate()
             proc.wait(10)
-        print(json.dumps({"messages": args.n, "connections_per_daemon": args.connections, "daemons": results,
-                          "cpus": os.cpu_count()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "messages": args.n,
+                    "connections_per_daemon": args.connections,
+                    "daemons": results,
+                    "cpus": os.cpu_count(),
+                },
+                indent=2,
+            )
+        )
         return
     proc, port = start_server()
     try:
@@ -306,18 +436,23 @@ def main() -> None:
         proc.terminate()
         proc.wait(10)
     best_floor, best_channel = max(floors), max(channels)
-    print(json.dumps({
-        "messages": args.n,
-        "connections": args.connections,
-        "floor_msgs_per_s": round(best_floor, 1),
-        "channel_msgs_per_s": round(best_channel, 1),
-        "ratio": round(best_channel / best_floor, 3),
-        "target_ratio": 0.8,
-        "dispatcher_msgs_per_s": round(dispatcher, 1),
-        "dispatcher_ratio": round(dispatcher / best_floor, 3),
-        "rounds": {"floor": [round(f, 1) for f in floors], "channel": [round(c, 1) for c in channels]},
-        "cpus": os.cpu_count(),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "messages": args.n,
+                "connections": args.connections,
+                "floor_msgs_per_s": round(best_floor, 1),
+                "channel_msgs_per_s": round(best_channel, 1),
+                "ratio": round(best_channel / best_floor, 3),
+                "target_ratio": 0.8,
+                "dispatcher_msgs_per_s": round(dispatcher, 1),
+                "dispatcher_ratio": round(dispatcher / best_floor, 3),
+                "rounds": {"floor": [round(f, 1) for f in floors], "channel": [round(c, 1) for c in channels]},
+                "cpus": os.cpu_count(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     """utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
@@ -39,11 +39,11 @@ def main(window: float = 30.0) -> None:
         )
         env = {**os.environ, "DUNNING_CONFIG": str(root / "config.yaml")}
         for kind in ("customers", "invoices"):
-            subprocess.run([DUNNING, "import", kind, f"{kind}.csv"], cwd=root, env=env, check=True,
-                           capture_output=True)
+            subprocess.run([DUNNING, "import", kind, f"{kind}.csv"], cwd=root, env=env, check=True, capture_output=True)
         log = (root / "daemon.log").open("w")
-        proc = subprocess.Popen([DUNNING, "daemon", "--health-port", "0"], cwd=root, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [DUNNING, "daemon", "--health-port", "0"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             time.sleep(8)  # start-up, the catch-up sweep and first dispatch are not idle time
             start_cpu, start = cpu_seconds(proc.pid), time.monotonic()
@@ -53,13 +53,18 @@ def main(window: float = 30.0) -> None:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=30)
             log.close()
-        print(json.dumps({
-            "window_seconds": round(elapsed, 1),
-            "cpu_seconds": round(used, 3),
-            "cpu_percent_of_one_core": round(100 * used / elapsed, 3),
-            "clock_ticks_per_second": TICKS,
-            "exit_code": code,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "window_seconds": round(elapsed, 1),
+                    "cpu_seconds": round(used, 3),
+                    "cpu_percent_of_one_core": round(100 * used / elapsed, 3),
+                    "clock_ticks_per_second": TICKS,
+                    "exit_code": code,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

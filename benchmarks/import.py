@@ -34,8 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep import peak_mib  # noqa: E402  (one definition of the peak-memory reading)
 
 
-
-
 def write_csv(path: Path, n: int, seed: int = 1) -> None:
     rng = random.Random(seed)
     customers = max(1, n // 5)
@@ -44,13 +42,14 @@ def write_csv(path: Path, n: int, seed: int = 1) -> None:
         handle.write("number,customer_id,currency,amount,issued_on,due_on,tags\n")
         for i in range(n):
             due = today - timedelta(days=rng.randint(-30, 150))
-            handle.write(f"INV-{i},C{rng.randrange(customers)},EUR,{rng.randint(10000, 9000000) / 100:.2f},"
-                         f"{due - timedelta(days=30)},{due},{'vip' if i % 50 == 0 else ''}\n")
+            handle.write(
+                f"INV-{i},C{rng.randrange(customers)},EUR,{rng.randint(10000, 9000000) / 100:.2f},"
+                f"{due - timedelta(days=30)},{due},{'vip' if i % 50 == 0 else ''}\n"
+            )
 
 
 def database_for(base: str | None, folder: Path, name: str) -> tuple[str, str | None]:
     """(URL, schema) of a fresh database holding the customers."""
-
 
     schema = None
     if base:
@@ -68,15 +67,18 @@ def database_for(base: str | None, folder: Path, name: str) -> tuple[str, str | 
 def add_customers(url: str, n: int) -> None:
     from sqlalchemy import insert
 
-    from engine.store.models import Customer
     from engine.store.database import Repository
+    from engine.store.models import Customer
 
     repo = Repository.open(url)
     with repo.write() as session:
-        session.connection().execute(insert(Customer.__table__), [  # type: ignore[attr-defined]
-            {"id": f"C{i}", "name": f"Customer {i}", "email": f"c{i}@example.com", "tags": []}
-            for i in range(max(1, n // 5))
-        ])
+        session.connection().execute(
+            insert(Customer.__table__),
+            [  # type: ignore[attr-defined]
+                {"id": f"C{i}", "name": f"Customer {i}", "email": f"c{i}@example.com", "tags": []}
+                for i in range(max(1, n // 5))
+            ],
+        )
     repo.dispose()
 
 
@@ -111,7 +113,7 @@ def phase_floor(url: str, path: Path) -> dict[str, float]:
     if url.startswith("sqlite"):
         import sqlite3
 
-        conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        conn = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
@@ -122,8 +124,10 @@ def phase_floor(url: str, path: Path) -> dict[str, float]:
 
         conn = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
         mark, stamp, convert = "%s", now, Decimal
-    sql = ("INSERT INTO invoices (number, customer_id, currency, amount, open_amount, issued_on, due_on, tags, stage, "
-           "stage_repeats, paused_days, escalate_now, updated_at) VALUES (" + ", ".join([mark] * 13) + ")")
+    sql = (
+        "INSERT INTO invoices (number, customer_id, currency, amount, open_amount, issued_on, due_on, tags, stage, "
+        "stage_repeats, paused_days, escalate_now, updated_at) VALUES (" + ", ".join([mark] * 13) + ")"
+    )
     cursor = conn.cursor()
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
@@ -131,8 +135,23 @@ def phase_floor(url: str, path: Path) -> dict[str, float]:
         batch = []
         for number, customer, currency, amount, issued, due, tags in reader:
             value = convert(amount)
-            batch.append((number, customer, currency, value, value, issued, due,
-                          json.dumps([tags] if tags else []), "current", 0, 0, False, stamp))
+            batch.append(
+                (
+                    number,
+                    customer,
+                    currency,
+                    value,
+                    value,
+                    issued,
+                    due,
+                    json.dumps([tags] if tags else []),
+                    "current",
+                    0,
+                    0,
+                    False,
+                    stamp,
+                )
+            )
             rows += 1
             if len(batch) == 20000:
                 cursor.executemany(sql, batch)
@@ -168,8 +187,12 @@ def main() -> None:
             url, schema = database_for(args.database, folder, phase)
             try:
                 add_customers(url, args.n)
-                output = subprocess.run([sys.executable, __file__, "--phase", phase, "--url", url, "--csv", str(path)],
-                                        check=True, capture_output=True, text=True)
+                output = subprocess.run(
+                    [sys.executable, __file__, "--phase", phase, "--url", url, "--csv", str(path)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 results[phase] = json.loads(output.stdout.strip().splitlines()[-1])
             finally:
                 if schema and args.database:
@@ -179,16 +202,23 @@ def main() -> None:
     for result in results.values():
         result["rows_per_second"] = round(result["rows"] / result["seconds"])
         result["seconds"] = round(result["seconds"], 2)
-    print(json.dumps({
-        "benchmark": "import",
-        "n_invoices": args.n,
-        "database": "postgresql" if args.database else "sqlite",
-        "csv_mib": csv_mib,
-        "import": results["import"],
-        "floor": results["floor"],
-        "speed_ratio": round(results["floor"]["seconds"] / results["import"]["seconds"], 2),
-        "peak_rss_over_baseline_mib": round(results["import"]["peak_rss_mib"] - results["import"]["baseline_rss_mib"], 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "import",
+                "n_invoices": args.n,
+                "database": "postgresql" if args.database else "sqlite",
+                "csv_mib": csv_mib,
+                "import": results["import"],
+                "floor": results["floor"],
+                "speed_ratio": round(results["floor"]["seconds"] / results["import"]["seconds"], 2),
+                "peak_rss_over_baseline_mib": round(
+                    results["import"]["peak_rss_mib"] - results["import"]["baseline_rss_mib"], 1
+                ),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

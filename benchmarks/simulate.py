@@ -40,8 +40,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from engine.app import Dunning
-    from engine.config import Settings
     from engine.authoring.simulate import Simulator
+    from engine.config import Settings
 
     bench = _sweep_benchmark()
     with tempfile.TemporaryDirectory(prefix="dunning-bench-") as folder:
@@ -58,20 +58,25 @@ def main() -> None:
         simulation = simulator.run(first, last)
         seconds = time.perf_counter() - started
         total = simulation.total()
-        print(json.dumps({
-            "invoices": args.n,
-            "days": args.days,
-            "timelines": args.timelines,
-            "generate_seconds": round(generated, 2),
-            "simulate_seconds": round(seconds, 2),
-            "seconds_per_day": round(seconds / args.days, 3),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "transitions": sum(total.entered.values()),
-            "repeats": sum(total.repeats.values()),
-            "notifications": sum(total.notifications.values()),
-            "entering_legal": total.legal_invoices,
-            "target_seconds": 60,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "invoices": args.n,
+                    "days": args.days,
+                    "timelines": args.timelines,
+                    "generate_seconds": round(generated, 2),
+                    "simulate_seconds": round(seconds, 2),
+                    "seconds_per_day": round(seconds / args.days, 3),
+                    "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                    "transitions": sum(total.entered.values()),
+                    "repeats": sum(total.repeats.values()),
+                    "notifications": sum(total.notifications.values()),
+                    "entering_legal": total.legal_invoices,
+                    "target_seconds": 60,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ def peak_mib() -> float:
 def generate(path: Path | str, n: int, seed: int = 1) -> None:
     from sqlalchemy import insert
 
-    from engine.store.models import Customer, Invoice
     from engine.store.database import Repository
+    from engine.store.models import Customer, Invoice
 
     rng = random.Random(seed)
     repo = Repository.open(path if isinstance(path, str) else f"sqlite:///{path}")
@@ -62,20 +62,41 @@ def generate(path: Path | str, n: int, seed: int = 1) -> None:
     grades = ["A", "B", "C", "D", None]
     with repo.write() as session:
         conn = session.connection()
-        conn.execute(insert(Customer.__table__), [  # type: ignore[attr-defined]
-            {"id": f"C{i}", "name": f"Customer {i}", "email": f"c{i}@example.com", "phone": "+1 555 0100",
-             "address": f"{i} Main St", "credit_grade": rng.choice(grades), "segment": "smb", "tags": []}
-            for i in range(customers)
-        ])
+        conn.execute(
+            insert(Customer.__table__),
+            [  # type: ignore[attr-defined]
+                {
+                    "id": f"C{i}",
+                    "name": f"Customer {i}",
+                    "email": f"c{i}@example.com",
+                    "phone": "+1 555 0100",
+                    "address": f"{i} Main St",
+                    "credit_grade": rng.choice(grades),
+                    "segment": "smb",
+                    "tags": [],
+                }
+                for i in range(customers)
+            ],
+        )
         batch = []
         for i in range(n):
             due = AS_OF.date() - timedelta(days=rng.randint(-30, 150))
             amount = Decimal(rng.randint(10000, 9000000)) / 100
-            batch.append({
-                "number": f"INV-{i}", "customer_id": f"C{rng.randrange(customers)}", "currency": "EUR",
-                "amount": amount, "open_amount": amount, "issued_on": due - timedelta(days=30), "due_on": due,
-                "tags": [], "stage": "current", "stage_repeats": 0, "updated_at": now,
-            })
+            batch.append(
+                {
+                    "number": f"INV-{i}",
+                    "customer_id": f"C{rng.randrange(customers)}",
+                    "currency": "EUR",
+                    "amount": amount,
+                    "open_amount": amount,
+                    "issued_on": due - timedelta(days=30),
+                    "due_on": due,
+                    "tags": [],
+                    "stage": "current",
+                    "stage_repeats": 0,
+                    "updated_at": now,
+                }
+            )
             if len(batch) == 20000:
                 conn.execute(insert(Invoice.__table__), batch)  # type: ignore[attr-defined]
                 batch.clear()
@@ -94,15 +115,22 @@ def phase_sweep(path: Path | str) -> dict[str, float]:
     settings = Settings(database=url, rules=ROOT / "rules")
     policies = load_policies(settings.rules_path, known_channels=settings.channel_settings().keys())
     repo = Repository.open(settings.database_url)
-    sweeper = Sweeper(repo, policies, zone=settings.zone,
-                      recipients={k: v.recipient for k, v in settings.channel_settings().items()})
+    sweeper = Sweeper(
+        repo, policies, zone=settings.zone, recipients={k: v.recipient for k, v in settings.channel_settings().items()}
+    )
     baseline = peak_mib()
     started = time.perf_counter()
     report = sweeper.run(AS_OF)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mib": peak_mib(), "baseline_rss_mib": baseline,
-            "invoices_seen": report.invoices_seen, "transitions": report.transitions,
-            "repeats": sum(report.repeats.values()), "notifications": sum(report.notifications.values())}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": peak_mib(),
+        "baseline_rss_mib": baseline,
+        "invoices_seen": report.invoices_seen,
+        "transitions": report.transitions,
+        "repeats": sum(report.repeats.values()),
+        "notifications": sum(report.notifications.values()),
+    }
 
 
 def changed_rows(before: Path, after: Path) -> list[tuple]:
@@ -141,8 +169,13 @@ def phase_floor(path: Path, changes_file: Path) -> dict[str, float]:
     conn.execute("COMMIT")
     conn.close()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mib": peak_mib(), "baseline_rss_mib": baseline,
-            "invoices_read": seen, "rows_written": len(changes)}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": peak_mib(),
+        "baseline_rss_mib": baseline,
+        "invoices_read": seen,
+        "rows_written": len(changes),
+    }
 
 
 def _plain(url: str) -> str:
@@ -179,11 +212,18 @@ def phase_floor_pg(url: str) -> dict[str, float]:
         with conn.cursor() as cursor:
             cursor.executemany(
                 "UPDATE invoices SET stage = %s, policy = %s, stage_entered_at = %s, stage_repeats = %s, "
-                "last_notice_at = %s, updated_at = %s WHERE id = %s", changes)
+                "last_notice_at = %s, updated_at = %s WHERE id = %s",
+                changes,
+            )
         conn.commit()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mib": peak_mib(), "baseline_rss_mib": baseline,
-            "invoices_read": seen, "rows_written": len(changes)}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": peak_mib(),
+        "baseline_rss_mib": baseline,
+        "invoices_read": seen,
+        "rows_written": len(changes),
+    }
 
 
 def main_postgres(args: argparse.Namespace) -> None:
@@ -213,12 +253,22 @@ def main_postgres(args: argparse.Namespace) -> None:
     finally:
         with psycopg.connect(_plain(args.database), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    print(json.dumps({
-        "benchmark": "sweep", "n_invoices": args.n, "database": "postgresql", "as_of": AS_OF.isoformat(),
-        "generate_seconds": round(generated, 2), "sweep": sweep, "floor": floor,
-        "ratio_to_floor": round(sweep["seconds"] / floor["seconds"], 2),
-        "peak_rss_over_baseline_mib": round(sweep["peak_rss_mib"] - sweep["baseline_rss_mib"], 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "sweep",
+                "n_invoices": args.n,
+                "database": "postgresql",
+                "as_of": AS_OF.isoformat(),
+                "generate_seconds": round(generated, 2),
+                "sweep": sweep,
+                "floor": floor,
+                "ratio_to_floor": round(sweep["seconds"] / floor["seconds"], 2),
+                "peak_rss_over_baseline_mib": round(sweep["peak_rss_mib"] - sweep["baseline_rss_mib"], 1),
+            },
+            indent=2,
+        )
+    )
 
 
 def main() -> None:

@@ -123,8 +123,17 @@ class CaseFileSource(Protocol):
 class TaskSink(Protocol):
     """Keeps the tasks for people that the `phone` and `visit` channels make."""
 
-    def make_task(self, *, key: str, kind: str, notification_id: int | None, stage: str,
-                  customer: Mapping[str, Any], invoices: Sequence[Mapping[str, Any]], now: datetime) -> tuple[int, bool]:
+    def make_task(
+        self,
+        *,
+        key: str,
+        kind: str,
+        notification_id: int | None,
+        stage: str,
+        customer: Mapping[str, Any],
+        invoices: Sequence[Mapping[str, Any]],
+        now: datetime,
+    ) -> tuple[int, bool]:
         """Make the task for one notification, idempotent by `key`: (task id, whether it is new).
         Raises on a failure worth another try (a busy database)."""
         ...
@@ -170,5 +179,5 @@ class Channel(abc.ABC):
         PermanentDeliveryError (will never succeed as is) on failure. A channel that can deduplicate hands
         `message.key` to its receiver (Message-ID, Idempotency-Key), so a repeated hand-over is recognised."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027  (a default: most channels hold nothing to release)
         """Release connections; called once when dispatch ends."""

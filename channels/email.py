@@ -27,11 +27,11 @@ transient; a recipient that is no address at all is permanent.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import re
 import ssl
-import base64
 from email.header import Header
 from email.utils import formataddr, formatdate
 from pathlib import Path
@@ -83,21 +83,24 @@ def _refuse_injected_lines(headers: list[tuple[str, str]]) -> None:
 
 
 def _text_part(subtype: str, text: str) -> bytes:
-    return (f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-            .encode("ascii") + _base64(text.encode("utf-8")))
+    return f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'.encode(
+        "ascii"
+    ) + _base64(text.encode("utf-8"))
 
 
 def _attachment(item: Attachment) -> bytes:
     name = item.filename.replace('"', "")
     if not name.isascii():
         name = Header(name, "utf-8").encode()
-    return (f"Content-Type: {item.mime_type}; name=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n"
-            f"Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n").encode("ascii") + _base64(item.content)
+    return (
+        f'Content-Type: {item.mime_type}; name="{name}"\r\nContent-Transfer-Encoding: base64\r\n'
+        f'Content-Disposition: attachment; filename="{name}"\r\n\r\n'
+    ).encode("ascii") + _base64(item.content)
 
 
 def _multipart(subtype: str, boundary: str, parts: list[bytes]) -> bytes:
     marker = f"--{boundary}\r\n".encode("ascii")
-    head = f"Content-Type: multipart/{subtype}; boundary=\"{boundary}\"\r\n\r\n".encode("ascii")
+    head = f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode("ascii")
     return head + b"".join(marker + part + b"\r\n" for part in parts) + f"--{boundary}--\r\n".encode("ascii")
 
 
@@ -201,8 +204,10 @@ class EmailChannel(Channel):
         message_id = message.message_id or message_id_for(message.key, self.domain)
         seed = hashlib.sha256(message.key.encode("utf-8")).hexdigest()[:24]
         headers = [
-            ("From", formataddr((str(self.sender_name), self.sender), charset="utf-8") if self.sender_name
-             else self.sender),
+            (
+                "From",
+                formataddr((str(self.sender_name), self.sender), charset="utf-8") if self.sender_name else self.sender,
+            ),
             ("To", message.recipient),
             *([("Reply-To", str(self.reply_to))] if self.reply_to else []),
             ("Subject", _header(message.subject)),
@@ -318,10 +323,14 @@ class EmailChannel(Channel):
         username, password = self._credentials()
         tls = self.security != "none"
         client = aiosmtplib.SMTP(
-            hostname=self.host, port=self.port, timeout=self.timeout,
-            use_tls=self.security == "tls", start_tls=True if self.security == "starttls" else False,
+            hostname=self.host,
+            port=self.port,
+            timeout=self.timeout,
+            use_tls=self.security == "tls",
+            start_tls=True if self.security == "starttls" else False,
             tls_context=self._tls_context() if tls else None,
-            username=username, password=password,
+            username=username,
+            password=password,
         )
         await client.connect()
         return client

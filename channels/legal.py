@@ -48,8 +48,18 @@ def _csv(rows: list[Mapping[str, Any]], columns: list[str]) -> bytes:
     writer = SafeDictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (json.dumps(v, default=_plain, ensure_ascii=False) if isinstance(v, (dict, list)) else
-                             _plain(v) if isinstance(v, (Decimal, date, datetime)) else v) for k, v in row.items()})
+        writer.writerow(
+            {
+                k: (
+                    json.dumps(v, default=_plain, ensure_ascii=False)
+                    if isinstance(v, (dict, list))
+                    else _plain(v)
+                    if isinstance(v, (Decimal, date, datetime))
+                    else v
+                )
+                for k, v in row.items()
+            }
+        )
     return buffer.getvalue().encode("utf-8-sig")  # with a BOM, so spreadsheet programs read CJK correctly
 
 
@@ -79,11 +89,18 @@ class LegalChannel(Channel):
             deliveries = [dict(entry) for entry in found.deliveries]
         as_of = message.context.get("as_of")
         return {
-            "key": message.key, "stage": message.stage, "policy": message.policy,
+            "key": message.key,
+            "stage": message.stage,
+            "policy": message.policy,
             "prepared_on": (as_of if isinstance(as_of, datetime) else self.context.now()).date().isoformat(),
-            "customer": customer, "invoices": invoices, "history": history, "deliveries": deliveries,
-            "totals": {cur: str(sum((Decimal(i["open_amount"]) for i in invoices if i["currency"] == cur), Decimal(0)))
-                       for cur in sorted({i["currency"] for i in invoices})},
+            "customer": customer,
+            "invoices": invoices,
+            "history": history,
+            "deliveries": deliveries,
+            "totals": {
+                cur: str(sum((Decimal(i["open_amount"]) for i in invoices if i["currency"] == cur), Decimal(0)))
+                for cur in sorted({i["currency"] for i in invoices})
+            },
             "summary": message.body,
         }
 
@@ -95,11 +112,36 @@ class LegalChannel(Channel):
         return {
             "case.pdf": pdf.case_pdf(case, company, message.language),
             "case.json": json.dumps(case, default=_plain, ensure_ascii=False, indent=2).encode("utf-8"),
-            "invoices.csv": _csv(case["invoices"], ["number", "currency", "amount", "open_amount", "issued_on",
-                                                    "due_on", "days_overdue", "stage", "policy"]),
+            "invoices.csv": _csv(
+                case["invoices"],
+                [
+                    "number",
+                    "currency",
+                    "amount",
+                    "open_amount",
+                    "issued_on",
+                    "due_on",
+                    "days_overdue",
+                    "stage",
+                    "policy",
+                ],
+            ),
             "history.csv": _csv(case["history"], ["at", "invoice", "kind", "actor", "summary", "data"]),
-            "deliveries.csv": _csv(case["deliveries"], ["key", "channel", "stage", "recipient", "status", "attempts",
-                                                        "created_at", "sent_at", "receipt", "error"]),
+            "deliveries.csv": _csv(
+                case["deliveries"],
+                [
+                    "key",
+                    "channel",
+                    "stage",
+                    "recipient",
+                    "status",
+                    "attempts",
+                    "created_at",
+                    "sent_at",
+                    "receipt",
+                    "error",
+                ],
+            ),
         }
 
     async def send(self, message: Message) -> Receipt:
@@ -109,7 +151,9 @@ class LegalChannel(Channel):
             files = await asyncio.to_thread(self.bundle, message)
         except Exception as exc:
             raise TransientDeliveryError(f"could not assemble the case file: {type(exc).__name__}: {exc}") from exc
-        folder = inside(self.folder, notice_stem(message.notification_id, f"{message.customer.get('id')}-{message.key}"))
+        folder = inside(
+            self.folder, notice_stem(message.notification_id, f"{message.customer.get('id')}-{message.key}")
+        )
         try:
             for name, data in files.items():
                 write_new(inside(folder, name), data)
@@ -127,16 +171,26 @@ class LegalChannel(Channel):
         spec = self.context.channel_settings.get(via)
         if spec is None or getattr(spec, "type", None) != "email":
             raise PermanentDeliveryError(
-                f"legal channel {self.name!r}: `via: {via}` must name a configured channel of type email")
+                f"legal channel {self.name!r}: `via: {via}` must name a configured channel of type email"
+            )
         mailer = EmailChannel(via, spec.options, self.context)
         types = {".pdf": "application/pdf", ".json": "application/json", ".csv": "text/csv"}
         attachments = tuple(Attachment(name, data, types[Path(name).suffix]) for name, data in files.items())
         case_message = Message(
-            notification_id=message.notification_id, key=message.key + "/case", channel=self.name,
-            recipient=str(self.options["email_to"]), subject=f"Case file: {message.customer.get('name')} "
-            f"({message.customer.get('id')})", body=message.body, stage=message.stage, policy=message.policy,
-            customer=message.customer, invoices=message.invoices, repeat_no=message.repeat_no,
-            attachments=attachments, language=message.language, context=message.context,
+            notification_id=message.notification_id,
+            key=message.key + "/case",
+            channel=self.name,
+            recipient=str(self.options["email_to"]),
+            subject=f"Case file: {message.customer.get('name')} ({message.customer.get('id')})",
+            body=message.body,
+            stage=message.stage,
+            policy=message.policy,
+            customer=message.customer,
+            invoices=message.invoices,
+            repeat_no=message.repeat_no,
+            attachments=attachments,
+            language=message.language,
+            context=message.context,
         )
         try:
             receipt = await mailer.send(case_message)

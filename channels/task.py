@@ -21,8 +21,13 @@ class TaskChannel(Channel):
             raise PermanentDeliveryError(f"the {self.name} channel makes tasks and needs the database")
         try:
             task_id, new = sink.make_task(
-                key=message.key, kind=self.options.get("kind", self.name), notification_id=message.notification_id,
-                stage=message.stage, customer=message.customer, invoices=message.invoices, now=self.context.now(),
+                key=message.key,
+                kind=self.options.get("kind", self.name),
+                notification_id=message.notification_id,
+                stage=message.stage,
+                customer=message.customer,
+                invoices=message.invoices,
+                now=self.context.now(),
             )
         except Exception as exc:  # a busy database is worth another try
             raise TransientDeliveryError(f"could not record the task: {type(exc).__name__}: {exc}") from exc

@@ -45,10 +45,18 @@ def _plain(value: Any) -> Any:
 def payload(message: Message) -> bytes:
     """The JSON body: stable keys, amounts as decimal strings (exact), dates in ISO 8601."""
     document = {
-        "key": message.key, "notification_id": message.notification_id, "channel": message.channel,
-        "recipient": message.recipient, "stage": message.stage, "policy": message.policy,
-        "repeat": message.repeat_no, "language": message.language, "subject": message.subject,
-        "body": message.body, "grouped": message.grouped, "customer": dict(message.customer),
+        "key": message.key,
+        "notification_id": message.notification_id,
+        "channel": message.channel,
+        "recipient": message.recipient,
+        "stage": message.stage,
+        "policy": message.policy,
+        "repeat": message.repeat_no,
+        "language": message.language,
+        "subject": message.subject,
+        "body": message.body,
+        "grouped": message.grouped,
+        "customer": dict(message.customer),
         "invoices": [dict(invoice) for invoice in message.invoices],
     }
     return json.dumps(document, default=_plain, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -56,7 +64,6 @@ def payload(message: Message) -> bytes:
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
 
 
 #: Characters a header value may carry as they are: visible ASCII and space, except '%' (it escapes).
@@ -68,6 +75,7 @@ def header_safe_key(key: str) -> str:
     percent-encoded as UTF-8, so the value is stable, injective and never starts a new header. The JSON body
     carries the key unchanged."""
     return quote(key, safe=_HEADER_SAFE)
+
 
 class WebhookChannel(Channel):
     type_name = "webhook"
@@ -107,8 +115,11 @@ class WebhookChannel(Channel):
 
     async def send(self, message: Message) -> Receipt:
         body = payload(message)
-        headers = {"Content-Type": "application/json", "Idempotency-Key": header_safe_key(message.key),
-                   **self.extra_headers}
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": header_safe_key(message.key),
+            **self.extra_headers,
+        }
         secret = self._secret()
         if secret is not None:
             headers[self.header] = signature(secret, body)

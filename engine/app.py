@@ -25,9 +25,9 @@ from engine.dispatch import Dispatcher, DispatchReport
 from engine.errors import DunningError, NotFound
 from engine.importer import Importer, ImportReport
 from engine.notice_context import NoticeContext
-from engine.statement import statement_of_account
 from engine.policy.loader import load_policies
 from engine.policy.model import PolicySet
+from engine.statement import statement_of_account
 from engine.store import queries
 from engine.store.database import Repository
 from engine.sweep import Sweeper, SweepReport
@@ -67,9 +67,12 @@ class Dunning:
 
     def build_channels(self) -> dict[str, Channel]:
         context = ChannelContext(
-            output_dir=self.settings.output_path, company=self.settings.company.model_dump(),
-            channel_settings=self.settings.channel_settings(), case_files=StoreCaseFiles(self.repo),
-            tasks=StoreTaskSink(self.repo), now=self.clock.now,
+            output_dir=self.settings.output_path,
+            company=self.settings.company.model_dump(),
+            channel_settings=self.settings.channel_settings(),
+            case_files=StoreCaseFiles(self.repo),
+            tasks=StoreTaskSink(self.repo),
+            now=self.clock.now,
         )
         return {
             name: channel_type(spec.type)(name, spec.options, context)
@@ -77,22 +80,39 @@ class Dunning:
         }
 
     def sweeper(self) -> Sweeper:
-        return Sweeper(self.repo, self.policies, zone=self.settings.zone, recipients=self.recipients, clock=self.clock,
-                       incremental=self.incremental, extra_facts=self.credit.sweep_facts,
-                       after_sweep=self.credit.after_sweep)
+        return Sweeper(
+            self.repo,
+            self.policies,
+            zone=self.settings.zone,
+            recipients=self.recipients,
+            clock=self.clock,
+            incremental=self.incremental,
+            extra_facts=self.credit.sweep_facts,
+            after_sweep=self.credit.after_sweep,
+        )
 
     @cached_property
     def credit(self) -> CreditDesk:
         """Credit scoring, grades, limits, holds and early warnings (rules/credit.yaml, rules/warnings.yaml)."""
-        return CreditDesk(self.repo, rules_path=self.settings.rules_path, zone=self.settings.zone, clock=self.clock,
-                          known_channels=self.settings.channel_settings().keys(), legal_stages=self.legal_stages,
-                          recipients=self.recipients)
+        return CreditDesk(
+            self.repo,
+            rules_path=self.settings.rules_path,
+            zone=self.settings.zone,
+            clock=self.clock,
+            known_channels=self.settings.channel_settings().keys(),
+            legal_stages=self.legal_stages,
+            recipients=self.recipients,
+        )
 
     def legal_stages(self) -> set[str]:
         """Stage names that hand an invoice to lawyers: named legal… or using the legal channel."""
         policies = self.policies_if_valid()
-        return {s.name for p in (policies.policies if policies else ()) for s in p.stages
-                if "legal" in s.name.lower() or "legal" in s.channels}
+        return {
+            s.name
+            for p in (policies.policies if policies else ())
+            for s in p.stages
+            if "legal" in s.name.lower() or "legal" in s.channels
+        }
 
     def dispatcher(self, channels: dict[str, Channel] | None = None) -> Dispatcher:
         return Dispatcher(
@@ -126,8 +146,9 @@ class Dunning:
 
     def importer(self, actor: str = "system") -> Importer:
         # importing must work even while a policy file is being fixed
-        return Importer(self.repo, zone=self.settings.zone, clock=self.clock, policies=self.policies_if_valid(),
-                        actor=actor)
+        return Importer(
+            self.repo, zone=self.settings.zone, clock=self.clock, policies=self.policies_if_valid(), actor=actor
+        )
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -156,9 +177,14 @@ class Dunning:
         today = local_day(instant, self.settings.zone)
         return [
             {
-                "number": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
-                "open_amount": r["open_amount"], "currency": r["currency"], "policy": r["policy"],
-                "days_overdue": (today - r["due_on"]).days, "due_on": r["due_on"],
+                "number": r["number"],
+                "customer_id": r["customer_id"],
+                "stage": r["stage"],
+                "open_amount": r["open_amount"],
+                "currency": r["currency"],
+                "policy": r["policy"],
+                "days_overdue": (today - r["due_on"]).days,
+                "due_on": r["due_on"],
                 "stage_entered_at": r["stage_entered_at"],
             }
             for r in queries.open_invoices(self.repo)
@@ -222,7 +248,9 @@ class Dunning:
                 notice = outbox.get(entry.get("key"))
                 if notice is not None:
                     entry.update(
-                        status=notice["status"], sent_at=iso(notice["sent_at"]), attempts=notice["attempts"],
+                        status=notice["status"],
+                        sent_at=iso(notice["sent_at"]),
+                        attempts=notice["attempts"],
                         error=notice["error"],
                     )
             history.append(entry)
@@ -235,10 +263,19 @@ class Dunning:
     def outbox(self, status: str | None = None) -> list[dict[str, Any]]:
         return [
             {
-                "id": r["id"], "invoice": r["number"], "customer_id": r["customer_id"], "stage": r["stage"],
-                "channel": r["channel"], "recipient": r["recipient"], "status": r["status"],
-                "repeat": r["repeat_no"], "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"]),
-                "attempts": r["attempts"], "error": r["error"], "key": r["key"],
+                "id": r["id"],
+                "invoice": r["number"],
+                "customer_id": r["customer_id"],
+                "stage": r["stage"],
+                "channel": r["channel"],
+                "recipient": r["recipient"],
+                "status": r["status"],
+                "repeat": r["repeat_no"],
+                "created_at": iso(r["created_at"]),
+                "sent_at": iso(r["sent_at"]),
+                "attempts": r["attempts"],
+                "error": r["error"],
+                "key": r["key"],
             }
             for r in queries.outbox_rows(self.repo, status)
         ]

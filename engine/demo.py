@@ -30,11 +30,36 @@ DAILY_PAY_CHANCE = {"A": 0.07, "B": 0.045, "C": 0.02, "D": 0.008, None: 0.03}
 NOTICE_BOOST = 2.5
 OWNERS = ("alice", "bob", "chen")
 COMPANIES = (
-    "Acme Tools", "Birch & Sons", "Cobalt Foods", "Delta Freight", "Evergreen Labs", "Falcon Print",
-    "Granite Works", "Harbor Retail", "Iris Textiles", "Juniper Health", "Kestrel Motors", "Lumen Energy",
-    "Maple Kitchens", "Nimbus Cloud", "Orchid Florists", "Pioneer Build", "Quartz Optics", "Redwood Paper",
-    "Summit Outdoor", "Tidal Marine", "Umbra Studio", "Vertex Steel", "Willow Dairy", "Xenon Lighting",
-    "Yarrow Organics", "Zenith Audio", "上海明辉贸易", "深圳华强电子", "杭州青山茶业", "北京远航物流",
+    "Acme Tools",
+    "Birch & Sons",
+    "Cobalt Foods",
+    "Delta Freight",
+    "Evergreen Labs",
+    "Falcon Print",
+    "Granite Works",
+    "Harbor Retail",
+    "Iris Textiles",
+    "Juniper Health",
+    "Kestrel Motors",
+    "Lumen Energy",
+    "Maple Kitchens",
+    "Nimbus Cloud",
+    "Orchid Florists",
+    "Pioneer Build",
+    "Quartz Optics",
+    "Redwood Paper",
+    "Summit Outdoor",
+    "Tidal Marine",
+    "Umbra Studio",
+    "Vertex Steel",
+    "Willow Dairy",
+    "Xenon Lighting",
+    "Yarrow Organics",
+    "Zenith Audio",
+    "上海明辉贸易",
+    "深圳华强电子",
+    "杭州青山茶业",
+    "北京远航物流",
 )
 
 
@@ -52,20 +77,31 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
     _write_csv(folder / "customers.csv", customers)
     _write_csv(folder / "invoices.csv", invoices)
 
-    settings = Settings(database=f"sqlite:///{folder / 'dunning.db'}", rules=rules, output_dir=folder / "out",
-                        base_dir=folder, company={"name": "Demo Trading GmbH"})
+    settings = Settings(
+        database=f"sqlite:///{folder / 'dunning.db'}",
+        rules=rules,
+        output_dir=folder / "out",
+        base_dir=folder,
+        company={"name": "Demo Trading GmbH"},
+    )
     clock = FixedClock(datetime.combine(first_day, time(8), tzinfo=settings.zone))
     dunning = Dunning(settings, clock=clock)
     grade_of = {c["id"]: (c["credit_grade"] or None) for c in customers}
 
-    console.print(f"[bold]dunning demo[/bold]: {len(customers)} customers, {len(invoices)} invoices, "
-                  f"{days} simulated days from {first_day} — data in {folder}/")
+    console.print(
+        f"[bold]dunning demo[/bold]: {len(customers)} customers, {len(invoices)} invoices, "
+        f"{days} simulated days from {first_day} — data in {folder}/"
+    )
     for kind in ("customers", "invoices"):
         report = dunning.import_file(kind, folder / f"{kind}.csv")
         console.print(f"  imported {report.created} {kind} from {folder / (kind + '.csv')}", markup=False)
-    console.print("  policies: " + ", ".join(
-        f"{p.name} ({p.applies_to.source if p.applies_to else 'default'})" for p in dunning.policies.policies
-    ), markup=False)
+    console.print(
+        "  policies: "
+        + ", ".join(
+            f"{p.name} ({p.applies_to.source if p.applies_to else 'default'})" for p in dunning.policies.policies
+        ),
+        markup=False,
+    )
 
     weekly = Table(title="Week by week (one sweep a day at 09:00)")
     stages = [s.name for s in dunning.policies.default.stages]
@@ -96,10 +132,18 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
         if offset == days // 2:
             _credit_review(dunning, sweep_at, console)
         if offset % 7 == 6 or offset == days - 1:
-            overdue = sum((i["open_amount"] for i in dunning.open_invoices(sweep_at) if i["days_overdue"] > 0),
-                          Decimal(0))
-            weekly.add_row(str(offset // 7 + 1), str(today), *(str(entered[s] or "") for s in stages), str(sent),
-                           str(payments), f"{collected:,.0f}", f"{overdue:,.0f}")
+            overdue = sum(
+                (i["open_amount"] for i in dunning.open_invoices(sweep_at) if i["days_overdue"] > 0), Decimal(0)
+            )
+            weekly.add_row(
+                str(offset // 7 + 1),
+                str(today),
+                *(str(entered[s] or "") for s in stages),
+                str(sent),
+                str(payments),
+                f"{collected:,.0f}",
+                f"{overdue:,.0f}",
+            )
             entered.clear()
             sent = payments = 0
             collected = Decimal(0)
@@ -111,8 +155,11 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
     for column in ("stage", "invoices", "open amount"):
         summary.add_column(column, justify="right")
     for row in dunning.stage_summary(open_now):
-        summary.add_row(row["stage"], str(row["invoices"]),
-                        ", ".join(f"{v:,.2f} {k}" for k, v in sorted(row["open_amount"].items())))
+        summary.add_row(
+            row["stage"],
+            str(row["invoices"]),
+            ", ".join(f"{v:,.2f} {k}" for k, v in sorted(row["open_amount"].items())),
+        )
     console.print(summary)
 
     furthest = _furthest_invoice(dunning)
@@ -133,7 +180,8 @@ def run_demo(folder: Path, *, days: int, seed: int, start: str | None, console: 
     console.print(f"Explore: dunning --config {folder / 'config.yaml'} status | outbox | history NUMBER")
     (folder / "config.yaml").write_text(
         f"database: sqlite:///{(folder / 'dunning.db').resolve()}\nrules: {rules.resolve()}\n"
-        f"output_dir: {(folder / 'out').resolve()}\n", encoding="utf-8"
+        f"output_dir: {(folder / 'out').resolve()}\n",
+        encoding="utf-8",
     )
 
 
@@ -147,8 +195,12 @@ def _credit_review(dunning: Dunning, at: datetime, console: Console) -> None:
     for column in ("customer", "old grade", "new grade", "score"):
         table.add_column(column, justify="right")
     for change in changes:
-        table.add_row(change["customer_id"], change["old"] or "-", change["new"],
-                      "-" if change["score"] is None else str(change["score"]))
+        table.add_row(
+            change["customer_id"],
+            change["old"] or "-",
+            change["new"],
+            "-" if change["score"] is None else str(change["score"]),
+        )
     console.print(table)
 
 
@@ -178,14 +230,21 @@ def _book(rng: random.Random, first_day: date) -> tuple[list[dict[str, str]], li
         grade = rng.choices([g for g, _ in GRADES], weights=[w for _, w in GRADES])[0]
         chinese = not name.isascii()
         slug = f"c{index:03d}"
-        customers.append({
-            "id": f"C{index:03d}", "name": name, "email": f"ap@{slug}.example",
-            "phone": f"+49 30 {rng.randint(1000000, 9999999)}" if rng.random() > 0.1 else "",
-            "address": f"{rng.randint(1, 200)} Market Street, {rng.choice(['Berlin', 'Hamburg', 'Shanghai', 'Shenzhen'])}",
-            "credit_grade": grade or "", "segment": rng.choice(["smb", "mid", "enterprise"]),
-            "owner": rng.choice(OWNERS), "language": "zh" if chinese else "en",
-            "timezone": "Asia/Shanghai" if chinese else "Europe/Berlin", "tags": "key-account" if rng.random() < 0.15 else "",
-        })
+        customers.append(
+            {
+                "id": f"C{index:03d}",
+                "name": name,
+                "email": f"ap@{slug}.example",
+                "phone": f"+49 30 {rng.randint(1000000, 9999999)}" if rng.random() > 0.1 else "",
+                "address": f"{rng.randint(1, 200)} Market Street, {rng.choice(['Berlin', 'Hamburg', 'Shanghai', 'Shenzhen'])}",
+                "credit_grade": grade or "",
+                "segment": rng.choice(["smb", "mid", "enterprise"]),
+                "owner": rng.choice(OWNERS),
+                "language": "zh" if chinese else "en",
+                "timezone": "Asia/Shanghai" if chinese else "Europe/Berlin",
+                "tags": "key-account" if rng.random() < 0.15 else "",
+            }
+        )
     invoices = []
     number = 1000
     for customer in customers:
@@ -195,16 +254,23 @@ def _book(rng: random.Random, first_day: date) -> tuple[list[dict[str, str]], li
             amount = Decimal(str(round(rng.lognormvariate(8.4, 1.0), 2)))
             if customer["segment"] == "enterprise" and rng.random() < 0.25:
                 amount *= 12
-            invoices.append({
-                "number": f"INV-{number}", "customer_id": customer["id"], "currency": "EUR",
-                "amount": str(amount.quantize(Decimal("0.01"))), "issued_on": issued.isoformat(),
-                "due_on": (issued + timedelta(days=30)).isoformat(), "tags": "",
-            })
+            invoices.append(
+                {
+                    "number": f"INV-{number}",
+                    "customer_id": customer["id"],
+                    "currency": "EUR",
+                    "amount": str(amount.quantize(Decimal("0.01"))),
+                    "issued_on": issued.isoformat(),
+                    "due_on": (issued + timedelta(days=30)).isoformat(),
+                    "tags": "",
+                }
+            )
     return customers, invoices
 
 
-def _todays_payments(rng: random.Random, dunning: Dunning, today: date, grade_of: dict[str, str | None],
-                     last_noticed: dict[str, date]) -> list[dict[str, str]]:
+def _todays_payments(
+    rng: random.Random, dunning: Dunning, today: date, grade_of: dict[str, str | None], last_noticed: dict[str, date]
+) -> list[dict[str, str]]:
     rows = []
     for invoice in dunning.open_invoices(datetime.combine(today, time(8), tzinfo=dunning.settings.zone)):
         if invoice["stage"] in ("disputed", "promised"):
@@ -222,8 +288,14 @@ def _todays_payments(rng: random.Random, dunning: Dunning, today: date, grade_of
             amount = invoice["open_amount"]
             if rng.random() < 0.2 and amount > 100:
                 amount = (amount / 2).quantize(Decimal("0.01"))
-            rows.append({"invoice": invoice["number"], "amount": str(amount), "paid_on": today.isoformat(),
-                         "reference": f"BANK-{today:%Y%m%d}-{invoice['number']}"})
+            rows.append(
+                {
+                    "invoice": invoice["number"],
+                    "amount": str(amount),
+                    "paid_on": today.isoformat(),
+                    "reference": f"BANK-{today:%Y%m%d}-{invoice['number']}",
+                }
+            )
     return rows
 
 

@@ -10,8 +10,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 
 
 @contextmanager
-def import_progress(console: Console, label: str, *, enabled: bool | None = None
-                    ) -> Iterator[Callable[[int, int], None] | None]:
+def import_progress(
+    console: Console, label: str, *, enabled: bool | None = None
+) -> Iterator[Callable[[int, int], None] | None]:
     """Yield a `(done_bytes, total_bytes)` callback that drives a bar, or None when there is no bar.
 
     `enabled=None` shows it when the console is a terminal (so pipes and logs stay clean)."""
@@ -19,8 +20,16 @@ def import_progress(console: Console, label: str, *, enabled: bool | None = None
     if not show:
         yield None
         return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
     task = bar.add_task(label, total=None)
 
     def advance(done: int, total: int) -> None:

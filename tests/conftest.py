@@ -130,8 +130,9 @@ def at(day: date | str, hour: int = 9) -> datetime:
 class Book:
     """A small installation for a test: policies written to a folder, memory channels, a fixed clock."""
 
-    def __init__(self, root: Path, url: str, policies: dict[str, str], channels: dict[str, Any] | None = None,
-                 **settings: Any):
+    def __init__(
+        self, root: Path, url: str, policies: dict[str, str], channels: dict[str, Any] | None = None, **settings: Any
+    ):
         from engine.app import Dunning
         from engine.clock import FixedClock
         from engine.config import Settings
@@ -140,8 +141,14 @@ class Book:
         rules.mkdir(parents=True, exist_ok=True)
         for name, text in policies.items():
             (rules / name).write_text(textwrap.dedent(text), encoding="utf-8")
-        self.settings = Settings(database=url, rules=rules, output_dir=root / "out", base_dir=root,
-                                 channels=channels if channels is not None else MEMORY_CHANNELS, **settings)
+        self.settings = Settings(
+            database=url,
+            rules=rules,
+            output_dir=root / "out",
+            base_dir=root,
+            channels=channels if channels is not None else MEMORY_CHANNELS,
+            **settings,
+        )
         self.clock = FixedClock(at("2026-01-01", 0))
         self.app = Dunning(self.settings, clock=self.clock)
         self.root = root
@@ -150,17 +157,35 @@ class Book:
         base = {"email": "ap@example.com", "phone": "+1 555 0100", "address": "1 Main St"}
         self.app.importer().import_rows("customers", [{**base, **row} for row in rows])
 
-    def invoice(self, number: str, customer: str, amount: str, due_on: str, issued_on: str | None = None,
-                currency: str = "EUR") -> None:
-        self.app.importer().import_rows("invoices", [{
-            "number": number, "customer_id": customer, "currency": currency, "amount": amount,
-            "issued_on": issued_on or due_on, "due_on": due_on,
-        }])
+    def invoice(
+        self, number: str, customer: str, amount: str, due_on: str, issued_on: str | None = None, currency: str = "EUR"
+    ) -> None:
+        self.app.importer().import_rows(
+            "invoices",
+            [
+                {
+                    "number": number,
+                    "customer_id": customer,
+                    "currency": currency,
+                    "amount": amount,
+                    "issued_on": issued_on or due_on,
+                    "due_on": due_on,
+                }
+            ],
+        )
 
     def pay(self, number: str, amount: str, paid_on: str, reference: str | None = None) -> None:
-        self.app.importer().import_rows("payments", [{
-            "invoice": number, "amount": amount, "paid_on": paid_on, "reference": reference or f"R-{number}-{paid_on}",
-        }])
+        self.app.importer().import_rows(
+            "payments",
+            [
+                {
+                    "invoice": number,
+                    "amount": amount,
+                    "paid_on": paid_on,
+                    "reference": reference or f"R-{number}-{paid_on}",
+                }
+            ],
+        )
 
     def run(self, day: date | str, hour: int = 9) -> Any:
         instant = at(day, hour)
@@ -186,14 +211,21 @@ class Book:
         return [(e["at"][:10], e["from"], e["to"]) for e in self.app.history(number) if e["kind"] == "transition"]
 
     def notifications(self, number: str) -> list[tuple[str, str, str, int]]:
-        return [(e["at"][:10], e["stage"], e["channel"], e["repeat"]) for e in self.app.history(number)
-                if e["kind"] == "notification"]
+        return [
+            (e["at"][:10], e["stage"], e["channel"], e["repeat"])
+            for e in self.app.history(number)
+            if e["kind"] == "notification"
+        ]
 
 
 @pytest.fixture
 def make_book(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
     def build(policies: dict[str, str] | None = None, **kwargs: Any) -> Book:
-        return Book(tmp_path, database_url,
-                    policies or {"10-standard.yaml": CANONICAL_POLICY, "90-default.yaml": DEFAULT_POLICY}, **kwargs)
+        return Book(
+            tmp_path,
+            database_url,
+            policies or {"10-standard.yaml": CANONICAL_POLICY, "90-default.yaml": DEFAULT_POLICY},
+            **kwargs,
+        )
 
     return build

@@ -15,12 +15,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
 from engine.clock import iso, local_day
-from engine.policy.decide import Decision, decide, map_stage
 from engine.errors import NotFound
-from engine.store.inbound import hold_reasons_for
+from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
+from engine.policy.decide import Decision, decide, map_stage
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, PAID, PAUSED_STATES, PROMISED, Policy
+from engine.store.inbound import hold_reasons_for
 from engine.store.invoices import customer_totals
 from engine.store.queries import explain_record
 from engine.sweep import customer_facts, invoice_facts
@@ -69,15 +69,30 @@ class Explanation:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "number": self.number, "customer_id": self.customer_id, "customer_name": self.customer_name,
-            "currency": self.currency, "amount": self.amount, "open_amount": self.open_amount,
-            "due_on": self.due_on, "as_of": iso(self.as_of), "days_overdue": self.days_overdue,
-            "day_count": self.day_count, "state": self.state, "stage": self.stage,
-            "stage_since": self.stage_since, "stage_rule": self.stage_rule, "stage_rule_at": self.stage_rule_at,
-            "policy": self.policy, "policy_reason": self.policy_reason,
-            "policies_not_matching": self.policies_not_matching, "stored_policy": self.stored_policy,
-            "policy_change": self.policy_change, "next": self.next_action, "holding": self.holding,
-            "paused": self.paused, "closed": self.closed,
+            "number": self.number,
+            "customer_id": self.customer_id,
+            "customer_name": self.customer_name,
+            "currency": self.currency,
+            "amount": self.amount,
+            "open_amount": self.open_amount,
+            "due_on": self.due_on,
+            "as_of": iso(self.as_of),
+            "days_overdue": self.days_overdue,
+            "day_count": self.day_count,
+            "state": self.state,
+            "stage": self.stage,
+            "stage_since": self.stage_since,
+            "stage_rule": self.stage_rule,
+            "stage_rule_at": self.stage_rule_at,
+            "policy": self.policy,
+            "policy_reason": self.policy_reason,
+            "policies_not_matching": self.policies_not_matching,
+            "stored_policy": self.stored_policy,
+            "policy_change": self.policy_change,
+            "next": self.next_action,
+            "holding": self.holding,
+            "paused": self.paused,
+            "closed": self.closed,
         }
 
     def lines(self) -> list[str]:
@@ -100,7 +115,7 @@ class Explanation:
         else:
             since = f" since {self.stage_since}" if self.stage_since else ""
             days = f" ({(self.today - self.stage_since).days} day(s))" if self.stage_since else ""
-            rule = f", put there by the rule \"{self.stage_rule}\"" if self.stage_rule else ""
+            rule = f', put there by the rule "{self.stage_rule}"' if self.stage_rule else ""
             on = f" on {self.stage_rule_at}" if self.stage_rule and self.stage_rule_at else ""
             out.append(f"Stage: {self.stage}{since}{days}{rule}{on}.")
         if self.paused:
@@ -108,14 +123,19 @@ class Explanation:
         if self.next_action:
             n = self.next_action
             if n["action"] == "escalate":
-                out.append(f"Next: enters {n['stage']} on {n['on']} ({n['rule']}), notified by "
-                           f"{', '.join(n['channels'])}.")
+                out.append(
+                    f"Next: enters {n['stage']} on {n['on']} ({n['rule']}), notified by {', '.join(n['channels'])}."
+                )
             else:
-                out.append(f"Next: {n['stage']} is sent again (repeat {n['repeat']}) on {n['on']} by "
-                           f"{', '.join(n['channels'])}.")
+                out.append(
+                    f"Next: {n['stage']} is sent again (repeat {n['repeat']}) on {n['on']} by "
+                    f"{', '.join(n['channels'])}."
+                )
         elif not self.paused and not any(h.startswith("waiting for approval") for h in self.holding):
-            out.append("Next: nothing more will happen by itself under this policy (only a payment, an import or "
-                       "a collector's action changes it).")
+            out.append(
+                "Next: nothing more will happen by itself under this policy (only a payment, an import or "
+                "a collector's action changes it)."
+            )
         if self.holding:
             out.append("Held back:")
             out.extend(f"  - {reason}" for reason in self.holding)
@@ -143,10 +163,22 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     facts["invoice.days_overdue"] = days_overdue
     stage = row["stage"]
     found = Explanation(
-        number=number, customer_id=row["customer_id"], customer_name=row["c_name"], currency=row["currency"],
-        amount=row["amount"], open_amount=row["open_amount"], due_on=row["due_on"], as_of=instant, today=today,
-        days_overdue=days_overdue, day_count=policy.days.value, state="open", stage=stage, policy=policy.name,
-        policy_reason="", stored_policy=row["policy"],
+        number=number,
+        customer_id=row["customer_id"],
+        customer_name=row["c_name"],
+        currency=row["currency"],
+        amount=row["amount"],
+        open_amount=row["open_amount"],
+        due_on=row["due_on"],
+        as_of=instant,
+        today=today,
+        days_overdue=days_overdue,
+        day_count=policy.days.value,
+        state="open",
+        stage=stage,
+        policy=policy.name,
+        policy_reason="",
+        stored_policy=row["policy"],
     )
 
     transitions = [(local_day(at, zone), data or {}) for kind, at, data in events if kind == "transition"]
@@ -172,12 +204,13 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
             break
         if candidate.applies_to is not None:
             found.policies_not_matching.append(
-                f"{candidate.name}: its applies_to \"{candidate.applies_to.source}\" does not hold — "
+                f'{candidate.name}: its applies_to "{candidate.applies_to.source}" does not hold — '
                 f"{candidate.applies_to.explain(_display_facts(facts))}"
             )
     if policy.applies_to is not None:
-        found.policy_reason = (f"its applies_to \"{policy.applies_to.source}\" holds: "
-                               f"{policy.applies_to.explain(_display_facts(facts))}")
+        found.policy_reason = (
+            f'its applies_to "{policy.applies_to.source}" holds: {policy.applies_to.explain(_display_facts(facts))}'
+        )
     else:
         found.policy_reason = "the default policy: no other policy's applies_to holds for this invoice"
 
@@ -208,14 +241,17 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     # What happens next: ask the rules, day by day, from the next sweep on.
     first = today + timedelta(days=1) if latest is not None and local_day(latest, zone) >= today else today
     # The reasons are given as of `today`, the day the user asked about; the walk starts at the next sweep.
-    now_decision = _decide(policy, ladder_stage, row, today, counter, facts, entered_on, last_notice_on,
-                           repeats_done, explain=True)
+    now_decision = _decide(
+        policy, ladder_stage, row, today, counter, facts, entered_on, last_notice_on, repeats_done, explain=True
+    )
     shown = _display_facts(facts)
     for skip in now_decision.skipped:
         found.holding.append(_skip_reason(policy, skip.stage, skip.reason, shown))
     found.holding.extend(now_decision.waiting)
-    decision, on = _decide(policy, ladder_stage, row, first, counter, facts, entered_on, last_notice_on,
-                           repeats_done), first
+    decision, on = (
+        _decide(policy, ladder_stage, row, first, counter, facts, entered_on, last_notice_on, repeats_done),
+        first,
+    )
     if awaiting:
         decision = Decision("stay")  # the sweep leaves it alone until someone approves
     horizon = first + timedelta(days=LOOKAHEAD_DAYS)
@@ -230,14 +266,18 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     if decision.action != "stay" and decision.target is not None:
         target = policy.stage(decision.target)
         found.next_action = {
-            "action": decision.action, "stage": target.name, "on": on, "rule": decision.rule,
-            "repeat": decision.repeat_no, "channels": list(target.channels),
+            "action": decision.action,
+            "stage": target.name,
+            "on": on,
+            "rule": decision.rule,
+            "repeat": decision.repeat_no,
+            "channels": list(target.channels),
             "skipped": [{"stage": s.stage, "reason": s.reason} for s in decision.skipped],
         }
     # Conditions further up the ladder that currently keep a stage out of reach.
     position = policy.stage_index(ladder_stage)
     reported = {s.stage for s in now_decision.skipped}
-    for later in policy.stages[position + 1:]:
+    for later in policy.stages[position + 1 :]:
         if later.name in reported or later.when is None or later.when.evaluate(facts):
             continue
         found.holding.append(
@@ -264,16 +304,36 @@ def _days_overdue(counter: DayCounter, row: Any, today: date) -> int:
     return counted - (row.get("paused_days") or 0)
 
 
-def _decide(policy: Policy, stage: str, row: Any, today: date, counter: DayCounter, facts: dict[str, Any],
-            entered_on: date | None, last_notice_on: date | None, repeats_done: int,
-            explain: bool = False) -> Decision:
+def _decide(
+    policy: Policy,
+    stage: str,
+    row: Any,
+    today: date,
+    counter: DayCounter,
+    facts: dict[str, Any],
+    entered_on: date | None,
+    last_notice_on: date | None,
+    repeats_done: int,
+    explain: bool = False,
+) -> Decision:
     days_overdue = _days_overdue(counter, row, today)
     facts = {**facts, "invoice.days_overdue": days_overdue}
     # A broken promise makes the next sweep move the invoice on at once (engine.commitments).
     force = {"force_next": True} if row.get("escalate_now") else {}
-    return decide(policy, stage=stage, days_overdue=days_overdue, entered_on=entered_on,
-                  last_notice_on=last_notice_on, repeats_done=repeats_done, today=today, counter=counter,
-                  facts=facts, explain=explain, moving=ONLY_TIME_MOVES, **force)
+    return decide(
+        policy,
+        stage=stage,
+        days_overdue=days_overdue,
+        entered_on=entered_on,
+        last_notice_on=last_notice_on,
+        repeats_done=repeats_done,
+        today=today,
+        counter=counter,
+        facts=facts,
+        explain=explain,
+        moving=ONLY_TIME_MOVES,
+        **force,
+    )
 
 
 def _skip_reason(policy: Policy, stage: str, reason: str, facts: dict[str, Any]) -> str:
@@ -284,7 +344,7 @@ def _skip_reason(policy: Policy, stage: str, reason: str, facts: dict[str, Any])
 
 
 def _pause_reason(stage: str, events: list[Any], zone: Any, row: Any) -> str:
-    """"disputed since 2026-11-02 (goods damaged)" from the latest event that started the pause."""
+    """ "disputed since 2026-11-02 (goods damaged)" from the latest event that started the pause."""
     started = [(kind, at, data or {}) for kind, at, data in events if kind in PAUSE_EVENTS]
     if not started:
         since = row.get("paused_since") or row["stage_entered_at"]
@@ -296,12 +356,13 @@ def _pause_reason(stage: str, events: list[Any], zone: Any, row: Any) -> str:
         return f"disputed since {since}" + (f" ({reason})" if reason else "")
     if kind == "plan":
         parts = data.get("installments") or []
-        return (f"payment plan since {since}: {len(parts)} installment(s), {data.get('total')} "
-                f"{data.get('currency', '')}".rstrip())
+        return (
+            f"payment plan since {since}: {len(parts)} installment(s), {data.get('total')} "
+            f"{data.get('currency', '')}".rstrip()
+        )
     if stage == PROMISED or kind == "promise":
         grace = f"; escalation resumes after {data['grace_until']} if unpaid" if data.get("grace_until") else ""
-        return (f"promised since {since}: {data.get('amount')} {data.get('currency', '')} by {data.get('by')}"
-                f"{grace}")
+        return f"promised since {since}: {data.get('amount')} {data.get('currency', '')} by {data.get('by')}{grace}"
     return f"{stage} since {since}"
 
 

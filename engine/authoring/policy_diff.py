@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.policy.model import PolicySet
 from engine.authoring.simulate import InvoiceTimeline, Simulation, Simulator
+from engine.policy.model import PolicySet
 
 if TYPE_CHECKING:
     from engine.app import Dunning
@@ -65,10 +65,14 @@ class InvoiceDiff:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "number": self.number, "customer_id": self.customer_id,
-            "old_policy": self.old_policy, "new_policy": self.new_policy,
+            "number": self.number,
+            "customer_id": self.customer_id,
+            "old_policy": self.old_policy,
+            "new_policy": self.new_policy,
             "stages": [s.as_dict() for s in self.stages],
-            "notifications": {c: {"old": o, "new": n, "delta": n - o} for c, (o, n) in sorted(self.notifications.items())},
+            "notifications": {
+                c: {"old": o, "new": n, "delta": n - o} for c, (o, n) in sorted(self.notifications.items())
+            },
         }
 
 
@@ -100,15 +104,20 @@ class PolicyDiff:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "from": self.first, "to": self.last,
-            "old_policies": self.old.policies, "new_policies": self.new.policies,
+            "from": self.first,
+            "to": self.last,
+            "old_policies": self.old.policies,
+            "new_policies": self.new.policies,
             "invoices_compared": len(set(self.old.timelines) | set(self.new.timelines)),
             "invoices_affected": len(self.invoices),
             "customers_affected": len(self.customers),
-            "stages": {stage: {kind: counts[kind] for kind in (EARLIER, LATER, ADDED, DROPPED)}
-                       for stage, counts in sorted(self.stage_summary().items())},
-            "notifications": {c: {"old": o, "new": n, "delta": n - o}
-                              for c, (o, n) in self.notification_summary().items()},
+            "stages": {
+                stage: {kind: counts[kind] for kind in (EARLIER, LATER, ADDED, DROPPED)}
+                for stage, counts in sorted(self.stage_summary().items())
+            },
+            "notifications": {
+                c: {"old": o, "new": n, "delta": n - o} for c, (o, n) in self.notification_summary().items()
+            },
             "legal": {"old": self.old.total().as_dict()["legal"], "new": self.new.total().as_dict()["legal"]},
             "invoices": [d.as_dict() for d in self.invoices],
             "customers": self.customers,
@@ -131,8 +140,10 @@ class PolicyDiff:
             out.extend(f"  {c}: {o} -> {n} ({n - o:+d})" for c, o, n in changed)
         old_legal, new_legal = self.old.total(), self.new.total()
         if old_legal.legal_invoices != new_legal.legal_invoices or old_legal.legal_amount != new_legal.legal_amount:
-            out.append(f"Entering legal: {old_legal.legal_invoices} -> {new_legal.legal_invoices} invoice(s); "
-                       f"{_amounts(old_legal.legal_amount)} -> {_amounts(new_legal.legal_amount)}")
+            out.append(
+                f"Entering legal: {old_legal.legal_invoices} -> {new_legal.legal_invoices} invoice(s); "
+                f"{_amounts(old_legal.legal_amount)} -> {_amounts(new_legal.legal_amount)}"
+            )
         if self.invoices:
             out.append("Invoices:")
             shown = self.invoices if limit is None else self.invoices[:limit]
@@ -142,8 +153,9 @@ class PolicyDiff:
         return out
 
 
-def diff_policies(dunning: Dunning, old: PolicySet, new: PolicySet, *, first: date, days: int,
-                  at: time = time(9)) -> PolicyDiff:
+def diff_policies(
+    dunning: Dunning, old: PolicySet, new: PolicySet, *, first: date, days: int, at: time = time(9)
+) -> PolicyDiff:
     """Simulate `days` days from `first` under `old` and under `new`, and compare invoice by invoice."""
     last = first + timedelta(days=days - 1)
     old_run = Simulator(dunning, policies=old, at=at).run(first, last)
@@ -162,8 +174,9 @@ def compare_timelines(number: str, old: InvoiceTimeline | None, new: InvoiceTime
     old_stages = old.stage_entries() if old else {}
     new_stages = new.stage_entries() if new else {}
     changes: list[StageChange] = []
-    for stage in sorted(set(old_stages) | set(new_stages),
-                        key=lambda s: min(d for d in (old_stages.get(s), new_stages.get(s)) if d)):
+    for stage in sorted(
+        set(old_stages) | set(new_stages), key=lambda s: min(d for d in (old_stages.get(s), new_stages.get(s)) if d)
+    ):
         before, after = old_stages.get(stage), new_stages.get(stage)
         if before == after:
             continue
@@ -184,8 +197,9 @@ def compare_timelines(number: str, old: InvoiceTimeline | None, new: InvoiceTime
     if not changes and not notifications:
         return None
     customer = (old or new).customer_id  # type: ignore[union-attr]
-    return InvoiceDiff(number, customer, old.policies() if old else [], new.policies() if new else [], changes,
-                       notifications)
+    return InvoiceDiff(
+        number, customer, old.policies() if old else [], new.policies() if new else [], changes, notifications
+    )
 
 
 def _amounts(amounts: dict[str, Any]) -> str:

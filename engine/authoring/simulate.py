@@ -183,8 +183,9 @@ class Simulation:
         for timeline in self.timelines.values():
             for e in timeline.entries:
                 if e["kind"] == "notification":
-                    rows.append((e["day"].isoformat(), timeline.number, e["stage"], e["channel"], e["repeat"],
-                                 e["recipient"]))
+                    rows.append(
+                        (e["day"].isoformat(), timeline.number, e["stage"], e["channel"], e["repeat"], e["recipient"])
+                    )
         return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[4], r[3]))
 
     def as_dict(self, *, by: str = "day", timelines: bool = True) -> dict[str, Any]:
@@ -227,8 +228,13 @@ class StageRate:
         return 1 - (1 - share) ** (1 / self.window_days) if share > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"entered": self.entered, "paid": self.paid, "window_days": self.window_days,
-                "share": round(self.share, 4), "daily_probability": round(self.daily, 6)}
+        return {
+            "entered": self.entered,
+            "paid": self.paid,
+            "window_days": self.window_days,
+            "share": round(self.share, 4),
+            "daily_probability": round(self.daily, 6),
+        }
 
 
 # -- the simulator ------------------------------------------------------------------------------------------
@@ -289,7 +295,8 @@ class Simulator:
             )
         rates = (
             observed_payment_rates(self.dunning, window_days=self.window_days)
-            if self.payments_model is PaymentsModel.HISTORICAL else {}
+            if self.payments_model is PaymentsModel.HISTORICAL
+            else {}
         )
         with scratch_copy(self.dunning.repo) as scratch_repo:
             result = self._replay(scratch_repo, first, last, rates)
@@ -310,8 +317,15 @@ class Simulator:
         rng = random.Random(self.seed)
         daily = {stage: rate.daily for stage, rate in rates.items()}
         simulation = Simulation(
-            first=first, last=last, at=self.at, policies=[p.name for p in self.policies.policies],
-            payments_model=self.payments_model, payment_rates=rates, seed=self.seed, days=[], timelines={},
+            first=first,
+            last=last,
+            at=self.at,
+            policies=[p.name for p in self.policies.policies],
+            payments_model=self.payments_model,
+            payment_rates=rates,
+            seed=self.seed,
+            days=[],
+            timelines={},
             invoices_open_at_start=int(open_count),
         )
         day = first
@@ -323,11 +337,17 @@ class Simulator:
             last_event = self._collect(repo, last_event, day, period, simulation, mirror)
             if daily:
                 payments = []
-                for invoice_id, (number, stage, open_amount) in mirror.items():
+                for number, stage, open_amount in mirror.values():
                     chance = daily.get(stage, 0.0)
                     if chance and rng.random() < chance:
-                        payments.append({"invoice": number, "amount": open_amount, "paid_on": day,
-                                         "reference": f"SIMULATED-{day.isoformat()}-{number}"})
+                        payments.append(
+                            {
+                                "invoice": number,
+                                "amount": open_amount,
+                                "paid_on": day,
+                                "reference": f"SIMULATED-{day.isoformat()}-{number}",
+                            }
+                        )
                 if payments:
                     scratch.importer(actor="simulation").import_rows("payments", payments, source="<simulation>")
                     last_event = self._collect(repo, last_event, day, period, simulation, mirror)
@@ -335,8 +355,15 @@ class Simulator:
             day += timedelta(days=1)
         return simulation
 
-    def _collect(self, repo: Repository, after: int, day: date, period: Period, simulation: Simulation,
-                 mirror: dict[int, list[Any]]) -> int:
+    def _collect(
+        self,
+        repo: Repository,
+        after: int,
+        day: date,
+        period: Period,
+        simulation: Simulation,
+        mirror: dict[int, list[Any]],
+    ) -> int:
         """Fold the events written since event id `after` into the day's figures and the timelines."""
         rows = queries.events_since(repo, after, REPORTED_KINDS)
         policies = self.policies
@@ -346,8 +373,15 @@ class Simulator:
             entry: dict[str, Any] = {"day": day, "kind": kind}
             if kind == "transition":
                 target = data["to"]
-                entry.update({"from": data["from"], "to": target, "rule": data.get("rule"),
-                              "policy": data.get("policy"), "skipped": data.get("skipped", [])})
+                entry.update(
+                    {
+                        "from": data["from"],
+                        "to": target,
+                        "rule": data.get("rule"),
+                        "policy": data.get("policy"),
+                        "skipped": data.get("skipped", []),
+                    }
+                )
                 if target not in LIFECYCLE_STATES:
                     period.entered[target] += 1
                     policy = policies.by_name(data.get("policy") or "")
@@ -361,16 +395,29 @@ class Simulator:
                     else:
                         mirror[invoice_id][1] = target
             elif kind == "notification":
-                entry.update({"stage": data["stage"], "channel": data["channel"], "repeat": data["repeat"],
-                              "recipient": data.get("recipient"), "policy": data.get("policy")})
+                entry.update(
+                    {
+                        "stage": data["stage"],
+                        "channel": data["channel"],
+                        "repeat": data["repeat"],
+                        "recipient": data.get("recipient"),
+                        "policy": data.get("policy"),
+                    }
+                )
                 period.notifications[(data["stage"], data["channel"])] += 1
                 repeat = (invoice_id, data["stage"], data["repeat"])
                 if data["repeat"] and repeat not in repeats:  # one repeat, however many channels it uses
                     repeats.add(repeat)
                     period.repeats[data["stage"]] += 1
             elif kind == "policy_changed":
-                entry.update({"from_policy": data.get("from_policy"), "to_policy": data.get("to_policy"),
-                              "from": data.get("from"), "to": data.get("to")})
+                entry.update(
+                    {
+                        "from_policy": data.get("from_policy"),
+                        "to_policy": data.get("to_policy"),
+                        "from": data.get("from"),
+                        "to": data.get("to"),
+                    }
+                )
                 period.policy_changes += 1
                 if invoice_id in mirror and data.get("to"):
                     mirror[invoice_id][1] = data["to"]

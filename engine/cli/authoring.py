@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -57,14 +57,30 @@ def _counts(counter: dict) -> str:  # type: ignore[type-arg]
 
 @app.command()
 def simulate(
-    from_: Annotated[Optional[str], typer.Option("--from", help="First simulated day (default: the first day after the latest sweep, today at the earliest).")] = None,
-    to: Annotated[Optional[str], typer.Option("--to", help="Last simulated day (default: 30 days in all).")] = None,
-    policies: Annotated[Optional[Path], typer.Option("--policies", help="Simulate under these policies (a file or folder) instead of the configured ones.")] = None,
-    payments_model: Annotated[str, typer.Option("--payments-model", help="none: nobody pays; historical: each stage's observed payment rate.")] = "none",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed of the historical payments model (same seed, same run).")] = 0,
-    window: Annotated[int, typer.Option("--window", help="Historical model: 'paid within N days of entering a stage'.")] = 14,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="First simulated day (default: the first day after the latest sweep, today at the earliest)."
+        ),
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last simulated day (default: 30 days in all).")] = None,
+    policies: Annotated[
+        Path | None,
+        typer.Option(
+            "--policies", help="Simulate under these policies (a file or folder) instead of the configured ones."
+        ),
+    ] = None,
+    payments_model: Annotated[
+        str, typer.Option("--payments-model", help="none: nobody pays; historical: each stage's observed payment rate.")
+    ] = "none",
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed of the historical payments model (same seed, same run).")
+    ] = 0,
+    window: Annotated[
+        int, typer.Option("--window", help="Historical model: 'paid within N days of entering a stage'.")
+    ] = 14,
     at: Annotated[str, typer.Option("--at", help="Company-local time of the daily sweep.")] = "09:00",
-    by: Annotated[Optional[str], typer.Option("--by", help="day or week (default: day up to 31 days, else week).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="day or week (default: day up to 31 days, else week).")] = None,
     json_out: Json = False,
 ) -> None:
     """Replay the book forward day by day under the policies, assuming no further payments (or the
@@ -82,8 +98,15 @@ def simulate(
         if by not in (None, "day", "week"):
             raise DunningError(f"--by {by!r} is unknown; use day or week")
         chosen = _policies(policies, "--policies") if policies else None
-        simulator = Simulator(dunning, policies=chosen, at=_hour(at), payments_model=model, seed=seed,
-                              window_days=window, keep_timelines=json_out)
+        simulator = Simulator(
+            dunning,
+            policies=chosen,
+            at=_hour(at),
+            payments_model=model,
+            seed=seed,
+            window_days=window,
+            keep_timelines=json_out,
+        )
         first = _day(from_, "--from") or simulator.first_free_day()
         last = _day(to, "--to") or first + timedelta(days=29)
         simulation = simulator.run(first, last)
@@ -104,10 +127,11 @@ def simulate(
             table.add_column(column)
         for period in simulation.periods(grouping):
             label = str(period.first) if period.first == period.last else f"{period.first} – {period.last}"
-            legal = (f"{period.legal_invoices}: {_amounts(period.legal_amount)}" if period.legal_invoices else "-")
-            paid = (f"{period.payments}: {_amounts(period.paid_amount)}" if period.payments else "-")
-            table.add_row(label, _counts(period.entered), _counts(period.repeats),
-                          _counts(period.channel_totals()), legal, paid)
+            legal = f"{period.legal_invoices}: {_amounts(period.legal_amount)}" if period.legal_invoices else "-"
+            paid = f"{period.payments}: {_amounts(period.paid_amount)}" if period.payments else "-"
+            table.add_row(
+                label, _counts(period.entered), _counts(period.repeats), _counts(period.channel_totals()), legal, paid
+            )
         out.print(table)
         detail = Table(title="notifications per stage and channel")
         detail.add_column("stage")
@@ -184,4 +208,3 @@ def explain(number: str, as_of: AsOf = None, json_out: Json = False) -> None:
             out.print(line, markup=False)
 
     guarded(action)
-

@@ -1,26 +1,34 @@
 """Everyday book commands: import, policy check/schema, run, dispatch, status, history, outbox, demo."""
 
 from __future__ import annotations
-import json
-import sys
-from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
-import typer
-from rich.console import Console
-from rich.table import Table
-from engine.charging import charges_due
-from engine.app import Dunning, json_ready
-from engine.clock import iso, parse_instant
-from engine.config import Settings, load_settings
-from engine.errors import DunningError, ImportRejected, PolicyError
 
-from engine.cli.shared import AllowFuture, AsOf, Json, Progress, app, emit_json, err, guarded, import_app, instant, out, policy_app, state, sweep_instant
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from engine.charging import charges_due
+from engine.cli.shared import (
+    AllowFuture,
+    AsOf,
+    Json,
+    Progress,
+    app,
+    emit_json,
+    err,
+    guarded,
+    import_app,
+    instant,
+    out,
+    policy_app,
+    state,
+    sweep_instant,
+)
+from engine.clock import iso
+from engine.errors import DunningError
 
 # -- import ----------------------------------------------------------------------------------------
-
-
 
 
 def _import(kind: str, file: Path, progress: bool | None = None) -> None:
@@ -62,7 +70,9 @@ def import_payments(file: Path, progress: Progress = None) -> None:
 
 @policy_app.command("check")
 def policy_check(
-    path: Annotated[Optional[Path], typer.Argument(help="A policy file or folder (default: the configured rules folder).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="A policy file or folder (default: the configured rules folder).")
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Validate policies: exit 0 when valid, else print FILE:LINE:COLUMN: message for each problem."""
@@ -77,10 +87,12 @@ def policy_check(
         problems = sorted(problems + check_rule_files(target, known_channels=settings.channel_settings().keys()))
         errors = [p for p in problems if p.severity == "error"]
         if format == "json":
-            emit_json([
-                {"file": p.file, "line": p.line, "column": p.column, "severity": p.severity, "message": p.message}
-                for p in problems
-            ])
+            emit_json(
+                [
+                    {"file": p.file, "line": p.line, "column": p.column, "severity": p.severity, "message": p.message}
+                    for p in problems
+                ]
+            )
         else:
             for problem in problems:
                 (err if problem.severity == "error" else out).print(str(problem), markup=False)
@@ -141,8 +153,11 @@ def run(
                 markup=False,
             )
             if sweep.unaddressed and not sweep.already_swept:
-                out.print(f"  {sweep.unaddressed} of the failed had no address for their channel; see "
-                          "`dunning outbox --status failed`", markup=False)
+                out.print(
+                    f"  {sweep.unaddressed} of the failed had no address for their channel; see "
+                    "`dunning outbox --status failed`",
+                    markup=False,
+                )
 
     guarded(action)
 
@@ -177,12 +192,29 @@ def status(as_of: AsOf = None, json_out: Json = False) -> None:
         dunning = state.dunning()
         invoices = dunning.open_invoices(instant(as_of, dunning.settings))
         if json_out:
-            due = charges_due(dunning, instant(as_of, dunning.settings) or dunning.latest_sweep() or dunning.clock.now())
-            emit_json([
-                {**{k: i[k] for k in ("number", "customer_id", "stage", "open_amount", "currency", "policy",
-                                      "days_overdue")}, "charges_due": due.get(i["number"], 0)}
-                for i in invoices
-            ])
+            due = charges_due(
+                dunning, instant(as_of, dunning.settings) or dunning.latest_sweep() or dunning.clock.now()
+            )
+            emit_json(
+                [
+                    {
+                        **{
+                            k: i[k]
+                            for k in (
+                                "number",
+                                "customer_id",
+                                "stage",
+                                "open_amount",
+                                "currency",
+                                "policy",
+                                "days_overdue",
+                            )
+                        },
+                        "charges_due": due.get(i["number"], 0),
+                    }
+                    for i in invoices
+                ]
+            )
             return
         table = Table(title=f"{len(invoices)} open invoice(s)")
         table.add_column("stage")
@@ -198,9 +230,11 @@ def status(as_of: AsOf = None, json_out: Json = False) -> None:
 
 @app.command()
 def history(
-    number: Annotated[Optional[str], typer.Argument(help="The invoice number (or use --customer).")] = None,
+    number: Annotated[str | None, typer.Argument(help="The invoice number (or use --customer).")] = None,
     json_out: Json = False,
-    customer: Annotated[Optional[str], typer.Option("--customer", help="All events of this customer and its invoices.")] = None,
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="All events of this customer and its invoices.")
+    ] = None,
 ) -> None:
     """One invoice's events in order (or a customer's): imports, transitions, notifications, payments, actions."""
 
@@ -224,8 +258,10 @@ def _event_summary(kind: str, details: dict[str, Any]) -> str:
     if kind == "transition":
         return f"{details.get('from')} -> {details.get('to')}  ({details.get('rule')}; policy {details.get('policy')})"
     if kind == "notification":
-        return (f"{details.get('channel')} to {details.get('recipient')} for {details.get('stage')}"
-                f" #{details.get('repeat', 0)}: {details.get('status')}")
+        return (
+            f"{details.get('channel')} to {details.get('recipient')} for {details.get('stage')}"
+            f" #{details.get('repeat', 0)}: {details.get('status')}"
+        )
     if kind == "payment":
         return f"{details.get('amount')} paid on {details.get('paid_on')}; open {details.get('open_amount')}"
     return ", ".join(f"{k}={v}" for k, v in details.items())
@@ -234,7 +270,9 @@ def _event_summary(kind: str, details: dict[str, Any]) -> str:
 @app.command()
 def outbox(
     json_out: Json = False,
-    status_filter: Annotated[Optional[str], typer.Option("--status", help="pending, sending, sent, failed or cancelled")] = None,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="pending, sending, sent, failed or cancelled")
+    ] = None,
 ) -> None:
     """The notifications: what was queued, sent, failed or cancelled."""
 
@@ -247,7 +285,12 @@ def outbox(
         for column in ("invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at"):
             table.add_column(column)
         for row in rows:
-            table.add_row(*(str(row[c] or "") for c in ("invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at")))
+            table.add_row(
+                *(
+                    str(row[c] or "")
+                    for c in ("invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at")
+                )
+            )
         out.print(table)
 
     guarded(action)
@@ -258,10 +301,12 @@ def outbox(
 
 @app.command()
 def demo(
-    folder: Annotated[Path, typer.Option("--dir", help="Where the demo's database, CSVs and output go.")] = Path("demo"),
+    folder: Annotated[Path, typer.Option("--dir", help="Where the demo's database, CSVs and output go.")] = Path(
+        "demo"
+    ),
     days: Annotated[int, typer.Option(help="Simulated days to run forward.")] = 120,
     seed: Annotated[int, typer.Option(help="Random seed of the demo book.")] = 7,
-    start: Annotated[Optional[str], typer.Option(help="First simulated day (default: today).")] = None,
+    start: Annotated[str | None, typer.Option(help="First simulated day (default: today).")] = None,
 ) -> None:
     """Build a demo book (customers of every credit grade, a few hundred invoices) and run it forward
     day by day, with customers paying along the way, printing what happened each week."""

@@ -12,18 +12,18 @@ import sys
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from engine.actions import ActionRefused, Collector, parse_installments
 from engine.audit_state import StateReport, verify_state
-from engine.store import queries
-from engine.store.events import EXPORT_COLUMNS, ExportFilter
 from engine.cli.credit import ReasonCode, check_reason_code, record_reason_code
 from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
 from engine.errors import DunningError
 from engine.spreadsheet import SafeDictWriter
+from engine.store import queries
+from engine.store.events import EXPORT_COLUMNS, ExportFilter
 
 audit_app = typer.Typer(help="The tamper-evident event log: verify its hash chain, export it.")
 app.add_typer(audit_app, name="audit")
@@ -31,12 +31,13 @@ app.add_typer(audit_app, name="audit")
 ACTOR_ENV = "DUNNING_ACTOR"
 
 Actor = Annotated[
-    Optional[str],
-    typer.Option("--actor", envvar=ACTOR_ENV,
-                 help="Who is acting (recorded in the log); default: config `actor`, else system."),
+    str | None,
+    typer.Option(
+        "--actor", envvar=ACTOR_ENV, help="Who is acting (recorded in the log); default: config `actor`, else system."
+    ),
 ]
 At = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--at", help="When it happened (ISO date or datetime; default now)."),
 ]
 
@@ -71,9 +72,9 @@ def _amount(text: str, what: str) -> Decimal:
 @app.command()
 def dispute(
     number: str,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the customer disputes the invoice.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why the customer disputes the invoice.")] = None,
     resolve: Annotated[bool, typer.Option("--resolve", help="The dispute is settled: resume escalation.")] = False,
-    note: Annotated[Optional[str], typer.Option("--note", help="With --resolve: how it was settled.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="With --resolve: how it was settled.")] = None,
     actor: Actor = None,
     at: At = None,
     reason_code: ReasonCode = None,
@@ -91,8 +92,9 @@ def dispute(
                 raise ActionRefused("a dispute needs --reason TEXT (or --resolve to end one)")
             collector.dispute(number, reason, at=_when(at, dunning))
             record_reason_code(reason_code, "dispute", number=number, actor=actor)
-            out.print(f"{number}: disputed; its clock is paused until `dunning dispute {number} --resolve`",
-                      markup=False)
+            out.print(
+                f"{number}: disputed; its clock is paused until `dunning dispute {number} --resolve`", markup=False
+            )
 
     guarded(action)
 
@@ -102,7 +104,7 @@ def promise(
     number: str,
     amount: Annotated[str, typer.Option("--amount", help="The amount promised.")],
     by: Annotated[str, typer.Option("--by", help="The date it is promised by (ISO).")],
-    note: Annotated[Optional[str], typer.Option("--note", help="Anything worth keeping about the promise.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Anything worth keeping about the promise.")] = None,
     actor: Actor = None,
     at: At = None,
     reason_code: ReasonCode = None,
@@ -122,7 +124,9 @@ def promise(
 @app.command()
 def plan(
     number: str,
-    installments: Annotated[str, typer.Option("--installments", help='DATE:AMOUNT,... e.g. "2026-12-01:5000,2027-01-01:5000"')],
+    installments: Annotated[
+        str, typer.Option("--installments", help='DATE:AMOUNT,... e.g. "2026-12-01:5000,2027-01-01:5000"')
+    ],
     actor: Actor = None,
     at: At = None,
 ) -> None:
@@ -206,9 +210,13 @@ def approve(number: str, actor: Actor = None, at: At = None) -> None:
 
 @audit_app.command("verify")
 def audit_verify(
-    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help="The head hash noted earlier: also catches deleted tail events.")] = None,
+    expect_head: Annotated[
+        str | None, typer.Option("--expect-head", help="The head hash noted earlier: also catches deleted tail events.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    check_state: Annotated[bool, typer.Option("--state", help="Also replay the log and compare every invoice and notification with it.")] = False,
+    check_state: Annotated[
+        bool, typer.Option("--state", help="Also replay the log and compare every invoice and notification with it.")
+    ] = False,
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first event that was altered, deleted or moved."""
 
@@ -220,16 +228,24 @@ def audit_verify(
         report = queries.audit_verify(dunning.repo, expect_head)
         problem = report.problem
         if json_out:
-            emit_json({
-                "ok": report.ok, "events": report.events, "head": report.head,
-                "first_bad_event": problem.event_id if problem else None,
-                "position": problem.position if problem else None, "reason": problem.reason if problem else None,
-            })
+            emit_json(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "head": report.head,
+                    "first_bad_event": problem.event_id if problem else None,
+                    "position": problem.position if problem else None,
+                    "reason": problem.reason if problem else None,
+                }
+            )
         elif problem is None:
             out.print(f"audit log intact: {report.events} event(s), head {report.head}", markup=False)
         else:
-            err.print(f"audit log broken at event {problem.event_id} (position {problem.position}): {problem.reason}. "
-                      "Restore the database from a backup and compare.", markup=False)
+            err.print(
+                f"audit log broken at event {problem.event_id} (position {problem.position}): {problem.reason}. "
+                "Restore the database from a backup and compare.",
+                markup=False,
+            )
         if problem is not None:
             raise typer.Exit(1)
 
@@ -242,17 +258,24 @@ def _print_state(report: StateReport, json_out: bool) -> None:
         emit_json(report.as_dict())
     else:
         if problem is not None:
-            err.print(f"audit log broken at event {problem.event_id} (position {problem.position}): "
-                      f"{problem.reason}.", markup=False)
+            err.print(
+                f"audit log broken at event {problem.event_id} (position {problem.position}): {problem.reason}.",
+                markup=False,
+            )
         for mismatch in report.mismatches:
             err.print(str(mismatch), markup=False)
-        summary = (f"{report.events} event(s) replayed, {report.invoices_checked} invoice(s) and "
-                   f"{report.notifications_checked} notification(s) checked, head {report.chain.head}")
+        summary = (
+            f"{report.events} event(s) replayed, {report.invoices_checked} invoice(s) and "
+            f"{report.notifications_checked} notification(s) checked, head {report.chain.head}"
+        )
         if report.ok:
             out.print(f"audit log intact and the tables agree with it: {summary}", markup=False)
         else:
-            err.print(f"{len(report.mismatches)} mismatch(es) between the tables and the event log; {summary}. "
-                      "Restore the database from a backup and compare.", markup=False)
+            err.print(
+                f"{len(report.mismatches)} mismatch(es) between the tables and the event log; {summary}. "
+                "Restore the database from a backup and compare.",
+                markup=False,
+            )
     if not report.ok:
         raise typer.Exit(1)
 
@@ -260,14 +283,14 @@ def _print_state(report: StateReport, json_out: bool) -> None:
 @audit_app.command("export")
 def audit_export(
     format: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "jsonl",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
-    since: Annotated[Optional[str], typer.Option("--from", help="First day (ISO date, company time zone).")] = None,
-    until: Annotated[Optional[str], typer.Option("--to", help="Last day (ISO date, included).")] = None,
-    customer: Annotated[Optional[str], typer.Option("--customer", help="Only this customer's events.")] = None,
-    stage: Annotated[Optional[str], typer.Option("--stage", help="Only events about this stage.")] = None,
-    channel: Annotated[Optional[str], typer.Option("--channel", help="Only events on this channel.")] = None,
-    actor: Annotated[Optional[str], typer.Option("--actor", help="Only events by this actor.")] = None,
-    kind: Annotated[Optional[str], typer.Option("--kind", help="Only events of this kind.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="First day (ISO date, company time zone).")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day (ISO date, included).")] = None,
+    customer: Annotated[str | None, typer.Option("--customer", help="Only this customer's events.")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="Only events about this stage.")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only events on this channel.")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Only events by this actor.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only events of this kind.")] = None,
 ) -> None:
     """Export the event log (with its hashes) as CSV or JSON Lines; columns are listed in the README."""
 
@@ -276,8 +299,13 @@ def audit_export(
             raise DunningError(f"unknown format {format!r}; use --format csv or --format jsonl")
         dunning = state.dunning()
         filters = ExportFilter(
-            since=_date(since, "--from") if since else None, until=_date(until, "--to") if until else None,
-            customer=customer, stage=stage, channel=channel, actor=actor, kind=kind,
+            since=_date(since, "--from") if since else None,
+            until=_date(until, "--to") if until else None,
+            customer=customer,
+            stage=stage,
+            channel=channel,
+            actor=actor,
+            kind=kind,
         )
         handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         count = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,15 +16,56 @@ __all__ = ["daemon", "policy_events", "policy_versions"]
 
 @app.command()
 def daemon(
-    once: Annotated[bool, typer.Option("--once", help="Run one full cycle (catch up a due sweep, send what is due, housekeeping) and exit.")] = False,
-    log_format: Annotated[str, typer.Option("--log-format", envvar="DUNNING_LOG_FORMAT", help="human or json (one JSON object per line).")] = "human",
-    log_level: Annotated[str, typer.Option("--log-level", envvar="DUNNING_LOG_LEVEL", help="debug, info, warning or error.")] = "info",
-    health_port: Annotated[Optional[int], typer.Option("--health-port", envvar="DUNNING_HEALTH_PORT", help="Serve /healthz and /metrics on this port (0: any free port, logged).")] = None,
-    health_host: Annotated[str, typer.Option("--health-host", envvar="DUNNING_HEALTH_HOST", help="Address the health server binds.")] = "127.0.0.1",
-    web_port: Annotated[Optional[int], typer.Option("--web-port", envvar="DUNNING_WEB_PORT", help="Also serve the web workspace and REST API on this port (as `dunning serve`; needs $DUNNING_WEB_SECRET off 127.0.0.1).")] = None,
-    web_host: Annotated[str, typer.Option("--web-host", envvar="DUNNING_WEB_HOST", help="Address the web workspace binds.")] = "127.0.0.1",
-    clock_start: Annotated[Optional[str], typer.Option("--clock-start", envvar="DUNNING_CLOCK_START", help="Testing aid: run on virtual time starting at this ISO instant (a naive time is company-local).")] = None,
-    clock_rate: Annotated[Optional[float], typer.Option("--clock-rate", envvar="DUNNING_CLOCK_RATE", help="Testing aid: virtual seconds per real second (e.g. 3600: an hour per second).")] = None,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Run one full cycle (catch up a due sweep, send what is due, housekeeping) and exit."
+        ),
+    ] = False,
+    log_format: Annotated[
+        str, typer.Option("--log-format", envvar="DUNNING_LOG_FORMAT", help="human or json (one JSON object per line).")
+    ] = "human",
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="DUNNING_LOG_LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            "--health-port",
+            envvar="DUNNING_HEALTH_PORT",
+            help="Serve /healthz and /metrics on this port (0: any free port, logged).",
+        ),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option("--health-host", envvar="DUNNING_HEALTH_HOST", help="Address the health server binds.")
+    ] = "127.0.0.1",
+    web_port: Annotated[
+        int | None,
+        typer.Option(
+            "--web-port",
+            envvar="DUNNING_WEB_PORT",
+            help="Also serve the web workspace and REST API on this port (as `dunning serve`; needs $DUNNING_WEB_SECRET off 127.0.0.1).",
+        ),
+    ] = None,
+    web_host: Annotated[
+        str, typer.Option("--web-host", envvar="DUNNING_WEB_HOST", help="Address the web workspace binds.")
+    ] = "127.0.0.1",
+    clock_start: Annotated[
+        str | None,
+        typer.Option(
+            "--clock-start",
+            envvar="DUNNING_CLOCK_START",
+            help="Testing aid: run on virtual time starting at this ISO instant (a naive time is company-local).",
+        ),
+    ] = None,
+    clock_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--clock-rate",
+            envvar="DUNNING_CLOCK_RATE",
+            help="Testing aid: virtual seconds per real second (e.g. 3600: an hour per second).",
+        ),
+    ] = None,
 ) -> None:
     """Run the service: scheduled sweeps, outbox dispatch, hot-reloaded policies, /healthz and /metrics.
 
@@ -41,19 +82,24 @@ def daemon(
             from engine.web.server import serve_in_background
 
             servers.append(functools.partial(serve_in_background, settings, web_host, web_port))
-        service = Daemon(settings, clock=clock, health_host=health_host, health_port=health_port,
-                         servers=servers)
+        service = Daemon(settings, clock=clock, health_host=health_host, health_port=health_port, servers=servers)
         if once:
             report = service.run_once()
             if report.swept_as_of is None:
                 out.print("no scheduled sweep was due", markup=False)
             else:
                 assert report.sweep is not None
-                out.print(f"swept as of {iso(report.swept_as_of)}: {report.sweep.transitions} transition(s), "
-                          f"{sum(report.sweep.notifications.values())} notification(s) queued", markup=False)
+                out.print(
+                    f"swept as of {iso(report.swept_as_of)}: {report.sweep.transitions} transition(s), "
+                    f"{sum(report.sweep.notifications.values())} notification(s) queued",
+                    markup=False,
+                )
             d = report.dispatch
-            out.print(f"dispatched: {sum(d.sent.values())} sent, {sum(d.failed.values())} failed, "
-                      f"{sum(d.retrying.values())} to retry", markup=False)
+            out.print(
+                f"dispatched: {sum(d.sent.values())} sent, {sum(d.failed.values())} failed, "
+                f"{sum(d.retrying.values())} to retry",
+                markup=False,
+            )
             return 0
         return service.run()
 
@@ -91,8 +137,12 @@ def policy_versions(
                     loaded.setdefault(policy.get("sha256", ""), event["at"])
         versions = [
             {
-                "name": r["name"], "sha256": r["sha256"], "path": r["path"],
-                "took_effect_at": iso(r["first_used_at"]), "loaded_at": loaded.get(r["sha256"]), "text": r["text"],
+                "name": r["name"],
+                "sha256": r["sha256"],
+                "path": r["path"],
+                "took_effect_at": iso(r["first_used_at"]),
+                "loaded_at": loaded.get(r["sha256"]),
+                "text": r["text"],
             }
             for r in rows
         ]

@@ -89,16 +89,16 @@ def db_check() -> None:
         try:
             with reachable(engine):
                 if current_state(engine).empty:
-                    out.print("the database is empty (no dunning tables); create it with `dunning db upgrade`",
-                              markup=False)
+                    out.print(
+                        "the database is empty (no dunning tables); create it with `dunning db upgrade`", markup=False
+                    )
                     return 1
                 differences = schema_differences(engine)
         finally:
             engine.dispose()
         for difference in differences:
             out.print(str(difference), markup=False)
-        out.print("schema matches the models" if not differences else f"{len(differences)} difference(s)",
-                  markup=False)
+        out.print("schema matches the models" if not differences else f"{len(differences)} difference(s)", markup=False)
         return 1 if differences else 0
 
     code = guarded(action)

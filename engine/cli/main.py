@@ -16,8 +16,8 @@ from engine.cli import charges as _charges  # noqa: F401  charges (interest, com
 from engine.cli import collect as _collect  # noqa: F401  dispute, promise, plan, note, write-off, move, approve, audit
 from engine.cli import credit as _credit  # noqa: F401  credit score|review|set|check, warnings [ack]
 from engine.cli import daemon as _daemon  # noqa: F401  daemon, policy versions, policy events
-from engine.cli import inbound as _inbound  # noqa: F401  inbound fetch, list, show, assign, confirm (replies, bounces)
 from engine.cli import db as _db  # noqa: F401  db upgrade, db current, db check (Alembic migrations)
+from engine.cli import inbound as _inbound  # noqa: F401  inbound fetch, list, show, assign, confirm (replies, bounces)
 from engine.cli import reports as _reports  # noqa: F401  report aging|kpis|effectiveness|owners|forecast
 from engine.cli import serve as _serve  # noqa: F401  serve (the web workspace and REST API)
 from engine.cli import statement as _statement  # noqa: F401  statement (of account)

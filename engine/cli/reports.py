@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,8 +14,8 @@ from engine.cli.credit import CREDIT_REPORTS, credit_report  # report incentives
 from engine.cli.shared import app, emit_json, guarded, out, state
 from engine.clock import local_day
 from engine.reports.dimensions import by_dimension
-from engine.reports.html import render
 from engine.reports.figures import REPORTS, ReportError, build, flatten, load_book, parse_buckets
+from engine.reports.html import render
 from engine.reports.trends import monthly_trends
 from engine.spreadsheet import SafeDictWriter
 
@@ -30,39 +30,53 @@ def _day(text: str, option: str) -> date:
 @app.command()
 def report(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(REPORTS + CREDIT_REPORTS)}.")],
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The day the report describes (default: today).")] = None,
-    since: Annotated[Optional[str], typer.Option("--from", help="kpis/owners: first day of the period (default: 90 days up to --as-of).")] = None,
-    buckets: Annotated[Optional[str], typer.Option("--buckets", help="aging: upper bounds in days, e.g. 30,60,90,180.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The day the report describes (default: today).")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="kpis/owners: first day of the period (default: 90 days up to --as-of)."),
+    ] = None,
+    buckets: Annotated[
+        str | None, typer.Option("--buckets", help="aging: upper bounds in days, e.g. 30,60,90,180.")
+    ] = None,
     weeks: Annotated[int, typer.Option("--weeks", help="forecast: how many weeks ahead.", min=1, max=52)] = 8,
-    until: Annotated[Optional[str], typer.Option("--to", help="incentives: last day of the period.")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="The report per segment, industry, region, owner or credit_grade.")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="incentives: last day of the period.")] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="The report per segment, industry, region, owner or credit_grade.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
-    csv_out: Annotated[bool, typer.Option("--csv", help="Print every figure as CSV: currency,section,key,figure,value.")] = False,
-    html_file: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page with charts.")] = None,
+    csv_out: Annotated[
+        bool, typer.Option("--csv", help="Print every figure as CSV: currency,section,key,figure,value.")
+    ] = False,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page with charts.")
+    ] = None,
 ) -> None:
     """Receivables reports; every figure is defined in the README (section Reports)."""
 
     def action() -> None:
         if name in CREDIT_REPORTS:
-            return credit_report(name, as_of=as_of, since=since, until=until, json_out=json_out, csv_out=csv_out,
-                                 html_file=html_file)
+            return credit_report(
+                name, as_of=as_of, since=since, until=until, json_out=json_out, csv_out=csv_out, html_file=html_file
+            )
         if name not in REPORTS:
             raise ReportError(f"unknown report {name!r}; choose one of {', '.join(REPORTS + CREDIT_REPORTS)}")
         dunning = state.dunning()
         day = _day(as_of, "--as-of") if as_of else local_day(dunning.clock.now(), dunning.settings.zone)
         book = load_book(dunning.repo, dunning.settings.zone, day, dunning.stage_order())
+
         def one(part: Any) -> dict[str, Any]:
-            return build(name, part, since=_day(since, "--from") if since else None, buckets=parse_buckets(buckets),
-                         weeks=weeks)
+            return build(
+                name, part, since=_day(since, "--from") if since else None, buckets=parse_buckets(buckets), weeks=weeks
+            )
 
         if by is not None:  # engine.reports.dimensions: the report once per group of customers
-            return _by_dimension(by_dimension(book, by, one), json_out=json_out, csv_out=csv_out,
-                                 html=html_file is not None)
+            return _by_dimension(
+                by_dimension(book, by, one), json_out=json_out, csv_out=csv_out, html=html_file is not None
+            )
         result = one(book)
         if html_file is not None:
             trends = monthly_trends(book) if name == "kpis" else None  # the kpis page ends with their 12-month trend
-            html_file.write_text(render(result, company=dunning.settings.company.name, trends=trends),
-                                 encoding="utf-8")
+            html_file.write_text(render(result, company=dunning.settings.company.name, trends=trends), encoding="utf-8")
         if json_out:
             emit_json(result)
         elif csv_out:
@@ -71,13 +85,18 @@ def report(
             for row in flatten(result):
                 writer.writerow({**row, "value": "" if row["value"] is None else row["value"]})
         else:
-            rows = [r for r in flatten(result) if r["section"] in ("summary", "totals", "stages", "rates", "weeks",
-                                                                   "buckets", "owners")]
+            rows = [
+                r
+                for r in flatten(result)
+                if r["section"] in ("summary", "totals", "stages", "rates", "weeks", "buckets", "owners")
+            ]
             table = Table(title=f"{name} as of {day}")
             for column in ("currency", "section", "key", "figure", "value"):
                 table.add_column(column, justify="right" if column == "value" else "left")
             for row in rows:
-                table.add_row(*("" if row[c] is None else str(row[c]) for c in ("currency", "section", "key", "figure", "value")))
+                table.add_row(
+                    *("" if row[c] is None else str(row[c]) for c in ("currency", "section", "key", "figure", "value"))
+                )
             out.print(table)
             if html_file is not None:
                 out.print(f"HTML report written to {html_file}", markup=False)
@@ -97,7 +116,9 @@ def _by_dimension(result: dict[str, Any], *, json_out: bool, csv_out: bool, html
         writer.writeheader()
         for group in result["groups"]:
             for row in flatten(group["report"]):
-                writer.writerow({result["by"]: group["key"], **row, "value": "" if row["value"] is None else row["value"]})
+                writer.writerow(
+                    {result["by"]: group["key"], **row, "value": "" if row["value"] is None else row["value"]}
+                )
         return
     table = Table(title=f"by {result['by']}")
     for column in fields:

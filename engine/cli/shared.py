@@ -12,11 +12,10 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from engine.app import Dunning, json_ready
 from engine.clock import iso, parse_instant
@@ -41,7 +40,7 @@ T = TypeVar("T")
 
 
 class State:
-    config: Optional[Path] = None
+    config: Path | None = None
     _settings: Settings | None = None
 
     def settings(self) -> Settings:
@@ -59,8 +58,13 @@ state = State()
 @app.callback()
 def main_options(
     config: Annotated[
-        Optional[Path],
-        typer.Option("--config", "-c", envvar="DUNNING_CONFIG", help="Configuration file (default: ./config.yaml if present, else built-in defaults)."),
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="DUNNING_CONFIG",
+            help="Configuration file (default: ./config.yaml if present, else built-in defaults).",
+        ),
     ] = None,
 ) -> None:
     state.config = config
@@ -119,13 +123,13 @@ AllowFuture = Annotated[
 
 
 AsOf = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--as-of", help="ISO date or datetime; a bare date is midnight in the company time zone."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and integrations.")]
 
 
 Progress = Annotated[
-    Optional[bool],
+    bool | None,
     typer.Option("--progress/--no-progress", help="A progress bar on stderr (default: when stderr is a terminal)."),
 ]

@@ -1,14 +1,14 @@
 """`dunning tasks`: the call list and visit list collectors work through (the phone and visit channels).
 
-    dunning tasks [--owner X] [--kind phone|visit] [--all] [--json]
-    dunning tasks done ID --outcome promised --amount 1200 --by 2026-04-30 [--note TEXT]
-    dunning tasks done ID --outcome disputed|no_answer|paid|wrong_contact [--note TEXT]
+dunning tasks [--owner X] [--kind phone|visit] [--all] [--json]
+dunning tasks done ID --outcome promised --amount 1200 --by 2026-04-30 [--note TEXT]
+dunning tasks done ID --outcome disputed|no_answer|paid|wrong_contact [--note TEXT]
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,8 +25,8 @@ OUTCOME_HELP = f"One of: {', '.join(OUTCOMES)}."
 @tasks_app.callback(invoke_without_command=True)
 def tasks_list(
     ctx: typer.Context,
-    owner: Annotated[Optional[str], typer.Option("--owner", help="Only this collector's tasks.")] = None,
-    kind: Annotated[Optional[str], typer.Option("--kind", help="Only phone or visit tasks.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this collector's tasks.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only phone or visit tasks.")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Completed tasks too.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts and integrations.")] = False,
 ) -> None:
@@ -46,11 +46,17 @@ def tasks_list(
             contact = task["contact"]
             reach = contact.get("phone") if task["kind"] == "phone" else contact.get("address")
             state_text = "open" if task["status"] == "open" else f"done: {task['outcome']}"
-            out.print(f"#{task['id']} {task['kind']} · {task['owner'] or 'unassigned'} · {contact.get('name')} "
-                      f"({task['customer_id']}) · {reach or 'no contact on file'} · {state_text}", markup=False)
+            out.print(
+                f"#{task['id']} {task['kind']} · {task['owner'] or 'unassigned'} · {contact.get('name')} "
+                f"({task['customer_id']}) · {reach or 'no contact on file'} · {state_text}",
+                markup=False,
+            )
             for inv in task["invoices"]:
-                out.print(f"    {inv['number']}: {float(inv['open_amount']):,.2f} {inv['currency']} open, "
-                          f"{inv['days_overdue']} days overdue (due {inv['due_on']})", markup=False)
+                out.print(
+                    f"    {inv['number']}: {float(inv['open_amount']):,.2f} {inv['currency']} open, "
+                    f"{inv['days_overdue']} days overdue (due {inv['due_on']})",
+                    markup=False,
+                )
             for entry in task["history"][-3:]:
                 out.print(f"    {entry['at'][:10]} {entry['invoice'] or ''} {entry['summary']}", markup=False)
 
@@ -61,11 +67,12 @@ def tasks_list(
 def tasks_done(
     task_id: Annotated[int, typer.Argument(help="The task's id (from `dunning tasks`).")],
     outcome: Annotated[str, typer.Option("--outcome", help=OUTCOME_HELP)],
-    note: Annotated[Optional[str], typer.Option("--note", help="What was said or agreed.")] = None,
-    amount: Annotated[Optional[str], typer.Option("--amount", help="For promised: the amount promised.")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="For promised: the date (YYYY-MM-DD).")] = None,
-    actor: Annotated[Optional[str], typer.Option("--actor", envvar="DUNNING_ACTOR",
-                                                 help="Who records it (default: the task's owner).")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="What was said or agreed.")] = None,
+    amount: Annotated[str | None, typer.Option("--amount", help="For promised: the amount promised.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="For promised: the date (YYYY-MM-DD).")] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", envvar="DUNNING_ACTOR", help="Who records it (default: the task's owner).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the completed task as JSON.")] = False,
     reason_code: ReasonCode = None,
 ) -> None:

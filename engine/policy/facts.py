@@ -137,7 +137,9 @@ FIELDS: dict[str, Field] = {
         Field("credit.days_late_last_90", _D, "avg_days_late over the last 90 days."),
         Field("credit.days_late_prior_90", _D, "avg_days_late over the 90 days before those."),
         Field("credit.broken_promises_last_30", _I, "Promises broken and installments missed in the last 30 days."),
-        Field("credit.legal_invoices", _I, "Open invoices in a legal stage (named legal... or using the legal channel)."),
+        Field(
+            "credit.legal_invoices", _I, "Open invoices in a legal stage (named legal... or using the legal channel)."
+        ),
         Field("credit.grade_dropped", FieldType.BOOLEAN, "The latest grade change lowered the grade."),
     )
 }
@@ -147,8 +149,15 @@ VOLATILE_FIELDS = frozenset(name for name, f in FIELDS.items() if f.volatile)
 #: Filled by the credit desk (engine.credit.desk), not by the builders below: the customer fields a sweep adds
 #: per chunk of customers, and the credit.* measures (read only in credit.yaml factors and warnings.yaml).
 CREDIT_FIELDS = frozenset(
-    {"customer.industry", "customer.region", "customer.credit_limit", "customer.utilisation",
-     "customer.previous_grade", "customer.grade_changed_days_ago", "customer.open_warnings"}
+    {
+        "customer.industry",
+        "customer.region",
+        "customer.credit_limit",
+        "customer.utilisation",
+        "customer.previous_grade",
+        "customer.grade_changed_days_ago",
+        "customer.open_warnings",
+    }
     | {name for name, f in FIELDS.items() if f.root == "credit"}
 )
 

@@ -55,8 +55,18 @@ __all__ = ["CANONICAL_EXAMPLE", "check_policies", "is_known_country", "load_poli
 #: File name patterns read from a rules folder (directly inside it; subfolders such as templates/ are not).
 POLICY_SUFFIXES = (".yaml", ".yml")
 #: Rule files of the credit desk (engine.credit.rules.RULE_FILES), recognised by name: never dunning policies.
-CREDIT_RULE_FILES = frozenset({"credit.yaml", "warnings.yaml", "incentives.yaml", "reasons.yaml", "credit.yml",
-                               "warnings.yml", "incentives.yml", "reasons.yml"})
+CREDIT_RULE_FILES = frozenset(
+    {
+        "credit.yaml",
+        "warnings.yaml",
+        "incentives.yaml",
+        "reasons.yaml",
+        "credit.yml",
+        "warnings.yml",
+        "incentives.yml",
+        "reasons.yml",
+    }
+)
 
 # --------------------------------------------------------------------------- public API
 
@@ -213,5 +223,9 @@ def _build(
 
 def _is_policy_file(path: Path) -> bool:
     # Dot files are editor backups and lock files, never policies; credit.yaml & co. have their own schema.
-    return (path.suffix in POLICY_SUFFIXES and not path.name.startswith(".") and path.name not in CREDIT_RULE_FILES
-            and path.is_file())
+    return (
+        path.suffix in POLICY_SUFFIXES
+        and not path.name.startswith(".")
+        and path.name not in CREDIT_RULE_FILES
+        and path.is_file()
+    )

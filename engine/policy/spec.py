@@ -203,9 +203,9 @@ class PolicySpec(BaseModel):
         min_length=1,
         description="The escalation ladder, in order: after_days must not decrease from one stage to the next.",
     )
-    charges: Annotated[ChargesSpec | None, Expect("a mapping such as {interest: {basis: statutory, jurisdiction: EU}}")] = (
-        Field(default=None, description="Optional: interest, fixed compensation and fees (engine.charges.spec).")
-    )
+    charges: Annotated[
+        ChargesSpec | None, Expect("a mapping such as {interest: {basis: statutory, jurisdiction: EU}}")
+    ] = Field(default=None, description="Optional: interest, fixed compensation and fees (engine.charges.spec).")
 
 
 def policy_json_schema() -> dict[str, Any]:

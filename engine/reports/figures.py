@@ -110,8 +110,14 @@ def load_book(repo: Repository, zone: tzinfo, as_of: date, stage_order: Mapping[
     with book_rows(repo, as_of) as rows:
         invoices = {
             row["id"]: InvoiceFacts(
-                id=row["id"], number=row["number"], customer_id=row["customer_id"], currency=row["currency"],
-                amount=row["amount"], issued_on=row["issued_on"], due_on=row["due_on"], stage=row["stage"],
+                id=row["id"],
+                number=row["number"],
+                customer_id=row["customer_id"],
+                currency=row["currency"],
+                amount=row["amount"],
+                issued_on=row["issued_on"],
+                due_on=row["due_on"],
+                stage=row["stage"],
             )
             for row in rows.invoices()
         }
@@ -222,16 +228,23 @@ def aging(book: Book, buckets: Sequence[int] = DEFAULT_BUCKETS) -> dict[str, Any
                 customers_overdue.add(invoice.customer_id)
             customer = book.customer(invoice.customer_id)
             keys = {
-                "customer": invoice.customer_id, "segment": customer.get("segment") or NONE_LABEL,
+                "customer": invoice.customer_id,
+                "segment": customer.get("segment") or NONE_LABEL,
                 "credit_grade": customer.get("credit_grade") or NONE_LABEL,
                 "owner": customer.get("owner") or NONE_LABEL,
             }
             for dimension, key in keys.items():
-                group = groups[dimension].setdefault(key, {
-                    "key": key, "open": ZERO, "overdue": ZERO, "invoices": 0,
-                    "buckets": {lab: ZERO for lab in labels},
-                    **({"name": customer.get("name")} if dimension == "customer" else {}),
-                })
+                group = groups[dimension].setdefault(
+                    key,
+                    {
+                        "key": key,
+                        "open": ZERO,
+                        "overdue": ZERO,
+                        "invoices": 0,
+                        "buckets": {lab: ZERO for lab in labels},
+                        **({"name": customer.get("name")} if dimension == "customer" else {}),
+                    },
+                )
                 group["open"] += open_amount
                 group["invoices"] += 1
                 group["buckets"][label] += open_amount
@@ -243,24 +256,33 @@ def aging(book: Book, buckets: Sequence[int] = DEFAULT_BUCKETS) -> dict[str, Any
         for dimension in groups.values():
             for group in dimension.values():
                 group["overdue_share"] = ratio(group["overdue"], group["open"])
-        sections.append({
-            "currency": currency,
-            "total_open": total,
-            "overdue_amount": overdue,
-            "overdue_share": ratio(overdue, total),
-            "invoices_open": invoices_open,
-            "invoices_overdue": invoices_open - counts["current"],
-            "invoices_overdue_share": ratio(invoices_open - counts["current"], invoices_open),
-            "customers_open": len(customers_open),
-            "customers_overdue": len(customers_overdue),
-            "customers_overdue_share": ratio(len(customers_overdue), len(customers_open)),
-            "buckets": [
-                {"bucket": label, "amount": totals[label], "invoices": counts[label], "share": ratio(totals[label], total)}
-                for label in labels
-            ],
-            **{f"by_{dimension}": sorted(rows.values(), key=lambda g: (-g["open"], g["key"]))
-               for dimension, rows in groups.items()},
-        })
+        sections.append(
+            {
+                "currency": currency,
+                "total_open": total,
+                "overdue_amount": overdue,
+                "overdue_share": ratio(overdue, total),
+                "invoices_open": invoices_open,
+                "invoices_overdue": invoices_open - counts["current"],
+                "invoices_overdue_share": ratio(invoices_open - counts["current"], invoices_open),
+                "customers_open": len(customers_open),
+                "customers_overdue": len(customers_overdue),
+                "customers_overdue_share": ratio(len(customers_overdue), len(customers_open)),
+                "buckets": [
+                    {
+                        "bucket": label,
+                        "amount": totals[label],
+                        "invoices": counts[label],
+                        "share": ratio(totals[label], total),
+                    }
+                    for label in labels
+                ],
+                **{
+                    f"by_{dimension}": sorted(rows.values(), key=lambda g: (-g["open"], g["key"]))
+                    for dimension, rows in groups.items()
+                },
+            }
+        )
     return {"report": "aging", "as_of": book.as_of, "bucket_days": list(buckets), "sections": sections}
 
 
@@ -282,8 +304,14 @@ def kpis(book: Book, since: date) -> dict[str, Any]:
         closing_current = sum((i.open_at(end) for i in invoices if i.due_on >= end), ZERO)
         sales = sum((i.amount for i in invoices if since <= i.issued_on <= end), ZERO)
         collected = sum((a for i in invoices for d, a in i.payments if since <= d <= end), ZERO)
-        written_off = sum((i.written_off_value() for i in invoices
-                           if i.written_off_on is not None and since <= i.written_off_on <= end), ZERO)
+        written_off = sum(
+            (
+                i.written_off_value()
+                for i in invoices
+                if i.written_off_on is not None and since <= i.written_off_on <= end
+            ),
+            ZERO,
+        )
         settled = [(i, i.settled_by(end)) for i in invoices]
         paid_in_period = [(i, d) for i, d in settled if d is not None and since <= d]
         due_in_period = [i for i in invoices if since <= i.due_on <= end]
@@ -292,24 +320,35 @@ def kpis(book: Book, since: date) -> dict[str, Any]:
         paid_by_due = sum((min(i.paid_until(i.due_on), i.amount) for i in due_in_period), ZERO)
         average_receivables = (opening + closing) / 2
         cei_base = opening + sales - closing_current
-        sections.append({
-            "currency": currency,
-            "period_start": since, "period_end": end, "days_in_period": days,
-            "opening_receivables": opening, "closing_receivables": closing,
-            "closing_current_receivables": closing_current, "credit_sales": sales, "collected": collected,
-            "written_off": written_off, "average_receivables": money(average_receivables),
-            "dso": money(closing / sales * days) if sales else None,
-            "average_days_to_pay": money(Decimal(sum((d - i.issued_on).days for i, d in paid_in_period))
-                                         / len(paid_in_period)) if paid_in_period else None,
-            "invoices_paid": len(paid_in_period),
-            "invoices_due": len(due_in_period),
-            "invoices_paid_on_time": len(on_time),
-            "timeliness_rate": ratio(len(on_time), len(due_in_period)),
-            "timeliness_rate_amount": ratio(paid_by_due, due_amount),
-            "cei": money((opening + sales - closing) / cei_base * 100) if cei_base else None,
-            "bad_debt_rate": ratio(written_off, sales),
-            "receivables_turnover": money(sales / average_receivables) if average_receivables else None,
-        })
+        sections.append(
+            {
+                "currency": currency,
+                "period_start": since,
+                "period_end": end,
+                "days_in_period": days,
+                "opening_receivables": opening,
+                "closing_receivables": closing,
+                "closing_current_receivables": closing_current,
+                "credit_sales": sales,
+                "collected": collected,
+                "written_off": written_off,
+                "average_receivables": money(average_receivables),
+                "dso": money(closing / sales * days) if sales else None,
+                "average_days_to_pay": money(
+                    Decimal(sum((d - i.issued_on).days for i, d in paid_in_period)) / len(paid_in_period)
+                )
+                if paid_in_period
+                else None,
+                "invoices_paid": len(paid_in_period),
+                "invoices_due": len(due_in_period),
+                "invoices_paid_on_time": len(on_time),
+                "timeliness_rate": ratio(len(on_time), len(due_in_period)),
+                "timeliness_rate_amount": ratio(paid_by_due, due_amount),
+                "cei": money((opening + sales - closing) / cei_base * 100) if cei_base else None,
+                "bad_debt_rate": ratio(written_off, sales),
+                "receivables_turnover": money(sales / average_receivables) if average_receivables else None,
+            }
+        )
     return {"report": "kpis", "as_of": end, "period_start": since, "sections": sections}
 
 
@@ -338,9 +377,13 @@ def effectiveness(book: Book) -> dict[str, Any]:
     ]
     pairs = sorted({key for i in book.invoices for key in i.notified}, key=lambda k: (order.get(k[0], 999), k))
     channels = [
-        {"stage": stage, "channel": channel,
-         **_window_stats(((i, i.notified[(stage, channel)]) for i in book.invoices if (stage, channel) in i.notified),
-                         as_of)}
+        {
+            "stage": stage,
+            "channel": channel,
+            **_window_stats(
+                ((i, i.notified[(stage, channel)]) for i in book.invoices if (stage, channel) in i.notified), as_of
+            ),
+        }
         for stage, channel in pairs
     ]
     count = defaultdict(int)
@@ -349,12 +392,18 @@ def effectiveness(book: Book) -> dict[str, Any]:
     reminded = [(i, i.settled_by(as_of)) for i in book.invoices if i.first_notice_on is not None]
     paid = [(s - i.first_notice_on).days for i, s in reminded if s is not None and i.first_notice_on <= s]
     return {
-        "report": "effectiveness", "as_of": as_of, "stages": stages, "channels": channels,
-        "promises_kept": count["promise_kept"], "promises_broken": count["promise_broken"],
+        "report": "effectiveness",
+        "as_of": as_of,
+        "stages": stages,
+        "channels": channels,
+        "promises_kept": count["promise_kept"],
+        "promises_broken": count["promise_broken"],
         "promise_kept_rate": ratio(count["promise_kept"], count["promise_kept"] + count["promise_broken"]),
-        "installments_kept": count["installment_kept"], "installments_missed": count["installment_missed"],
-        "installment_kept_rate": ratio(count["installment_kept"],
-                                       count["installment_kept"] + count["installment_missed"]),
+        "installments_kept": count["installment_kept"],
+        "installments_missed": count["installment_missed"],
+        "installment_kept_rate": ratio(
+            count["installment_kept"], count["installment_kept"] + count["installment_missed"]
+        ),
         "invoices_paid_after_reminder": len(paid),
         "average_days_first_reminder_to_payment": money(Decimal(sum(paid)) / len(paid)) if paid else None,
     }
@@ -373,8 +422,17 @@ def owners(book: Book, since: date) -> dict[str, Any]:
             if invoice.currency != currency:
                 continue
             owner = book.customer(invoice.customer_id).get("owner") or NONE_LABEL
-            row = rows.setdefault(owner, {"owner": owner, "collected": ZERO, "invoices_due": 0,
-                                          "invoices_paid_on_time": 0, "open": ZERO, "overdue": ZERO})
+            row = rows.setdefault(
+                owner,
+                {
+                    "owner": owner,
+                    "collected": ZERO,
+                    "invoices_due": 0,
+                    "invoices_paid_on_time": 0,
+                    "open": ZERO,
+                    "overdue": ZERO,
+                },
+            )
             row["collected"] += sum((a for d, a in invoice.payments if since <= d <= end), ZERO)
             if since <= invoice.due_on <= end:
                 row["invoices_due"] += 1
@@ -387,8 +445,9 @@ def owners(book: Book, since: date) -> dict[str, Any]:
                 row["overdue"] += open_amount
         for row in rows.values():
             row["on_time_rate"] = ratio(row["invoices_paid_on_time"], row["invoices_due"])
-        sections.append({"currency": currency,
-                         "owners": sorted(rows.values(), key=lambda r: (-r["collected"], r["owner"]))})
+        sections.append(
+            {"currency": currency, "owners": sorted(rows.values(), key=lambda r: (-r["collected"], r["owner"]))}
+        )
     return {"report": "owners", "as_of": end, "period_start": since, "sections": sections}
 
 
@@ -407,14 +466,14 @@ def forecast(book: Book, weeks: int = FORECAST_WEEKS) -> dict[str, Any]:
         return (day - starts[0]).days // 7 if day <= horizon else None
 
     due_history = [i for i in book.invoices if i.due_on < as_of]  # due today may still be paid on time
-    on_time_rate = ratio(sum(1 for i in due_history if (s := i.settled_on()) is not None and s <= i.due_on),
-                         len(due_history))
+    on_time_rate = ratio(
+        sum(1 for i in due_history if (s := i.settled_on()) is not None and s <= i.due_on), len(due_history)
+    )
     stage_rates = {s["stage"]: s["paid_within_30"] for s in history["stages"] if s["paid_within_30"] is not None}
     all_entries = [(i, d) for i in book.invoices for d in i.entered.values()]
     overall_rate = _window_stats(all_entries, as_of)["paid_within_30"]
     promise_rate = history["promise_kept_rate"] if history["promise_kept_rate"] is not None else Decimal(1)
-    installment_rate = (history["installment_kept_rate"] if history["installment_kept_rate"] is not None
-                        else Decimal(1))
+    installment_rate = history["installment_kept_rate"] if history["installment_kept_rate"] is not None else Decimal(1)
     commitments: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in book.commitments:
         commitments[row["invoice_id"]].append(row)
@@ -423,18 +482,31 @@ def forecast(book: Book, weeks: int = FORECAST_WEEKS) -> dict[str, Any]:
     sections = []
     for currency in _currencies(book):
         sources = ("due_dates", "promises", "plans", "overdue")
-        table = [{"week": k + 1, "start": starts[k], "end": starts[k] + timedelta(days=6),
-                  **{s: ZERO for s in sources}} for k in range(weeks)]
+        table = [
+            {"week": k + 1, "start": starts[k], "end": starts[k] + timedelta(days=6), **{s: ZERO for s in sources}}
+            for k in range(weeks)
+        ]
         items: list[dict[str, Any]] = []
 
-        def add(invoice: InvoiceFacts, source: str, week: int | None, amount: Decimal, rate: Decimal | None,
-                basis: str) -> None:
+        def add(
+            invoice: InvoiceFacts, source: str, week: int | None, amount: Decimal, rate: Decimal | None, basis: str
+        ) -> None:
             if week is None or rate is None or amount <= 0:
                 return
             expected = money(amount * rate)
-            table[week][source] += expected
-            items.append({"invoice": invoice.number, "customer_id": invoice.customer_id, "source": source,
-                          "week": week + 1, "amount": amount, "rate": rate, "expected": expected, "basis": basis})
+            table[week][source] += expected  # noqa: B023  (called only in the iteration that defines it)
+            items.append(  # noqa: B023
+                {
+                    "invoice": invoice.number,
+                    "customer_id": invoice.customer_id,
+                    "source": source,
+                    "week": week + 1,
+                    "amount": amount,
+                    "rate": rate,
+                    "expected": expected,
+                    "basis": basis,
+                }
+            )
 
         for invoice in book.invoices:
             open_amount = invoice.open_at(as_of)
@@ -452,8 +524,7 @@ def forecast(book: Book, weeks: int = FORECAST_WEEKS) -> dict[str, Any]:
                     if row["kind"] == "promise":
                         add(invoice, "promises", week_of(row["due_on"]), amount, promise_rate, "promise-kept rate")
                     else:
-                        add(invoice, "plans", week_of(row["due_on"]), amount, installment_rate,
-                            "installment-kept rate")
+                        add(invoice, "plans", week_of(row["due_on"]), amount, installment_rate, "installment-kept rate")
             elif invoice.due_on >= as_of:
                 add(invoice, "due_dates", week_of(invoice.due_on), open_amount, on_time_rate, "on-time rate")
             else:
@@ -464,13 +535,20 @@ def forecast(book: Book, weeks: int = FORECAST_WEEKS) -> dict[str, Any]:
                         add(invoice, "overdue", week, open_amount / 4, rate, basis)
         for row in table:
             row["total"] = sum((row[s] for s in sources), ZERO)
-        sections.append({"currency": currency, "weeks": table, "total": sum((r["total"] for r in table), ZERO),
-                         "items": items})
+        sections.append(
+            {"currency": currency, "weeks": table, "total": sum((r["total"] for r in table), ZERO), "items": items}
+        )
     return {
-        "report": "forecast", "as_of": as_of, "weeks": weeks,
-        "rates": {"on_time_rate": on_time_rate, "promise_kept_rate": promise_rate,
-                  "installment_kept_rate": installment_rate, "stage_paid_within_30": stage_rates,
-                  "overall_paid_within_30": overall_rate},
+        "report": "forecast",
+        "as_of": as_of,
+        "weeks": weeks,
+        "rates": {
+            "on_time_rate": on_time_rate,
+            "promise_kept_rate": promise_rate,
+            "installment_kept_rate": installment_rate,
+            "stage_paid_within_30": stage_rates,
+            "overall_paid_within_30": overall_rate,
+        },
         "sections": sections,
     }
 
@@ -483,8 +561,14 @@ def _stages_at(book: Book) -> dict[int, str]:
 # -- one entry point -------------------------------------------------------------------------------------
 
 
-def build(name: str, book: Book, *, since: date | None = None, buckets: Sequence[int] = DEFAULT_BUCKETS,
-          weeks: int = FORECAST_WEEKS) -> dict[str, Any]:
+def build(
+    name: str,
+    book: Book,
+    *,
+    since: date | None = None,
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+    weeks: int = FORECAST_WEEKS,
+) -> dict[str, Any]:
     """The report `name` over `book`; `since` starts the period of kpis/owners (default: 90 days back)."""
     start = since or (book.as_of - timedelta(days=DEFAULT_PERIOD_DAYS - 1))
     if name == "aging":
@@ -508,8 +592,15 @@ def flatten(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         for figure, value in values.items():
             if isinstance(value, Mapping):
                 for sub, inner in value.items():
-                    rows.append({"currency": currency, "section": section, "key": key,
-                                 "figure": f"{figure}.{sub}", "value": inner})
+                    rows.append(
+                        {
+                            "currency": currency,
+                            "section": section,
+                            "key": key,
+                            "figure": f"{figure}.{sub}",
+                            "value": inner,
+                        }
+                    )
             elif not isinstance(value, list):
                 rows.append({"currency": currency, "section": section, "key": key, "figure": figure, "value": value})
 

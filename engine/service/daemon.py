@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine.statement import queue_statements_if_due
 from engine.app import Dunning
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Settings
@@ -49,6 +48,7 @@ from engine.service.lock import DaemonLock, lock_path_for
 from engine.service.logs import JsonLinesFormatter, configure_logging
 from engine.service.scheduler import CronSchedule, JobScheduler
 from engine.service.watcher import PolicyWatcher, describe_policies, policy_fingerprint
+from engine.statement import queue_statements_if_due
 from engine.store import queries
 from engine.store import service as store
 from engine.store.engines import display_url
@@ -172,15 +172,22 @@ class Daemon:
             jobs = JobScheduler()
             schedule = self.settings.schedule
             jobs.every("sweep-check", schedule.tick_seconds, self._guard("sweep", self.sweep_if_due), start_now=True)
-            jobs.every("dispatch", schedule.dispatch_every_seconds, self._guard("dispatch", self.dispatch_due),
-                       start_now=True)
+            jobs.every(
+                "dispatch", schedule.dispatch_every_seconds, self._guard("dispatch", self.dispatch_due), start_now=True
+            )
             jobs.every("watch-rules", schedule.watch_rules_seconds, self._guard("watch", self.watch_rules))
-            jobs.every("housekeeping", schedule.housekeeping_every_seconds, self._guard("housekeeping", self.housekeeping))
+            jobs.every(
+                "housekeeping", schedule.housekeeping_every_seconds, self._guard("housekeeping", self.housekeeping)
+            )
             if schedule.credit_review:
                 jobs.every("credit-review", schedule.tick_seconds, self._guard("credit", self.review_if_due))
             if self.settings.inbound is not None:
-                jobs.every("inbound", self.settings.inbound.every_seconds, self._guard("inbound", self.read_inbound),
-                           start_now=True)
+                jobs.every(
+                    "inbound",
+                    self.settings.inbound.every_seconds,
+                    self._guard("inbound", self.read_inbound),
+                    start_now=True,
+                )
             self.jobs = jobs
             self._install_signals(stack)
             if self.health_port is not None:
@@ -193,14 +200,22 @@ class Daemon:
             stack.callback(jobs.shutdown)
             logger.info(
                 "dunning daemon started (pid %d): database %s, rules %s, sweeps %r in %s, next at %s%s",
-                os.getpid(), self._database_label(), self.settings.rules_path, self.schedule.expression,
-                self.settings.timezone, iso(self.schedule.next_after(self.clock.now())),
+                os.getpid(),
+                self._database_label(),
+                self.settings.rules_path,
+                self.schedule.expression,
+                self.settings.timezone,
+                iso(self.schedule.next_after(self.clock.now())),
                 f", health on http://{self.health.address[0]}:{self.health.address[1]}" if self.health else "",
                 extra={"event": "started", "pid": os.getpid()},
             )
             if isinstance(self.clock, ScaledClock):
-                logger.warning("running on a virtual clock from %s at %gx real speed (a testing aid)",
-                               iso(self.clock.start), self.clock.rate, extra={"event": "virtual_clock"})
+                logger.warning(
+                    "running on a virtual clock from %s at %gx real speed (a testing aid)",
+                    iso(self.clock.start),
+                    self.clock.rate,
+                    extra={"event": "virtual_clock"},
+                )
             self._main_loop()
             return self._stop(stack)
         return 0  # pragma: no cover (the with-block always returns)
@@ -254,8 +269,11 @@ class Daemon:
         stack.callback(os.close, self._wake_r)
         stack.callback(os.close, self._wake_w)
         stack.callback(signal.set_wakeup_fd, previous_fd)
-        for signum, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
-                                (signal.SIGHUP, self._on_hup)):
+        for signum, handler in (
+            (signal.SIGTERM, self._on_stop),
+            (signal.SIGINT, self._on_stop),
+            (signal.SIGHUP, self._on_hup),
+        ):
             previous = signal.signal(signum, handler)
             stack.callback(signal.signal, signum, previous)
 
@@ -292,14 +310,14 @@ class Daemon:
 
     def _stop(self, stack: ExitStack) -> int:
         timeout = self.settings.schedule.shutdown_timeout_seconds
-        logger.info("stopping: no new work; waiting up to %gs for work in flight", timeout,
-                    extra={"event": "stopping"})
+        logger.info("stopping: no new work; waiting up to %gs for work in flight", timeout, extra={"event": "stopping"})
         if self.jobs is not None:
             self.jobs.shutdown()
         if not self._work.acquire(timeout=timeout):
             logger.error(
                 "work in flight did not finish within %gs; exiting anyway: the open transaction is rolled back "
-                "and notifications still marked sending are sent again at the next start", timeout,
+                "and notifications still marked sending are sent again at the next start",
+                timeout,
                 extra={"event": "stop_timeout"},
             )
             logging.shutdown()
@@ -337,8 +355,12 @@ class Daemon:
             self._next_review = schedule.next_after(due or max(latest or now, now))
             if due is not None:
                 changes = desk.review(due, apply=True, actor="daemon")
-                logger.info("credit review as of %s: %d customer(s) regraded", iso(due), len(changes),
-                            extra={"event": "credit_review", "as_of": iso(due), "regraded": len(changes)})
+                logger.info(
+                    "credit review as of %s: %d customer(s) regraded",
+                    iso(due),
+                    len(changes),
+                    extra={"event": "credit_review", "as_of": iso(due), "regraded": len(changes)},
+                )
 
     def sweep_if_due(self) -> None:
         """Sweep once, as of the latest scheduled instant since the latest sweep, if one has come."""
@@ -366,8 +388,11 @@ class Daemon:
         try:
             report = self.dunning.sweeper().run(due)
         except SweepBusy:  # another daemon on this PostgreSQL is sweeping; its sweep is the cluster's
-            logger.info("scheduled sweep as of %s: another daemon is sweeping it", iso(due),
-                        extra={"event": "sweep_elsewhere", "as_of": iso(due)})
+            logger.info(
+                "scheduled sweep as of %s: another daemon is sweeping it",
+                iso(due),
+                extra={"event": "sweep_elsewhere", "as_of": iso(due)},
+            )
             self._next_check = None
             return None, None
         except SweepRefused as exc:  # someone swept later meanwhile (`dunning run`); nothing to catch up
@@ -379,16 +404,27 @@ class Daemon:
         self._next_check = self.schedule.next_after(due)
         catch_up = " (catching up a missed run)" if now - due > timedelta(minutes=5) else ""
         logger.info(
-            "swept %d open invoice(s) as of %s%s: %d transition(s), %d repeat(s), %d notification(s) queued "
-            "in %.2fs", report.invoices_seen, iso(due), catch_up, report.transitions, sum(report.repeats.values()),
-            sum(report.notifications.values()), seconds,
-            extra={"event": "swept", "as_of": iso(due), "transitions": report.transitions,
-                   "entered": dict(report.entered), "duration_seconds": round(seconds, 4)},
+            "swept %d open invoice(s) as of %s%s: %d transition(s), %d repeat(s), %d notification(s) queued in %.2fs",
+            report.invoices_seen,
+            iso(due),
+            catch_up,
+            report.transitions,
+            sum(report.repeats.values()),
+            sum(report.notifications.values()),
+            seconds,
+            extra={
+                "event": "swept",
+                "as_of": iso(due),
+                "transitions": report.transitions,
+                "entered": dict(report.entered),
+                "duration_seconds": round(seconds, 4),
+            },
         )
         queued = queue_statements_if_due(self.dunning, due)  # `statements: {schedule: monthly}` in the config
         if queued:
-            logger.info("queued %d statement(s) of account", queued, extra={"event": "statements_queued",
-                                                                          "count": queued})
+            logger.info(
+                "queued %d statement(s) of account", queued, extra={"event": "statements_queued", "count": queued}
+            )
         return due, report
 
     def dispatch_due(self) -> None:
@@ -415,8 +451,10 @@ class Daemon:
                 total.merge(report)
                 self.metrics.dispatch_done(report.sent, report.failed, report.retrying)
                 logger.info(
-                    "dispatched: %d sent, %d failed, %d to retry", sum(report.sent.values()),
-                    sum(report.failed.values()), sum(report.retrying.values()),
+                    "dispatched: %d sent, %d failed, %d to retry",
+                    sum(report.sent.values()),
+                    sum(report.failed.values()),
+                    sum(report.retrying.values()),
                     extra={"event": "dispatched", **report.as_dict()},
                 )
             if not handled or self._stopping.is_set():
@@ -441,16 +479,23 @@ class Daemon:
         with self._work:
             report = Mailroom(self.dunning).fetch(limit=INBOUND_BATCH)
         if report.processed:
-            logger.info("inbound: %d processed (%s), %d unmatched", report.processed,
-                        ", ".join(f"{n} {kind}" for kind, n in sorted(report.by_kind.items())), report.unmatched,
-                        extra={"event": "inbound", "processed": report.processed, "by_kind": report.by_kind})
+            logger.info(
+                "inbound: %d processed (%s), %d unmatched",
+                report.processed,
+                ", ".join(f"{n} {kind}" for kind, n in sorted(report.by_kind.items())),
+                report.unmatched,
+                extra={"event": "inbound", "processed": report.processed, "by_kind": report.by_kind},
+            )
 
     def housekeeping(self) -> None:
         assert self.dunning is not None
         store.checkpoint(self.dunning.repo)
         depth = self.outbox_depth()
-        logger.info("housekeeping: outbox %s", ", ".join(f"{k} {v}" for k, v in depth.items()) or "empty",
-                    extra={"event": "housekeeping", "outbox": depth})
+        logger.info(
+            "housekeeping: outbox %s",
+            ", ".join(f"{k} {v}" for k, v in depth.items()) or "empty",
+            extra={"event": "housekeeping", "outbox": depth},
+        )
 
     # -- policies ----------------------------------------------------------------------------------
 
@@ -486,15 +531,18 @@ class Daemon:
             logger.error("%s", problem, extra={"event": "policy_problem"})
         logger.error(
             "policy change rejected (%d problem(s)); still running on the last good policies. Fix the file(s); "
-            "`dunning policy check` shows the same messages", len(problems),
+            "`dunning policy check` shows the same messages",
+            len(problems),
             extra={"event": "policy_rejected", "problems": problems},
         )
         self.metrics.policy_reload("rejected")
-        self._append_event("policy_rejected", {"reason": reason, "problems": problems,
-                                               "rules": str(self.settings.rules_path)})
+        self._append_event(
+            "policy_rejected", {"reason": reason, "problems": problems, "rules": str(self.settings.rules_path)}
+        )
 
-    def _record_loaded(self, policies: PolicySet, *, reason: str, previous: PolicySet | None = None,
-                       only_if_new: bool = False) -> None:
+    def _record_loaded(
+        self, policies: PolicySet, *, reason: str, previous: PolicySet | None = None, only_if_new: bool = False
+    ) -> None:
         fingerprint = policy_fingerprint(policies)
         if only_if_new and self._last_loaded_fingerprint() == fingerprint:
             return
@@ -504,15 +552,21 @@ class Daemon:
             changed = [p.name for p in policies.policies if before.get(p.name) != p.hash]
             changed += [name for name in before if policies.by_name(name) is None]
         logger.info(
-            "policies loaded (%s): %s; in force from the next sweep", reason,
+            "policies loaded (%s): %s; in force from the next sweep",
+            reason,
             ", ".join(f"{p.name}@{p.hash[:12]}" for p in policies.policies),
             extra={"event": "policy_loaded", "changed": changed},
         )
         self.metrics.policy_reload("loaded")
-        self._append_event("policy_loaded", {
-            "reason": reason, "fingerprint": fingerprint, "policies": describe_policies(policies),
-            "changed": changed,
-        })
+        self._append_event(
+            "policy_loaded",
+            {
+                "reason": reason,
+                "fingerprint": fingerprint,
+                "policies": describe_policies(policies),
+                "changed": changed,
+            },
+        )
 
     def _last_loaded_fingerprint(self) -> str | None:
         assert self.dunning is not None
@@ -532,7 +586,9 @@ class Daemon:
         if count:
             logger.warning(
                 "recovered %d notification(s) a previous run left mid-send; they are sent again now (one handed "
-                "to its channel just before the crash may arrive twice)", count, extra={"event": "recovered"},
+                "to its channel just before the crash may arrive twice)",
+                count,
+                extra={"event": "recovered"},
             )
         return count
 
@@ -544,7 +600,8 @@ class Daemon:
             logger.warning(
                 "schedule.sweep %r fires between 02:00 and 03:00 in %s, an hour daylight saving skips or repeats; "
                 "sweeps stay correct (one per scheduled instant) but move it outside that hour to avoid surprises",
-                self.schedule.expression, self.settings.timezone,
+                self.schedule.expression,
+                self.settings.timezone,
             )
 
     # -- health ------------------------------------------------------------------------------------
@@ -566,12 +623,14 @@ class Daemon:
     def render_metrics(self) -> str:
         assert self.dunning is not None
         gate = self.dunning.contact_gate
-        return self.metrics.render({
-            "scheduler_running": bool(self.jobs and self.jobs.running),
-            "outbox": self.outbox_depth(),
-            "last_sweep_as_of": self.dunning.latest_sweep(),
-            "held": dict(gate.held) if gate else {},
-        })
+        return self.metrics.render(
+            {
+                "scheduler_running": bool(self.jobs and self.jobs.running),
+                "outbox": self.outbox_depth(),
+                "last_sweep_as_of": self.dunning.latest_sweep(),
+                "held": dict(gate.held) if gate else {},
+            }
+        )
 
     def _database_label(self) -> str:
         return display_url(self.settings.database_url)

@@ -75,35 +75,78 @@ class Metrics:
             return [(f'{{{label}="{_escape(key)}"}}', value) for key, value in sorted(counts.items())]
 
         with self._lock:
-            family("dunning_up", "gauge", "1 while the daemon's scheduler is running.",
-                   [("", 1 if gauges.get("scheduler_running") else 0)])
+            family(
+                "dunning_up",
+                "gauge",
+                "1 while the daemon's scheduler is running.",
+                [("", 1 if gauges.get("scheduler_running") else 0)],
+            )
             family("dunning_sweeps_total", "counter", "Sweeps run by this daemon.", [("", self.sweeps)])
             lines.append("# HELP dunning_sweep_duration_seconds Wall time of the sweeps run by this daemon.")
             lines.append("# TYPE dunning_sweep_duration_seconds summary")
             lines.append(f"dunning_sweep_duration_seconds_sum {_number(self.sweep_seconds_sum)}")
             lines.append(f"dunning_sweep_duration_seconds_count {self.sweeps}")
-            family("dunning_last_sweep_duration_seconds", "gauge", "Wall time of the latest sweep.",
-                   [("", self.last_sweep_duration)])
-            family("dunning_transitions_total", "counter", "Stages entered, per stage.",
-                   labelled("stage", self.transitions))
-            family("dunning_notifications_sent_total", "counter", "Notifications delivered, per channel.",
-                   labelled("channel", self.sent))
-            family("dunning_notifications_failed_total", "counter", "Notifications failed for good, per channel.",
-                   labelled("channel", self.failed))
-            family("dunning_notifications_retrying_total", "counter",
-                   "Temporary delivery failures scheduled for a retry, per channel.", labelled("channel", self.retrying))
-            family("dunning_notifications_held_total", "counter",
-                   "Notifications held back (quiet_hours, contact_cap), per reason.",
-                   labelled("reason", gauges.get("held", {})))
-            family("dunning_policy_reloads_total", "counter", "Policy reloads, per result (loaded, rejected).",
-                   labelled("result", self.policy_reloads))
-            family("dunning_job_errors_total", "counter", "Daemon jobs that raised, per job.",
-                   labelled("job", self.job_errors))
-        family("dunning_outbox_depth", "gauge", "Notifications in the outbox, per status (pending, sending).",
-               labelled("status", gauges.get("outbox", {})))
+            family(
+                "dunning_last_sweep_duration_seconds",
+                "gauge",
+                "Wall time of the latest sweep.",
+                [("", self.last_sweep_duration)],
+            )
+            family(
+                "dunning_transitions_total",
+                "counter",
+                "Stages entered, per stage.",
+                labelled("stage", self.transitions),
+            )
+            family(
+                "dunning_notifications_sent_total",
+                "counter",
+                "Notifications delivered, per channel.",
+                labelled("channel", self.sent),
+            )
+            family(
+                "dunning_notifications_failed_total",
+                "counter",
+                "Notifications failed for good, per channel.",
+                labelled("channel", self.failed),
+            )
+            family(
+                "dunning_notifications_retrying_total",
+                "counter",
+                "Temporary delivery failures scheduled for a retry, per channel.",
+                labelled("channel", self.retrying),
+            )
+            family(
+                "dunning_notifications_held_total",
+                "counter",
+                "Notifications held back (quiet_hours, contact_cap), per reason.",
+                labelled("reason", gauges.get("held", {})),
+            )
+            family(
+                "dunning_policy_reloads_total",
+                "counter",
+                "Policy reloads, per result (loaded, rejected).",
+                labelled("result", self.policy_reloads),
+            )
+            family(
+                "dunning_job_errors_total",
+                "counter",
+                "Daemon jobs that raised, per job.",
+                labelled("job", self.job_errors),
+            )
+        family(
+            "dunning_outbox_depth",
+            "gauge",
+            "Notifications in the outbox, per status (pending, sending).",
+            labelled("status", gauges.get("outbox", {})),
+        )
         last = gauges.get("last_sweep_as_of")
-        family("dunning_last_sweep_timestamp_seconds", "gauge", "The as-of instant of the latest sweep (Unix time).",
-               [("", last.timestamp() if isinstance(last, datetime) else 0)])
+        family(
+            "dunning_last_sweep_timestamp_seconds",
+            "gauge",
+            "The as-of instant of the latest sweep (Unix time).",
+            [("", last.timestamp() if isinstance(last, datetime) else 0)],
+        )
         return "\n".join(lines) + "\n"
 
 
@@ -154,8 +197,9 @@ class HealthServer:
         handler = _handler(health, metrics)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 1.0},
-                                        name="dunning-health", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 1.0}, name="dunning-health", daemon=True
+        )
 
     @property
     def address(self) -> tuple[str, int]:
@@ -174,13 +218,16 @@ def _handler(health: Callable[[], HealthStatus], metrics: Callable[[], str]) -> 
     class Handler(BaseHTTPRequestHandler):
         server_version = "dunning"
 
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's naming)
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             try:
                 if path == "/healthz":
                     status = health()
-                    self._reply(200 if status.healthy else 503, "application/json",
-                                json.dumps(status.as_dict(), indent=2) + "\n")
+                    self._reply(
+                        200 if status.healthy else 503,
+                        "application/json",
+                        json.dumps(status.as_dict(), indent=2) + "\n",
+                    )
                 elif path == "/metrics":
                     self._reply(200, "text/plain; version=0.0.4; charset=utf-8", metrics())
                 else:
@@ -197,7 +244,7 @@ def _handler(health: Callable[[], HealthStatus], metrics: Callable[[], str]) -> 
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             logger.debug("%s %s", self.address_string(), format % args)
 
     return Handler

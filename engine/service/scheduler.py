@@ -33,7 +33,11 @@ logger = logging.getLogger("dunning.scheduler")
 #: Look-back windows for the latest scheduled instant: the first one holding a fire time wins, so the
 #: walk costs about (window / period) steps whatever the schedule (minutely, daily, monthly, yearly).
 _LOOKBACK = (
-    timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367),
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=8),
+    timedelta(days=32),
+    timedelta(days=367),
     timedelta(days=4 * 366 + 1),
 )
 

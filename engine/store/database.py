@@ -79,5 +79,3 @@ class Repository:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-

@@ -350,6 +350,8 @@ class SecurityEntry(SQLModel, table=True):
     user: str | None = Field(default=None, max_length=64)
     address: str | None = Field(default=None, max_length=64)
     detail: str | None = None
+
+
 # -- credit management (engine.credit) ----------------------------------------------------------------
 
 
@@ -392,6 +394,8 @@ class CreditWarning(SQLModel, table=True):
     acknowledged_at: datetime | None = instant_column(nullable=True)
     acknowledged_by: str | None = None
     note: str | None = None
+
+
 # -- inbound mail (engine.inbound, engine.replies, engine.store.inbound) --------------------------------------
 
 

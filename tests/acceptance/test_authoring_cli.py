@@ -15,16 +15,22 @@ def book(tmp_path: Path, database_url: str) -> Cli:
     cli = Cli(tmp_path, database_url)
     cli.write("rules/10-standard.yaml", CANONICAL_POLICY)
     cli.write("rules/90-default.yaml", DEFAULT_POLICY)
-    cli.write("customers.csv", """\
+    cli.write(
+        "customers.csv",
+        """\
         id,name,email,phone,address,credit_grade
         C1,Acme GmbH,ap@acme.example,+49 30 1234,1 Main St,A
         C2,Bolt Ltd,ap@bolt.example,+44 20 1234,2 High St,
-        """)
-    cli.write("invoices.csv", """\
+        """,
+    )
+    cli.write(
+        "invoices.csv",
+        """\
         number,customer_id,currency,amount,issued_on,due_on,tags
         INV-1,C1,EUR,12000.00,2026-01-30,2026-03-01,
         INV-2,C2,EUR,800.00,2026-01-30,2026-03-01,
-        """)
+        """,
+    )
     cli("import", "customers", "customers.csv")
     cli("import", "invoices", "invoices.csv")
     cli("run", "--as-of", "2026-03-04T09:00")
@@ -45,10 +51,18 @@ def test_simulate_and_explain(cli: Cli) -> None:
     assert data["total"]["legal"] == {"invoices": 1, "amount": {"EUR": 12000}}
     assert len(data["periods"]) == 14
     legal = [e for e in data["invoices"]["INV-1"]["timeline"] if e["kind"] == "transition" and e["to"] == "legal"]
-    assert legal == [{"day": "2026-05-30", "kind": "transition", "from": "letter", "to": "legal",
-                      "rule": "legal: after_days 90 and invoice.open_amount >= 10000", "policy": "standard",
-                      "skipped": [{"stage": "visit", "reason": "condition not met: invoice.open_amount >= 50000"}],
-                      "open_amount": 12000}]
+    assert legal == [
+        {
+            "day": "2026-05-30",
+            "kind": "transition",
+            "from": "letter",
+            "to": "legal",
+            "rule": "legal: after_days 90 and invoice.open_amount >= 10000",
+            "policy": "standard",
+            "skipped": [{"stage": "visit", "reason": "condition not met: invoice.open_amount >= 50000"}],
+            "open_amount": 12000,
+        }
+    ]
     assert cli.json("outbox") == before
     assert "already swept" in cli("simulate", "--from", "2026-03-04", ok=False).stderr
 
@@ -78,12 +92,15 @@ def test_policy_diff_lists_what_changes(tmp_path: Path) -> None:
 
 def test_policy_check_json_for_editors_and_ci(tmp_path: Path) -> None:
     cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'd.db'}")
-    cli.write("rules/90-default.yaml", """\
+    cli.write(
+        "rules/90-default.yaml",
+        """\
         name: default
         stages:
           - {name: reminder, after_days: 3, channels: [emial]}
           - {name: legal, after_days: 60, channels: [legal]}
-        """)
+        """,
+    )
     result = cli("policy", "check", "--format", "json", ok=False)
     assert result.returncode == 1
     problems = json.loads(result.stdout)
@@ -91,5 +108,7 @@ def test_policy_check_json_for_editors_and_ci(tmp_path: Path) -> None:
     assert set(problems[0]) == {"file", "line", "column", "severity", "message"}
     assert problems[0]["message"].endswith("did you mean 'email'?")
     assert "no amount floor" in problems[1]["message"]
-    cli.write("rules/90-default.yaml", "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n")
+    cli.write(
+        "rules/90-default.yaml", "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n"
+    )
     assert json.loads(cli("policy", "check", "--format", "json").stdout) == []

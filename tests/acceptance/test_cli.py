@@ -24,10 +24,13 @@ class Cli:
         self.env.pop("DUNNING_CONFIG")
 
     def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([DUNNING, *args], cwd=self.folder, env=self.env, capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [DUNNING, *args], cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=120
+        )
         if ok and result.returncode != 0:
-            raise AssertionError(f"dunning {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"dunning {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def json(self, *args: str) -> object:
@@ -45,17 +48,23 @@ def cli(tmp_path: Path, database_url: str) -> Cli:
     cli = Cli(tmp_path, database_url)
     cli.write("rules/10-standard.yaml", CANONICAL_POLICY)
     cli.write("rules/90-default.yaml", DEFAULT_POLICY)
-    cli.write("customers.csv", """\
+    cli.write(
+        "customers.csv",
+        """\
         id,name,email,phone,address,credit_grade,segment,owner,language,timezone,tags
         C1,Acme GmbH,ap@acme.example,+49 30 1234,1 Main St,A,enterprise,alice,en,Europe/Berlin,key;vip
         C2,北京远航物流,cw@yuanhang.example,,2 Ring Rd,D,smb,chen,zh,Asia/Shanghai,
-        """)
-    cli.write("invoices.csv", """\
+        """,
+    )
+    cli.write(
+        "invoices.csv",
+        """\
         number,customer_id,currency,amount,issued_on,due_on,tags
         INV-1,C1,EUR,20000.00,2026-01-30,2026-03-01,
         INV-2,C2,CNY,8800.50,2026-01-30,2026-03-01,export
         INV-3,C1,EUR,120.00,2026-02-04,2026-03-06,
-        """)
+        """,
+    )
     return cli
 
 
@@ -70,8 +79,14 @@ def test_full_cycle_through_the_cli(cli: Cli) -> None:
     by_number = {row["number"]: row for row in status}
     assert set(by_number) == {"INV-1", "INV-2", "INV-3"}
     assert by_number["INV-1"] == {
-        "number": "INV-1", "customer_id": "C1", "stage": "reminder", "open_amount": 20000,
-        "currency": "EUR", "policy": "standard", "days_overdue": 3, "charges_due": 0,
+        "number": "INV-1",
+        "customer_id": "C1",
+        "stage": "reminder",
+        "open_amount": 20000,
+        "currency": "EUR",
+        "policy": "standard",
+        "days_overdue": 3,
+        "charges_due": 0,
     }
     assert by_number["INV-2"]["stage"] == "reminder" and by_number["INV-2"]["policy"] == "fallback"
     assert by_number["INV-3"]["stage"] == "courtesy"
@@ -79,28 +94,43 @@ def test_full_cycle_through_the_cli(cli: Cli) -> None:
     history = cli.json("history", "INV-1")
     assert [e["kind"] for e in history] == ["import", "transition", "notification", "transition", "notification"]
     transition = history[3]
-    assert {k: transition[k] for k in ("from", "to", "policy")} == {"from": "courtesy", "to": "reminder", "policy": "standard"}
+    assert {k: transition[k] for k in ("from", "to", "policy")} == {
+        "from": "courtesy",
+        "to": "reminder",
+        "policy": "standard",
+    }
     assert transition["at"] == "2026-03-04T00:00:00Z" and len(transition["policy_hash"]) == 64
     assert transition["rule"] == "reminder: after_days 3"
     notice = history[4]
     assert {k: notice[k] for k in ("channel", "recipient", "stage", "status")} == {
-        "channel": "email", "recipient": "ap@acme.example", "stage": "reminder", "status": "sent"}
+        "channel": "email",
+        "recipient": "ap@acme.example",
+        "stage": "reminder",
+        "status": "sent",
+    }
 
     outbox = cli.json("outbox")
     assert {(n["invoice"], n["stage"], n["channel"], n["status"]) for n in outbox} == {
-        ("INV-1", "courtesy", "email", "sent"), ("INV-1", "reminder", "email", "sent"),
-        ("INV-2", "reminder", "email", "sent"), ("INV-3", "courtesy", "email", "sent"),
+        ("INV-1", "courtesy", "email", "sent"),
+        ("INV-1", "reminder", "email", "sent"),
+        ("INV-2", "reminder", "email", "sent"),
+        ("INV-3", "courtesy", "email", "sent"),
     }
-    assert all(set(n) >= {"invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at"} for n in outbox)
+    assert all(
+        set(n) >= {"invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at"} for n in outbox
+    )
     # the log channel recorded what was rendered
     log = (cli.folder / "out" / "notifications.log").read_text(encoding="utf-8")
     assert "北京远航物流" in log and "INV-1" in log
 
-    cli.write("payments.csv", """\
+    cli.write(
+        "payments.csv",
+        """\
         invoice,amount,paid_on,reference
         INV-1,5000.00,2026-03-05,BANK-1
         INV-3,120.00,2026-03-05,BANK-2
-        """)
+        """,
+    )
     assert "1 invoice(s) paid in full" in cli("import", "payments", "payments.csv").stdout
     status = {row["number"]: row for row in cli.json("status")}
     assert "INV-3" not in status and status["INV-1"]["open_amount"] == 15000
@@ -121,36 +151,50 @@ def test_run_is_idempotent_and_refuses_the_past(cli: Cli) -> None:
 
 def test_bad_import_lists_every_row_and_writes_nothing(cli: Cli) -> None:
     cli("import", "customers", "customers.csv")
-    cli.write("bad.csv", """\
+    cli.write(
+        "bad.csv",
+        """\
         number,customer_id,currency,amount,issued_on,due_on,colour
         INV-9,C1,EUR,100.00,2026-01-01,2026-02-01,red
-        """)
+        """,
+    )
     result = cli("import", "invoices", "bad.csv", ok=False)
     assert result.returncode == 1 and "bad.csv:1: colour: unknown column" in result.stderr
-    cli.write("bad2.csv", """\
+    cli.write(
+        "bad2.csv",
+        """\
         number,customer_id,currency,amount,issued_on,due_on,tags
         INV-9,C1,EUR,100.00,2026-01-01,2026-02-01,
         INV-10,NOPE,EUR,100.00,2026-01-01,2026-02-01,
         INV-11,C1,EUR,-5,2026-01-01,2026-02-01,
         INV-12,C1,EUR,100.00,2026-13-01,2026-02-01,
         INV-9,C1,EUR,100.00,2026-01-01,2026-02-01,
-        """)
+        """,
+    )
     result = cli("import", "invoices", "bad2.csv", ok=False)
     assert result.returncode == 1
-    for expected in ("bad2.csv:3: customer_id:", "bad2.csv:4: amount:", "bad2.csv:5: issued_on:", "bad2.csv:6: number:"):
+    for expected in (
+        "bad2.csv:3: customer_id:",
+        "bad2.csv:4: amount:",
+        "bad2.csv:5: issued_on:",
+        "bad2.csv:6: number:",
+    ):
         assert expected in result.stderr, result.stderr
     assert "nothing was imported" in result.stderr
     assert cli.json("status") == []
 
 
 def test_policy_check_reports_file_line_column(cli: Cli) -> None:
-    cli.write("broken/p.yaml", """\
+    cli.write(
+        "broken/p.yaml",
+        """\
         name: broken
         stages:
           - name: reminder
             after_days: 3
             channels: [emial]
-        """)
+        """,
+    )
     result = cli("policy", "check", "broken", ok=False)
     assert result.returncode == 1
     assert "broken/p.yaml:5:" in result.stderr and "emial" in result.stderr and "email" in result.stderr

@@ -31,12 +31,17 @@ def cli(tmp_path: Path) -> Cli:
     cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'dunning.db'}")
     cli.env["DUNNING_ACTOR"] = "ops-bot"
     cli.write("rules/house.yaml", POLICY)
-    cli.write("customers.csv", """\
+    cli.write(
+        "customers.csv",
+        """\
         id,name,email,phone,address,credit_grade,segment,owner,language,timezone,tags
         C1,Acme GmbH,ap@acme.example,+49 30 1234,1 Main St,A,enterprise,alice,en,Europe/Berlin,
         C2,北京远航物流,cw@yuanhang.example,+86 10 5555,2 Ring Rd,D,smb,chen,zh,Asia/Shanghai,
-        """)
-    cli.write("invoices.csv", """\
+        """,
+    )
+    cli.write(
+        "invoices.csv",
+        """\
         number,customer_id,currency,amount,issued_on,due_on,tags
         DIS,C1,EUR,1000.00,2026-02-01,2026-03-01,
         PRO,C1,EUR,2000.00,2026-02-01,2026-03-01,
@@ -44,7 +49,8 @@ def cli(tmp_path: Path) -> Cli:
         LEG,C2,EUR,4000.00,2026-01-01,2026-01-10,
         MOV,C2,EUR,500.00,2026-02-01,2026-03-01,
         WO,C1,EUR,700.00,2026-02-01,2026-03-01,
-        """)
+        """,
+    )
     cli("import", "customers", "customers.csv")
     cli("import", "invoices", "invoices.csv")
     return cli
@@ -60,17 +66,30 @@ def test_collector_actions_reports_and_audit_through_the_cli(cli: Cli, tmp_path:
     cli("promise", "PRO", "--amount", "2000", "--by", "2026-03-05", "--at", "2026-03-02T10:00:00Z")
     cli("plan", "PLN", "--installments", "2026-03-10:1500,2026-03-20:1500", "--at", "2026-03-02T10:00:00Z")
     cli("note", "MOV", "customer asked for a copy", "--actor", "chen")
-    cli("move", "MOV", "--to", "letter", "--reason", "second copy ignored", "--actor", "chen",
-        "--at", "2026-03-02T11:00:00Z")
+    cli(
+        "move",
+        "MOV",
+        "--to",
+        "letter",
+        "--reason",
+        "second copy ignored",
+        "--actor",
+        "chen",
+        "--at",
+        "2026-03-02T11:00:00Z",
+    )
     refused = cli("move", "MOV", "--to", "nowhere", "--reason", "x", ok=False)
     assert refused.returncode == 1 and "has no stage 'nowhere'" in refused.stderr and "Traceback" not in refused.stderr
     cli("write-off", "WO", "--reason", "customer insolvent", "--actor", "cfo", "--at", "2026-03-02T12:00:00Z")
     illegal = cli("dispute", "WO", "--reason", "late", ok=False)
     assert illegal.returncode == 1 and "written off" in illegal.stderr
-    cli.write("payments.csv", """\
+    cli.write(
+        "payments.csv",
+        """\
         invoice,amount,paid_on,reference
         PLN,1500.00,2026-03-09,BANK-1
-        """)
+        """,
+    )
     cli("import", "payments", "payments.csv")
     # 03-09: the first installment is kept; PRO's promise (by 03-05, grace 2 days) is broken: it resumes and
     # moves on to the next stage at once
@@ -109,11 +128,25 @@ def test_collector_actions_reports_and_audit_through_the_cli(cli: Cli, tmp_path:
     exported = cli("audit", "export", "--format", "csv", "--actor", "chen").stdout
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert rows and {r["actor"] for r in rows} == {"chen"}
-    assert list(rows[0]) == ["id", "at", "recorded_at", "kind", "actor", "invoice", "customer_id", "stage",
-                             "channel", "reason", "details", "prev_hash", "hash"]
+    assert list(rows[0]) == [
+        "id",
+        "at",
+        "recorded_at",
+        "kind",
+        "actor",
+        "invoice",
+        "customer_id",
+        "stage",
+        "channel",
+        "reason",
+        "details",
+        "prev_hash",
+        "hash",
+    ]
     assert {r["kind"] for r in rows} >= {"note", "override", "transition", "notification"}
-    lines = cli("audit", "export", "--format", "jsonl", "--channel", "legal", "--from", "2026-03-24",
-                "--to", "2026-03-24").stdout.splitlines()
+    lines = cli(
+        "audit", "export", "--format", "jsonl", "--channel", "legal", "--from", "2026-03-24", "--to", "2026-03-24"
+    ).stdout.splitlines()
     assert lines and all(json.loads(line)["channel"] == "legal" for line in lines)
 
     # reports: JSON, CSV and an HTML page

@@ -20,7 +20,9 @@ def cli(tmp_path: Path) -> Cli:
     cli.env["DUNNING_CONFIG"] = str(tmp_path / "config.yaml")
     cli.write("rules/house.yaml", "name: house\nstages:\n  - {name: reminder, after_days: 1, channels: [log]}\n")
     cli.write("customers.csv", "id,name\nC1,Acme\n")
-    cli.write("invoices.csv", "number,customer_id,currency,amount,issued_on,due_on\nI1,C1,EUR,10.00,2026-01-01,2026-01-31\n")
+    cli.write(
+        "invoices.csv", "number,customer_id,currency,amount,issued_on,due_on\nI1,C1,EUR,10.00,2026-01-01,2026-01-31\n"
+    )
     cli("import", "customers", "customers.csv")
     cli("import", "invoices", "invoices.csv")
     return cli

@@ -14,8 +14,15 @@ from channels.legal import _csv as case_file_csv
 from engine.spreadsheet import safe_cell
 from tests.acceptance.test_cli import Cli
 
-HOSTILE = ['=HYPERLINK("http://evil.example","Pay here")', "=cmd|' /C calc'!A0", "+1+2", "-2+3", "@SUM(A1:A2)",
-           "\tleading tab", "\rleading return"]
+HOSTILE = [
+    '=HYPERLINK("http://evil.example","Pay here")',
+    "=cmd|' /C calc'!A0",
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\tleading tab",
+    "\rleading return",
+]
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -33,22 +40,32 @@ def cells(text: str) -> list[str]:
 
 
 def dangerous(text: str) -> list[str]:
-    return [c for c in cells(text) if c.startswith(("=", "+", "@", "\t", "\r")) or
-            (c.startswith("-") and not c.lstrip("-").replace(".", "", 1).isdigit())]
+    return [
+        c
+        for c in cells(text)
+        if c.startswith(("=", "+", "@", "\t", "\r"))
+        or (c.startswith("-") and not c.lstrip("-").replace(".", "", 1).isdigit())
+    ]
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'dunning.db'}")
-    cli.write("rules/house.yaml", """\
+    cli.write(
+        "rules/house.yaml",
+        """\
         name: house
         stages:
           - {name: reminder, after_days: 1, channels: [log]}
-        """)
+        """,
+    )
     ids = ["=1+2", "@SUM(A1)", "+cmd|' /C calc'!A0", "-2+3", "=HYPERLINK(x)"]
     cli.write("customers.csv", "id,name,owner\n" + "".join(f"{cid},Customer {i},{cid}\n" for i, cid in enumerate(ids)))
-    cli.write("invoices.csv", "number,customer_id,currency,amount,issued_on,due_on\n" +
-              "".join(f"={i}+{i},{cid},EUR,100.00,2026-01-01,2026-02-01\n" for i, cid in enumerate(ids)))
+    cli.write(
+        "invoices.csv",
+        "number,customer_id,currency,amount,issued_on,due_on\n"
+        + "".join(f"={i}+{i},{cid},EUR,100.00,2026-01-01,2026-02-01\n" for i, cid in enumerate(ids)),
+    )
     cli("import", "customers", "customers.csv")
     cli("import", "invoices", "invoices.csv")
     cli("run", "--as-of", "2026-03-01")
@@ -68,7 +85,8 @@ def test_report_csv(cli: Cli) -> None:
 
 
 def test_legal_case_files() -> None:
-    text = case_file_csv([{"customer": name, "amount": Decimal("-1.00")} for name in HOSTILE],
-                         ["customer", "amount"]).decode("utf-8-sig")
+    text = case_file_csv(
+        [{"customer": name, "amount": Decimal("-1.00")} for name in HOSTILE], ["customer", "amount"]
+    ).decode("utf-8-sig")
     assert dangerous(text) == []
     assert cells(text)[-1] == "-1.00"

@@ -27,12 +27,30 @@ DUNNING = Path(sys.executable).parent / "dunning"
 def numbered(notification_id: int, number: str, customer: str = "C7") -> Message:
     base = message(language="en")
     invoice = {**base.invoices[0], "number": number}
-    return dataclasses.replace(base, notification_id=notification_id, key=f"{number}/letter@20260310T090000Z/0/x",
-                               invoices=(invoice,), customer={**base.customer, "id": customer},
-                               context={**base.context, "invoice": invoice, "invoices": [invoice]})
+    return dataclasses.replace(
+        base,
+        notification_id=notification_id,
+        key=f"{number}/letter@20260310T090000Z/0/x",
+        invoices=(invoice,),
+        customer={**base.customer, "id": customer},
+        context={**base.context, "invoice": invoice, "invoices": [invoice]},
+    )
 
 
-LOSSY = ["INV/1", "INV_1", "INV 1", "发票1", "收据1", "INV\\1", "../INV1", "INV:1", "inv_1", "INV..1", "INV\x001", "INV\r\n1"]
+LOSSY = [
+    "INV/1",
+    "INV_1",
+    "INV 1",
+    "发票1",
+    "收据1",
+    "INV\\1",
+    "../INV1",
+    "INV:1",
+    "inv_1",
+    "INV..1",
+    "INV\x001",
+    "INV\r\n1",
+]
 
 
 def test_twelve_letters_leave_twelve_files(tmp_path: Path) -> None:
@@ -124,12 +142,18 @@ def test_a_run_from_another_folder_writes_beside_the_config(tmp_path: Path) -> N
     (home / "rules").mkdir(parents=True)
     (home / "rules" / "p.yaml").write_text("name: p\nstages:\n  - {name: letter, after_days: 1, channels: [print]}\n")
     (home / "config.yaml").write_text(
-        "database: sqlite:///dunning.db\nchannels:\n  print: {type: letter, output_dir: print, recipient: address}\n")
+        "database: sqlite:///dunning.db\nchannels:\n  print: {type: letter, output_dir: print, recipient: address}\n"
+    )
     (home / "c.csv").write_text("id,name,address\nC1,Acme,1 Main St\n")
-    (home / "i.csv").write_text("number,customer_id,currency,amount,issued_on,due_on\nI1,C1,EUR,10.00,2026-01-01,2026-01-02\n")
+    (home / "i.csv").write_text(
+        "number,customer_id,currency,amount,issued_on,due_on\nI1,C1,EUR,10.00,2026-01-01,2026-01-02\n"
+    )
     env = {**os.environ, "DUNNING_CONFIG": str(home / "config.yaml")}
-    for args in (["import", "customers", str(home / "c.csv")], ["import", "invoices", str(home / "i.csv")],
-                 ["run", "--as-of", "2026-02-01"]):
+    for args in (
+        ["import", "customers", str(home / "c.csv")],
+        ["import", "invoices", str(home / "i.csv")],
+        ["run", "--as-of", "2026-02-01"],
+    ):
         subprocess.run([str(DUNNING), *args], check=True, cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert len(list((home / "print").glob("*.pdf"))) == 1
     assert not (tmp_path / "print").exists()
@@ -143,8 +167,11 @@ def test_run_counts_notices_that_failed_for_want_of_an_address(tmp_path: Path) -
     cli.write("config.yaml", "channels:\n  log: {type: log, recipient: email}\n")
     cli.env["DUNNING_CONFIG"] = str(tmp_path / "config.yaml")
     cli.write("c.csv", "id,name,email\nC1,Acme,ap@acme.example\nC2,Bolt,\n")
-    cli.write("i.csv", "number,customer_id,currency,amount,issued_on,due_on\n"
-                       "I1,C1,EUR,10.00,2026-01-01,2026-01-02\nI2,C2,EUR,10.00,2026-01-01,2026-01-02\n")
+    cli.write(
+        "i.csv",
+        "number,customer_id,currency,amount,issued_on,due_on\n"
+        "I1,C1,EUR,10.00,2026-01-01,2026-01-02\nI2,C2,EUR,10.00,2026-01-01,2026-01-02\n",
+    )
     cli("import", "customers", "c.csv")
     cli("import", "invoices", "i.csv")
     out = cli("run", "--as-of", "2026-02-01").stdout

@@ -29,8 +29,9 @@ def test_a_second_writer_waits_then_names_the_holder(tmp_path: Path) -> None:
     cli.env["DUNNING_CONFIG"] = str(tmp_path / "config.yaml")
     cli.write("c.csv", "id,name\nC1,Acme\n")
     cli("import", "customers", "c.csv")
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, f"sqlite:///{db}", "20"], stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, f"sqlite:///{db}", "20"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         cli.write("c2.csv", "id,name\nC2,Bolt\n")

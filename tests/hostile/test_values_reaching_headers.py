@@ -41,11 +41,16 @@ def rejected(importer: Importer, tmp_path: Path, kind: str, rows: list[dict[str,
 
 
 def test_a_language_with_line_breaks_is_a_row_error(importer: Importer, tmp_path: Path) -> None:
-    problems = rejected(importer, tmp_path, "customers", [
-        {"id": "C1", "name": "Fine", "language": "zh-CN"},
-        {"id": "C2", "name": "Hostile", "language": INJECTION},
-        {"id": "C3", "name": "Typo", "language": "klingon"},
-    ])
+    problems = rejected(
+        importer,
+        tmp_path,
+        "customers",
+        [
+            {"id": "C1", "name": "Fine", "language": "zh-CN"},
+            {"id": "C2", "name": "Hostile", "language": INJECTION},
+            {"id": "C3", "name": "Typo", "language": "klingon"},
+        ],
+    )
     assert len(problems) == 2
     assert problems[0].startswith(f"{tmp_path / 'customers.jsonl'}:2: language:")
     assert "is not a language" in problems[0] and "Bcc" in problems[0]
@@ -85,20 +90,44 @@ def test_encoded_subjects_still_fold(tmp_path: Path) -> None:
 @pytest.mark.parametrize("code", ["XYZ", "ZZZ", "ABC", "EUX"])
 def test_unknown_currencies_are_refused(importer: Importer, tmp_path: Path, code: str) -> None:
     importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(importer, tmp_path, "invoices", [
-        {"number": "I1", "customer_id": "C1", "currency": code, "amount": "10.00", "issued_on": "2026-01-01",
-         "due_on": "2026-02-01"},
-    ])
-    assert problems == [f"{tmp_path / 'invoices.jsonl'}:1: currency: {code!r} is not an ISO 4217 currency code "
-                        f"(such as EUR, USD, CNY or JPY)" + problems[0].split("JPY)", 1)[1]]
+    problems = rejected(
+        importer,
+        tmp_path,
+        "invoices",
+        [
+            {
+                "number": "I1",
+                "customer_id": "C1",
+                "currency": code,
+                "amount": "10.00",
+                "issued_on": "2026-01-01",
+                "due_on": "2026-02-01",
+            },
+        ],
+    )
+    assert problems == [
+        f"{tmp_path / 'invoices.jsonl'}:1: currency: {code!r} is not an ISO 4217 currency code "
+        f"(such as EUR, USD, CNY or JPY)" + problems[0].split("JPY)", 1)[1]
+    ]
 
 
 def test_did_you_mean_for_a_near_currency(importer: Importer, tmp_path: Path) -> None:
     importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(importer, tmp_path, "invoices", [
-        {"number": "I1", "customer_id": "C1", "currency": "EUO", "amount": "10", "issued_on": "2026-01-01",
-         "due_on": "2026-02-01"},
-    ])
+    problems = rejected(
+        importer,
+        tmp_path,
+        "invoices",
+        [
+            {
+                "number": "I1",
+                "customer_id": "C1",
+                "currency": "EUO",
+                "amount": "10",
+                "issued_on": "2026-01-01",
+                "due_on": "2026-02-01",
+            },
+        ],
+    )
     assert problems[0].endswith("did you mean EUR?")
 
 
@@ -106,10 +135,21 @@ def test_did_you_mean_for_a_near_currency(importer: Importer, tmp_path: Path) ->
 def test_currencies_without_minor_units_refuse_cents(importer: Importer, tmp_path: Path, code: str) -> None:
     assert minor_units(code) == 0
     importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(importer, tmp_path, "invoices", [
-        {"number": "I1", "customer_id": "C1", "currency": code, "amount": "1000.50", "issued_on": "2026-01-01",
-         "due_on": "2026-02-01"},
-    ])
+    problems = rejected(
+        importer,
+        tmp_path,
+        "invoices",
+        [
+            {
+                "number": "I1",
+                "customer_id": "C1",
+                "currency": code,
+                "amount": "1000.50",
+                "issued_on": "2026-01-01",
+                "due_on": "2026-02-01",
+            },
+        ],
+    )
     assert len(problems) == 1 and "amount" in problems[0] and "at most 0" in problems[0]
 
 
@@ -122,8 +162,19 @@ def test_the_table_is_the_full_iso_list() -> None:
 @pytest.mark.parametrize("amount", ["١٢٣", "１２３", "१२३.४५"])
 def test_amounts_in_non_ascii_digits_are_refused(importer: Importer, tmp_path: Path, amount: str) -> None:
     importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(importer, tmp_path, "invoices", [
-        {"number": "I1", "customer_id": "C1", "currency": "EUR", "amount": amount, "issued_on": "2026-01-01",
-         "due_on": "2026-02-01"},
-    ])
+    problems = rejected(
+        importer,
+        tmp_path,
+        "invoices",
+        [
+            {
+                "number": "I1",
+                "customer_id": "C1",
+                "currency": "EUR",
+                "amount": amount,
+                "issued_on": "2026-01-01",
+                "due_on": "2026-02-01",
+            },
+        ],
+    )
     assert len(problems) == 1 and ": amount: " in problems[0] and "is not a number" in problems[0]

@@ -14,17 +14,20 @@ import pytest
 from channels.webhook import header_safe_key
 from engine.yamlsource import load_located
 from tests.integration.test_email import message
+from tests.integration.test_webhook import Receiver, _secret, receiver, send, webhook  # noqa: F401  (fixtures)
 
 DUNNING = Path(sys.executable).parent / "dunning"
-from tests.integration.test_webhook import Receiver, _secret, receiver, send, webhook  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize("key", ["发票7/reminder@20260310T090000Z/0/email", "INV-7\r\nX-Evil: 1/letter@x/0/webhook"])
-def test_keys_that_are_no_header_value_are_encoded_and_delivered(tmp_path: Path, receiver: Receiver,  # noqa: F811
-                                                                  key: str) -> None:
+def test_keys_that_are_no_header_value_are_encoded_and_delivered(
+    tmp_path: Path,
+    receiver: Receiver,  # noqa: F811
+    key: str,
+) -> None:
     receipt = send(webhook(tmp_path, receiver.url), message(key=key))
     assert receipt.reference == "req-1"
-    request, = receiver.requests
+    (request,) = receiver.requests
     assert request["valid"]
     sent = request["headers"]["Idempotency-Key"]
     assert sent.isascii() and "\r" not in sent and "\n" not in sent
@@ -40,9 +43,11 @@ def test_the_encoding_keeps_plain_keys_and_is_injective() -> None:
 
 
 def test_a_huge_yaml_integer_is_a_located_problem() -> None:
-    located = load_located("name: big\nstages:\n  - name: reminder\n    after_days: " + "9" * 5000 + "\n", "policy.yaml")
+    located = load_located(
+        "name: big\nstages:\n  - name: reminder\n    after_days: " + "9" * 5000 + "\n", "policy.yaml"
+    )
     assert not located.parsed
-    problem, = located.problems
+    (problem,) = located.problems
     assert (problem.line, problem.column) == (4, 17)
     assert "5000 digits" in problem.message
 
@@ -51,8 +56,9 @@ def test_policy_check_reports_the_huge_integer(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "p.yaml").write_text("name: big\nstages:\n  - name: reminder\n    after_days: " + "1" * 4400 + "\n")
-    result = subprocess.run([str(DUNNING), "policy", "check", str(rules)], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        [str(DUNNING), "policy", "check", str(rules)], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{rules / 'p.yaml'}:4:17: unsupported YAML: this number has 4400 digits" in result.stderr

@@ -24,5 +24,7 @@ def test_a_payment_on_the_write_off_day_is_not_counted_twice(make_book) -> None:
     data = load_book(book.app.repo, book.settings.zone, date(2026, 3, 31), {"reminder": 0})
     eur = next(s for s in build("kpis", data, since=date(2026, 3, 1))["sections"] if s["currency"] == "EUR")
     assert (eur["collected"], eur["written_off"]) == (Decimal(400), Decimal(600))
-    assert eur["opening_receivables"] + eur["credit_sales"] - eur["collected"] - eur["written_off"] == (
-        eur["closing_receivables"])
+    assert (
+        eur["opening_receivables"] + eur["credit_sales"] - eur["collected"] - eur["written_off"]
+        == (eur["closing_receivables"])
+    )

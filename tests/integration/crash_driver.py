@@ -27,10 +27,15 @@ def dispatch_until_done(config: str) -> int:
     while True:
         app.dispatch()
         with app.repo.read() as session:
-            left = session.connection().execute(
-                select(func.count()).select_from(TABLE).where(
-                    TABLE.c.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
-            ).scalar()
+            left = (
+                session.connection()
+                .execute(
+                    select(func.count())
+                    .select_from(TABLE)
+                    .where(TABLE.c.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]))
+                )
+                .scalar()
+            )
         if not left:
             return 0
         time.sleep(0.05)  # rows leased by a killed dispatcher come free when their lease ends

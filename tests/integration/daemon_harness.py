@@ -38,8 +38,9 @@ def stored(value: str | None) -> datetime | None:
 class Book:
     """A folder with config.yaml, rules/ and dunning.db, and the daemons started on it."""
 
-    def __init__(self, root: Path, *, schedule: dict[str, Any] | None = None, policy: str = REMINDER_POLICY,
-                 **config: Any):
+    def __init__(
+        self, root: Path, *, schedule: dict[str, Any] | None = None, policy: str = REMINDER_POLICY, **config: Any
+    ):
         self.root = root
         self.db = root / "dunning.db"
         self.config = {
@@ -49,8 +50,12 @@ class Book:
             "rules": "rules",
             "output_dir": "out",
             "schedule": {
-                "sweep": "0 9 * * mon-fri", "tick_seconds": 0.1, "dispatch_every_seconds": 0.2,
-                "watch_rules_seconds": 0.2, "shutdown_timeout_seconds": 15, **(schedule or {}),
+                "sweep": "0 9 * * mon-fri",
+                "tick_seconds": 0.1,
+                "dispatch_every_seconds": 0.2,
+                "watch_rules_seconds": 0.2,
+                "shutdown_timeout_seconds": 15,
+                **(schedule or {}),
             },
             **config,
         }
@@ -74,19 +79,26 @@ class Book:
         return path
 
     def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([DUNNING, *args], cwd=self.root, env=self.env, capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [DUNNING, *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=120
+        )
         if ok and result.returncode != 0:
-            raise AssertionError(f"dunning {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"dunning {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def customers(self, *rows: str) -> None:
-        self.write("customers.csv", "id,name,email,phone,address,credit_grade,segment,owner,language,timezone,tags\n"
-                   + "\n".join(rows) + "\n")
+        self.write(
+            "customers.csv",
+            "id,name,email,phone,address,credit_grade,segment,owner,language,timezone,tags\n" + "\n".join(rows) + "\n",
+        )
         self.cli("import", "customers", "customers.csv")
 
     def invoices(self, *rows: str) -> None:
-        self.write("invoices.csv", "number,customer_id,currency,amount,issued_on,due_on,tags\n" + "\n".join(rows) + "\n")
+        self.write(
+            "invoices.csv", "number,customer_id,currency,amount,issued_on,due_on,tags\n" + "\n".join(rows) + "\n"
+        )
         self.cli("import", "invoices", "invoices.csv")
 
     def start(self, clock_start: str, rate: float, *args: str) -> Daemon:
@@ -94,7 +106,11 @@ class Book:
         handle = log.open("w", encoding="utf-8")
         proc = subprocess.Popen(
             [DUNNING, "daemon", "--clock-start", clock_start, "--clock-rate", str(rate), *args],
-            cwd=self.root, env=self.env, stdout=handle, stderr=subprocess.STDOUT, text=True,
+            cwd=self.root,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         daemon = Daemon(proc, log, handle)
         self.procs.append(daemon)
@@ -116,8 +132,14 @@ class Book:
             "FROM notifications n JOIN invoices i ON i.id = n.invoice_id ORDER BY n.id"
         )
         return {
-            r[0]: {"invoice": r[1], "status": r[2], "created_at": stored(r[3]), "due_at": stored(r[4]),
-                   "sent_at": stored(r[5]), "attempts": r[6]}
+            r[0]: {
+                "invoice": r[1],
+                "status": r[2],
+                "created_at": stored(r[3]),
+                "due_at": stored(r[4]),
+                "sent_at": stored(r[5]),
+                "attempts": r[6],
+            }
             for r in rows
         }
 
@@ -149,8 +171,12 @@ class Daemon:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def wait_log(self, text: str, timeout: float = 30, after: int = 0) -> None:
-        wait_for(lambda: text in self.log()[after:], timeout, lambda: f"{text!r} in the daemon log:\n{self.log()}",
-                 proc=self.proc)
+        wait_for(
+            lambda: text in self.log()[after:],
+            timeout,
+            lambda: f"{text!r} in the daemon log:\n{self.log()}",
+            proc=self.proc,
+        )
 
     def send(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -172,16 +198,21 @@ class Daemon:
         return [json.loads(line) for line in self.log().splitlines() if line.strip()]
 
 
-def wait_for(check: Callable[[], T], timeout: float = 30, what: Callable[[], str] | str = "condition",
-             proc: subprocess.Popen[str] | None = None) -> T:
+def wait_for(
+    check: Callable[[], T],
+    timeout: float = 30,
+    what: Callable[[], str] | str = "condition",
+    proc: subprocess.Popen[str] | None = None,
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if proc is not None and proc.poll() is not None and not check():
-            raise AssertionError(f"daemon exited ({proc.returncode}) while waiting for "
-                                 f"{what() if callable(what) else what}")
+            raise AssertionError(
+                f"daemon exited ({proc.returncode}) while waiting for {what() if callable(what) else what}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(0.05)

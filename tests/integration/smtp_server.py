@@ -38,18 +38,24 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -57,11 +63,12 @@ class Handler:
     def __init__(self, server: SMTPServer):
         self.server = server
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         local = address.split("@")[0]
         if local.startswith("reject"):
-            return "550 5.1.1 <%s>: no such user here" % address
+            return f"550 5.1.1 <{address}>: no such user here"
         if local.startswith("busy"):
             return "451 4.3.0 mailbox busy, try again later"
         if local.startswith("closing"):
@@ -84,8 +91,14 @@ class Handler:
 
 
 class SMTPServer:
-    def __init__(self, *, tls: str = "none", cert: tuple[Path, Path] | None = None,
-                 auth: tuple[str, str] | None = None, parse: bool = True):
+    def __init__(
+        self,
+        *,
+        tls: str = "none",
+        cert: tuple[Path, Path] | None = None,
+        auth: tuple[str, str] | None = None,
+        parse: bool = True,
+    ):
         self.tls = tls
         self.auth = auth
         self.parse = parse
@@ -118,8 +131,9 @@ class SMTPServer:
                         self.ids[line[11:].strip().decode()] += 1
                         break
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
-                      auth_data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         assert self.auth is not None
         ok = (auth_data.login.decode(), auth_data.password.decode()) == self.auth
         if ok:
@@ -132,15 +146,17 @@ class SMTPServer:
         if self.tls == "starttls":
             kwargs.update(tls_context=self._context, require_starttls=True)
         if self.auth is not None:
-            kwargs.update(authenticator=self._authenticate, auth_required=True,
-                          auth_require_tls=self.tls == "starttls")  # implicit TLS: all of it is TLS
+            kwargs.update(
+                authenticator=self._authenticate, auth_required=True, auth_require_tls=self.tls == "starttls"
+            )  # implicit TLS: all of it is TLS
         return SMTP(Handler(self), hostname="localhost", **kwargs)
 
     def start(self) -> SMTPServer:
         self._thread.start()
         ssl_context = self._context if self.tls == "tls" else None
         future = asyncio.run_coroutine_threadsafe(
-            self.loop.create_server(self._protocol, "127.0.0.1", 0, ssl=ssl_context), self.loop)
+            self.loop.create_server(self._protocol, "127.0.0.1", 0, ssl=ssl_context), self.loop
+        )
         self._server = future.result(10)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -100,8 +100,7 @@ def test_a_kept_promise_is_recorded_and_escalation_resumes_for_the_rest(book: Bo
 def test_a_broken_promise_moves_on_to_the_next_stage_at_once(book: Book) -> None:
     book.invoice("INV-1", "C1", "20000.00", due_on="2026-03-01")
     daily(book, "2026-03-01", "2026-03-04")
-    Collector(book.app, actor="bob").promise("INV-1", Decimal("20000"), date(2026, 3, 10),
-                                             at=at("2026-03-05", 10))
+    Collector(book.app, actor="bob").promise("INV-1", Decimal("20000"), date(2026, 3, 10), at=at("2026-03-05", 10))
     daily(book, "2026-03-05", "2026-03-13")  # grace: 3 days after 03-10
     assert book.stage("INV-1") == "promised"
     book.run("2026-03-14")
@@ -114,8 +113,7 @@ def test_a_broken_promise_moves_on_to_the_next_stage_at_once(book: Book) -> None
     ]
     [broken] = events(book, "INV-1", "promise_broken")
     assert broken["due_on"] == "2026-03-10" and broken["grace_until"] == "2026-03-13"
-    assert book.notifications("INV-1") == [
-        ("2026-03-04", "reminder", "email", 0), ("2026-03-14", "phone", "phone", 0)]
+    assert book.notifications("INV-1") == [("2026-03-04", "reminder", "email", 0), ("2026-03-14", "phone", "phone", 0)]
     # from there the ladder goes on as usual: 30 days overdue not counting the 9 paused days
     on(book, "2026-04-08")
     assert book.transitions("INV-1")[-1] == ("2026-03-14", "reminder", "phone")
@@ -140,7 +138,9 @@ def test_payment_plans_track_each_installment(book: Book) -> None:
     book.run("2026-04-19")
 
     assert [(e["installment"], e["at"][:10]) for e in events(book, "KEPT", "installment_kept")] == [
-        (1, "2026-03-14"), (2, "2026-04-14")]
+        (1, "2026-03-14"),
+        (2, "2026-04-14"),
+    ]
     assert len(events(book, "KEPT", "plan_completed")) == 1 and book.stage("KEPT") == "paid"
     assert [e["installment"] for e in events(book, "MISSED", "installment_kept")] == [1]
     [missed] = events(book, "MISSED", "installment_missed")
@@ -152,8 +152,10 @@ def test_payment_plans_track_each_installment(book: Book) -> None:
     on(book, "2026-04-30")
     assert book.transitions("MISSED")[-1] == ("2026-04-30", "reminder", "phone")
     [plan] = events(book, "MISSED", "plan")
-    assert plan["installments"] == [{"due_on": "2026-03-15", "amount": "5000"},
-                                    {"due_on": "2026-04-15", "amount": "5000"}]
+    assert plan["installments"] == [
+        {"due_on": "2026-03-15", "amount": "5000"},
+        {"due_on": "2026-04-15", "amount": "5000"},
+    ]
 
 
 def test_an_approval_stage_waits_silently_until_approved(make_book) -> None:  # type: ignore[no-untyped-def]
@@ -247,8 +249,10 @@ stages:
 
 @pytest.mark.parametrize("how", ["approve", "move"])
 def test_notices_queued_by_approve_or_move_keep_the_stage_fallback(make_book, how: str) -> None:  # type: ignore[no-untyped-def]
-    channels = {"email": {"type": "memory", "recipient": "email", "fail": "permanent"},
-                "letter": {"type": "memory", "recipient": "address"}}
+    channels = {
+        "email": {"type": "memory", "recipient": "email", "fail": "permanent"},
+        "letter": {"type": "memory", "recipient": "address"},
+    }
     book = make_book({"p.yaml": FALLBACK_POLICY}, channels=channels)
     book.customers({"id": "C1", "name": "Acme"})
     book.invoice("F", "C1", "900.00", due_on="2026-03-01")

@@ -22,8 +22,10 @@ def verify(book: Book, expect_head: str | None = None):  # type: ignore[no-untyp
 @pytest.fixture
 def book(make_book) -> Book:  # type: ignore[no-untyped-def]
     book = make_book()
-    book.customers({"id": "C1", "name": "Acme", "credit_grade": "A", "owner": "alice"},
-                   {"id": "C2", "name": "Bolt", "credit_grade": "B"})
+    book.customers(
+        {"id": "C1", "name": "Acme", "credit_grade": "A", "owner": "alice"},
+        {"id": "C2", "name": "Bolt", "credit_grade": "B"},
+    )
     book.invoice("INV-1", "C1", "20000.00", due_on="2026-03-01")
     book.invoice("INV-2", "C2", "500.00", due_on="2026-03-01")
     book.run("2026-03-04")
@@ -93,12 +95,29 @@ def test_concurrent_appenders_keep_one_chain(book: Book) -> None:
         for i in range(15):
             with book.app.repo.write() as session:
                 now = datetime.now(timezone.utc)
-                append_events(session.connection(), [
-                    {"at": now, "recorded_at": now, "kind": "note", "invoice_id": None, "customer_id": "C1",
-                     "actor": name, "data": {"text": f"{name} {i}", "n": i, "amount": str(Decimal("1.50"))}},
-                    {"at": now, "recorded_at": now, "kind": "note", "invoice_id": None, "customer_id": "C1",
-                     "actor": name, "data": {"text": "second"}},
-                ])
+                append_events(
+                    session.connection(),
+                    [
+                        {
+                            "at": now,
+                            "recorded_at": now,
+                            "kind": "note",
+                            "invoice_id": None,
+                            "customer_id": "C1",
+                            "actor": name,
+                            "data": {"text": f"{name} {i}", "n": i, "amount": str(Decimal("1.50"))},
+                        },
+                        {
+                            "at": now,
+                            "recorded_at": now,
+                            "kind": "note",
+                            "invoice_id": None,
+                            "customer_id": "C1",
+                            "actor": name,
+                            "data": {"text": "second"},
+                        },
+                    ],
+                )
 
     threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(3)]
     for thread in threads:
@@ -114,8 +133,13 @@ def test_export_filters(book: Book) -> None:
         conn = session.connection()
         by_alice = list(export_events(conn, ExportFilter(actor="alice"), book.settings.zone))
         reminders = list(export_events(conn, ExportFilter(stage="reminder", kind="notification"), book.settings.zone))
-        march_5 = list(export_events(conn, ExportFilter(since=datetime(2026, 3, 5).date(),
-                                                        until=datetime(2026, 3, 5).date()), book.settings.zone))
+        march_5 = list(
+            export_events(
+                conn,
+                ExportFilter(since=datetime(2026, 3, 5).date(), until=datetime(2026, 3, 5).date()),
+                book.settings.zone,
+            )
+        )
         c2 = list(export_events(conn, ExportFilter(customer="C2", channel="email"), book.settings.zone))
     assert {r["kind"] for r in by_alice} == {"dispute", "transition"}
     assert all(r["reason"] == "wrong quantity" for r in by_alice if r["kind"] == "dispute")

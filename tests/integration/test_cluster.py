@@ -35,9 +35,11 @@ def postgres_url(postgres_reason: str | None) -> Iterator[str]:
 def write_book(root: Path, url: str, port: int) -> Path:
     (root / "rules").mkdir()
     (root / "rules" / "default.yaml").write_text(
-        "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n", encoding="utf-8")
+        "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n", encoding="utf-8"
+    )
     config = root / "config.yaml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         database: "{url}"
         timezone: UTC
         rules: rules
@@ -49,7 +51,9 @@ def write_book(root: Path, url: str, port: int) -> Path:
         channels:
           email: {{type: email, recipient: email, host: 127.0.0.1, port: {port}, security: none,
                    from: ar@acme.example, connections: 4, rate_per_minute: 100000, timeout: 10}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return config
 
 
@@ -65,8 +69,7 @@ def counts(app: Any) -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(180)
-def test_three_daemons_one_killed_mid_dispatch(tmp_path: Path, postgres_url: str,
-                                               record_property: Any) -> None:
+def test_three_daemons_one_killed_mid_dispatch(tmp_path: Path, postgres_url: str, record_property: Any) -> None:
     from engine.app import Dunning
     from engine.config import load_settings
     from engine.store.models import Notification, Sweep
@@ -75,33 +78,58 @@ def test_three_daemons_one_killed_mid_dispatch(tmp_path: Path, postgres_url: str
     with SMTPServer(parse=False) as server:
         config = write_book(tmp_path, postgres_url, server.port)
         app = Dunning(load_settings(config))
-        app.importer().import_rows("customers", [
-            {"id": f"C{i}", "name": f"Customer {i}", "email": f"ap{i}@example.com"} for i in range(MESSAGES)])
+        app.importer().import_rows(
+            "customers",
+            [{"id": f"C{i}", "name": f"Customer {i}", "email": f"ap{i}@example.com"} for i in range(MESSAGES)],
+        )
         due = (datetime.now(timezone.utc) - timedelta(days=10)).date().isoformat()
-        app.importer().import_rows("invoices", [
-            {"number": f"INV-{i}", "customer_id": f"C{i}", "currency": "EUR", "amount": "100.00",
-             "issued_on": due, "due_on": due} for i in range(MESSAGES)])
+        app.importer().import_rows(
+            "invoices",
+            [
+                {
+                    "number": f"INV-{i}",
+                    "customer_id": f"C{i}",
+                    "currency": "EUR",
+                    "amount": "100.00",
+                    "issued_on": due,
+                    "due_on": due,
+                }
+                for i in range(MESSAGES)
+            ],
+        )
 
         env = {"DUNNING_CONFIG": str(config), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"}
         daemons: list[Daemon] = []
         for n in range(DAEMONS):  # all at once: they race for the one due sweep
             log = tmp_path / f"daemon-{n + 1}.log"
             handle = log.open("w", encoding="utf-8")
-            proc = subprocess.Popen([DUNNING, "daemon", "--log-format", "json"], cwd=tmp_path, env=env,
-                                    stdout=handle, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                [DUNNING, "daemon", "--log-format", "json"],
+                cwd=tmp_path,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             daemons.append(Daemon(proc, log, handle))
         try:
             # every daemon is sending (the swept outbox is spread over them) before one is killed
-            wait_for(lambda: all('"event": "dispatched"' in d.log() for d in daemons), 90,
-                     lambda: "all three daemons dispatching:\n" + "\n".join(d.log()[-2000:] for d in daemons))
+            wait_for(
+                lambda: all('"event": "dispatched"' in d.log() for d in daemons),
+                90,
+                lambda: "all three daemons dispatching:\n" + "\n".join(d.log()[-2000:] for d in daemons),
+            )
             wait_for(lambda: counts(app).get("sent", 0) >= MESSAGES // 4, 60, "a quarter of the outbox sent")
             victim = daemons[1]
             victim.proc.send_signal(signal.SIGKILL)
             victim.proc.wait(10)
             killed_at = time.monotonic()
             at_kill = counts(app)
-            wait_for(lambda: counts(app).get("sent", 0) == MESSAGES, 120,
-                     lambda: f"every notification sent (now {counts(app)})")
+            wait_for(
+                lambda: counts(app).get("sent", 0) == MESSAGES,
+                120,
+                lambda: f"every notification sent (now {counts(app)})",
+            )
             finished = time.monotonic()
             # give the last in-flight recordings a moment, then stop the survivors cleanly
             for daemon in daemons:
@@ -133,17 +161,29 @@ def test_three_daemons_one_killed_mid_dispatch(tmp_path: Path, postgres_url: str
     assert duplicates <= BATCH
     logs = [d.log() for d in daemons]
     assert all("job failed" not in log for log in logs)
-    per_daemon = [sum(sum(json.loads(line).get("sent", {}).values()) for line in log.splitlines()
-                      if '"event": "dispatched"' in line) for log in logs]
+    per_daemon = [
+        sum(
+            sum(json.loads(line).get("sent", {}).values())
+            for line in log.splitlines()
+            if '"event": "dispatched"' in line
+        )
+        for log in logs
+    ]
     assert all(n > 0 for n in per_daemon)
 
-    verify = subprocess.run([DUNNING, "audit", "verify"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=120)
+    verify = subprocess.run(
+        [DUNNING, "audit", "verify"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     summary = {
-        "messages": MESSAGES, "daemons": DAEMONS, "killed_at_status": at_kill, "taken_over": taken_over,
-        "duplicates": duplicates, "sent_per_daemon_logged": per_daemon,
-        "seconds_kill_to_all_sent": round(finished - killed_at, 1), "seconds_total": round(time.monotonic() - started, 1),
+        "messages": MESSAGES,
+        "daemons": DAEMONS,
+        "killed_at_status": at_kill,
+        "taken_over": taken_over,
+        "duplicates": duplicates,
+        "sent_per_daemon_logged": per_daemon,
+        "seconds_kill_to_all_sent": round(finished - killed_at, 1),
+        "seconds_total": round(time.monotonic() - started, 1),
         "audit": verify.stdout.strip(),
     }
     record_property("cluster", summary)

@@ -61,8 +61,10 @@ def test_sweeps_run_at_scheduled_instants_and_a_missed_run_is_caught_up_once(boo
 
 
 def test_quiet_hours_and_holidays_hold_sends_until_the_customers_morning(book) -> None:  # type: ignore[no-untyped-def]
-    b = book(quiet_hours={"start": "20:00", "end": "08:00", "weekends": True, "holidays": True},
-             schedule={"dispatch_every_seconds": 0.1})
+    b = book(
+        quiet_hours={"start": "20:00", "end": "08:00", "weekends": True, "holidays": True},
+        schedule={"dispatch_every_seconds": 0.1},
+    )
     b.customers(
         "NY,NY Corp,ap@ny.example,,1 Broadway,A,,,en,America/New_York,country:US",
         "B1,Berlin Eins GmbH,ap@b1.example,,Unter den Linden 1,A,,,de,Europe/Berlin,",
@@ -76,8 +78,11 @@ def test_quiet_hours_and_holidays_hold_sends_until_the_customers_morning(book) -
     b.cli("run", "--as-of", "2026-04-29T23:00+02:00", "--no-dispatch")  # the book is up to date: nothing due
     # Thu 30 April 08:30 Berlin; Friday 1 May is Labour Day in Germany.
     daemon = b.start("2026-04-30T08:30", 43200)  # 12 virtual hours per real second
-    wait_for(lambda: b.outbox().get("INV-B2/reminder@20260501T070000Z/0/email", {}).get("status") == "sent", 40,
-             lambda: f"INV-B2's reminder to be sent; outbox {b.outbox()}")
+    wait_for(
+        lambda: b.outbox().get("INV-B2/reminder@20260501T070000Z/0/email", {}).get("status") == "sent",
+        40,
+        lambda: f"INV-B2's reminder to be sent; outbox {b.outbox()}",
+    )
     assert daemon.stop() == 0
     box = {row["invoice"]: row for row in b.outbox().values()}
     # Thu 09:00 Berlin is 03:00 in New York: held until 08:00 EDT (12:00 UTC).
@@ -188,8 +193,10 @@ def free_port() -> int:
 
 def test_health_metrics_and_json_logs(book) -> None:  # type: ignore[no-untyped-def]
     b = book(quiet_hours={"start": "20:00", "end": "08:00"})
-    b.customers("C1,Acme GmbH,ap@acme.example,,1 Main St,A,,,en,Europe/Berlin,",
-                "NY,NY Corp,ap@ny.example,,1 Broadway,A,,,en,America/New_York,country:US")
+    b.customers(
+        "C1,Acme GmbH,ap@acme.example,,1 Main St,A,,,en,Europe/Berlin,",
+        "NY,NY Corp,ap@ny.example,,1 Broadway,A,,,en,America/New_York,country:US",
+    )
     b.invoices("INV-1,C1,EUR,100.00,2026-02-01,2026-03-01,", "INV-NY,NY,USD,50.00,2026-02-01,2026-03-01,")
     port = free_port()
     daemon = b.start("2026-03-05T08:59:58", 1, "--health-port", str(port), "--log-format", "json")
@@ -223,9 +230,14 @@ def test_once_runs_the_scheduled_credit_review(book) -> None:  # type: ignore[no
     b.customers("C1,Acme GmbH,ap@acme.example,,1 Main St,A,,,en,Europe/Berlin,")
     b.invoices("INV-1,C1,CNY,100.00,2026-01-01,2026-02-01,")  # unpaid and overdue: score 15, grade D
     b.cli("daemon", "--once", "--clock-start", "2026-03-05T10:00")
-    changes = [e for e in json.loads(b.cli("history", "--customer", "C1", "--json").stdout)
-               if e["kind"] == "grade_changed"]
-    assert [(c["old"], c["new"], c["at"], c["actor"]) for c in changes] == [("A", "D", "2026-03-01T05:00:00Z", "daemon")]
+    changes = [
+        e for e in json.loads(b.cli("history", "--customer", "C1", "--json").stdout) if e["kind"] == "grade_changed"
+    ]
+    assert [(c["old"], c["new"], c["at"], c["actor"]) for c in changes] == [
+        ("A", "D", "2026-03-01T05:00:00Z", "daemon")
+    ]
     b.cli("daemon", "--once", "--clock-start", "2026-03-06T10:00")  # the March review is done: not again
-    again = [e for e in json.loads(b.cli("history", "--customer", "C1", "--json").stdout) if e["kind"] == "grade_changed"]
+    again = [
+        e for e in json.loads(b.cli("history", "--customer", "C1", "--json").stdout) if e["kind"] == "grade_changed"
+    ]
     assert len(again) == 1

@@ -58,8 +58,12 @@ def test_sigkill_mid_dispatch_then_restart_loses_nothing(book: Book) -> None:
     before = book.statuses()
     assert before.get("pending", 0) + before.get("sending", 0) > 0
     restarted = book.start("2026-03-05T09:30", 1)
-    wait_for(lambda: book.statuses() == {"sent": INVOICES}, 90, lambda: f"all sent; have {book.statuses()}",
-             proc=restarted.proc)
+    wait_for(
+        lambda: book.statuses() == {"sent": INVOICES},
+        90,
+        lambda: f"all sent; have {book.statuses()}",
+        proc=restarted.proc,
+    )
     assert restarted.stop() == 0
     if before.get("sending"):
         assert f"recovered {before['sending']} notification(s)" in restarted.log()
@@ -88,14 +92,12 @@ class SlowMailbox:
         mailbox = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 await asyncio.sleep(mailbox.delay)
                 mailbox.messages.append(envelope.content)
                 return "250 OK"
 
-        self.server = self.loop.run_until_complete(
-            self.loop.create_server(lambda: SMTP(Handler()), "127.0.0.1", 0)
-        )
+        self.server = self.loop.run_until_complete(self.loop.create_server(lambda: SMTP(Handler()), "127.0.0.1", 0))
         self.port = self.server.sockets[0].getsockname()[1]
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -114,12 +116,22 @@ def email_channel_available() -> bool:
 @pytest.mark.skipif(not email_channel_available(), reason="the `email` channel type is not registered in this build")
 def test_sigterm_and_restart_against_a_real_smtp_server(tmp_path: Path) -> None:
     mailbox = SlowMailbox()
-    book = Book(tmp_path, dispatch={"batch_size": 20, "concurrency": 2},
-                channels={"email": {"type": "email", "recipient": "email", "host": "127.0.0.1",
-                                    "port": mailbox.port, "security": "none", "from": "ar@example.com"}})
+    book = Book(
+        tmp_path,
+        dispatch={"batch_size": 20, "concurrency": 2},
+        channels={
+            "email": {
+                "type": "email",
+                "recipient": "email",
+                "host": "127.0.0.1",
+                "port": mailbox.port,
+                "security": "none",
+                "from": "ar@example.com",
+            }
+        },
+    )
     try:
-        book.customers(*(f"C{i},Customer {i},ap{i}@example.com,,{i} Main St,A,,,en,Europe/Berlin,"
-                         for i in range(10)))
+        book.customers(*(f"C{i},Customer {i},ap{i}@example.com,,{i} Main St,A,,,en,Europe/Berlin," for i in range(10)))
         book.invoices(*(f"INV-{n},C{n % 10},EUR,100.00,2026-02-01,2026-03-01," for n in range(100)))
         book.cli("run", "--as-of", "2026-03-01T08:00+01:00", "--no-dispatch")
         daemon = book.start("2026-03-05T08:59:59", 1)
@@ -129,8 +141,9 @@ def test_sigterm_and_restart_against_a_real_smtp_server(tmp_path: Path) -> None:
         assert "sending" not in statuses and statuses.get("pending", 0) > 0
         assert len(mailbox.messages) == statuses["sent"]
         again = book.start("2026-03-05T09:30", 1)
-        wait_for(lambda: book.statuses() == {"sent": 100}, 60, lambda: f"all sent; have {book.statuses()}",
-                 proc=again.proc)
+        wait_for(
+            lambda: book.statuses() == {"sent": 100}, 60, lambda: f"all sent; have {book.statuses()}", proc=again.proc
+        )
         assert again.stop() == 0
         assert len(mailbox.messages) == 100
     finally:

@@ -35,10 +35,12 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
     with SMTPServer(parse=False) as server:
         (tmp_path / "rules").mkdir()
         (tmp_path / "rules" / "default.yaml").write_text(
-            "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n", encoding="utf-8")
+            "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n", encoding="utf-8"
+        )
         config = tmp_path / "config.yaml"
-        config.write_text(textwrap.dedent(f"""\
-            database: sqlite:///{tmp_path / 'dunning.db'}
+        config.write_text(
+            textwrap.dedent(f"""\
+            database: sqlite:///{tmp_path / "dunning.db"}
             rules: rules
             output_dir: out
             dispatch: {{batch_size: 50, concurrency: 4, lease_seconds: 0.3, backoff_seconds: 0.2,
@@ -46,26 +48,46 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
             channels:
               email: {{type: email, recipient: email, host: 127.0.0.1, port: {server.port}, security: none,
                        from: ar@acme.example, connections: 4, rate_per_minute: 4000, timeout: 5}}
-            """), encoding="utf-8")
+            """),
+            encoding="utf-8",
+        )
 
         from engine.app import Dunning
         from engine.config import load_settings
 
         app = Dunning(load_settings(config))
-        app.importer().import_rows("customers", [
-            {"id": f"C{i}", "name": f"Customer {i}", "email": f"ap{i}@example.com"} for i in range(MESSAGES)])
+        app.importer().import_rows(
+            "customers",
+            [{"id": f"C{i}", "name": f"Customer {i}", "email": f"ap{i}@example.com"} for i in range(MESSAGES)],
+        )
         due = (datetime.now(timezone.utc) - timedelta(days=10)).date().isoformat()
-        app.importer().import_rows("invoices", [
-            {"number": f"INV-{i}", "customer_id": f"C{i}", "currency": "EUR", "amount": "100.00",
-             "issued_on": due, "due_on": due} for i in range(MESSAGES)])
+        app.importer().import_rows(
+            "invoices",
+            [
+                {
+                    "number": f"INV-{i}",
+                    "customer_id": f"C{i}",
+                    "currency": "EUR",
+                    "amount": "100.00",
+                    "issued_on": due,
+                    "due_on": due,
+                }
+                for i in range(MESSAGES)
+            ],
+        )
         app.run(datetime.now(timezone.utc) - timedelta(seconds=1), dispatch=False)
         keys = [row["key"] for row in app.outbox()]
         assert len(keys) == MESSAGES
         app.repo.dispose()
 
-        zygote = subprocess.Popen([sys.executable, str(Path(__file__).with_name("crash_driver.py")), str(config)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        zygote = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("crash_driver.py")), str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert zygote.stdin is not None and zygote.stdout is not None
         killed = finished_early = 0
         started = time.monotonic()
@@ -106,9 +128,15 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
     duplicates = sum(count - 1 for count in received.values())
     app = Dunning(load_settings(config))
     assert {row["status"] for row in app.outbox()} == {"sent"}
-    summary = {"messages": MESSAGES, "kills": killed, "finished_before_kill": finished_early,
-               "received_before_final_run": received_before_final, "deliveries": sum(received.values()),
-               "duplicates": duplicates, "seconds": round(elapsed, 1)}
+    summary = {
+        "messages": MESSAGES,
+        "kills": killed,
+        "finished_before_kill": finished_early,
+        "received_before_final_run": received_before_final,
+        "deliveries": sum(received.values()),
+        "duplicates": duplicates,
+        "seconds": round(elapsed, 1),
+    }
     print("crash test:", json.dumps(summary))
     assert killed >= 50
     # a kill can duplicate at most what was handed over but not yet recorded

@@ -41,8 +41,15 @@ FAULTS = {
 
 def email_channels(port: int) -> dict[str, Any]:
     return {
-        "email": {"type": "email", "recipient": "email", "host": "127.0.0.1", "port": port, "security": "none",
-                  "from": "ar@acme.example", "timeout": 5},
+        "email": {
+            "type": "email",
+            "recipient": "email",
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "from": "ar@acme.example",
+            "timeout": 5,
+        },
         "phone": {"type": "memory", "recipient": "phone"},
         "letter": {"type": "memory", "recipient": "address"},
         "visit": {"type": "memory", "recipient": "address"},
@@ -51,9 +58,14 @@ def email_channels(port: int) -> dict[str, Any]:
 
 
 def setup(make_book, port: int):  # type: ignore[no-untyped-def]
-    book = make_book({"10-standard.yaml": POLICY, "90-default.yaml": DEFAULT_POLICY}, channels=email_channels(port),
-                     dispatch={"backoff_seconds": 60, "max_attempts": 5})
-    book.customers(*({"id": cid, "name": cid, "credit_grade": "A", "email": address} for cid, address in FAULTS.items()))
+    book = make_book(
+        {"10-standard.yaml": POLICY, "90-default.yaml": DEFAULT_POLICY},
+        channels=email_channels(port),
+        dispatch={"backoff_seconds": 60, "max_attempts": 5},
+    )
+    book.customers(
+        *({"id": cid, "name": cid, "credit_grade": "A", "email": address} for cid, address in FAULTS.items())
+    )
     for cid in FAULTS:
         book.invoice(f"INV-{cid}", cid, "1000.00", "2026-03-01")
     return book
@@ -85,8 +97,11 @@ def test_each_smtp_fault_gets_the_right_outcome_and_nothing_is_lost(make_book) -
         assert report.dispatch.sent["phone"] == 5
         assert report.dispatch.retrying["email"] == 3 and report.dispatch.failed["email"] == 1
         history = [e for e in book.app.history("INV-C-550") if e["kind"] == "notification"]
-        assert [(e["channel"], e["status"]) for e in history] == [("email", "failed"), ("phone", "sent"),
-                                                                  ("letter", "sent")]
+        assert [(e["channel"], e["status"]) for e in history] == [
+            ("email", "failed"),
+            ("phone", "sent"),
+            ("letter", "sent"),
+        ]
 
         # nothing is sent again before its retry time
         book.app.dispatch(at("2026-03-04") + timedelta(seconds=30))
@@ -111,7 +126,10 @@ def server_fixed_addresses(book) -> None:  # type: ignore[no-untyped-def]
     with book.app.repo.write() as session:
         for old in ("closing", "busy", "drop"):
             session.connection().execute(
-                update(table).where(table.c.recipient == f"{old}@example.com").values(recipient=f"fixed-{old}@example.com"))
+                update(table)
+                .where(table.c.recipient == f"{old}@example.com")
+                .values(recipient=f"fixed-{old}@example.com")
+            )
 
 
 def test_no_server_at_all_retries_with_backoff_and_then_delivers(make_book) -> None:  # type: ignore[no-untyped-def]
@@ -131,7 +149,9 @@ def test_no_server_at_all_retries_with_backoff_and_then_delivers(make_book) -> N
     import asyncio
 
     server._thread.start()
-    future = asyncio.run_coroutine_threadsafe(server.loop.create_server(server._protocol, "127.0.0.1", port), server.loop)
+    future = asyncio.run_coroutine_threadsafe(
+        server.loop.create_server(server._protocol, "127.0.0.1", port), server.loop
+    )
     server._server = future.result(10)
     try:
         third = book.app.dispatch(at("2026-03-04") + timedelta(seconds=181))
@@ -144,8 +164,11 @@ def test_no_server_at_all_retries_with_backoff_and_then_delivers(make_book) -> N
 
 def test_max_attempts_then_failed_with_the_last_reason(make_book) -> None:  # type: ignore[no-untyped-def]
     with SMTPServer() as server:
-        book = make_book({"10-standard.yaml": POLICY, "90-default.yaml": DEFAULT_POLICY},
-                         channels=email_channels(server.port), dispatch={"backoff_seconds": 1, "max_attempts": 3})
+        book = make_book(
+            {"10-standard.yaml": POLICY, "90-default.yaml": DEFAULT_POLICY},
+            channels=email_channels(server.port),
+            dispatch={"backoff_seconds": 1, "max_attempts": 3},
+        )
         book.customers({"id": "C1", "name": "C1", "credit_grade": "A", "email": "busy@example.com"})
         book.invoice("INV-1", "C1", "10.00", "2026-03-01")
         book.run("2026-03-04")
@@ -162,8 +185,9 @@ def test_max_attempts_then_failed_with_the_last_reason(make_book) -> None:  # ty
 def test_data_phase_replies_are_classified(make_book, mode: str) -> None:  # type: ignore[no-untyped-def]
     with SMTPServer() as server:
         server.mode = mode
-        book = make_book({"10-standard.yaml": POLICY, "90-default.yaml": DEFAULT_POLICY},
-                         channels=email_channels(server.port))
+        book = make_book(
+            {"10-standard.yaml": POLICY, "90-default.yaml": DEFAULT_POLICY}, channels=email_channels(server.port)
+        )
         book.customers({"id": "C1", "name": "C1", "credit_grade": "A", "email": "ok@example.com"})
         book.invoice("INV-1", "C1", "10.00", "2026-03-01")
         book.run("2026-03-04")

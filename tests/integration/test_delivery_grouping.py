@@ -31,7 +31,9 @@ stages:
 @pytest.fixture
 def book(make_book):  # type: ignore[no-untyped-def]
     book = make_book({"10-grouped.yaml": GROUPED, "90-default.yaml": DEFAULT_POLICY})
-    book.customers({"id": "C1", "name": "Alpha", "credit_grade": "A"}, {"id": "C2", "name": "Beta", "credit_grade": "A"})
+    book.customers(
+        {"id": "C1", "name": "Alpha", "credit_grade": "A"}, {"id": "C2", "name": "Beta", "credit_grade": "A"}
+    )
     book.invoice("INV-1", "C1", "100.00", "2026-03-01")
     book.invoice("INV-2", "C1", "250.00", "2026-03-01")
     book.invoice("INV-3", "C2", "75.00", "2026-03-01")
@@ -49,7 +51,7 @@ def test_one_message_per_customer_lists_all_its_invoices(book) -> None:  # type:
     # per-invoice state and history stay per invoice, pointing at the one grouped notice
     for number in ("INV-1", "INV-2"):
         assert book.stage(number) == "reminder"
-        notice, = [e for e in book.app.history(number) if e["kind"] == "notification"]
+        (notice,) = [e for e in book.app.history(number) if e["kind"] == "notification"]
         assert notice["status"] == "sent" and notice["key"] == by_customer["C1"].key
     assert by_customer["C1"].key.startswith("customer:C1/reminder@20260304T090000Z/0/email")
 
@@ -69,7 +71,7 @@ def test_a_paid_invoice_drops_out_of_its_queued_group(book) -> None:  # type: ig
     book.app.run(__import__("tests.conftest").conftest.at("2026-03-04"), dispatch=False)
     book.pay("INV-1", "100.00", "2026-03-04")
     book.app.dispatch(__import__("tests.conftest").conftest.at("2026-03-04", 10))
-    c1, = [m for m in MemoryChannel.sent if m.customer["id"] == "C1"]
+    (c1,) = [m for m in MemoryChannel.sent if m.customer["id"] == "C1"]
     assert [i["number"] for i in c1.invoices] == ["INV-2"]
 
 
@@ -77,15 +79,21 @@ def test_legal_case_file_has_pdf_json_and_csv(make_book, tmp_path: Path) -> None
     pypdf = pytest.importorskip("pypdf")
     channels = {**MEMORY_CHANNELS, "legal": {"type": "legal", "recipient": "address"}}
     book = make_book({"10-grouped.yaml": GROUPED, "90-default.yaml": DEFAULT_POLICY}, channels=channels)
-    book.customers({"id": "C9", "name": "深圳示例有限公司", "credit_grade": "B", "address": "深圳市南山区 1 号",
-                    "owner": "zhang"})
+    book.customers(
+        {"id": "C9", "name": "深圳示例有限公司", "credit_grade": "B", "address": "深圳市南山区 1 号", "owner": "zhang"}
+    )
     book.invoice("INV-9", "C9", "50000.00", "2026-01-01", currency="CNY")
     book.invoice("INV-10", "C9", "7000.00", "2026-01-01", currency="CNY")
     for day in ("2026-01-04", "2026-01-11", "2026-03-02"):
         book.run(day)
-    folder, = (tmp_path / "out" / "legal").iterdir()
-    assert {p.name for p in folder.iterdir()} == {"case.pdf", "case.json", "invoices.csv", "history.csv",
-                                                  "deliveries.csv"}
+    (folder,) = (tmp_path / "out" / "legal").iterdir()
+    assert {p.name for p in folder.iterdir()} == {
+        "case.pdf",
+        "case.json",
+        "invoices.csv",
+        "history.csv",
+        "deliveries.csv",
+    }
     case = json.loads((folder / "case.json").read_text(encoding="utf-8"))
     assert case["customer"]["name"] == "深圳示例有限公司" and case["customer"]["owner"] == "zhang"
     assert [i["number"] for i in case["invoices"]] == ["INV-9", "INV-10"] and case["totals"] == {"CNY": "57000.0000"}
@@ -98,11 +106,14 @@ def test_legal_case_file_has_pdf_json_and_csv(make_book, tmp_path: Path) -> None
     assert "深圳示例有限公司" in text and "INV-10" in text and "深圳市南山区" in text
 
 
-@pytest.mark.parametrize("fallback, message", [
-    ("{phone: letter}", "does not send on 'phone'"),
-    ("{email: lettre}", "unknown fallback channel 'lettre'"),
-    ("{email: email}", "cannot be its own fallback"),
-])
+@pytest.mark.parametrize(
+    "fallback, message",
+    [
+        ("{phone: letter}", "does not send on 'phone'"),
+        ("{email: lettre}", "unknown fallback channel 'lettre'"),
+        ("{email: email}", "cannot be its own fallback"),
+    ],
+)
 def test_fallback_is_validated(tmp_path: Path, fallback: str, message: str) -> None:
     from engine.policy.loader import load_policies
 
@@ -110,6 +121,7 @@ def test_fallback_is_validated(tmp_path: Path, fallback: str, message: str) -> N
     rules.mkdir()
     (rules / "p.yaml").write_text(
         f"name: p\nstages:\n  - name: reminder\n    after_days: 3\n    channels: [email]\n    fallback: {fallback}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     with pytest.raises(PolicyError, match=message):
         load_policies(rules, known_channels={"email", "letter", "phone"})

@@ -21,37 +21,87 @@ from tests.integration.smtp_server import SMTPServer, free_port, make_certificat
 pypdf = pytest.importorskip("pypdf")
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
-COMPANY = {"name": "Acme Trading Ltd", "address": "1 Harbour Rd, Shanghai", "email": "ar@acme.example",
-           "phone": "+86 21 5555 0100", "payment_instructions": "Bank of Example, IBAN DE00 1234 5678"}
+COMPANY = {
+    "name": "Acme Trading Ltd",
+    "address": "1 Harbour Rd, Shanghai",
+    "email": "ar@acme.example",
+    "phone": "+86 21 5555 0100",
+    "payment_instructions": "Bank of Example, IBAN DE00 1234 5678",
+}
 TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
 
 
-def message(language: str | None = "zh_CN", recipient: str = "ap@customer.example", key: str = "INV-7/reminder@20260310T090000Z/0/email",
-            **extra: Any) -> Message:
-    customer = {"id": "C7", "name": "上海示例贸易有限公司", "email": recipient, "phone": "+86 21 1234",
-                "address": "上海市浦东新区世纪大道 100 号", "owner": "li.wei", "language": language}
+def message(
+    language: str | None = "zh_CN",
+    recipient: str = "ap@customer.example",
+    key: str = "INV-7/reminder@20260310T090000Z/0/email",
+    **extra: Any,
+) -> Message:
+    customer = {
+        "id": "C7",
+        "name": "上海示例贸易有限公司",
+        "email": recipient,
+        "phone": "+86 21 1234",
+        "address": "上海市浦东新区世纪大道 100 号",
+        "owner": "li.wei",
+        "language": language,
+    }
     invoices = [
-        {"number": "INV-7", "amount": Decimal("12000.00"), "open_amount": Decimal("12000.00"), "currency": "CNY",
-         "issued_on": date(2026, 1, 10), "due_on": date(2026, 2, 9), "days_overdue": 29},
-        {"number": "INV-8", "amount": Decimal("3500.50"), "open_amount": Decimal("1500.50"), "currency": "CNY",
-         "issued_on": date(2026, 1, 20), "due_on": date(2026, 2, 19), "days_overdue": 19},
+        {
+            "number": "INV-7",
+            "amount": Decimal("12000.00"),
+            "open_amount": Decimal("12000.00"),
+            "currency": "CNY",
+            "issued_on": date(2026, 1, 10),
+            "due_on": date(2026, 2, 9),
+            "days_overdue": 29,
+        },
+        {
+            "number": "INV-8",
+            "amount": Decimal("3500.50"),
+            "open_amount": Decimal("1500.50"),
+            "currency": "CNY",
+            "issued_on": date(2026, 1, 20),
+            "due_on": date(2026, 2, 19),
+            "days_overdue": 19,
+        },
     ]
-    context = {"customer": customer, "invoice": invoices[0], "invoices": invoices, "stage": "reminder",
-               "policy": "standard", "repeat": 0, "company": COMPANY,
-               "as_of": datetime(2026, 3, 10, 9, tzinfo=timezone.utc)}
+    context = {
+        "customer": customer,
+        "invoice": invoices[0],
+        "invoices": invoices,
+        "stage": "reminder",
+        "policy": "standard",
+        "repeat": 0,
+        "company": COMPANY,
+        "as_of": datetime(2026, 3, 10, 9, tzinfo=timezone.utc),
+    }
     rendered = Renderer(TEMPLATES).render_parts("reminder", "email", context, language=language)
     fields: dict[str, Any] = dict(
-        notification_id=1, key=key, channel="email", recipient=recipient, subject=rendered.subject,
-        body=rendered.text, stage="reminder", policy="standard", customer=customer, invoices=tuple(invoices),
-        html=rendered.html, language=rendered.language, context=context,
+        notification_id=1,
+        key=key,
+        channel="email",
+        recipient=recipient,
+        subject=rendered.subject,
+        body=rendered.text,
+        stage="reminder",
+        policy="standard",
+        customer=customer,
+        invoices=tuple(invoices),
+        html=rendered.html,
+        language=rendered.language,
+        context=context,
     )
     fields.update(extra)
     return Message(**fields)
 
 
 def channel(tmp_path: Path, **options: Any) -> EmailChannel:
-    return EmailChannel("email", {"from": "ar@acme.example", "from_name": "Acme Accounts", **options},
-                        ChannelContext(output_dir=tmp_path / "out", company=COMPANY))
+    return EmailChannel(
+        "email",
+        {"from": "ar@acme.example", "from_name": "Acme Accounts", **options},
+        ChannelContext(output_dir=tmp_path / "out", company=COMPANY),
+    )
 
 
 def send(ch: EmailChannel, *messages: Message) -> list[Any]:
@@ -81,7 +131,7 @@ def pdf_text(data: bytes) -> str:
 def test_plain_smtp_sends_headers_both_parts_attachments_and_chinese(tmp_path: Path) -> None:
     with SMTPServer() as server:
         ch = channel(tmp_path, host="127.0.0.1", port=server.port, security="none", attach=["letter", "statement"])
-        receipt, = send(ch, message())
+        (receipt,) = send(ch, message())
     assert len(server.messages) == 1
     mail = server.messages[0]
     key = "INV-7/reminder@20260310T090000Z/0/email"
@@ -126,8 +176,15 @@ def test_starttls_with_auth_from_the_environment(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("TEST_SMTP_USER", "billing")
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
     with SMTPServer(tls="starttls", cert=cert, auth=("billing", "s3cret")) as server:
-        ch = channel(tmp_path, host="127.0.0.1", port=server.port, security="starttls", ca_file=str(cert[0]),
-                     username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD")
+        ch = channel(
+            tmp_path,
+            host="127.0.0.1",
+            port=server.port,
+            security="starttls",
+            ca_file=str(cert[0]),
+            username_env="TEST_SMTP_USER",
+            password_env="TEST_SMTP_PASSWORD",
+        )
         send(ch, message(language="en"))
     assert server.logins == ["billing"]
     assert len(server.messages) == 1 and server.messages[0]["Subject"].startswith("Reminder: invoice INV-7")
@@ -137,8 +194,15 @@ def test_implicit_tls_with_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     cert = make_certificate(tmp_path)
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
     with SMTPServer(tls="tls", cert=cert, auth=("billing", "s3cret")) as server:
-        ch = channel(tmp_path, host="127.0.0.1", port=server.port, security="tls", ca_file=str(cert[0]),
-                     username="billing", password_env="TEST_SMTP_PASSWORD")
+        ch = channel(
+            tmp_path,
+            host="127.0.0.1",
+            port=server.port,
+            security="tls",
+            ca_file=str(cert[0]),
+            username="billing",
+            password_env="TEST_SMTP_PASSWORD",
+        )
         send(ch, message())
     assert server.logins == ["billing"] and len(server.messages) == 1
 
@@ -155,8 +219,14 @@ def test_untrusted_certificate_is_a_transient_failure(tmp_path: Path) -> None:
 def test_wrong_password_is_permanent_with_the_servers_reply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
     with SMTPServer(auth=("billing", "s3cret")) as server:
-        ch = channel(tmp_path, host="127.0.0.1", port=server.port, security="none", username="billing",
-                     password_env="TEST_SMTP_PASSWORD")
+        ch = channel(
+            tmp_path,
+            host="127.0.0.1",
+            port=server.port,
+            security="none",
+            username="billing",
+            password_env="TEST_SMTP_PASSWORD",
+        )
         with pytest.raises(PermanentDeliveryError, match="535"):
             send(ch, message())
 
@@ -208,8 +278,8 @@ def test_refused_recipient_is_permanent_and_busy_mailbox_transient(tmp_path: Pat
 
 def test_without_a_server_messages_become_eml_files(tmp_path: Path) -> None:
     ch = channel(tmp_path)
-    first, = send(ch, message())
-    again, = send(ch, message())  # same key: the same file, the same Message-ID
+    (first,) = send(ch, message())
+    (again,) = send(ch, message())  # same key: the same file, the same Message-ID
     files = list((tmp_path / "out" / "email").glob("*.eml"))
     assert len(files) == 1 and first.reference == again.reference
     import email as email_lib
@@ -223,22 +293,36 @@ def test_without_a_server_messages_become_eml_files(tmp_path: Path) -> None:
 def test_sweep_to_a_real_smtp_server_end_to_end(make_book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with SMTPServer() as server:
         channels = {
-            "email": {"type": "email", "recipient": "email", "host": "127.0.0.1", "port": server.port,
-                      "security": "none", "from": "ar@acme.example"},
-            "phone": {"type": "memory", "recipient": "phone"}, "letter": {"type": "memory", "recipient": "address"},
-            "visit": {"type": "memory", "recipient": "address"}, "legal": {"type": "memory", "recipient": "address"},
+            "email": {
+                "type": "email",
+                "recipient": "email",
+                "host": "127.0.0.1",
+                "port": server.port,
+                "security": "none",
+                "from": "ar@acme.example",
+            },
+            "phone": {"type": "memory", "recipient": "phone"},
+            "letter": {"type": "memory", "recipient": "address"},
+            "visit": {"type": "memory", "recipient": "address"},
+            "legal": {"type": "memory", "recipient": "address"},
         }
         book = make_book(channels=channels, templates=TEMPLATES)
-        book.customers({"id": "C1", "name": "Müller GmbH", "credit_grade": "A", "email": "ap@mueller.example",
-                        "language": "en"},
-                       {"id": "C2", "name": "北京示例科技有限公司", "credit_grade": "A", "email": "cw@bj.example",
-                        "language": "zh-CN"})
+        book.customers(
+            {"id": "C1", "name": "Müller GmbH", "credit_grade": "A", "email": "ap@mueller.example", "language": "en"},
+            {
+                "id": "C2",
+                "name": "北京示例科技有限公司",
+                "credit_grade": "A",
+                "email": "cw@bj.example",
+                "language": "zh-CN",
+            },
+        )
         book.invoice("INV-1", "C1", "1200.00", "2026-03-01")
         book.invoice("INV-2", "C2", "8800.00", "2026-03-01", currency="CNY")
         report = book.run("2026-03-04")
     assert report.dispatch.sent["email"] == 2
-    english, = server.to("ap@mueller.example")
-    chinese, = server.to("cw@bj.example")
+    (english,) = server.to("ap@mueller.example")
+    (chinese,) = server.to("cw@bj.example")
     assert english["Subject"] == "Reminder: invoice INV-1 is 3 days overdue"
     assert "€1,200.00" in parts(english)["text/plain"]
     assert chinese["Subject"] == "付款提醒：发票 INV-2 已逾期 3 天"

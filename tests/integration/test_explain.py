@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from engine.errors import NotFound
 from engine.authoring.explain import explain_invoice
+from engine.errors import NotFound
 from tests.conftest import Book, at
 
 
@@ -30,8 +30,10 @@ def test_explains_policy_stage_rule_next_step_and_what_holds_it_back(book: Book)
     assert (found.next_action["stage"], found.next_action["on"]) == ("legal", date(2026, 5, 30))
     assert found.next_action["channels"] == ["legal"]
     # the visit at day 60 is out of reach: 12,000 < 50,000
-    assert any(h.startswith("visit (at 60 days overdue) will be skipped") and "12,000.00" in h and "50000" in h
-               for h in found.holding), found.holding
+    assert any(
+        h.startswith("visit (at 60 days overdue) will be skipped") and "12,000.00" in h and "50000" in h
+        for h in found.holding
+    ), found.holding
     text = "\n".join(found.lines())
     assert "Policy: standard" in text and "Stage: letter since 2026-03-31" in text
     assert "Next: enters legal on 2026-05-30" in text
@@ -50,8 +52,13 @@ def test_next_repeat_and_spacing_are_dated(book: Book) -> None:
     found = explain_invoice(book.app, "INV-1")
     assert found.stage == "reminder"
     assert found.next_action == {
-        "action": "repeat", "stage": "reminder", "on": date(2026, 3, 11), "rule": found.next_action["rule"],
-        "repeat": 1, "channels": ["email"], "skipped": [],
+        "action": "repeat",
+        "stage": "reminder",
+        "on": date(2026, 3, 11),
+        "rule": found.next_action["rule"],
+        "repeat": 1,
+        "channels": ["email"],
+        "skipped": [],
     }
     # explain as of a later day, when the phone stage is due: the date is that day
     found = explain_invoice(book.app, "INV-1", at("2026-03-20", 12))

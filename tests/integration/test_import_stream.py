@@ -18,8 +18,11 @@ def invoices_csv(path: Path, numbers: list[str]) -> Path:
     return path
 
 
-def test_streamed_import_writes_every_chunk_and_reports_progress(make_book, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streamed_import_writes_every_chunk_and_reports_progress(
+    make_book,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(importer, "STREAM_ROWS", 3)
     book = make_book()
     book.customers({"id": "C1", "name": "One"})
@@ -33,8 +36,11 @@ def test_streamed_import_writes_every_chunk_and_reports_progress(make_book, tmp_
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
-def test_a_bad_row_in_a_later_chunk_rolls_back_the_earlier_ones(make_book, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_row_in_a_later_chunk_rolls_back_the_earlier_ones(
+    make_book,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(importer, "STREAM_ROWS", 3)
     book = make_book()
     book.customers({"id": "C1", "name": "One"})

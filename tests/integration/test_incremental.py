@@ -54,8 +54,19 @@ def _history(book: Book, numbers: list[str]) -> list[tuple]:
     rows = []
     for number in numbers:
         for event in book.app.history(number):
-            rows.append((number, event["kind"], event["at"], event.get("from"), event.get("to"),
-                         event.get("stage"), event.get("channel"), event.get("repeat"), event.get("policy")))
+            rows.append(
+                (
+                    number,
+                    event["kind"],
+                    event["at"],
+                    event.get("from"),
+                    event.get("to"),
+                    event.get("stage"),
+                    event.get("channel"),
+                    event.get("repeat"),
+                    event.get("policy"),
+                )
+            )
     return rows
 
 
@@ -68,8 +79,9 @@ def test_incremental_sweeps_match_full_evaluation(tmp_path: Path, database_url: 
     full = Book(tmp_path / "full", f"sqlite:///{tmp_path / 'full.db'}", policies)
     full.app.incremental = False
 
-    customers = [{"id": f"C{i}", "name": f"Customer {i}", "credit_grade": rng.choice(["A", "B", "C", None])}
-                 for i in range(12)]
+    customers = [
+        {"id": f"C{i}", "name": f"Customer {i}", "credit_grade": rng.choice(["A", "B", "C", None])} for i in range(12)
+    ]
     start = date(2026, 3, 2)
     invoices = []
     for i in range(60):

@@ -24,9 +24,21 @@ def test_letter_pdf_has_letterhead_address_invoices_total_and_instructions(tmp_p
     path = Path(receipt.detail)
     assert path.parent == tmp_path / "print" and path.suffix == ".pdf"
     text = text_of(path)
-    for expected in ("Acme Trading Ltd", "1 Harbour Rd, Shanghai", "上海市浦东新区世纪大道 100 号",
-                     "INV-7", "INV-8", "29", "19", "CN¥12,000.00", "CN¥1,500.50", "Total due: CN¥13,500.50",
-                     "Payment instructions", "IBAN DE00 1234 5678", "Reminder: invoice INV-7 is 29 days overdue"):
+    for expected in (
+        "Acme Trading Ltd",
+        "1 Harbour Rd, Shanghai",
+        "上海市浦东新区世纪大道 100 号",
+        "INV-7",
+        "INV-8",
+        "29",
+        "19",
+        "CN¥12,000.00",
+        "CN¥1,500.50",
+        "Total due: CN¥13,500.50",
+        "Payment instructions",
+        "IBAN DE00 1234 5678",
+        "Reminder: invoice INV-7 is 29 days overdue",
+    ):
         assert expected in text, expected
 
 
@@ -51,8 +63,11 @@ def test_letter_stage_through_a_sweep(make_book, tmp_path: Path) -> None:  # typ
     from tests.conftest import MEMORY_CHANNELS
 
     channels = {**MEMORY_CHANNELS, "letter": {"type": "letter", "recipient": "address"}}
-    book = make_book(channels=channels, templates=TEMPLATES,
-                     company={"name": "Acme Trading Ltd", "payment_instructions": "Pay to IBAN XX00 1"})
+    book = make_book(
+        channels=channels,
+        templates=TEMPLATES,
+        company={"name": "Acme Trading Ltd", "payment_instructions": "Pay to IBAN XX00 1"},
+    )
     book.customers({"id": "C1", "name": "Kunde AG", "credit_grade": "Z", "address": "Hauptstr. 1, Berlin"})
     book.invoice("INV-1", "C1", "2500.00", "2026-01-01")
     book.run("2026-01-02")  # default policy: reminder at day 1

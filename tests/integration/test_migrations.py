@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from engine.errors import ConfigError
-from engine.store.migrations import BASELINE, HEAD, schema_differences, schema_state, script_head, upgrade
 from engine.store.database import Repository
+from engine.store.migrations import BASELINE, HEAD, schema_differences, schema_state, script_head, upgrade
 
 FIXTURE = Path(__file__).with_name("fixtures") / "first_release_db.py"
 
@@ -44,7 +44,9 @@ def test_first_release_database_upgrades_to_the_models(database_url: str) -> Non
         with opened.read() as session:
             conn = session.connection()
             report = verify_chain(conn)
-            invoice = conn.execute(select(Invoice.__table__).where(Invoice.__table__.c.number == "INV-1")).mappings().one()  # type: ignore[attr-defined]
+            invoice = (
+                conn.execute(select(Invoice.__table__).where(Invoice.__table__.c.number == "INV-1")).mappings().one()
+            )  # type: ignore[attr-defined]
         assert report.ok and report.events == 3  # the first release's events were chained in id order
         assert invoice["paused_days"] == 0 and invoice["escalate_now"] is False and invoice["next_action_on"] is None
         opened.dispose()

@@ -33,8 +33,8 @@ from pathlib import Path
 import pytest
 
 from engine.actions import Collector, parse_installments
-from engine.reports.html import render
 from engine.reports.figures import build, flatten, load_book
+from engine.reports.html import render
 from tests.conftest import Book, at
 
 POLICY = """\
@@ -44,8 +44,19 @@ stages:
   - {name: letter, after_days: 20, channels: [letter]}
 """
 AS_OF = date(2026, 3, 31)
-SWEEP_DAYS = ("2026-01-01", "2026-01-02", "2026-01-21", "2026-02-01", "2026-02-05", "2026-02-09", "2026-02-20",
-              "2026-02-24", "2026-03-14", "2026-03-18", "2026-03-31")
+SWEEP_DAYS = (
+    "2026-01-01",
+    "2026-01-02",
+    "2026-01-21",
+    "2026-02-01",
+    "2026-02-05",
+    "2026-02-09",
+    "2026-02-20",
+    "2026-02-24",
+    "2026-03-14",
+    "2026-03-18",
+    "2026-03-31",
+)
 D = Decimal
 
 
@@ -59,24 +70,34 @@ def book(make_book) -> Book:  # type: ignore[no-untyped-def]
         {"id": "C4", "name": "Dove", "credit_grade": "B", "segment": "smb", "owner": "alice"},
     )
     for number, customer, amount, issued, due in (
-        ("A1", "C1", "1000", "2026-02-01", "2026-03-03"), ("A2", "C1", "2000", "2026-02-15", "2026-03-17"),
-        ("B1", "C2", "3000", "2026-01-01", "2026-01-31"), ("B2", "C2", "4000", "2026-03-10", "2026-04-09"),
-        ("B4", "C2", "600", "2025-11-01", "2025-12-01"), ("W", "C2", "500", "2026-01-05", "2026-02-04"),
-        ("C1x", "C3", "800", "2025-09-01", "2025-09-30"), ("D1", "C4", "800", "2026-03-20", "2026-04-19"),
-        ("P1", "C1", "1000", "2026-01-01", "2026-01-31"), ("P2", "C4", "2000", "2026-01-01", "2026-01-20"),
+        ("A1", "C1", "1000", "2026-02-01", "2026-03-03"),
+        ("A2", "C1", "2000", "2026-02-15", "2026-03-17"),
+        ("B1", "C2", "3000", "2026-01-01", "2026-01-31"),
+        ("B2", "C2", "4000", "2026-03-10", "2026-04-09"),
+        ("B4", "C2", "600", "2025-11-01", "2025-12-01"),
+        ("W", "C2", "500", "2026-01-05", "2026-02-04"),
+        ("C1x", "C3", "800", "2025-09-01", "2025-09-30"),
+        ("D1", "C4", "800", "2026-03-20", "2026-04-19"),
+        ("P1", "C1", "1000", "2026-01-01", "2026-01-31"),
+        ("P2", "C4", "2000", "2026-01-01", "2026-01-20"),
     ):
         book.invoice(number, customer, amount, due_on=due, issued_on=issued)
     book.invoice("X1", "C3", "10000", due_on="2026-03-31", issued_on="2026-03-01", currency="CNY")
-    payments = {"2026-02-05": ("P1", "1000"), "2026-02-20": ("P2", "2000"), "2026-03-02": ("A1", "1000"),
-                "2026-03-20": ("A2", "500")}
+    payments = {
+        "2026-02-05": ("P1", "1000"),
+        "2026-02-20": ("P2", "2000"),
+        "2026-03-02": ("A1", "1000"),
+        "2026-03-20": ("A2", "500"),
+    }
     collector = Collector(book.app, actor="alice")
     actions = {
         "2026-03-05": lambda: collector.promise("B1", D(3000), date(2026, 3, 10), at=at("2026-03-05", 10)),
         "2026-03-18": lambda: collector.promise("A2", D(500), date(2026, 3, 25), at=at("2026-03-18", 10)),
         "2026-03-25": lambda: collector.write_off("W", "insolvent", at=at("2026-03-25", 10)),
         "2026-03-28": lambda: collector.dispute("C1x", "never delivered", at=at("2026-03-28", 10)),
-        "2026-03-30": lambda: collector.plan("B2", parse_installments("2026-04-10:2000,2026-04-24:2000"),
-                                             at=at("2026-03-30", 10)),
+        "2026-03-30": lambda: collector.plan(
+            "B2", parse_installments("2026-04-10:2000,2026-04-24:2000"), at=at("2026-03-30", 10)
+        ),
     }
     # Sweeping only on the days something happens gives what daily sweeps would (no spacing, one stage due
     # at a time) at a fraction of the cost.
@@ -102,21 +123,32 @@ def test_the_book_went_as_described(book: Book) -> None:
     assert book.stage("B1") == "letter" and book.stage("C1x") == "disputed" and book.stage("B2") == "promised"
     assert book.stage("A2") == "reminder" and book.stage("W") == "written_off"
     assert [e["kind"] for e in book.app.history("B1") if e["kind"].startswith("promise")] == [
-        "promise", "promise_broken"]
+        "promise",
+        "promise_broken",
+    ]
 
 
 def test_aging(book: Book) -> None:
     eur = section(report(book, "aging"), "EUR")
     assert [(b["bucket"], b["amount"], b["invoices"]) for b in eur["buckets"]] == [
-        ("current", D(4800), 2), ("1-30", D(1500), 1), ("31-60", D(3000), 1), ("61-90", D(0), 0),
-        ("91-180", D(600), 1), ("180+", D(800), 1)]
+        ("current", D(4800), 2),
+        ("1-30", D(1500), 1),
+        ("31-60", D(3000), 1),
+        ("61-90", D(0), 0),
+        ("91-180", D(600), 1),
+        ("180+", D(800), 1),
+    ]
     assert (eur["total_open"], eur["overdue_amount"], eur["overdue_share"]) == (D(10700), D(5900), D("0.5514"))
     assert (eur["invoices_open"], eur["invoices_overdue"], eur["invoices_overdue_share"]) == (6, 4, D("0.6667"))
     assert (eur["customers_open"], eur["customers_overdue"], eur["customers_overdue_share"]) == (4, 3, D("0.75"))
     owners = {g["key"]: (g["open"], g["overdue"]) for g in eur["by_owner"]}
     assert owners == {"alice": (D(2300), D(1500)), "bob": (D(7600), D(3600)), "(none)": (D(800), D(800))}
     assert {g["key"]: g["open"] for g in eur["by_credit_grade"]} == {
-        "A": D(1500), "D": D(7600), "B": D(800), "(none)": D(800)}
+        "A": D(1500),
+        "D": D(7600),
+        "B": D(800),
+        "(none)": D(800),
+    }
     assert {g["key"]: g["open"] for g in eur["by_segment"]} == {"enterprise": D(1500), "smb": D(8400), "(none)": D(800)}
     c2 = next(g for g in eur["by_customer"] if g["key"] == "C2")
     assert c2["buckets"]["current"] == D(4000) and c2["buckets"]["91-180"] == D(600) and c2["name"] == "Bolt"
@@ -125,7 +157,11 @@ def test_aging(book: Book) -> None:
     # configurable buckets
     custom = section(report(book, "aging", buckets=(60, 120)), "EUR")
     assert [(b["bucket"], b["amount"]) for b in custom["buckets"]] == [
-        ("current", D(4800)), ("1-60", D(4500)), ("61-120", D(600)), ("120+", D(800))]
+        ("current", D(4800)),
+        ("1-60", D(4500)),
+        ("61-120", D(600)),
+        ("120+", D(800)),
+    ]
 
 
 def test_kpis(book: Book) -> None:
@@ -133,7 +169,10 @@ def test_kpis(book: Book) -> None:
     eur = section(result, "EUR")
     assert eur["days_in_period"] == 31
     assert (eur["opening_receivables"], eur["closing_receivables"], eur["closing_current_receivables"]) == (
-        D(7900), D(10700), D(4800))
+        D(7900),
+        D(10700),
+        D(4800),
+    )
     assert (eur["credit_sales"], eur["collected"], eur["written_off"]) == (D(4800), D(1500), D(500))
     assert eur["dso"] == D("69.10")  # 10700 / 4800 * 31
     assert eur["average_days_to_pay"] == D("29.00")  # A1: 02-01 -> 03-02
@@ -144,7 +183,11 @@ def test_kpis(book: Book) -> None:
     assert (eur["average_receivables"], eur["receivables_turnover"]) == (D("9300.00"), D("0.52"))
     cny = section(result, "CNY")
     assert (cny["dso"], cny["cei"], cny["timeliness_rate"], cny["receivables_turnover"]) == (
-        D("31.00"), None, D(0), D("2.00"))
+        D("31.00"),
+        None,
+        D(0),
+        D("2.00"),
+    )
 
 
 def test_effectiveness(book: Book) -> None:
@@ -156,7 +199,11 @@ def test_effectiveness(book: Book) -> None:
     assert (reminder["matured_14"], reminder["paid_within_14"]) == (6, D("0.1667"))
     assert (reminder["matured_30"], reminder["paid_within_30"]) == (6, D("0.3333"))
     assert (letter["reached"], letter["paid_within_7"], letter["paid_within_14"], letter["paid_within_30"]) == (
-        5, D(0), D("0.2"), D("0.2"))
+        5,
+        D(0),
+        D("0.2"),
+        D("0.2"),
+    )
     channels = {(c["stage"], c["channel"]): c for c in result["channels"]}
     assert set(channels) == {("reminder", "email"), ("letter", "letter")}
     assert channels[("reminder", "email")]["paid_within_30"] == D("0.3333")
@@ -168,7 +215,10 @@ def test_effectiveness(book: Book) -> None:
 def test_owners(book: Book) -> None:
     rows = {r["owner"]: r for r in section(report(book, "owners", since=date(2026, 3, 1)), "EUR")["owners"]}
     assert (rows["alice"]["collected"], rows["alice"]["invoices_due"], rows["alice"]["on_time_rate"]) == (
-        D(1500), 2, D("0.5"))
+        D(1500),
+        2,
+        D("0.5"),
+    )
     assert (rows["alice"]["open"], rows["alice"]["overdue"]) == (D(2300), D(1500))
     assert (rows["bob"]["collected"], rows["bob"]["invoices_due"], rows["bob"]["on_time_rate"]) == (D(0), 0, None)
     assert (rows["(none)"]["open"], rows["(none)"]["overdue"]) == (D(800), D(800))
@@ -183,8 +233,11 @@ def test_forecast(book: Book) -> None:
     assert rates["promise_kept_rate"] == D("0.5") and rates["installment_kept_rate"] == D(1)
     eur = section(result, "EUR")
     weeks = eur["weeks"]
-    assert (weeks[0]["start"], weeks[0]["end"], weeks[7]["end"]) == (date(2026, 4, 1), date(2026, 4, 7),
-                                                                    date(2026, 5, 26))
+    assert (weeks[0]["start"], weeks[0]["end"], weeks[7]["end"]) == (
+        date(2026, 4, 1),
+        date(2026, 4, 7),
+        date(2026, 5, 26),
+    )
     # overdue, spread over 4 weeks: A2 1500 x .3333 / 4 = 124.99; B1 3000 x .2 / 4 = 150; B4 600 x .2 / 4 = 30
     assert [w["overdue"] for w in weeks] == [D("304.99")] * 4 + [D(0)] * 4
     assert [w["plans"] for w in weeks][:4] == [D(0), D(2000), D(0), D(2000)]
@@ -203,10 +256,24 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def run_chromium(page: Path, profile: Path) -> tuple[str, str]:
     assert CHROMIUM is not None
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=90,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout, result.stderr
@@ -216,8 +283,10 @@ def console_errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
 
 
-@pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true",
-                    reason="chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true",
+    reason="chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)",
+)
 def test_html_report_opens_in_headless_chromium_with_its_charts(book: Book, tmp_path: Path) -> None:
     if not book.app.repo.url.startswith("sqlite"):
         pytest.skip("the page does not depend on the database; once is enough")

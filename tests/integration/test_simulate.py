@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from channels.memory import MemoryChannel
-from engine.policy.loader import load_policies
 from engine.authoring.simulate import PaymentsModel, SimulationError, Simulator
+from engine.policy.loader import load_policies
 from tests.conftest import CANONICAL_POLICY, Book
 
 
@@ -23,8 +23,12 @@ def daily(book: Book, first: str, last: str) -> None:
 def fingerprint(book: Book) -> tuple[object, ...]:
     """Everything a simulation could conceivably touch in the user's database."""
     app = book.app
-    return (app.latest_sweep(), app.outbox(), app.open_invoices(),
-            [app.history(i["number"]) for i in app.open_invoices()])
+    return (
+        app.latest_sweep(),
+        app.outbox(),
+        app.open_invoices(),
+        [app.history(i["number"]) for i in app.open_invoices()],
+    )
 
 
 def real_transitions(book: Book, numbers: list[str], after: str) -> list[tuple[str, str, str, str, str]]:
@@ -94,7 +98,9 @@ def test_timeline_per_invoice_and_weekly_periods(book: Book) -> None:
     simulation = Simulator(book.app).run(date(2026, 2, 25), date(2026, 3, 31))
     timeline = simulation.timelines["BIG"].entries
     assert [(e["day"], e["to"]) for e in timeline if e["kind"] == "transition"] == [
-        (date(2026, 2, 26), "courtesy"), (date(2026, 3, 4), "reminder"), (date(2026, 3, 16), "phone"),
+        (date(2026, 2, 26), "courtesy"),
+        (date(2026, 3, 4), "reminder"),
+        (date(2026, 3, 16), "phone"),
         (date(2026, 3, 31), "letter"),
     ]
     weeks = simulation.periods("week")
@@ -126,8 +132,12 @@ def test_historical_payments_are_reproducible_and_go_through_the_importer(book: 
         book.pay(f"H{n}", "100.00", "2026-01-06")
     daily(book, "2026-01-30", "2026-01-30")
 
-    first = Simulator(book.app, payments_model=PaymentsModel.HISTORICAL, seed=3).run(date(2026, 2, 1), date(2026, 4, 30))
-    again = Simulator(book.app, payments_model=PaymentsModel.HISTORICAL, seed=3).run(date(2026, 2, 1), date(2026, 4, 30))
+    first = Simulator(book.app, payments_model=PaymentsModel.HISTORICAL, seed=3).run(
+        date(2026, 2, 1), date(2026, 4, 30)
+    )
+    again = Simulator(book.app, payments_model=PaymentsModel.HISTORICAL, seed=3).run(
+        date(2026, 2, 1), date(2026, 4, 30)
+    )
     assert first.payment_rates["reminder"].entered == 9 and first.payment_rates["reminder"].paid == 6
     assert first.transitions() == again.transitions() and first.notifications() == again.notifications()
     assert first.total().payments > 0
@@ -148,9 +158,11 @@ def test_simulated_payments_replayed_for_real_give_the_same_outcome(book: Book) 
         book.pay(f"H{n}", "100.00", "2026-01-06")
     book.run("2026-01-30")
     simulation = Simulator(book.app, payments_model=PaymentsModel.HISTORICAL, seed=11).run(
-        date(2026, 2, 1), date(2026, 3, 31))
-    payments = sorted((e["day"], n, e["amount"]) for n, t in simulation.timelines.items()
-                      for e in t.entries if e["kind"] == "payment")
+        date(2026, 2, 1), date(2026, 3, 31)
+    )
+    payments = sorted(
+        (e["day"], n, e["amount"]) for n, t in simulation.timelines.items() for e in t.entries if e["kind"] == "payment"
+    )
     assert payments
     day = date(2026, 2, 1)
     while day <= date(2026, 3, 31):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from decimal import Decimal
 
 import pytest
@@ -86,8 +85,12 @@ def test_step_catch_up_moves_one_stage_per_sweep_with_min_spacing(book: Book) ->
 
 
 def test_jump_catch_up_goes_straight_to_the_highest_due_stage(make_book) -> None:  # type: ignore[no-untyped-def]
-    book = make_book({"10-standard.yaml": CANONICAL_POLICY.replace("catch_up: step", "catch_up: jump"),
-                      "90-default.yaml": DEFAULT_POLICY})
+    book = make_book(
+        {
+            "10-standard.yaml": CANONICAL_POLICY.replace("catch_up: step", "catch_up: jump"),
+            "90-default.yaml": DEFAULT_POLICY,
+        }
+    )
     book.customers({"id": "C1", "name": "Acme", "credit_grade": "B"})
     book.invoice("LATE", "C1", "20000.00", due_on="2026-01-01")
     book.run("2026-04-11")

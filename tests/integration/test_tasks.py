@@ -10,15 +10,20 @@ import pytest
 from engine.tasks import TaskBook, TaskRefused
 from tests.conftest import MEMORY_CHANNELS
 
-CHANNELS = {**MEMORY_CHANNELS, "phone": {"type": "phone", "recipient": "phone"},
-            "visit": {"type": "visit", "recipient": "address"}}
+CHANNELS = {
+    **MEMORY_CHANNELS,
+    "phone": {"type": "phone", "recipient": "phone"},
+    "visit": {"type": "visit", "recipient": "address"},
+}
 
 
 @pytest.fixture
 def book(make_book):  # type: ignore[no-untyped-def]
     book = make_book(channels=CHANNELS)
-    book.customers({"id": "C1", "name": "Alpha GmbH", "credit_grade": "A", "owner": "alice", "phone": "+49 30 1"},
-                   {"id": "C2", "name": "Beta Ltd", "credit_grade": "B", "owner": "bob"})
+    book.customers(
+        {"id": "C1", "name": "Alpha GmbH", "credit_grade": "A", "owner": "alice", "phone": "+49 30 1"},
+        {"id": "C2", "name": "Beta Ltd", "credit_grade": "B", "owner": "bob"},
+    )
     book.invoice("INV-1", "C1", "1000.00", "2026-03-01")
     book.invoice("INV-2", "C2", "2000.00", "2026-03-01")
     for day in ("2026-03-04", "2026-03-16"):  # reminder, then phone at day 15
@@ -28,11 +33,19 @@ def book(make_book):  # type: ignore[no-untyped-def]
 
 def test_phone_stage_makes_one_task_per_customer_for_its_owner(book) -> None:  # type: ignore[no-untyped-def]
     tasks = TaskBook(book.app)
-    alice, = tasks.list(owner="alice")
+    (alice,) = tasks.list(owner="alice")
     assert alice["kind"] == "phone" and alice["customer_id"] == "C1" and alice["stage"] == "phone"
     assert alice["contact"]["phone"] == "+49 30 1" and alice["contact"]["name"] == "Alpha GmbH"
-    assert alice["invoices"] == [{"number": "INV-1", "currency": "EUR", "amount": "1000.0000",
-                                  "open_amount": "1000.0000", "due_on": "2026-03-01", "days_overdue": 15}]
+    assert alice["invoices"] == [
+        {
+            "number": "INV-1",
+            "currency": "EUR",
+            "amount": "1000.0000",
+            "open_amount": "1000.0000",
+            "due_on": "2026-03-01",
+            "days_overdue": 15,
+        }
+    ]
     assert any("reminder" in h["summary"] for h in alice["history"])
     assert sorted(t["owner"] for t in tasks.list()) == ["alice", "bob"]
     sent = [r for r in book.app.outbox() if r["channel"] == "phone"]
@@ -41,7 +54,7 @@ def test_phone_stage_makes_one_task_per_customer_for_its_owner(book) -> None:  #
 
 def test_no_answer_and_wrong_contact_are_recorded(book) -> None:  # type: ignore[no-untyped-def]
     tasks = TaskBook(book.app)
-    alice, = tasks.list(owner="alice")
+    (alice,) = tasks.list(owner="alice")
     done = tasks.complete(alice["id"], "no_answer", note="voicemail")
     assert done["status"] == "done" and done["outcome"] == "no_answer" and done["done_by"] == "alice"
     assert tasks.list(owner="alice") == []
@@ -49,20 +62,24 @@ def test_no_answer_and_wrong_contact_are_recorded(book) -> None:  # type: ignore
     assert outcome[0]["outcome"] == "no_answer" and outcome[0]["note"] == "voicemail" and outcome[0]["actor"] == "alice"
     with pytest.raises(TaskRefused, match="already completed"):
         tasks.complete(alice["id"], "paid")
-    bob, = tasks.list(owner="bob")
+    (bob,) = tasks.list(owner="bob")
     tasks.complete(bob["id"], "wrong_contact")
     from sqlalchemy import select
 
     from engine.store.models import Customer
 
     with book.app.repo.read() as session:
-        tags = session.connection().execute(select(Customer.__table__.c.tags).where(Customer.__table__.c.id == "C2")).scalar()
+        tags = (
+            session.connection()
+            .execute(select(Customer.__table__.c.tags).where(Customer.__table__.c.id == "C2"))
+            .scalar()
+        )
     assert "wrong_contact" in tags
 
 
 def test_promise_pauses_the_invoice(book) -> None:  # type: ignore[no-untyped-def]
     tasks = TaskBook(book.app)
-    alice, = tasks.list(owner="alice")
+    (alice,) = tasks.list(owner="alice")
     with pytest.raises(TaskRefused, match="--amount"):
         tasks.complete(alice["id"], "promised")
     done = tasks.complete(alice["id"], "promised", amount="1000", by=date(2026, 3, 31), note="CFO agreed")
@@ -74,7 +91,7 @@ def test_promise_pauses_the_invoice(book) -> None:  # type: ignore[no-untyped-de
 
 def test_dispute_pauses_the_invoice(book) -> None:  # type: ignore[no-untyped-def]
     tasks = TaskBook(book.app)
-    bob, = tasks.list(owner="bob")
+    (bob,) = tasks.list(owner="bob")
     tasks.complete(bob["id"], "disputed", note="goods arrived damaged")
     assert book.stage("INV-2") == "disputed"
     dispute = [e for e in book.app.history("INV-2") if e["kind"] == "dispute"]
@@ -82,7 +99,7 @@ def test_dispute_pauses_the_invoice(book) -> None:  # type: ignore[no-untyped-de
 
 
 def test_unknown_outcome_is_refused(book) -> None:  # type: ignore[no-untyped-def]
-    alice, = TaskBook(book.app).list(owner="alice")
+    (alice,) = TaskBook(book.app).list(owner="alice")
     with pytest.raises(TaskRefused, match="unknown outcome"):
         TaskBook(book.app).complete(alice["id"], "maybe")
 

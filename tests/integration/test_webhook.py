@@ -33,13 +33,16 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                receiver.requests.append({
-                    "headers": dict(self.headers), "body": body,
-                    "valid": hmac.compare_digest(self.headers.get("X-Dunning-Signature", ""), expected),
-                })
+                receiver.requests.append(
+                    {
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "valid": hmac.compare_digest(self.headers.get("X-Dunning-Signature", ""), expected),
+                    }
+                )
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 status = receiver.script.pop(0) if receiver.script else 200
@@ -69,8 +72,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 def webhook(tmp_path: Path, url: str, **options: Any) -> WebhookChannel:
-    return WebhookChannel("sms", {"url": url, "secret_env": "TEST_WEBHOOK_SECRET", "retries": 2, **options},
-                          ChannelContext(tmp_path, COMPANY))
+    return WebhookChannel(
+        "sms",
+        {"url": url, "secret_env": "TEST_WEBHOOK_SECRET", "retries": 2, **options},
+        ChannelContext(tmp_path, COMPANY),
+    )
 
 
 def send(ch: WebhookChannel, msg: Any = None) -> Any:
@@ -91,7 +97,7 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_posts_signed_json_with_the_idempotency_key(tmp_path: Path, receiver: Receiver) -> None:
     receipt = send(webhook(tmp_path, receiver.url))
     assert receipt.reference == "req-1"
-    request, = receiver.requests
+    (request,) = receiver.requests
     assert request["valid"]
     assert request["headers"]["Idempotency-Key"] == "INV-7/reminder@20260310T090000Z/0/email"
     assert request["headers"]["Content-Type"] == "application/json"
@@ -121,8 +127,9 @@ def test_client_errors_are_permanent(tmp_path: Path, receiver: Receiver) -> None
     assert len(receiver.requests) == 1
 
 
-def test_a_wrong_secret_is_rejected_by_the_receiver(tmp_path: Path, receiver: Receiver,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_secret_is_rejected_by_the_receiver(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TEST_WEBHOOK_SECRET", "not-the-secret")
     with pytest.raises(PermanentDeliveryError, match="401"):
         send(webhook(tmp_path, receiver.url))
@@ -147,14 +154,16 @@ def test_secrets_stay_out_of_the_configuration(tmp_path: Path) -> None:
 def test_webhook_channel_in_a_sweep(make_book, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import MEMORY_CHANNELS
 
-    channels = {**MEMORY_CHANNELS, "phone": {"type": "webhook", "recipient": "phone", "url": receiver.url,
-                                             "secret_env": "TEST_WEBHOOK_SECRET"}}
+    channels = {
+        **MEMORY_CHANNELS,
+        "phone": {"type": "webhook", "recipient": "phone", "url": receiver.url, "secret_env": "TEST_WEBHOOK_SECRET"},
+    }
     book = make_book(channels=channels)
     book.customers({"id": "C1", "name": "C1", "credit_grade": "A"})
     book.invoice("INV-1", "C1", "500.00", "2026-03-01")
     for day in ("2026-03-04", "2026-03-16"):
         book.run(day)
-    request, = receiver.requests
+    (request,) = receiver.requests
     assert request["valid"] and json.loads(request["body"])["stage"] == "phone"
-    row, = [r for r in book.app.outbox() if r["channel"] == "phone"]
+    (row,) = [r for r in book.app.outbox() if r["channel"] == "phone"]
     assert row["status"] == "sent"

@@ -74,11 +74,28 @@ def test_registry_lists_every_documented_field_with_its_type() -> None:
         "customer.previous_grade": FieldType.TEXT,
         "customer.grade_changed_days_ago": FieldType.INTEGER,
         "customer.open_warnings": FieldType.INTEGER,
-        **{f"credit.{name}": FieldType.DECIMAL for name in (
-            "avg_days_late", "on_time_share", "overdue_share", "days_to_pay", "days_late_last_90", "days_late_prior_90")},
-        **{f"credit.{name}": FieldType.INTEGER for name in (
-            "broken_promises", "disputes", "relationship_days", "days_since_last_payment", "broken_promises_last_30",
-            "legal_invoices")},
+        **{
+            f"credit.{name}": FieldType.DECIMAL
+            for name in (
+                "avg_days_late",
+                "on_time_share",
+                "overdue_share",
+                "days_to_pay",
+                "days_late_last_90",
+                "days_late_prior_90",
+            )
+        },
+        **{
+            f"credit.{name}": FieldType.INTEGER
+            for name in (
+                "broken_promises",
+                "disputes",
+                "relationship_days",
+                "days_since_last_payment",
+                "broken_promises_last_30",
+                "legal_invoices",
+            )
+        },
         "credit.grade_dropped": FieldType.BOOLEAN,
     }
     assert {name: f.type for name, f in FIELDS.items()} == expected
@@ -334,9 +351,7 @@ def test_boolean_fields(flag_field: str) -> None:
     assert ev(f"{flag_field} == True", {flag_field: True}) is True
     assert ev(f"{flag_field} == false", {flag_field: False}) is True
     assert ev(f"{flag_field} != true", {}) is True
-    assert (
-        ev(f"{flag_field} and invoice.amount > 1", {flag_field: True, "invoice.amount": Decimal(2)}) is True
-    )
+    assert ev(f"{flag_field} and invoice.amount > 1", {flag_field: True, "invoice.amount": Decimal(2)}) is True
 
 
 def test_sources_may_span_lines_and_have_surrounding_space() -> None:

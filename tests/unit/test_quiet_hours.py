@@ -61,7 +61,9 @@ def test_weekend_waits_for_monday_morning() -> None:
         (SHANGHAI, "CN", "2026-02-17T10:00", "2026-02-24T08:00"),
     ],
 )
-def test_public_holidays_of_the_customers_country(zone: zoneinfo.ZoneInfo, country: str, at: str, expected: str) -> None:
+def test_public_holidays_of_the_customers_country(
+    zone: zoneinfo.ZoneInfo, country: str, at: str, expected: str
+) -> None:
     assert QUIET.next_open(local(zone, at), zone, country).astimezone(zone) == local(zone, expected)
 
 
@@ -88,7 +90,8 @@ def test_quiet_hours_within_one_day() -> None:
 def test_dst_spring_forward_morning_is_well_defined() -> None:
     # The night Europe moves its clocks (29 March 2026): 08:00 local exists and is 06:00 UTC.
     opened = QuietHours(time(20, 0), time(8, 0), weekends=False).next_open(
-        local(BERLIN, "2026-03-29T01:30"), BERLIN, None)
+        local(BERLIN, "2026-03-29T01:30"), BERLIN, None
+    )
     assert opened == datetime(2026, 3, 29, 6, 0, tzinfo=UTC)
 
 
@@ -159,8 +162,10 @@ stages:
 
 def test_dispatch_holds_night_messages_until_the_customers_morning(make_book) -> None:  # type: ignore[no-untyped-def]
     book = make_book({"90-default.yaml": POLICY}, quiet_hours=QuietHoursSettings(country="DE"))
-    book.customers({"id": "NY", "name": "NY Corp", "timezone": "America/New_York", "tags": "country:US"},
-                   {"id": "B", "name": "Berlin GmbH", "timezone": "Europe/Berlin"})
+    book.customers(
+        {"id": "NY", "name": "NY Corp", "timezone": "America/New_York", "tags": "country:US"},
+        {"id": "B", "name": "Berlin GmbH", "timezone": "Europe/Berlin"},
+    )
     book.invoice("INV-NY", "NY", "100.00", "2026-03-01")
     book.invoice("INV-B", "B", "100.00", "2026-03-01")
     report = book.run("2026-03-04", hour=9)  # 09:00 UTC: 10:00 in Berlin, 04:00 in New York

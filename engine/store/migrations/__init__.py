@@ -19,15 +19,14 @@ Revisions:
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
+
+from engine.store.engines import WRITE_OPTION
 
 HEAD = "0005_inbound_mail"
 BASELINE = "0001_first_release"
 LOCATION = Path(__file__).resolve().parent
-
-import typing
-
-from engine.store.engines import WRITE_OPTION
 
 if typing.TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy import Connection, Engine
@@ -117,9 +116,8 @@ def create_or_check(engine: Engine) -> None:
 
 
 def _script() -> typing.Any:
-    from alembic.script import ScriptDirectory
-
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(LOCATION))

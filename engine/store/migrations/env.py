@@ -8,6 +8,7 @@ SQLite gets `render_as_batch=True` (its ALTER TABLE is limited: Alembic rebuilds
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import engine.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -16,10 +17,10 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _configure(connection: object) -> None:
-    dialect = getattr(connection, "dialect").name
+def _configure(connection: Connection) -> None:
+    dialect = connection.dialect.name
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=target_metadata,
         render_as_batch=dialect == "sqlite",
         compare_type=True,
@@ -28,8 +29,9 @@ def _configure(connection: object) -> None:
 
 def run_migrations_offline() -> None:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=str(url).startswith("sqlite"))
+    context.configure(
+        url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=str(url).startswith("sqlite")
+    )
     with context.begin_transaction():
         context.run_migrations()
 
