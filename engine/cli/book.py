@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from engine.app import Dunning
 from engine.charging import charges_due
 from engine.cli.shared import (
     AllowFuture,
@@ -26,6 +27,7 @@ from engine.cli.shared import (
     sweep_instant,
 )
 from engine.clock import iso
+from engine.config import load_settings
 from engine.errors import DunningError
 
 # -- import ----------------------------------------------------------------------------------------
@@ -313,3 +315,30 @@ def demo(
     from engine.demo import run_demo
 
     guarded(lambda: run_demo(folder, days=days, seed=seed, start=start, console=out))
+    guarded(lambda: _offer_web_workspace(folder))
+
+
+DEMO_ADMIN = "demo-admin"
+
+
+def _offer_web_workspace(folder: Path) -> None:
+    """The demo's last lines: how to open the web workspace on the demo book, with an admin account made for
+    that book alone (a new password each run; real installations have no default account)."""
+    import secrets
+
+    from engine.store import users
+    from engine.web.auth import hash_password
+
+    config = folder.resolve() / "config.yaml"
+    dunning = Dunning(load_settings(config))
+    password = secrets.token_urlsafe(12)
+    now = dunning.clock.now()
+    if users.find_user(dunning.repo, DEMO_ADMIN) is None:
+        users.add_user(dunning.repo, DEMO_ADMIN, "admin", hash_password(password), None, now)
+    else:
+        users.set_password(dunning.repo, DEMO_ADMIN, hash_password(password), now)
+    out.print(
+        f"\nWeb workspace: run `.venv/bin/dunning --config {config} serve` and open http://127.0.0.1:8080/\n"
+        f"  log in as {DEMO_ADMIN} with password {password} (an account of this demo book only)",
+        markup=False,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,3 +39,15 @@ def test_demo_runs_forward_and_leaves_an_explorable_book(tmp_path: Path) -> None
     )
     assert status.returncode == 0, status.stderr
     assert '"stage"' in status.stdout
+    assert "Web workspace: run" in result.stdout and "http://127.0.0.1:8080/" in result.stdout
+    password = result.stdout.split("with password ", 1)[1].split()[0]
+    users = subprocess.run(
+        [DUNNING, "--config", "demo/config.yaml", "users", "list", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert [(u["name"], u["role"]) for u in json.loads(users.stdout)] == [("demo-admin", "admin")]
+    assert len(password) >= 12
