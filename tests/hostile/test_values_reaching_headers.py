@@ -40,6 +40,20 @@ def rejected(importer: Importer, tmp_path: Path, kind: str, rows: list[dict[str,
     return [str(problem) for problem in caught.value.problems]
 
 
+def invoice_problems(importer: Importer, tmp_path: Path, *, currency: str = "EUR", amount: str = "10.00") -> list[str]:
+    """The problems of importing one invoice of customer C1 in `currency` for `amount`."""
+    importer.import_rows("customers", [{"id": "C1", "name": "A"}])
+    row = {
+        "number": "I1",
+        "customer_id": "C1",
+        "currency": currency,
+        "amount": amount,
+        "issued_on": "2026-01-01",
+        "due_on": "2026-02-01",
+    }
+    return rejected(importer, tmp_path, "invoices", [row])
+
+
 def test_a_language_with_line_breaks_is_a_row_error(importer: Importer, tmp_path: Path) -> None:
     problems = rejected(
         importer,
@@ -89,22 +103,7 @@ def test_encoded_subjects_still_fold(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("code", ["XYZ", "ZZZ", "ABC", "EUX"])
 def test_unknown_currencies_are_refused(importer: Importer, tmp_path: Path, code: str) -> None:
-    importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(
-        importer,
-        tmp_path,
-        "invoices",
-        [
-            {
-                "number": "I1",
-                "customer_id": "C1",
-                "currency": code,
-                "amount": "10.00",
-                "issued_on": "2026-01-01",
-                "due_on": "2026-02-01",
-            },
-        ],
-    )
+    problems = invoice_problems(importer, tmp_path, currency=code, amount="10.00")
     assert problems == [
         f"{tmp_path / 'invoices.jsonl'}:1: currency: {code!r} is not an ISO 4217 currency code "
         f"(such as EUR, USD, CNY or JPY)" + problems[0].split("JPY)", 1)[1]
@@ -112,44 +111,14 @@ def test_unknown_currencies_are_refused(importer: Importer, tmp_path: Path, code
 
 
 def test_did_you_mean_for_a_near_currency(importer: Importer, tmp_path: Path) -> None:
-    importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(
-        importer,
-        tmp_path,
-        "invoices",
-        [
-            {
-                "number": "I1",
-                "customer_id": "C1",
-                "currency": "EUO",
-                "amount": "10",
-                "issued_on": "2026-01-01",
-                "due_on": "2026-02-01",
-            },
-        ],
-    )
+    problems = invoice_problems(importer, tmp_path, currency="EUO", amount="10")
     assert problems[0].endswith("did you mean EUR?")
 
 
 @pytest.mark.parametrize("code", ["XAF", "XOF", "PYG", "RWF"])
 def test_currencies_without_minor_units_refuse_cents(importer: Importer, tmp_path: Path, code: str) -> None:
     assert minor_units(code) == 0
-    importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(
-        importer,
-        tmp_path,
-        "invoices",
-        [
-            {
-                "number": "I1",
-                "customer_id": "C1",
-                "currency": code,
-                "amount": "1000.50",
-                "issued_on": "2026-01-01",
-                "due_on": "2026-02-01",
-            },
-        ],
-    )
+    problems = invoice_problems(importer, tmp_path, currency=code, amount="1000.50")
     assert len(problems) == 1 and "amount" in problems[0] and "at most 0" in problems[0]
 
 
@@ -161,20 +130,5 @@ def test_the_table_is_the_full_iso_list() -> None:
 
 @pytest.mark.parametrize("amount", ["١٢٣", "１２３", "१२३.४५"])
 def test_amounts_in_non_ascii_digits_are_refused(importer: Importer, tmp_path: Path, amount: str) -> None:
-    importer.import_rows("customers", [{"id": "C1", "name": "A"}])
-    problems = rejected(
-        importer,
-        tmp_path,
-        "invoices",
-        [
-            {
-                "number": "I1",
-                "customer_id": "C1",
-                "currency": "EUR",
-                "amount": amount,
-                "issued_on": "2026-01-01",
-                "due_on": "2026-02-01",
-            },
-        ],
-    )
+    problems = invoice_problems(importer, tmp_path, currency="EUR", amount=amount)
     assert len(problems) == 1 and ": amount: " in problems[0] and "is not a number" in problems[0]
