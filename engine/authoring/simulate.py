@@ -11,6 +11,10 @@ invoice pays in full with a daily probability derived from its stage's observed 
 history (the share of invoices that were paid within `window_days` of entering the stage), drawn from a
 seeded generator so a run is reproducible. Simulated payments go through `Importer.import_rows("payments")`,
 the code path of real payments.
+
+Approvals: nobody approves during the simulated period. An invoice due for an `approval: required` stage
+is counted when the sweep asks for the approval (`awaiting_approval`) and then waits, silent, to the end;
+the invoices already waiting at the start (`invoices_awaiting_approval_at_start`) wait on too.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from engine.policy.model import CLOSED_STATES, CURRENT, LIFECYCLE_STATES, Policy
 from engine.store import queries
 from engine.store.database import Repository
 from engine.store.scratch import scratch_copy
+from engine.store.workspace import approvals_waiting
 
 if TYPE_CHECKING:
     from engine.app import Dunning
@@ -47,7 +52,7 @@ __all__ = [
 ]
 
 #: The event kinds a simulation reports (the rest — imports, updates — never happen during one).
-REPORTED_KINDS = ("transition", "notification", "policy_changed", "payment")
+REPORTED_KINDS = ("transition", "notification", "policy_changed", "payment", "approval_requested")
 
 
 class PaymentsModel(enum.Enum):
@@ -79,6 +84,10 @@ class Period:
     payments: int = 0
     paid_amount: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     policy_changes: int = 0
+    #: stage -> invoices that started waiting for an approval to enter it (none is approved in a simulation)
+    awaiting_approval: Counter[str] = field(default_factory=Counter)
+    #: currency -> open amount of those invoices
+    awaiting_approval_amount: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
     def add(self, other: Period) -> None:
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
@@ -92,6 +101,9 @@ class Period:
         for currency, amount in other.paid_amount.items():
             self.paid_amount[currency] += amount
         self.policy_changes += other.policy_changes
+        self.awaiting_approval.update(other.awaiting_approval)
+        for currency, amount in other.awaiting_approval_amount.items():
+            self.awaiting_approval_amount[currency] += amount
 
     def channel_totals(self) -> Counter[str]:
         totals: Counter[str] = Counter()
@@ -113,6 +125,11 @@ class Period:
             "legal": {"invoices": self.legal_invoices, "amount": dict(self.legal_amount)},
             "payments": {"invoices": self.payments, "amount": dict(self.paid_amount)},
             "policy_changes": self.policy_changes,
+            "awaiting_approval": {
+                "invoices": sum(self.awaiting_approval.values()),
+                "stages": dict(self.awaiting_approval),
+                "amount": dict(self.awaiting_approval_amount),
+            },
         }
 
 
@@ -149,6 +166,7 @@ class Simulation:
     days: list[Period]
     timelines: dict[str, InvoiceTimeline]
     invoices_open_at_start: int
+    invoices_awaiting_approval_at_start: int = 0
     seconds: float = 0.0
 
     def total(self) -> Period:
@@ -198,6 +216,7 @@ class Simulation:
             "seed": self.seed if self.payments_model is PaymentsModel.HISTORICAL else None,
             "payment_rates": {stage: rate.as_dict() for stage, rate in sorted(self.payment_rates.items())},
             "invoices_open_at_start": self.invoices_open_at_start,
+            "invoices_awaiting_approval_at_start": self.invoices_awaiting_approval_at_start,
             "periods": [p.as_dict() for p in self.periods(by)],
             "total": self.total().as_dict(),
         }
@@ -300,6 +319,7 @@ class Simulator:
         )
         with scratch_copy(self.dunning.repo) as scratch_repo:
             result = self._replay(scratch_repo, first, last, rates)
+        result.invoices_awaiting_approval_at_start = approvals_waiting(self.dunning.repo)
         result.seconds = wall.perf_counter() - started
         return result
 
@@ -421,6 +441,12 @@ class Simulator:
                 period.policy_changes += 1
                 if invoice_id in mirror and data.get("to"):
                     mirror[invoice_id][1] = data["to"]
+            elif kind == "approval_requested":
+                entry.update(
+                    {"from": data["from"], "to": data["to"], "rule": data.get("rule"), "policy": data.get("policy")}
+                )
+                period.awaiting_approval[data["to"]] += 1
+                period.awaiting_approval_amount[currency] += open_amount
             else:  # payment
                 amount = Decimal(str(data["amount"]))
                 entry.update({"amount": amount, "currency": currency})

@@ -119,18 +119,31 @@ def simulate(
             f"Simulated {first} to {last} at {simulation.at:%H:%M} under {', '.join(simulation.policies)}; "
             f"{simulation.invoices_open_at_start} open invoice(s) at the start; payments: "
             + ("none assumed" if model is PaymentsModel.NONE else f"historical rates (seed {seed})")
+            + "; approvals: none assumed"
+            + (
+                f" ({simulation.invoices_awaiting_approval_at_start} invoice(s) already waiting)"
+                if simulation.invoices_awaiting_approval_at_start
+                else ""
+            )
             + ". Nothing was written or sent.",
             markup=False,
         )
         table = Table(title=f"per {grouping}")
-        for column in ("period", "entered", "repeats", "notifications", "into legal", "paid"):
+        for column in ("period", "entered", "repeats", "notifications", "into legal", "awaiting approval", "paid"):
             table.add_column(column)
         for period in simulation.periods(grouping):
             label = str(period.first) if period.first == period.last else f"{period.first} – {period.last}"
             legal = f"{period.legal_invoices}: {_amounts(period.legal_amount)}" if period.legal_invoices else "-"
             paid = f"{period.payments}: {_amounts(period.paid_amount)}" if period.payments else "-"
+            waiting = _counts(period.awaiting_approval)
             table.add_row(
-                label, _counts(period.entered), _counts(period.repeats), _counts(period.channel_totals()), legal, paid
+                label,
+                _counts(period.entered),
+                _counts(period.repeats),
+                _counts(period.channel_totals()),
+                legal,
+                waiting,
+                paid,
             )
         out.print(table)
         detail = Table(title="notifications per stage and channel")
@@ -142,7 +155,9 @@ def simulate(
         out.print(detail)
         out.print(
             f"Total: {total.legal_invoices} invoice(s) entering legal ({_amounts(total.legal_amount)}); "
-            f"{sum(total.notifications.values())} notification(s); {total.payments} payment(s). "
+            f"{sum(total.notifications.values())} notification(s); {total.payments} payment(s); "
+            f"{sum(total.awaiting_approval.values())} invoice(s) starting to wait for an approval "
+            f"({_amounts(total.awaiting_approval_amount)}), none approved in the simulation. "
             "--json adds a timeline per invoice.",
             markup=False,
         )
