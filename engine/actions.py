@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from engine.charging import Charging, StageEntry, stage_fee_events
 from engine.clock import local_day
 from engine.commitments import cancel_open, grace_until, paused_for, resume_target
 from engine.errors import ActionRefused, DunningError, IllegalTransition, NotFound
@@ -274,6 +275,7 @@ class Collector:
             act.change(change)
             act.event("override", {"from": was, "to": to, "reason": reason})
             act.transition(was, to, rule, reason=reason)
+            act.charge_stage_fee(to)
             if notifies:
                 act.notify(to, rule)
 
@@ -296,6 +298,7 @@ class Collector:
             )
             act.event("approval", {"stage": target, "from": was, "approver": self.actor})
             act.transition(was, target, rule, approved_by=self.actor)
+            act.charge_stage_fee(target)
             act.notify(target, rule)
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -352,6 +355,11 @@ class _Action:
                     )
                 if self._notices:
                     outbox.queue(self.conn, self._notices)
+                    zone = self.app.settings.zone
+                    # the interest each notice claims, as a sweep's notices record it
+                    Charging(self.app.policies_if_valid(), zone).price_notices(
+                        self.conn, self._events, local_day(self.at, zone)
+                    )
                 append_events(self.conn, self._events)
             except BaseException as error:
                 # Roll back, then raise: the context manager's __exit__ returns False for an exception it
@@ -411,6 +419,24 @@ class _Action:
                 **extra,
             },
         )
+
+    def charge_stage_fee(self, stage: str) -> None:
+        """The stage's fee (charges.fees), charged as a sweep entering it would: once per invoice and stage."""
+        if self.policy is None or self.policy.charges is None:
+            return
+        row = self.row
+        entry = StageEntry(
+            row["id"],
+            row["customer_id"],
+            self.number,
+            row["currency"],
+            self.policy.charges,
+            stage,
+            self.at,
+            self.recorded_at,
+            self.collector.actor,
+        )
+        self._events.extend(stage_fee_events(self.conn, [entry]))
 
     def cancel_notices(self, reason: str) -> None:
         """Queued notices must not go out once the invoice is no longer being chased."""

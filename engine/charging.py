@@ -7,6 +7,7 @@ an event's instant becomes the local date it happened on, and `as_of` is a local
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -16,14 +17,23 @@ from engine.charges import ChargeCase, ChargeStatement, ChargeTerms, Fee, RateBo
 from engine.clock import local_day
 from engine.errors import ChargesError, NotFound
 from engine.policy.model import Policy, PolicySet
-from engine.store.charges import CHARGE_KIND, ChargeRow, charge_rows
+from engine.store.charges import CHARGE_KIND, ChargeRow, charge_rows, fee_stages
+from engine.store.events import new_event
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from engine.app import Dunning
 
-__all__ = ["CHARGE_KIND", "Charging", "charges_due", "fee_event_data", "invoice_charges"]
+__all__ = [
+    "CHARGE_KIND",
+    "Charging",
+    "StageEntry",
+    "charges_due",
+    "fee_event_data",
+    "invoice_charges",
+    "stage_fee_events",
+]
 
 ZERO = Decimal(0)
 _DISPUTE_ENDS = frozenset({"dispute_resolved", "override", "write_off"})
@@ -35,6 +45,50 @@ def fee_event_data(terms: ChargeTerms | None, stage: str, currency: str) -> dict
     if fee is None:
         return None
     return {"charge": "fee", "stage": stage, "amount": str(round_minor(fee, currency)), "currency": currency}
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """An invoice entering a stage: by a sweep's escalation, an approval or a manual move."""
+
+    invoice_id: int
+    customer_id: str
+    number: str
+    currency: str
+    terms: ChargeTerms | None
+    stage: str
+    at: datetime
+    recorded_at: datetime
+    actor: str = "system"
+
+
+def stage_fee_events(conn: Connection, entries: Iterable[StageEntry]) -> list[dict[str, Any]]:
+    """The `charge` events of the stage fees (`charges.fees`) the entries incur: the one path for the sweep,
+    approvals and manual moves. A stage's fee is charged at most once per invoice, so entering it again (a
+    move back and forth, a second move to the same stage) charges nothing more."""
+    wanted = [(entry, data) for entry in entries if (data := fee_event_data(entry.terms, entry.stage, entry.currency))]
+    if not wanted:
+        return []
+    charged = fee_stages(conn, {entry.invoice_id for entry, _ in wanted})
+    events = []
+    for entry, data in wanted:
+        stages = charged.setdefault(entry.invoice_id, set())
+        if entry.stage in stages:
+            continue
+        stages.add(entry.stage)
+        events.append(
+            new_event(
+                CHARGE_KIND,
+                at=entry.at,
+                recorded_at=entry.recorded_at,
+                invoice_id=entry.invoice_id,
+                customer_id=entry.customer_id,
+                actor=entry.actor,
+                number=entry.number,
+                data=data,
+            )
+        )
+    return events
 
 
 class Charging:
@@ -98,8 +152,14 @@ class Charging:
         if not notices:
             return
         numbers = {e["data"]["invoice"] for e in notices}
+        # Fees charged by this same batch (entering a stage) are not stored yet; the notice claims them too.
+        pending_fees: dict[str, list[tuple[datetime, dict[str, Any]]]] = {}
+        for event in events:
+            if event["kind"] == CHARGE_KIND and event["data"].get("invoice") in numbers:
+                pending_fees.setdefault(event["data"]["invoice"], []).append((event["at"], event["data"]))
         figures: dict[str, dict[str, str]] = {}
         for row in charge_rows(conn, numbers=numbers):
+            row.charges.extend(pending_fees.get(row.number, []))
             try:
                 found = self.statement(row, today)
             except ChargesError as exc:  # a missing rate must not stop the sweep; the event says what is wrong

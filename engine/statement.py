@@ -20,6 +20,7 @@ from engine.clock import local_day
 from engine.errors import ConfigError, DunningError, NotFound
 from engine.notice_context import SECRET_ENV, pay_link
 from engine.store.charges import charge_rows
+from engine.store.events import new_event
 from engine.store.models import NotificationStatus
 from engine.store.statements import (
     STATEMENT_POLICY,
@@ -244,14 +245,12 @@ def queue_statements(app: Dunning, as_of: datetime) -> int:
                 }
             )
             events.append(
-                {
-                    "at": as_of,
-                    "recorded_at": recorded_at,
-                    "kind": "notification",
-                    "invoice_id": None,
-                    "customer_id": customer_id,
-                    "actor": "system",
-                    "data": {
+                new_event(
+                    "notification",
+                    at=as_of,
+                    recorded_at=recorded_at,
+                    customer_id=customer_id,
+                    data={
                         "key": key,
                         "channel": config.channel,
                         "recipient": recipient,
@@ -259,7 +258,7 @@ def queue_statements(app: Dunning, as_of: datetime) -> int:
                         "policy": STATEMENT_POLICY,
                         "invoices": len(invoice_ids),
                     },
-                }
+                )
             )
         return queue_notices(conn, notices, events)
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from engine.charging import Charging, fee_event_data
+from engine.charging import Charging, StageEntry, stage_fee_events
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.commitments import settle_commitments
 from engine.errors import SweepBusy, SweepRefused
@@ -189,6 +189,7 @@ class Sweeper:
         updates: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         notices: list[dict[str, Any]] = []
+        entries: list[StageEntry] = []  # stages entered, for their fees (charges.fees)
         customers: dict[str, dict[str, Any]] = {}
         policies = self.policies
         extra = self.extra_facts(conn, today, {r["customer_id"] for r in rows}) if self.extra_facts else {}
@@ -302,9 +303,19 @@ class Sweeper:
                         },
                     )
                 )
-                fee = fee_event_data(policy.charges, target, row["currency"])  # a stage fee (charges.fees)
-                if fee is not None:
-                    events.append(_event(as_of, recorded_at, "charge", row, fee))
+                if policy.charges is not None:
+                    entries.append(
+                        StageEntry(
+                            row["id"],
+                            customer_id,
+                            row["number"],
+                            row["currency"],
+                            policy.charges,
+                            target,
+                            as_of,
+                            recorded_at,
+                        )
+                    )
                 self._notify(
                     policy.stage(target).channels,
                     row,
@@ -355,6 +366,7 @@ class Sweeper:
                 updates.append(change)
 
         update_invoices(conn, updates)
+        events = _after_their_transitions(events, stage_fee_events(conn, entries))
         Charging(self.policies, self.zone).price_notices(conn, events, today)  # the interest each notice claims
         append_events(conn, events)
         outbox.queue(conn, notices)
@@ -473,6 +485,22 @@ def _event(
         number=row["number"],
         data=data,
     )
+
+
+def _after_their_transitions(events: list[dict[str, Any]], fees: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events with each fee's `charge` event right after the transition into its stage (history reads
+    transition, charge, notification)."""
+    if not fees:
+        return events
+    by_entry = {(fee["data"]["invoice"], fee["data"]["stage"]): fee for fee in fees}
+    ordered: list[dict[str, Any]] = []
+    for event in events:
+        ordered.append(event)
+        if event["kind"] == "transition":
+            fee = by_entry.pop((event["data"].get("invoice"), event["data"].get("to")), None)
+            if fee is not None:
+                ordered.append(fee)
+    return ordered + list(by_entry.values())
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -95,3 +95,18 @@ def charge_rows(
             else:
                 rows[invoice_id].disputes.append((at, kind))
     return list(rows.values())
+
+
+def fee_stages(conn: Connection, invoice_ids: Collection[int]) -> dict[int, set[str]]:
+    """The stages whose fee each invoice was already charged (from its `charge` events), by invoice id."""
+    charged: dict[int, set[str]] = {}
+    ids = list(invoice_ids)
+    for start in range(0, len(ids), _CHUNK):
+        for invoice_id, data in conn.execute(
+            select(EVENTS.c.invoice_id, EVENTS.c.data).where(
+                EVENTS.c.invoice_id.in_(ids[start : start + _CHUNK]), EVENTS.c.kind == CHARGE_KIND
+            )
+        ):
+            if (data or {}).get("charge") == "fee":
+                charged.setdefault(invoice_id, set()).add(str(data.get("stage", "")))
+    return charged

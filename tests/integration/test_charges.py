@@ -54,7 +54,9 @@ def test_a_stage_fee_is_a_charge_event_and_every_notice_records_its_interest(boo
     book.run("2026-02-21")  # letter: 21 days: 10000 * 0.1015 * 21 / 365 = 58.397260 -> 58.40, and the fee
     history = book.app.history("INV-1")
     notices = [(e["stage"], e["interest"], e["charges_due"]) for e in history if e["kind"] == "notification"]
-    assert notices == [("reminder", "11.12", "51.12"), ("letter", "58.40", "98.40")]
+    # the letter's notice claims the fee charged on entering its stage: 58.40 + 40 + 25
+    assert notices == [("reminder", "11.12", "51.12"), ("letter", "58.40", "123.40")]
+    assert [e["kind"] for e in history][-3:] == ["transition", "charge", "notification"]
     charges = [e for e in history if e["kind"] == "charge"]
     assert [(e["charge"], e["stage"], e["amount"], e["currency"], e["at"][:10]) for e in charges] == [
         ("fee", "letter", "25.00", "EUR", "2026-02-21")
@@ -92,3 +94,63 @@ def test_a_missing_rate_is_an_error_naming_the_file_and_does_not_stop_the_sweep(
     book.run("2026-02-04")
     [notice] = [e for e in book.app.history("INV-1") if e["kind"] == "notification"]
     assert "ecb.yaml" in notice["charges_error"]
+
+
+APPROVAL_POLICY = CHARGING_POLICY.replace(
+    "{name: letter, after_days: 20, channels: [letter]}",
+    "{name: letter, after_days: 20, channels: [letter], approval: required}",
+)
+
+
+def _fees(book) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
+    return [
+        (e["stage"], e["amount"], e["actor"], e["at"][:10]) for e in book.app.history("INV-1") if e["kind"] == "charge"
+    ]
+
+
+def test_an_approval_into_a_stage_charges_its_fee_once(make_book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shutil.copytree(RATES, tmp_path / "rules" / "rates")
+    book = make_book({"90-eu.yaml": APPROVAL_POLICY}, timezone="Europe/Berlin")
+    book.customers({"id": "C1", "name": "Acme GmbH"})
+    book.invoice("INV-1", "C1", "10000.00", "2026-01-31")
+    book.run("2026-02-04")  # reminder
+    book.run("2026-02-21")  # the letter awaits approval: no fee yet
+    assert _fees(book) == []
+    Collector(book.app, actor="maria").approve("INV-1", at=datetime(2026, 2, 23, 9, tzinfo=timezone.utc))
+    book.run("2026-02-24")  # the invoice is in the letter stage already: the sweep charges nothing more
+    assert _fees(book) == [("letter", "25.00", "maria", "2026-02-23")]
+    [notice] = [e for e in book.app.history("INV-1") if e["kind"] == "notification" and e["stage"] == "letter"]
+    # 23 days on 10,000: 10000 * 0.1015 * 23 / 365 = 63.958904 -> 63.96; + 40 compensation + 25 fee
+    assert (notice["interest"], notice["charges_due"]) == ("63.96", "128.96")
+    statement = invoice_charges(book.app, "INV-1", datetime(2026, 2, 23, 12, tzinfo=timezone.utc))
+    assert (statement.fees, statement.total_due) == (Decimal("25.00"), Decimal("10128.96"))
+
+
+def test_a_manual_move_charges_the_stage_fee_and_never_twice(book) -> None:  # type: ignore[no-untyped-def]
+    collector = Collector(book.app, actor="alice")
+    collector.move("INV-1", "letter", "phone unreachable", at=datetime(2026, 2, 10, 9, tzinfo=timezone.utc))
+    assert _fees(book) == [("letter", "25.00", "alice", "2026-02-10")]
+    collector.move("INV-1", "reminder", "wrong stage", at=datetime(2026, 2, 11, 9, tzinfo=timezone.utc))
+    collector.move("INV-1", "letter", "back again", at=datetime(2026, 2, 12, 9, tzinfo=timezone.utc))
+    book.run("2026-02-25")
+    assert _fees(book) == [("letter", "25.00", "alice", "2026-02-10")]  # entering it again charges nothing
+    assert invoice_charges(book.app, "INV-1", datetime(2026, 2, 25, 12, tzinfo=timezone.utc)).fees == Decimal("25.00")
+
+
+def test_a_move_back_then_the_sweep_entering_the_stage_again_charges_nothing_more(book) -> None:  # type: ignore[no-untyped-def]
+    book.run("2026-02-04")
+    book.run("2026-02-21")  # the sweep enters letter: the fee
+    Collector(book.app, actor="alice").move(
+        "INV-1", "reminder", "customer called", at=datetime(2026, 2, 22, 9, tzinfo=timezone.utc)
+    )
+    book.run("2026-03-20")  # the sweep escalates to letter again
+    transitions = [e["to"] for e in book.app.history("INV-1") if e["kind"] == "transition"]
+    assert transitions.count("letter") == 2
+    assert _fees(book) == [("letter", "25.00", "system", "2026-02-21")]
+
+
+def test_a_move_under_a_policy_without_fees_for_that_stage_charges_nothing(book) -> None:  # type: ignore[no-untyped-def]
+    Collector(book.app, actor="alice").move(
+        "INV-1", "reminder", "early", at=datetime(2026, 2, 10, 9, tzinfo=timezone.utc)
+    )
+    assert _fees(book) == []
