@@ -17,7 +17,7 @@ from typing import Any
 from channels.base import Channel, ChannelContext
 from channels.registry import channel_type
 from engine.channel_services import StoreCaseFiles, StoreTaskSink
-from engine.clock import Clock, SystemClock, iso, local_day
+from engine.clock import Clock, SystemClock, iso, local_day, local_iso
 from engine.config import Settings
 from engine.contact import ContactGate, gate_for
 from engine.credit.desk import CreditDesk
@@ -230,10 +230,18 @@ class Dunning:
             raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
         return found
 
-    def history(self, number: str | None = None, *, customer: str | None = None) -> list[dict[str, Any]]:
+    def history(
+        self, number: str | None = None, *, customer: str | None = None, local: bool = False
+    ) -> list[dict[str, Any]]:
         """The invoice's events in the order they happened — or, with `customer`, the events of that customer
         and all its invoices; notification events carry their delivery state from the outbox (status,
-        sent_at, attempts, error)."""
+        sent_at, attempts, error). Instants are UTC, or with `local` in the company's time zone (with its
+        offset), as finance reads them."""
+        zone = self.settings.zone
+
+        def when(instant: datetime | None) -> str | None:
+            return local_iso(instant, zone) if local else iso(instant)
+
         if customer is not None:
             if not queries.customer_exists(self.repo, customer):
                 raise NotFound(f"no customer with id {customer!r}; check the id in your customers file")
@@ -242,14 +250,14 @@ class Dunning:
             events, outbox = queries.history_rows(self.repo, invoice=self.invoice_id(number or ""))
         history = []
         for event in events:
-            entry: dict[str, Any] = {"kind": event["kind"], "at": iso(event["at"]), "actor": event["actor"]}
+            entry: dict[str, Any] = {"kind": event["kind"], "at": when(event["at"]), "actor": event["actor"]}
             entry.update(event["data"] or {})
             if event["kind"] == "notification":
                 notice = outbox.get(entry.get("key"))
                 if notice is not None:
                     entry.update(
                         status=notice["status"],
-                        sent_at=iso(notice["sent_at"]),
+                        sent_at=when(notice["sent_at"]),
                         attempts=notice["attempts"],
                         error=notice["error"],
                     )

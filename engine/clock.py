@@ -68,3 +68,8 @@ def local_day(instant: datetime, zone: tzinfo) -> date:
 
 def iso(instant: datetime | None) -> str | None:
     return instant.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if instant else None
+
+
+def local_iso(instant: datetime | None, zone: tzinfo) -> str | None:
+    """The instant in ISO 8601 with the company's UTC offset of that moment: `2026-03-04T10:00:00+01:00`."""
+    return instant.astimezone(zone).isoformat() if instant else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -237,13 +238,18 @@ def history(
     customer: Annotated[
         str | None, typer.Option("--customer", help="All events of this customer and its invoices.")
     ] = None,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Times in the company's time zone (the config's `timezone`), not UTC."),
+    ] = False,
 ) -> None:
     """One invoice's events in order (or a customer's): imports, transitions, notifications, payments, actions."""
 
     def action() -> None:
         if (number is None) == (customer is None):
             raise DunningError("name an invoice number or --customer ID (one of the two)")
-        events = state.dunning().history(number, customer=customer)
+        dunning = state.dunning()
+        events = dunning.history(number, customer=customer, local=local)
         if json_out:
             emit_json(events)
             return
@@ -251,9 +257,15 @@ def history(
             details = {k: v for k, v in event.items() if k not in ("kind", "at", "invoice", "actor")}
             summary = _event_summary(event["kind"], details)
             subject = f"{event.get('invoice') or '-':<12} " if customer else ""
-            out.print(f"{event['at']}  {subject}{event['kind']:<14} {summary}", markup=False)
+            at = _local_time(event["at"], dunning.settings.zone) if local else event["at"]
+            out.print(f"{at}  {subject}{event['kind']:<14} {summary}", markup=False)
 
     guarded(action)
+
+
+def _local_time(at: str, zone: tzinfo) -> str:
+    """`2026-03-04 10:00 CET`: the wall-clock time finance reads, with the zone's abbreviation."""
+    return datetime.fromisoformat(at).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _event_summary(kind: str, details: dict[str, Any]) -> str:

@@ -136,3 +136,16 @@ def test_statement_json_and_pdf(cli: Cli) -> None:
     assert bad.returncode == 1 and "no customer with id 'C9'" in bad.stderr
     early = cli("statement", "C1", "--as-of", "2026-03-02", "--from", "2026-04-01", ok=False)
     assert early.returncode == 1 and "--from 2026-04-01 is after the statement date 2026-03-02" in early.stderr
+
+
+def test_history_local_shows_company_times_in_the_table_and_the_json(cli: Cli) -> None:
+    cli.write("config.yaml", "timezone: Asia/Shanghai\n")
+    cli("run", "--as-of", "2026-02-04T09:30:00+08:00")  # 01:30 UTC
+    [utc] = [e for e in cli.json("history", "INV-1") if e["kind"] == "transition"]
+    [local] = [e for e in cli.json("history", "INV-1", "--local") if e["kind"] == "transition"]
+    assert (utc["at"], local["at"]) == ("2026-02-04T01:30:00Z", "2026-02-04T09:30:00+08:00")
+    [payment] = [e for e in cli.json("history", "INV-1", "--local") if e["kind"] == "payment"]
+    assert payment["at"] == "2026-02-15T08:00:00+08:00"  # midnight UTC of the payment day, read in Shanghai
+    table = cli("history", "INV-1", "--local").stdout
+    assert "2026-02-04 09:30 CST  transition" in table
+    assert "2026-02-04T01:30:00Z  transition" in cli("history", "INV-1").stdout
