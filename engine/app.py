@@ -28,7 +28,7 @@ from engine.notice_context import NoticeContext
 from engine.policy.loader import load_policies
 from engine.policy.model import PolicySet
 from engine.statement import statement_of_account
-from engine.store import queries
+from engine.store import queries, workspace
 from engine.store.database import Repository
 from engine.sweep import Sweeper, SweepReport
 from engine.templates import Renderer
@@ -263,6 +263,29 @@ class Dunning:
                     )
             history.append(entry)
         return history
+
+    def awaiting_approval(self, *, limit: int = 500) -> list[dict[str, Any]]:
+        """The invoices an `approval: required` stage waits on, oldest request first (`dunning approvals`)."""
+        return [
+            {
+                "number": r["number"],
+                "customer_id": r["customer_id"],
+                "customer_name": r["customer_name"],
+                "amount": r["amount"],
+                "open_amount": r["open_amount"],
+                "currency": r["currency"],
+                "due_on": r["due_on"],
+                "stage": r["stage"],
+                "awaiting_stage": r["awaiting_stage"],
+                "waiting_since": iso(r["requested_at"]),
+                "policy": r["policy"],
+                "owner": r["owner"],
+            }
+            for r in workspace.awaiting_approval(self.repo, limit=limit)
+        ]
+
+    def approvals_waiting(self) -> int:
+        return workspace.approvals_waiting(self.repo)
 
     def notified_invoices(self, at: datetime) -> list[str]:
         """Numbers of the invoices a sweep at `at` queued notifications for."""

@@ -19,6 +19,7 @@ from engine.clock import iso, local_day
 from engine.errors import NotFound
 from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
 from engine.policy.decide import Decision, decide, map_stage
+from engine.policy.decide import stage_rule as target_rule
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, PAID, PAUSED_STATES, PROMISED, Policy
 from engine.store.inbound import hold_reasons_for
 from engine.store.invoices import customer_totals
@@ -35,6 +36,8 @@ ONLY_TIME_MOVES = frozenset({"invoice.days_overdue"})
 #: Events that start a pause, as written by the collector actions (engine.actions).
 PAUSE_EVENTS = ("dispute", "promise", "plan")
 CENTS = Decimal("0.01")
+#: Who may let an invoice into an `approval: required` stage.
+APPROVERS = "`dunning approve {}`, or a manager in the web workspace"
 
 
 @dataclass
@@ -122,7 +125,19 @@ class Explanation:
             out.append(f"Paused: {self.paused}.")
         if self.next_action:
             n = self.next_action
-            if n["action"] == "escalate":
+            approval = n.get("approval")
+            then = f"; once approved it enters {n['stage']}, notified by {', '.join(n['channels'])}."
+            if approval and approval["waiting_since"]:
+                out.append(
+                    f"Next: waiting since {approval['waiting_since']} for an approval to enter {n['stage']} "
+                    f"({n['rule']}): nothing happens until someone approves it ({APPROVERS.format(self.number)})" + then
+                )
+            elif approval:
+                out.append(
+                    f"Next: due for {n['stage']} on {n['on']} ({n['rule']}), a stage that needs an approval: "
+                    f"from then it waits, silent, until someone approves it ({APPROVERS.format(self.number)})" + then
+                )
+            elif n["action"] == "escalate":
                 out.append(
                     f"Next: enters {n['stage']} on {n['on']} ({n['rule']}), notified by {', '.join(n['channels'])}."
                 )
@@ -131,7 +146,7 @@ class Explanation:
                     f"Next: {n['stage']} is sent again (repeat {n['repeat']}) on {n['on']} by "
                     f"{', '.join(n['channels'])}."
                 )
-        elif not self.paused and not any(h.startswith("waiting for approval") for h in self.holding):
+        elif not self.paused:
             out.append(
                 "Next: nothing more will happen by itself under this policy (only a payment, an import or "
                 "a collector's action changes it)."
@@ -236,7 +251,12 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     repeats_done = 0 if moved else row["stage_repeats"]
     awaiting = row.get("awaiting_stage")
     if awaiting:
-        found.holding.append(f"waiting for approval to enter {awaiting} (`dunning approve {number}`)")
+        requested = [(at, data or {}) for kind, at, data in events if kind == "approval_requested"]
+        since = local_day(requested[-1][0], zone) if requested else None
+        rule = requested[-1][1].get("rule") if requested else None
+        found.holding.append(
+            f"waiting for approval to enter {awaiting}{f' since {since}' if since else ''} ({APPROVERS.format(number)})"
+        )
 
     # What happens next: ask the rules, day by day, from the next sweep on.
     first = today + timedelta(days=1) if latest is not None and local_day(latest, zone) >= today else today
@@ -254,6 +274,18 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
     )
     if awaiting:
         decision = Decision("stay")  # the sweep leaves it alone until someone approves
+        if policy.has_stage(awaiting):
+            target = policy.stage(awaiting)
+            found.next_action = {
+                "action": "escalate",
+                "stage": target.name,
+                "on": since,
+                "rule": rule or target_rule(target),
+                "repeat": 0,
+                "channels": list(target.channels),
+                "skipped": [],
+                "approval": {"required": True, "waiting_since": since, "approve": f"dunning approve {number}"},
+            }
     horizon = first + timedelta(days=LOOKAHEAD_DAYS)
     while decision.action == "stay" and not awaiting:
         # Hop to the next day the rules could act (decide's next_on); a broken promise's forced move
@@ -273,6 +305,12 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
             "repeat": decision.repeat_no,
             "channels": list(target.channels),
             "skipped": [{"stage": s.stage, "reason": s.reason} for s in decision.skipped],
+            # An `approval: required` stage is not entered on that day: the sweep asks for the approval.
+            "approval": (
+                {"required": True, "waiting_since": None, "approve": f"dunning approve {number}"}
+                if decision.action == "escalate" and target.approval_required
+                else None
+            ),
         }
     # Conditions further up the ladder that currently keep a stage out of reach.
     position = policy.stage_index(ladder_stage)

@@ -1,5 +1,5 @@
 """Collector actions and the audit log on the command line: dispute, promise, plan, note, write-off, move,
-approve; `audit verify` and `audit export`.
+approve (and `approvals`, the invoices waiting for one); `audit verify` and `audit export`.
 
 Every action is recorded under `--actor NAME`, else `$DUNNING_ACTOR`, else the configuration's `actor`,
 else "system". The daemon honours an action at its next sweep.
@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from engine.actions import ActionRefused, Collector, parse_installments
 from engine.audit_state import StateReport, verify_state
 from engine.cli.credit import ReasonCode, check_reason_code, record_reason_code
-from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
+from engine.cli.shared import Json, app, emit_json, err, guarded, instant, out, state
 from engine.errors import DunningError
 from engine.spreadsheet import SafeDictWriter
 from engine.store import queries
@@ -201,6 +202,42 @@ def approve(number: str, actor: Actor = None, at: At = None) -> None:
         collector, dunning = _collector(actor)
         collector.approve(number, at=_when(at, dunning))
         out.print(f"{number}: approved", markup=False)
+
+    guarded(action)
+
+
+@app.command()
+def approvals(
+    json_out: Json = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="List at most this many (oldest request first).")] = 500,
+) -> None:
+    """The invoices waiting for an approval to enter an `approval: required` stage, oldest request first."""
+
+    def action() -> None:
+        dunning = state.dunning()
+        rows = dunning.awaiting_approval(limit=limit)
+        if json_out:
+            emit_json(rows)
+            return
+        waiting = dunning.approvals_waiting()
+        shown = f" ({len(rows)} shown, oldest first; --limit shows more)" if waiting > len(rows) else ""
+        table = Table(title=f"{waiting} invoice(s) awaiting approval{shown}")
+        for column in ("invoice", "customer", "open amount", "stage", "awaiting", "since", "policy", "owner"):
+            table.add_column(column, justify="right" if column == "open amount" else "left")
+        for row in rows:
+            table.add_row(
+                row["number"],
+                f"{row['customer_name']} ({row['customer_id']})",
+                f"{row['open_amount']:,.2f} {row['currency']}",
+                row["stage"],
+                row["awaiting_stage"],
+                (row["waiting_since"] or "-")[:10],
+                row["policy"] or "-",
+                row["owner"] or "-",
+            )
+        out.print(table)
+        if rows:
+            out.print("`dunning approve NUMBER` lets an invoice in (recorded with you as the approver).", markup=False)
 
     guarded(action)
 

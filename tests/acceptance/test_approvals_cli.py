@@ -60,3 +60,61 @@ def test_simulate_counts_the_invoices_that_would_wait_for_an_approval(cli: Cli) 
 
     text = cli("simulate", "--from", "2026-02-15", "--to", "2026-02-28").stdout
     assert "2 invoice(s) starting to wait for an approval (4,900.00 EUR), none approved" in text
+
+
+def test_approvals_lists_the_waiting_invoices_and_explain_says_they_wait(cli: Cli) -> None:
+    cli("run", "--as-of", "2026-02-20")  # LEG enters reminder; legal is due for it the next day
+    text = cli("explain", "LEG").stdout
+    assert "enters legal on" not in text
+    assert "Next: due for legal on 2026-02-21 (legal: after_days 40), a stage that needs an approval" in text
+    assert "`dunning approve LEG`" in text
+    assert cli.json("explain", "LEG")["next"]["approval"] == {
+        "required": True,
+        "waiting_since": None,
+        "approve": "dunning approve LEG",
+    }
+    assert cli.json("approvals") == []
+
+    cli("run", "--as-of", "2026-02-21")
+    cli("run", "--as-of", "2026-02-25")  # LATE starts waiting too, later
+    assert cli.json("approvals") == [
+        {
+            "number": "LEG",
+            "customer_id": "C1",
+            "customer_name": "Acme GmbH",
+            "amount": 4000,
+            "open_amount": 4000,
+            "currency": "EUR",
+            "due_on": "2026-01-10",
+            "stage": "reminder",
+            "awaiting_stage": "legal",
+            "waiting_since": "2026-02-21T00:00:00Z",
+            "policy": "house",
+            "owner": "alice",
+        },
+        {
+            "number": "LATE",
+            "customer_id": "C2",
+            "customer_name": "Bolt Ltd",
+            "amount": 900,
+            "open_amount": 900,
+            "currency": "EUR",
+            "due_on": "2026-01-15",
+            "stage": "reminder",
+            "awaiting_stage": "legal",
+            "waiting_since": "2026-02-25T00:00:00Z",
+            "policy": "house",
+            "owner": None,
+        },
+    ]
+    table = cli("approvals").stdout
+    assert "2 invoice(s) awaiting approval" in table and "LEG" in table and "LATE" in table
+
+    text = cli("explain", "LEG").stdout
+    assert "Next: waiting since 2026-02-21 for an approval to enter legal (legal: after_days 40)" in text
+    assert "nothing more will happen" not in text
+    data = cli.json("explain", "LEG")
+    assert data["next"]["approval"]["waiting_since"] == "2026-02-21" and data["next"]["on"] == "2026-02-21"
+
+    cli("approve", "LEG", "--at", "2026-02-25T10:00:00Z")
+    assert [row["number"] for row in cli.json("approvals")] == ["LATE"]

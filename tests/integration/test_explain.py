@@ -59,6 +59,7 @@ def test_next_repeat_and_spacing_are_dated(book: Book) -> None:
         "repeat": 1,
         "channels": ["email"],
         "skipped": [],
+        "approval": None,
     }
     # explain as of a later day, when the phone stage is due: the date is that day
     found = explain_invoice(book.app, "INV-1", at("2026-03-20", 12))
