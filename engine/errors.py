@@ -89,6 +89,19 @@ class ExpressionError(DunningError):
         super().__init__(message)
 
 
+class EvaluationError(DunningError):
+    """A compiled expression could not be computed for one invoice's facts (a value outside the documented
+    bounds, such as NaN or a huge amount written into the database by hand): arithmetic overflowed or a
+    comparison had no answer. `origin` is where the expression is written (FILE:LINE:COLUMN, or "")."""
+
+    def __init__(self, source: str, origin: str, reason: str):
+        self.source = source
+        self.origin = origin
+        self.reason = reason
+        where = f"{origin}: " if origin else ""
+        super().__init__(f"{where}`{source}` cannot be computed for these values ({reason})")
+
+
 @dataclass(frozen=True)
 class RowProblem:
     file: str

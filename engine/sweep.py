@@ -8,6 +8,7 @@ so a sweep is all-or-nothing and the notifications it fires exist exactly when i
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 from engine.charging import Charging, StageEntry, stage_fee_events
 from engine.clock import Clock, SystemClock, iso, local_day
 from engine.commitments import settle_commitments
-from engine.errors import SweepBusy, SweepRefused
+from engine.errors import EvaluationError, SweepBusy, SweepRefused
 from engine.policy.calendar import CALENDAR_DAYS, day_counter
 from engine.policy.decide import decide, is_volatile, map_stage
 from engine.policy.facts import customer_facts, invoice_facts
@@ -31,6 +32,7 @@ from engine.store.events import append_events, new_event
 from engine.store.invoices import customer_totals, entered_stage, sweep_chunk
 
 ZERO = Decimal(0)
+logger = logging.getLogger("dunning.sweep")
 
 
 @dataclass
@@ -205,7 +207,13 @@ class Sweeper:
                 }
             calendar_days = (today - row["due_on"]).days
             facts = {**cfacts, **invoice_facts(row, calendar_days)}
-            policy = policies.governing(facts)
+            try:
+                policy = policies.governing(facts)
+            except EvaluationError as error:  # an applies_to that cannot be computed on this invoice's values
+                logger.warning(
+                    "invoice %s: %s; skipped by this sweep until the value or the policy is fixed", row["number"], error
+                )
+                continue
             counter = day_counter(policy)
             days_overdue = calendar_days if counter is CALENDAR_DAYS else counter.between(row["due_on"], today)
             days_overdue -= row["paused_days"] or 0  # days disputed or promised don't count toward after_days

@@ -15,7 +15,8 @@ Counting is on the sweep's hot path (once per invoice), so nothing here calls `h
 country's years 2000–2060 are read once into a table of prefix counts (working days up to each day), and a
 count is two look-ups, a `reach` one bisection. Outside those years the weekly pattern continues (weekends
 only, no holidays), with arithmetic rather than a walk; single-day questions answer the same way, so a day
-is counted exactly when quiet hours let messages out on it.
+is counted exactly when quiet hours let messages out on it. Any count is O(1) (a million working days is as
+quick as one); a day beyond 9999-12-31 is reached on 9999-12-31, which the engine reads as "never".
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
 
 #: The years read from `holidays` into the prefix table.
 YEARS = range(2000, 2061)
+_MAX_ORDINAL = date.max.toordinal()
 #: Saturday and Sunday (`date.weekday()` numbers): the weekend without a country.
 DEFAULT_WEEKEND = frozenset({5, 6})
 
@@ -51,8 +53,12 @@ class DayCounter:
         return (end - start).days
 
     def reach(self, start: date, count: int) -> date:
-        """The first day on which `count` days have been counted since `start`."""
-        return start + timedelta(days=count)
+        """The first day on which `count` days have been counted since `start` (beyond the calendar's
+        range: its last or first day, i.e. never)."""
+        try:
+            return start + timedelta(days=count)
+        except OverflowError:  # past 9999-12-31 (or a count beyond a C int)
+            return date.max if count > 0 else date.min
 
 
 class WorkingDays(DayCounter):
@@ -134,10 +140,13 @@ class WorkingDays(DayCounter):
     def reach(self, start: date, count: int) -> date:
         target = self._until(start.toordinal()) + count
         if target <= self._base:
-            return date.fromordinal(self._pattern_reach(target))
-        if target > self._top:
-            return date.fromordinal(self._pattern_reach(target - self._top + self._pattern_until(self._last)))
-        return date.fromordinal(self._first - 1 + bisect_left(self._prefix, target - self._base))
+            ordinal = self._pattern_reach(target)
+        elif target > self._top:
+            ordinal = self._pattern_reach(target - self._top + self._pattern_until(self._last))
+        else:
+            return date.fromordinal(self._first - 1 + bisect_left(self._prefix, target - self._base))
+        # beyond 9999-12-31 (or before 0001-01-01): the calendar's last (first) day, i.e. never
+        return date.fromordinal(min(max(ordinal, 1), _MAX_ORDINAL))
 
 
 def _holiday_source(country: str | None, years: range) -> holidays.HolidayBase | None:

@@ -55,7 +55,9 @@ def semantic_problems(located: Located, known_channels: Collection[str]) -> dict
         if not isinstance(source, str):
             return  # missing (fine) or a wrong type (reported by the schema)
         try:
-            expressions[path] = compile_expression(source, roots=EXPRESSION_ROOTS)
+            mark = located.value_mark(path)
+            origin = f"{located.file}:{mark.line}:{mark.column}"
+            expressions[path] = compile_expression(source, roots=EXPRESSION_ROOTS, origin=origin)
         except ExpressionError as exc:
             problems.append(located.problem(path, f"invalid expression in {what}: {exc.message}", offset=exc.offset))
         except Exception as exc:  # a checker bug must not become a traceback for finance

@@ -16,20 +16,39 @@ meanwhile. The sweep stores it (`next_action_on`) and skips the invoice until th
 harmless, being late is a bug, so a condition over a value that moves by itself answers "tomorrow".
 After an escalation the walk simply goes on above the stage entered; each condition is evaluated once
 (again only when it reads `invoice.stage`, which the escalation changed).
+
+A condition that cannot be computed for this invoice (`EvaluationError`: a value outside the documented
+bounds, e.g. NaN or a huge amount written into the database by hand) holds the invoice where it is: the
+decision is `stay` (nothing sent, no stage change) with the reason in `waiting`, looked at again tomorrow,
+and a warning naming the invoice and the expression's FILE:LINE:COLUMN is logged each time. The sweep goes on.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from engine.errors import EvaluationError
 from engine.policy.calendar import DayCounter
 from engine.policy.facts import VOLATILE_FIELDS
 from engine.policy.model import CURRENT, CatchUp, Expression, Policy, Stage
 
-__all__ = ["NEVER", "VOLATILE_FIELDS", "Decision", "Skip", "decide", "is_volatile", "map_stage", "stage_rule"]
+__all__ = [
+    "NEVER",
+    "VOLATILE_FIELDS",
+    "Decision",
+    "Skip",
+    "decide",
+    "held",
+    "is_volatile",
+    "map_stage",
+    "stage_rule",
+]
+
+logger = logging.getLogger("dunning.policy")
 
 #: "Nothing will ever happen by itself": only a change to the invoice (payment, import, action) wakes it.
 NEVER = date(9999, 12, 31)
@@ -81,6 +100,50 @@ def decide(
     force_next: bool = False,
     volatile_policy_choice: bool = False,
     moving: Collection[str] = VOLATILE_FIELDS,
+) -> Decision:
+    """The decision for one invoice today (see `_decide`); a condition that cannot be computed holds it."""
+    try:
+        return _decide(
+            policy,
+            stage,
+            days_overdue,
+            entered_on,
+            last_notice_on,
+            repeats_done,
+            today,
+            counter,
+            facts,
+            explain,
+            force_next,
+            volatile_policy_choice,
+            moving,
+        )
+    except EvaluationError as error:
+        return held(policy, facts, error, today)
+
+
+def held(policy: Policy, facts: Mapping[str, Any], error: EvaluationError, today: date) -> Decision:
+    """The decision for an invoice whose policy cannot be evaluated on its values: stay, warn, retry tomorrow."""
+    number = facts.get("invoice.number")
+    reason = f"policy '{policy.name}': {error}; the invoice is held where it is until the value or the policy is fixed"
+    logger.warning("invoice %s: %s", number, reason)
+    return Decision("stay", waiting=(reason,), next_on=today + timedelta(days=1))
+
+
+def _decide(
+    policy: Policy,
+    stage: str,
+    days_overdue: int,
+    entered_on: date | None,
+    last_notice_on: date | None,
+    repeats_done: int,
+    today: date,
+    counter: DayCounter,
+    facts: Mapping[str, Any],
+    explain: bool,
+    force_next: bool,
+    volatile_policy_choice: bool,
+    moving: Collection[str],
 ) -> Decision:
     """The decision for one invoice today, with the day to decide again (`Decision.next_on`).
 

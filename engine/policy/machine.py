@@ -13,16 +13,21 @@ Triggers:
     resume_to_<state>     from a pause back to current or a stage
     move_to_<state>       manual override between open states
     reopen                paid -> current (the open amount grew again)
+
+`escalate_to_<stage>` and `move_to_<state>` each come from up to every open state, so adding them all up
+front is quadratic in the number of stages (1.5 million transitions, 11 s, for a 1,000-stage policy); they
+are added the first time they are fired or asked about, which keeps a sweep linear in the stages.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from transitions import EventData, Machine, MachineError, State
+from transitions import Event, EventData, Machine, MachineError, State
 
 from engine.errors import IllegalTransition
 from engine.policy.model import CURRENT, DISPUTED, LIFECYCLE_STATES, PAID, PROMISED, WRITTEN_OFF, Policy, Stage
@@ -59,10 +64,9 @@ class CollectionMachine:
             send_event=True,
             model_attribute="stage",
         )
+        self._open_states = open_states
+        self._lock = threading.Lock()  # a sweep thread and a web request may add the same trigger at once
         add = self._machine.add_transition
-        # The sweep fires these for up to millions of invoices: no callbacks on its hot path.
-        for index, stage in enumerate(stages):
-            add(f"escalate_to_{stage}", open_states[: index + 1], stage)
         if stages:
             add("repeat", stages, None)
         add("pay", [*open_states, DISPUTED, PROMISED], PAID, after="record")
@@ -72,7 +76,31 @@ class CollectionMachine:
         add("reopen", [PAID], CURRENT, after="record")
         for target in open_states:
             add(f"resume_to_{target}", [DISPUTED, PROMISED], target, after="record")
-            add(f"move_to_{target}", [s for s in open_states if s != target], target, after="record")
+
+    def _event(self, trigger: str) -> Event | None:
+        """The machine's event for `trigger`, adding an on-demand one (see the module docstring) when due."""
+        event = self._machine.events.get(trigger)
+        if event is not None:
+            return event
+        with self._lock:
+            event = self._machine.events.get(trigger)
+            if event is None:
+                self._add_on_demand(trigger)
+                event = self._machine.events.get(trigger)
+        return event
+
+    def _add_on_demand(self, trigger: str) -> None:
+        open_states = self._open_states
+        if trigger.startswith("escalate_to_"):
+            target = trigger.removeprefix("escalate_to_")
+            if target != CURRENT and target in open_states:
+                # The sweep fires these for up to millions of invoices: no callbacks on its hot path.
+                self._machine.add_transition(trigger, open_states[: open_states.index(target)], target)
+        elif trigger.startswith("move_to_"):
+            target = trigger.removeprefix("move_to_")
+            if target in open_states:
+                sources = [s for s in open_states if s != target]
+                self._machine.add_transition(trigger, sources, target, after="record")
 
     @property
     def states(self) -> list[str]:
@@ -80,7 +108,7 @@ class CollectionMachine:
 
     def fire(self, case: Case, trigger: str, **details: Any) -> None:
         """Apply one trigger; an illegal one raises IllegalTransition and leaves the case unchanged."""
-        event = self._machine.events.get(trigger)
+        event = self._event(trigger)
         if event is None:
             raise IllegalTransition(
                 f"invoice {case.number}: policy {self.policy.name!r} has no move {trigger!r}; "
@@ -97,7 +125,7 @@ class CollectionMachine:
             ) from None
 
     def can(self, stage: str, trigger: str) -> bool:
-        event = self._machine.events.get(trigger)
+        event = self._event(trigger)
         return bool(event and stage in event.transitions)
 
 

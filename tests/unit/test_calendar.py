@@ -104,3 +104,12 @@ def test_calendar_days_count_every_day() -> None:
     assert day_counter(policy) is CALENDAR_DAYS
     assert CALENDAR_DAYS.between(THURSDAY, MONDAY) == 4
     assert CALENDAR_DAYS.reach(THURSDAY, 2) == SATURDAY
+
+
+def test_reach_beyond_year_9999_is_the_last_day_not_an_error() -> None:
+    from engine.policy.calendar import working_days
+
+    for counter in (CALENDAR_DAYS, working_days("DE"), working_days("SA")):
+        assert counter.reach(THURSDAY, 10**10) == date.max
+        assert counter.reach(THURSDAY, -(10**10)) == date.min
+        assert counter.reach(date(9999, 12, 30), 5) == date.max

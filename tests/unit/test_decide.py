@@ -255,3 +255,30 @@ def test_fact_builders_fill_exactly_the_registered_fields() -> None:
 
 def test_nothing_left_means_never() -> None:
     assert run(ladder(), "legal", 200, entered_on=TODAY - timedelta(days=100)).next_on == NEVER
+
+
+def test_a_condition_that_cannot_be_computed_holds_the_invoice_and_names_the_rule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NaN (possible only in a database edited by hand, e.g. PostgreSQL numeric 'NaN') has no order: the
+    # comparison raises decimal.InvalidOperation, which used to end the whole sweep in a traceback.
+    when = compile_expression("invoice.open_amount >= 50000", origin="rules/house.yaml:7:13")
+    policy = Policy("house", (stage("reminder", 3), Stage("visit", 3, ("visit",), when=when)), catch_up=CatchUp.JUMP)
+    nan = {"invoice.open_amount": Decimal("NaN"), "invoice.number": "I-7"}
+    with caplog.at_level("WARNING", logger="dunning.policy"):
+        decision = run(policy, CURRENT, 5, facts=nan)
+    assert decision.action == "stay" and decision.next_on == TODAY + timedelta(days=1)
+    assert "rules/house.yaml:7:13" in decision.waiting[0] and "policy 'house'" in decision.waiting[0]
+    assert "I-7" in caplog.text and "rules/house.yaml:7:13" in caplog.text and "not a number" in caplog.text
+    # the same invoice with a usable value decides as usual
+    assert run(policy, CURRENT, 5, facts={"invoice.open_amount": Decimal(60000)}).target == "visit"
+
+
+def test_days_beyond_the_calendar_mean_never_not_an_overflow() -> None:
+    # after_days far in the future (or a sweep near 9999-12-31): the wake-up day saturates at NEVER
+    policy = Policy("far", (stage("reminder", 3), stage("late", 10**10)))
+    assert run(policy, "reminder", 5, entered_on=TODAY).next_on == NEVER
+    late_today = date(9999, 12, 1)
+    assert run(policy, "reminder", 5, entered_on=late_today, today=late_today).next_on == NEVER
+    business = run(policy, "reminder", 5, entered_on=TODAY, counter=working_days("DE"))
+    assert business.next_on == NEVER

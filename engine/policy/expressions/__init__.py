@@ -33,14 +33,23 @@ Unknown values
     comparison with an unknown operand is false, except ``!=`` and ``not in``, which are true;
     ``== null`` / ``!= null`` test for it. Logic is two-valued: ``not (x > 5)`` is true when x is
     unknown.
+
+Bounds
+    A number written in an expression is at most 10^15 in size with at most 15 digits after the point,
+    and the checker bounds what arithmetic can compute from the fields' own bounds (`value_bound`):
+    an expression that could go beyond 10^100 is refused when the policy loads, so arithmetic on the
+    values the engine stores cannot overflow. Facts outside those bounds (NaN, or a huge amount
+    written into the database by hand) make `evaluate` raise `EvaluationError` naming the expression
+    and where it is written (`origin`), never a bare decimal exception.
 """
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Collection
 from typing import Any
 
-from engine.errors import ExpressionError
+from engine.errors import EvaluationError, ExpressionError
 from engine.policy.expressions.checker import _Checker
 from engine.policy.expressions.evaluator import Facts, _Cond, _Predicate, _quote, _word
 from engine.policy.expressions.parser import _EXAMPLE, MAX_LENGTH
@@ -69,18 +78,21 @@ class CompiledExpression:
     their source and roots are equal, and pickle by recompiling their source.
     """
 
-    __slots__ = ("_fn", "_root", "fields", "roots", "source")
+    __slots__ = ("_fn", "_root", "fields", "origin", "roots", "source")
 
     source: str
     fields: frozenset[str]
     roots: tuple[str, ...]
+    #: Where the expression is written (FILE:LINE:COLUMN) for messages; "" when unknown. Not part of equality.
+    origin: str
     _root: _Cond
     _fn: _Predicate
 
-    def __init__(self, source: str, root: _Cond, roots: tuple[str, ...]) -> None:
+    def __init__(self, source: str, root: _Cond, roots: tuple[str, ...], origin: str = "") -> None:
         init = object.__setattr__  # instances are shared by policies and threads: no mutation
         init(self, "source", source)
         init(self, "roots", roots)
+        init(self, "origin", origin)
         init(self, "fields", frozenset(root.field_names()))
         init(self, "_root", root)
         init(self, "_fn", root.fn)
@@ -92,8 +104,13 @@ class CompiledExpression:
         raise AttributeError(f"CompiledExpression is immutable; cannot delete {name!r}")
 
     def evaluate(self, facts: Facts) -> bool:
-        """Whether the condition holds for `facts` (dotted field name -> value; missing = None)."""
-        return self._fn(facts)
+        """Whether the condition holds for `facts` (dotted field name -> value; missing = None).
+
+        EvaluationError when a value is outside the bounds the checker assumed (see the module docstring)."""
+        try:
+            return self._fn(facts)
+        except ArithmeticError as exc:  # decimal.Overflow, InvalidOperation (NaN compared), ...
+            raise EvaluationError(self.source, self.origin, _arithmetic_reason(exc)) from None
 
     __call__ = evaluate
 
@@ -128,19 +145,29 @@ class CompiledExpression:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Closures do not pickle; the source does, and recompiling is cheap.
-        return (_recompile, (self.source, self.roots))
+        return (_recompile, (self.source, self.roots, self.origin))
 
 
-def _recompile(source: str, roots: tuple[str, ...]) -> CompiledExpression:
-    return compile_expression(source, roots=roots)
+def _recompile(source: str, roots: tuple[str, ...], origin: str = "") -> CompiledExpression:
+    return compile_expression(source, roots=roots, origin=origin)
 
 
-def compile_expression(source: str, *, roots: Collection[str] = ROOTS) -> CompiledExpression:
+def _arithmetic_reason(exc: ArithmeticError) -> str:
+    if isinstance(exc, decimal.Overflow):
+        return "the arithmetic overflows"
+    if isinstance(exc, decimal.InvalidOperation):
+        return "a value is not a number (NaN) or the operation has no result"
+    return f"arithmetic error: {type(exc).__name__}"
+
+
+def compile_expression(source: str, *, roots: Collection[str] = ROOTS, origin: str = "") -> CompiledExpression:
     """Parse and type-check `source`; only fields under `roots` may be used.
 
     Raises ExpressionError (with a 0-based character offset into `source` and a message saying
     what to write instead) for syntax errors, constructs outside the language, unknown fields,
-    fields of roots not allowed here, type mismatches, and expressions that are not conditions.
+    fields of roots not allowed here, type mismatches, expressions that are not conditions, and numbers
+    or arithmetic beyond the bounds (module docstring). `origin` (FILE:LINE:COLUMN) names the expression's
+    place in messages raised while evaluating it.
     """
     if not isinstance(source, str):
         raise ExpressionError(f"an expression must be text, not {type(source).__name__}; e.g. {_EXAMPLE}", 0)
@@ -150,4 +177,4 @@ def compile_expression(source: str, *, roots: Collection[str] = ROOTS) -> Compil
     given = set(roots)
     ordered = tuple(r for r in ROOTS if r in given) + tuple(sorted(given - set(ROOTS)))
     checker = _Checker(source, ordered)
-    return CompiledExpression(source, checker.check(), checker.roots)
+    return CompiledExpression(source, checker.check(), checker.roots, origin)
