@@ -6,7 +6,7 @@ a Clock, so tests and simulations run weeks forward without sleeping.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Protocol
 
 from engine.errors import DunningError
@@ -29,6 +29,20 @@ class FixedClock:
 
     def now(self) -> datetime:
         return self.at
+
+
+class TickingClock(FixedClock):
+    """A clock that stands still until told to move, except that every reading is a microsecond after the
+    one before (simulations). What a sweep writes is then recorded before the sweep's own `finished_at`, as
+    under a real clock, so the next sweep's "written since the last sweep" safety net does not take the
+    sweep's own writes for someone else's and re-read the whole book."""
+
+    def now(self) -> datetime:
+        self.at += _TICK
+        return self.at
+
+
+_TICK = timedelta(microseconds=1)
 
 
 #: The days dunning works with. Beyond them, adding a time zone offset or the days of a ladder would leave

@@ -22,16 +22,18 @@ from __future__ import annotations
 import enum
 import random
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine.clock import FixedClock, iso, local_day
+from engine.clock import TickingClock, iso, local_day
 from engine.errors import SimulationError
 from engine.policy.model import CLOSED_STATES, CURRENT, LIFECYCLE_STATES, PolicySet, Stage
 from engine.store import queries
 from engine.store.database import Repository
+from engine.store.events import observed
 from engine.store.scratch import scratch_copy
 from engine.store.workspace import approvals_waiting
 
@@ -326,14 +328,16 @@ class Simulator:
     def _replay(self, repo: Repository, first: date, last: date, rates: dict[str, StageRate]) -> Simulation:
         from engine.app import Dunning
 
-        clock = FixedClock(self.instant(first))
+        # A ticking clock: what a sweep writes is recorded before its `finished_at`, as in reality, so the
+        # next day's sweep reads only what is due, not every invoice the last sweep touched.
+        clock = TickingClock(self.instant(first))
         scratch = Dunning(self.dunning.settings, clock=clock, repo=repo)
         # The policies under test replace the configured ones for this run only.
         scratch.policies = self.policies  # type: ignore[misc]
         scratch.credit.at_sweeps = False  # holds and warnings are not simulated (a whole-book read a day)
         # Only the historical model needs every open invoice's stage day by day; it is kept up to date
         # from the events the sweeps write rather than by re-reading the whole book every day.
-        last_event, open_count, mirror = queries.simulation_start(repo, with_stages=bool(rates))
+        open_count, mirror = queries.simulation_start(repo, with_stages=bool(rates))
         rng = random.Random(self.seed)
         daily = {stage: rate.daily for stage, rate in rates.items()}
         simulation = Simulation(
@@ -348,49 +352,86 @@ class Simulator:
             timelines={},
             invoices_open_at_start=int(open_count),
         )
+        collector = _Collector(self.policies, simulation, mirror, keep_timelines=self.keep_timelines)
         day = first
-        while day <= last:
-            period = Period(day, day)
-            instant = self.instant(day)
-            clock.at = instant
-            scratch.run(instant, dispatch=False)
-            last_event = self._collect(repo, last_event, day, period, simulation, mirror)
-            if daily:
-                payments = []
-                for number, stage, open_amount in mirror.values():
-                    chance = daily.get(stage, 0.0)
-                    if chance and rng.random() < chance:
-                        payments.append(
-                            {
-                                "invoice": number,
-                                "amount": open_amount,
-                                "paid_on": day,
-                                "reference": f"SIMULATED-{day.isoformat()}-{number}",
-                            }
-                        )
-                if payments:
-                    scratch.importer(actor="simulation").import_rows("payments", payments, source="<simulation>")
-                    last_event = self._collect(repo, last_event, day, period, simulation, mirror)
-            simulation.days.append(period)
-            day += timedelta(days=1)
+        # What the sweeps and simulated payments write is handed over as they write it, not read back.
+        with observed(collector.fold):
+            while day <= last:
+                period = Period(day, day)
+                instant = self.instant(day)
+                clock.at = instant
+                collector.begin(day, period)
+                scratch.run(instant, dispatch=False)
+                collector.settle(repo)
+                if daily:
+                    payments = []
+                    for number, stage, open_amount in mirror.values():
+                        chance = daily.get(stage, 0.0)
+                        if chance and rng.random() < chance:
+                            payments.append(
+                                {
+                                    "invoice": number,
+                                    "amount": open_amount,
+                                    "paid_on": day,
+                                    "reference": f"SIMULATED-{day.isoformat()}-{number}",
+                                }
+                            )
+                    if payments:
+                        collector.begin(day, period)
+                        scratch.importer(actor="simulation").import_rows("payments", payments, source="<simulation>")
+                        collector.settle(repo)
+                simulation.days.append(period)
+                day += timedelta(days=1)
         return simulation
 
-    def _collect(
-        self,
-        repo: Repository,
-        after: int,
-        day: date,
-        period: Period,
-        simulation: Simulation,
-        mirror: dict[int, list[Any]],
-    ) -> int:
-        """Fold the events written since event id `after` into the day's figures and the timelines."""
-        rows = queries.events_since(repo, after, REPORTED_KINDS)
-        policies = self.policies
-        repeats: set[tuple[int, str, int]] = set()
-        for event_id, kind, invoice_id, customer_id, data, number, open_amount, currency in rows:
-            after = max(after, event_id)
-            entry: dict[str, Any] = {"day": day, "kind": kind}
+
+class _Collector:
+    """Folds the events a simulated day writes (handed over by `engine.store.events.observed` as they are
+    appended) into the day's figures, the timelines and the stage mirror of the historical model."""
+
+    def __init__(
+        self, policies: PolicySet, simulation: Simulation, mirror: dict[int, list[Any]], *, keep_timelines: bool
+    ):
+        self.policies = policies
+        self.simulation = simulation
+        self.mirror = mirror
+        self.keep_timelines = keep_timelines
+        self.day = simulation.first
+        self.period = Period(simulation.first, simulation.first)
+        self.repeats: set[tuple[int, str, int]] = set()
+        #: Entries that need their invoice's open amount or currency, read once the step has been written.
+        self.priced: list[tuple[int, dict[str, Any], Any]] = []
+
+    def begin(self, day: date, period: Period) -> None:
+        """Collect into `period` from now on (one step of `day`: its sweep, or its simulated payments)."""
+        self.day, self.period = day, period
+        self.repeats = set()
+
+    def settle(self, repo: Repository) -> None:
+        """Add the amounts of what this step collected, read as the step left the invoices."""
+        if not self.priced:
+            return
+        amounts = queries.open_amounts(repo, {invoice_id for invoice_id, _, _ in self.priced})
+        period = self.period
+        for invoice_id, entry, paid in self.priced:
+            open_amount, currency = amounts[invoice_id]
+            if paid is None:  # entering a legal stage: the amount handed to the lawyers
+                period.legal_amount[currency] += open_amount
+                entry["open_amount"] = open_amount
+            else:
+                period.paid_amount[currency] += paid
+                entry["currency"] = currency
+        self.priced = []
+
+    def fold(self, events: Sequence[Mapping[str, Any]]) -> None:
+        period, mirror, policies = self.period, self.mirror, self.policies
+        for event in events:
+            kind = event["kind"]
+            invoice_id = event["invoice_id"]
+            if kind not in REPORTED_KINDS or invoice_id is None:
+                continue
+            data = event["data"]
+            entry: dict[str, Any] = {"day": self.day, "kind": kind}
             if kind == "transition":
                 target = data["to"]
                 entry.update(
@@ -407,8 +448,7 @@ class Simulator:
                     policy = policies.by_name(data.get("policy") or "")
                     if policy is not None and policy.has_stage(target) and is_legal_stage(policy.stage(target)):
                         period.legal_invoices += 1
-                        period.legal_amount[currency] += open_amount
-                        entry["open_amount"] = open_amount
+                        self.priced.append((invoice_id, entry, None))
                 if invoice_id in mirror:
                     if target in CLOSED_STATES:
                         del mirror[invoice_id]
@@ -426,8 +466,8 @@ class Simulator:
                 )
                 period.notifications[(data["stage"], data["channel"])] += 1
                 repeat = (invoice_id, data["stage"], data["repeat"])
-                if data["repeat"] and repeat not in repeats:  # one repeat, however many channels it uses
-                    repeats.add(repeat)
+                if data["repeat"] and repeat not in self.repeats:  # one repeat, however many channels it uses
+                    self.repeats.add(repeat)
                     period.repeats[data["stage"]] += 1
             elif kind == "policy_changed":
                 entry.update(
@@ -449,15 +489,15 @@ class Simulator:
                 period.awaiting_approval_amount[currency] += open_amount
             else:  # payment
                 amount = Decimal(str(data["amount"]))
-                entry.update({"amount": amount, "currency": currency})
+                entry.update({"amount": amount, "currency": None})
                 period.payments += 1
-                period.paid_amount[currency] += amount
+                self.priced.append((invoice_id, entry, amount))
             if self.keep_timelines:
-                timeline = simulation.timelines.get(number)
+                number = data["invoice"]
+                timeline = self.simulation.timelines.get(number)
                 if timeline is None:
-                    timeline = simulation.timelines[number] = InvoiceTimeline(number, customer_id)
+                    timeline = self.simulation.timelines[number] = InvoiceTimeline(number, event["customer_id"])
                 timeline.entries.append(entry)
-        return after
 
 
 # -- the historical payments model --------------------------------------------------------------------------

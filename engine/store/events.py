@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -149,6 +151,26 @@ def append_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
         row["id"] = event_id
         rows.append(row)
     BulkWriter(conn, EVENTS, raw=("data",)).insert(rows)
+    for observer in _observers.get():
+        observer(events)
+
+
+#: Told of each batch `append_events` writes in this context (see `observed`).
+_observers: ContextVar[tuple[Callable[[Sequence[Mapping[str, Any]]], None], ...]] = ContextVar(
+    "event_observers", default=()
+)
+
+
+@contextmanager
+def observed(observer: Callable[[Sequence[Mapping[str, Any]]], None]) -> Iterator[None]:
+    """Within the block, `observer(events)` is handed every batch `append_events` writes — the rows as
+    `new_event` built them, in id order, inside the writer's transaction (before it commits). A simulation
+    folds what its sweeps wrote this way instead of reading it back and decoding it again."""
+    token = _observers.set((*_observers.get(), observer))
+    try:
+        yield
+    finally:
+        _observers.reset(token)
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,12 @@ from engine.store.models import (
 __all__ = [
     "BookRows",
     "CaseRecords",
-    "CollectedEvent",
     "audit_events",
     "audit_verify",
     "book_rows",
     "case_records",
     "customer_exists",
     "due_for_dispatch",
-    "events_since",
     "explain_record",
     "history_rows",
     "invoice_id",
@@ -53,6 +51,7 @@ __all__ = [
     "outbox_rows",
     "policy_events",
     "policy_versions",
+    "open_amounts",
     "simulation_start",
     "stage_entries",
 ]
@@ -232,12 +231,11 @@ def explain_record(
 # -- simulate ----------------------------------------------------------------------------------------------
 
 
-def simulation_start(repo: Repository, *, with_stages: bool) -> tuple[int, int, dict[int, list[Any]]]:
-    """Where a simulation starts: the latest event id (0 without events), the number of open invoices and,
-    with `with_stages`, each open invoice's [number, stage, open_amount] by id."""
+def simulation_start(repo: Repository, *, with_stages: bool) -> tuple[int, dict[int, list[Any]]]:
+    """Where a simulation starts: the number of open invoices and, with `with_stages`, each open invoice's
+    [number, stage, open_amount] by id."""
     with repo.read() as session:
         conn = session.connection()
-        last_event = conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar() or 0
         open_count = (
             conn.execute(
                 select(func.count()).select_from(INVOICES).where(INVOICES.c.stage.not_in(CLOSED_STATES))
@@ -256,36 +254,21 @@ def simulation_start(repo: Repository, *, with_stages: bool) -> tuple[int, int, 
             if with_stages
             else {}
         )
-    return int(last_event), int(open_count), stages
+    return int(open_count), stages
 
 
-#: (event id, kind, invoice id, customer id, data, invoice number, open amount, currency)
-CollectedEvent = tuple[int, str, int, str, dict[str, Any], str, Any, str]
-
-
-def events_since(repo: Repository, after: int, kinds: Sequence[str]) -> Sequence[CollectedEvent]:
-    """The invoice events of `kinds` written after event id `after`, in order, with their invoice's number,
-    open amount and currency."""
+def open_amounts(repo: Repository, invoice_ids: Collection[int]) -> dict[int, tuple[Any, str]]:
+    """Invoice id -> (open amount, currency), for the ids that exist."""
+    found: dict[int, tuple[Any, str]] = {}
+    ids = list(invoice_ids)
     with repo.read() as session:
-        return (
-            session.connection()
-            .execute(
-                select(
-                    EVENTS.c.id,
-                    EVENTS.c.kind,
-                    EVENTS.c.invoice_id,
-                    EVENTS.c.customer_id,
-                    EVENTS.c.data,
-                    INVOICES.c.number,
-                    INVOICES.c.open_amount,
-                    INVOICES.c.currency,
-                )
-                .join(INVOICES, INVOICES.c.id == EVENTS.c.invoice_id)
-                .where(EVENTS.c.id > after, EVENTS.c.kind.in_(kinds))
-                .order_by(EVENTS.c.id)
+        conn = session.connection()
+        for start in range(0, len(ids), 5000):
+            query = select(INVOICES.c.id, INVOICES.c.open_amount, INVOICES.c.currency).where(
+                INVOICES.c.id.in_(ids[start : start + 5000])
             )
-            .all()
-        )
+            found.update((row[0], (row[1], row[2])) for row in conn.execute(query))
+    return found
 
 
 @contextmanager

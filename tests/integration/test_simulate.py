@@ -182,3 +182,57 @@ def test_simulating_before_the_latest_sweep_is_refused(book: Book) -> None:
         Simulator(book.app).run(date(2026, 3, 10), date(2026, 3, 20))
     with pytest.raises(SimulationError, match="before --from"):
         Simulator(book.app).run(date(2026, 3, 20), date(2026, 3, 11))
+
+
+def test_a_simulated_day_reads_only_what_is_due_not_the_previous_days_own_writes(
+    book: Book, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.sweep
+
+    seen: list[int] = []
+    sweep = engine.sweep.Sweeper.run
+
+    def counted(self, as_of):  # type: ignore[no-untyped-def]
+        report = sweep(self, as_of)
+        seen.append(report.invoices_seen)
+        return report
+
+    monkeypatch.setattr(engine.sweep.Sweeper, "run", counted)
+    simulation = Simulator(book.app).run(date(2026, 3, 2), date(2026, 3, 4))
+    assert len(seen) == 3 and seen[0] == simulation.invoices_open_at_start == len(NUMBERS)
+    # The first sweep wrote every invoice (its next action day); the next days read only the ones due.
+    assert max(seen[1:]) < seen[0], seen
+
+
+def test_folded_events_match_what_the_scratch_sweeps_wrote(book: Book, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator folds the events handed over as they are appended; they must be the stored ones."""
+    import engine.authoring.simulate as simulate
+
+    stored: list[tuple[str, str, str | None]] = []
+    copy = simulate.scratch_copy
+
+    from contextlib import contextmanager
+
+    @contextmanager
+    def recording(source):  # type: ignore[no-untyped-def]
+        with copy(source) as repo:
+            yield repo
+            with repo.read() as session:
+                rows = session.connection().exec_driver_sql(
+                    "SELECT kind, json_extract(data, '$.invoice'), json_extract(data, '$.to') FROM events "
+                    "WHERE kind IN ('transition', 'notification') AND at >= '2026-02-25' ORDER BY id"
+                )
+                stored.extend(tuple(row) for row in rows)
+
+    monkeypatch.setattr(simulate, "scratch_copy", recording)
+    book.pay("SMALL", "900.00", "2026-02-20")
+    simulation = Simulator(book.app, payments_model=PaymentsModel.HISTORICAL, seed=5).run(
+        date(2026, 2, 25), date(2026, 4, 10)
+    )
+    folded = [
+        (e["kind"], number, e.get("to"))
+        for number, timeline in simulation.timelines.items()
+        for e in timeline.entries
+        if e["kind"] in ("transition", "notification")
+    ]
+    assert stored and sorted(folded, key=str) == sorted(stored, key=str)
