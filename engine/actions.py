@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine.charging import Charging, StageEntry, stage_fee_events
 from engine.clock import local_day
 from engine.commitments import cancel_open, grace_until, paused_for, resume_target
+from engine.currencies import money_text
 from engine.errors import ActionRefused, DunningError, IllegalTransition, NotFound
 from engine.policy.decide import stage_rule
 from engine.policy.machine import Case, machine_for_invoice
@@ -117,7 +118,7 @@ class Collector:
                 raise ActionRefused(f"the promise date {by} is before today ({today}); give a date from today on")
             if amount > row["open_amount"]:
                 raise ActionRefused(
-                    f"the promised {amount} exceeds the open amount {row['open_amount']} of "
+                    f"the promised {amount} exceeds the open amount {money_text(row['open_amount'], row['currency'])} of "
                     f"invoice {number}; promise at most that much"
                 )
             was = row["stage"]
@@ -173,7 +174,7 @@ class Collector:
             if total > row["open_amount"]:
                 raise ActionRefused(
                     f"the installments total {total}, more than the open amount "
-                    f"{row['open_amount']} of invoice {number}; lower them"
+                    f"{money_text(row['open_amount'], row['currency'])} of invoice {number}; lower them"
                 )
             was = row["stage"]
             act.fire("promise")
@@ -233,7 +234,7 @@ class Collector:
                 "write_off",
                 {
                     "reason": reason,
-                    "amount": str(row["open_amount"]),
+                    "amount": money_text(row["open_amount"], row["currency"]),
                     "currency": row["currency"],
                     "from": was,
                     "approver": self.actor,

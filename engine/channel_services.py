@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.base import CaseFile
+from engine.currencies import in_minor_units
 from engine.store.channel_records import create_task, event_summary
 from engine.store.database import Repository
 from engine.store.queries import case_records
@@ -39,7 +40,15 @@ class StoreCaseFiles:
                     "data": data,
                 }
             )
-        return CaseFile(records.customer, records.invoices, history, records.deliveries)
+        invoices = {
+            number: {
+                **invoice,
+                "amount": in_minor_units(invoice["amount"], invoice["currency"]),
+                "open_amount": in_minor_units(invoice["open_amount"], invoice["currency"]),
+            }
+            for number, invoice in records.invoices.items()
+        }
+        return CaseFile(records.customer, invoices, history, records.deliveries)
 
 
 class StoreTaskSink:

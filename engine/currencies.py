@@ -9,6 +9,7 @@ shows HUF and TWD without decimals, for example), while ISO 4217 says what an am
 from __future__ import annotations
 
 import difflib
+from decimal import ROUND_HALF_UP, Decimal
 
 _BY_DIGITS = {
     0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
@@ -44,3 +45,14 @@ def unknown_currency_message(text: str) -> str:
     close = difflib.get_close_matches(text.upper(), MINOR_UNITS, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"{text!r} is not an ISO 4217 currency code (such as EUR, USD, CNY or JPY){hint}"
+
+
+def in_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """The amount with exactly the currency's decimals, as a person reads it (stored amounts carry 4 places:
+    47496.9300 EUR -> 47496.93, 5000.0000 JPY -> 5000); an amount with more decimals is rounded half up."""
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """`in_minor_units` as text: `47496.93` (never `47496.9300`), what messages and JSON strings show."""
+    return str(in_minor_units(amount, currency))

@@ -20,6 +20,7 @@ from channels.base import Channel, Message, Receipt
 from engine.clock import Clock, SystemClock, iso
 from engine.config import DispatchSettings
 from engine.contact import ContactGate
+from engine.currencies import in_minor_units
 from engine.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from engine.store import outbox
 from engine.store.database import Repository
@@ -229,15 +230,23 @@ class Dispatcher:
         }
         as_of_day = row["created_at"].date()
         if row.get("group"):  # a grouped notice: every still-open invoice of the customer it lists
-            invoices = [{**inv, "days_overdue": (as_of_day - inv["due_on"]).days} for inv in row["group"]]
+            invoices = [
+                {
+                    **inv,
+                    "amount": in_minor_units(inv["amount"], inv["currency"]),
+                    "open_amount": in_minor_units(inv["open_amount"], inv["currency"]),
+                    "days_overdue": (as_of_day - inv["due_on"]).days,
+                }
+                for inv in row["group"]
+            ]
         elif row["invoice_id"] is None:  # about the customer itself (credit holds, early warnings)
             invoices = []
         else:
             invoices = [
                 {
                     "number": row["i_number"],
-                    "amount": row["i_amount"],
-                    "open_amount": row["i_open_amount"],
+                    "amount": in_minor_units(row["i_amount"], row["i_currency"]),
+                    "open_amount": in_minor_units(row["i_open_amount"], row["i_currency"]),
                     "currency": row["i_currency"],
                     "issued_on": row["i_issued_on"],
                     "due_on": row["i_due_on"],

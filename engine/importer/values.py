@@ -287,11 +287,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def money_text(amount: Decimal, currency: str) -> str:
-    """An amount as text with the currency's decimals (stored amounts carry 4 places)."""
-    return str(amount.quantize(_quantum(currency)))
-
-
 @dataclass
 class Row:
     """One row with its values converted; `bad` names the columns whose value could not be used."""

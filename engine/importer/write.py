@@ -15,9 +15,10 @@ from datetime import datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
+from engine.currencies import money_text
 from engine.errors import IllegalTransition, ImportRejected
 from engine.importer.read import COLUMNS, Source
-from engine.importer.values import Row, decimals, json_safe, minor_units, money_text, payment_dedupe_key, too_precise
+from engine.importer.values import Row, decimals, json_safe, minor_units, payment_dedupe_key, too_precise
 from engine.policy.machine import Case, machine_for_invoice
 from engine.policy.model import CLOSED_STATES, CURRENT, PAID, PolicySet
 from engine.store import imports

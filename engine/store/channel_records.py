@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from engine.clock import iso
+from engine.currencies import money_text
 from engine.store.models import Event, Invoice, Task, TaskStatus
 
 __all__ = ["HISTORY_LINES", "create_task", "event_summary"]
@@ -84,8 +86,8 @@ def create_task(
             {
                 "number": str(inv["number"]),
                 "currency": inv["currency"],
-                "amount": str(inv["amount"]),
-                "open_amount": str(inv["open_amount"]),
+                "amount": money_text(Decimal(str(inv["amount"])), inv["currency"]),
+                "open_amount": money_text(Decimal(str(inv["open_amount"])), inv["currency"]),
                 "due_on": str(inv["due_on"]),
                 "days_overdue": inv.get("days_overdue"),
             }

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, Table, case, func, or_, select, type_coerce, update
 
+from engine.currencies import in_minor_units
 from engine.policy.model import CLOSED_STATES, PAUSED_STATES
 from engine.store.locks import for_update
 from engine.store.models import Customer, Invoice, Money
@@ -182,13 +183,14 @@ def stages_by_number(conn: Connection, numbers: Iterable[str]) -> dict[str, str]
 
 
 def open_amounts_by_due(conn: Connection, numbers: Iterable[str]) -> list[tuple[str, Decimal]]:
-    """(number, open amount) of these invoices, oldest due first (how a promise over several is spread)."""
+    """(number, open amount in the currency's minor units) of these invoices, oldest due first (how a promise
+    over several is spread)."""
     rows = conn.execute(
-        select(INVOICES.c.number, INVOICES.c.open_amount)
+        select(INVOICES.c.number, INVOICES.c.open_amount, INVOICES.c.currency)
         .where(INVOICES.c.number.in_(list(numbers)))
         .order_by(INVOICES.c.due_on, INVOICES.c.id)
     )
-    return [(number, open_amount) for number, open_amount in rows]
+    return [(number, in_minor_units(open_amount, currency)) for number, open_amount, currency in rows]
 
 
 # -- waking --------------------------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ def test_write_off_stops_collection_and_cancels_queued_notices(book: Book) -> No
     on(book, "2026-03-05", "2026-04-30")
     assert book.stage("W") == "written_off"
     [entry] = events(book, "W", "write_off")
-    assert entry["amount"] == "700.0000" and entry["approver"] == "cfo" and entry["reason"] == "customer insolvent"
+    assert entry["amount"] == "700.00" and entry["approver"] == "cfo" and entry["reason"] == "customer insolvent"
     assert MemoryChannel.sent == []
     with pytest.raises(IllegalTransition):
         Collector(book.app).dispute("W", "too late")
@@ -270,3 +270,15 @@ def test_notices_queued_by_approve_or_move_keep_the_stage_fallback(make_book, ho
     [fallback] = [e for e in events(book, "F", "notification") if e.get("fallback_for")]
     assert fallback["channel"] == "letter" and fallback["stage"] == "final"
     assert [(m.stage, m.channel) for m in MemoryChannel.sent] == [("reminder", "letter"), ("final", "letter")]
+
+
+def test_refusals_name_amounts_in_the_currencys_minor_units(book: Book) -> None:
+    book.invoice("P", "C1", "50000.00", due_on="2026-03-01")
+    book.pay("P", "2503.07", "2026-03-02")
+    collector = Collector(book.app, actor="bob")
+    with pytest.raises(ActionRefused) as refused:
+        collector.promise("P", Decimal("50000"), date(2026, 3, 20), at=at("2026-03-05", 10))
+    assert "exceeds the open amount 47496.93 of invoice P" in str(refused.value)  # not 47496.9300
+    with pytest.raises(ActionRefused) as refused:
+        collector.plan("P", [(date(2026, 3, 20), Decimal("50000"))], at=at("2026-03-05", 10))
+    assert "more than the open amount 47496.93 of invoice P" in str(refused.value)

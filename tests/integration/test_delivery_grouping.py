@@ -96,7 +96,11 @@ def test_legal_case_file_has_pdf_json_and_csv(make_book, tmp_path: Path) -> None
     }
     case = json.loads((folder / "case.json").read_text(encoding="utf-8"))
     assert case["customer"]["name"] == "深圳示例有限公司" and case["customer"]["owner"] == "zhang"
-    assert [i["number"] for i in case["invoices"]] == ["INV-9", "INV-10"] and case["totals"] == {"CNY": "57000.0000"}
+    assert [i["number"] for i in case["invoices"]] == ["INV-9", "INV-10"] and case["totals"] == {"CNY": "57000.00"}
+    assert [(i["amount"], i["open_amount"]) for i in case["invoices"]] == [
+        ("50000.00", "50000.00"),
+        ("7000.00", "7000.00"),
+    ]
     kinds = [h["kind"] for h in case["history"]]
     assert "import" in kinds and "transition" in kinds and "notification" in kinds
     assert [d["status"] for d in case["deliveries"] if d["channel"] == "email"] == ["sent", "sent"]
@@ -125,3 +129,19 @@ def test_fallback_is_validated(tmp_path: Path, fallback: str, message: str) -> N
     )
     with pytest.raises(PolicyError, match=message):
         load_policies(rules, known_channels={"email", "letter", "phone"})
+
+
+def test_what_channels_hand_on_carries_the_currencys_minor_units(book) -> None:  # type: ignore[no-untyped-def]
+    from channels.webhook import payload
+
+    book.invoice("INV-5", "C2", "50000.00", "2026-03-01")
+    book.pay("INV-5", "2503.07", "2026-03-02")
+    book.invoice("INV-6", "C2", "5000", "2026-03-01", currency="JPY")
+    book.run("2026-03-04")
+    [beta] = [m for m in MemoryChannel.sent if m.customer["id"] == "C2"]
+    body = json.loads(payload(beta))
+    assert [(i["number"], i["amount"], i["open_amount"]) for i in body["invoices"]] == [
+        ("INV-3", "75.00", "75.00"),
+        ("INV-5", "50000.00", "47496.93"),  # not 47496.9300: what the receiving system shows a person
+        ("INV-6", "5000", "5000"),
+    ]

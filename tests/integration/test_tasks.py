@@ -40,8 +40,8 @@ def test_phone_stage_makes_one_task_per_customer_for_its_owner(book) -> None:  #
         {
             "number": "INV-1",
             "currency": "EUR",
-            "amount": "1000.0000",
-            "open_amount": "1000.0000",
+            "amount": "1000.00",  # the currency's minor units, as the collector reads them
+            "open_amount": "1000.00",
             "due_on": "2026-03-01",
             "days_overdue": 15,
         }
