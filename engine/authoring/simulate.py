@@ -56,6 +56,9 @@ __all__ = [
 #: The event kinds a simulation reports (the rest — imports, updates — never happen during one).
 REPORTED_KINDS = ("transition", "notification", "policy_changed", "payment", "approval_requested")
 
+#: Marks a priced entry whose open amount counts as waiting for an approval (not paid, not handed to lawyers).
+AWAITING_APPROVAL: Any = object()
+
 
 class PaymentsModel(enum.Enum):
     NONE = "none"  # nobody pays during the simulated period
@@ -418,6 +421,8 @@ class _Collector:
             if paid is None:  # entering a legal stage: the amount handed to the lawyers
                 period.legal_amount[currency] += open_amount
                 entry["open_amount"] = open_amount
+            elif paid is AWAITING_APPROVAL:  # the amount that waits for an approval nobody gives
+                period.awaiting_approval_amount[currency] += open_amount
             else:
                 period.paid_amount[currency] += paid
                 entry["currency"] = currency
@@ -486,7 +491,7 @@ class _Collector:
                     {"from": data["from"], "to": data["to"], "rule": data.get("rule"), "policy": data.get("policy")}
                 )
                 period.awaiting_approval[data["to"]] += 1
-                period.awaiting_approval_amount[currency] += open_amount
+                self.priced.append((invoice_id, entry, AWAITING_APPROVAL))
             else:  # payment
                 amount = Decimal(str(data["amount"]))
                 entry.update({"amount": amount, "currency": None})
