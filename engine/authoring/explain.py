@@ -15,8 +15,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from engine.charging import invoice_charges
 from engine.clock import iso, local_day
-from engine.errors import NotFound
+from engine.errors import ChargesError, NotFound
 from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
 from engine.policy.decide import Decision, decide, map_stage
 from engine.policy.decide import stage_rule as target_rule
@@ -69,6 +70,9 @@ class Explanation:
     holding: list[str] = field(default_factory=list)
     paused: str | None = None
     closed: str | None = None
+    #: what the invoice owes under its policy's `charges:` (None without them): principal_open, interest,
+    #: compensation, fees, total_due, basis — or {"error": …} when a reference rate is missing
+    charges: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +100,7 @@ class Explanation:
             "holding": self.holding,
             "paused": self.paused,
             "closed": self.closed,
+            "charges": self.charges,
         }
 
     def lines(self) -> list[str]:
@@ -107,6 +112,8 @@ class Explanation:
         if self.closed:
             out.append(self.closed)
             return out
+        if self.charges is not None:
+            out.append(_charges_line(self.charges, self.currency))
         if self.policy:
             out.append(f"Policy: {self.policy} — {self.policy_reason}.")
         for reason in self.policies_not_matching:
@@ -212,6 +219,7 @@ def explain_invoice(dunning: Dunning, number: str, as_of: datetime | None = None
         return found
 
     found.holding.extend(inbound_holds)  # a bounced address, a reply being read (engine.replies)
+    found.charges = _charges(dunning, number, instant, policies.by_name(row["policy"] or "") or policy)
 
     # Which policy, and why.
     for candidate in policies.policies:
@@ -402,6 +410,42 @@ def _pause_reason(stage: str, events: list[Any], zone: Any, row: Any) -> str:
         grace = f"; escalation resumes after {data['grace_until']} if unpaid" if data.get("grace_until") else ""
         return f"promised since {since}: {data.get('amount')} {data.get('currency', '')} by {data.get('by')}{grace}"
     return f"{stage} since {since}"
+
+
+def _charges(dunning: Dunning, number: str, instant: datetime, policy: Policy) -> dict[str, Any] | None:
+    """The invoice's charges at the end of the day asked about, as `dunning charges` computes them."""
+    if policy.charges is None:
+        return None
+    try:
+        owed = invoice_charges(dunning, number, instant)
+    except ChargesError as exc:
+        return {"error": str(exc)}
+    return {
+        "principal_open": owed.principal_open,
+        "interest": owed.interest,
+        "compensation": owed.compensation,
+        "fees": owed.fees,
+        "total_due": owed.total_due,
+        "basis": owed.basis,
+    }
+
+
+def _charges_line(charges: dict[str, Any], currency: str) -> str:
+    """ "Charges: principal open 6,000.00 + interest 65.63 + compensation 40.00 + fees 0.00 = total due
+    6,105.63 EUR (Directive 2011/7/EU …)." """
+    if "error" in charges:
+        return f"Charges: cannot be computed: {charges['error']}."
+    parts = " + ".join(
+        f"{label} {charges[key]:,}"  # rounded to the currency's minor unit already: JPY shows none
+        for label, key in (
+            ("principal open", "principal_open"),
+            ("interest", "interest"),
+            ("compensation", "compensation"),
+            ("fees", "fees"),
+        )
+    )
+    basis = f" ({charges['basis']})" if charges["basis"] else ""
+    return f"Charges: {parts} = total due {charges['total_due']:,} {currency}{basis}."
 
 
 def _money(value: Any) -> str:

@@ -154,3 +154,38 @@ def test_a_move_under_a_policy_without_fees_for_that_stage_charges_nothing(book)
         "INV-1", "reminder", "early", at=datetime(2026, 2, 10, 9, tzinfo=timezone.utc)
     )
     assert _fees(book) == []
+
+
+def test_explain_shows_what_the_invoice_owes_and_the_legal_basis(book) -> None:  # type: ignore[no-untyped-def]
+    from engine.authoring.explain import explain_invoice
+
+    book.pay("INV-1", "4000.00", "2026-02-15")
+    book.run("2026-02-04")
+    book.run("2026-02-21")  # letter: the 25 fee
+    found = explain_invoice(book.app, "INV-1", datetime(2026, 3, 2, 12, tzinfo=timezone.utc))
+    # the worked example (65.63 interest, 40 compensation) plus the letter's fee
+    assert found.charges is not None
+    assert {k: v for k, v in found.charges.items() if k != "basis"} == {
+        "principal_open": Decimal("6000.00"),
+        "interest": Decimal("65.63"),
+        "compensation": Decimal("40.00"),
+        "fees": Decimal("25.00"),
+        "total_due": Decimal("6130.63"),
+    }
+    assert "Directive 2011/7/EU" in found.charges["basis"] and "letter 25" in found.charges["basis"]
+    line = next(line for line in found.lines() if line.startswith("Charges:"))
+    assert line.startswith(
+        "Charges: principal open 6,000.00 + interest 65.63 + compensation 40.00 + fees 25.00 = total due 6,130.63 EUR"
+        " (Directive 2011/7/EU"
+    )
+    assert found.as_dict()["charges"] == found.charges
+
+
+def test_explain_without_charges_in_the_policy_shows_none(make_book) -> None:  # type: ignore[no-untyped-def]
+    from engine.authoring.explain import explain_invoice
+
+    book = make_book()
+    book.customers({"id": "C1", "name": "Acme"})
+    book.invoice("INV-1", "C1", "100.00", "2026-01-31")
+    found = explain_invoice(book.app, "INV-1", datetime(2026, 3, 2, 12, tzinfo=timezone.utc))
+    assert found.charges is None and not any(line.startswith("Charges:") for line in found.lines())
