@@ -106,7 +106,11 @@ class Invoice(SQLModel, table=True):
     """An invoice and its collection state (stage, governing policy, when it entered the stage)."""
 
     __tablename__ = "invoices"
-    __table_args__ = (Index("ix_invoices_stage_due", "stage", "due_on"),)
+    __table_args__ = (
+        Index("ix_invoices_stage_due", "stage", "due_on"),
+        # the worklist ranks an owner's open invoices by open amount × days overdue from the index alone
+        Index("ix_invoices_worklist", "customer_id", "stage", "due_on", "open_amount"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(sa_column=Column(String(64), unique=True, nullable=False))

@@ -61,83 +61,128 @@ def _days_overdue(repo: Repository, today: date) -> Any:
 
 
 def worklist(
-    repo: Repository, *, today: date, owner: str | None, closed: Iterable[str] = CLOSED, limit: int = 100
+    repo: Repository,
+    *,
+    today: date,
+    owner: str | None,
+    closed: Iterable[str] = CLOSED,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """The open invoices a collector should act on, most urgent first: a promise broken in the last
-    BROKEN_RECENT_DAYS days, then a promise (or installment) due by today, then amount × days overdue.
+    BROKEN_RECENT_DAYS days, then a promise (or installment) due by today, then amount × days overdue —
+    the `limit` of them from position `offset` on (a page).
 
     Each row: the invoice and customer columns, `days_overdue`, `flag` ("broken", "promise_due" or None),
-    `promise` (the open commitment due soonest) and `task_id` (an open task listing the invoice, if any)."""
+    `promise` (the open commitment due soonest) and `task_id` (an open task listing the invoice, if any).
+    The flagged invoices are few and found through their events and commitments; the rest are ranked by
+    the database on the index ix_invoices_worklist, one page at a time."""
     closed = _closed_stages(closed)
-    base = (
-        select(*_INVOICE_COLUMNS)
-        .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-        .where(INVOICES.c.stage.not_in(closed))
-    )
-    if owner is not None:
-        base = base.where(CUSTOMERS.c.owner == owner)
+    # the rows of invoices already known to be open and the owner's
+    rows_of = select(*_INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
     since = datetime.combine(today - timedelta(days=BROKEN_RECENT_DAYS), datetime.min.time(), tzinfo=timezone.utc)
     with repo.read() as session:
         conn = session.connection()
         broken = {
             row[0]: row[1]
             for row in conn.execute(
-                select(EVENTS.c.invoice_id, func.max(EVENTS.c.at))
+                _of_open_invoices(
+                    select(EVENTS.c.invoice_id, func.max(EVENTS.c.at)).join(
+                        INVOICES, INVOICES.c.id == EVENTS.c.invoice_id
+                    ),
+                    closed,
+                    owner,
+                )
                 .where(EVENTS.c.kind.in_(BROKEN_KINDS), EVENTS.c.at >= since)
                 .group_by(EVENTS.c.invoice_id)
             )
         }
         promises: dict[int, dict[str, Any]] = {}
         for row in conn.execute(
-            select(COMMITMENTS).where(COMMITMENTS.c.status == "open").order_by(COMMITMENTS.c.due_on)
+            _of_open_invoices(
+                select(COMMITMENTS).join(INVOICES, INVOICES.c.id == COMMITMENTS.c.invoice_id), closed, owner
+            )
+            .where(COMMITMENTS.c.status == "open")
+            .order_by(COMMITMENTS.c.due_on)
         ).mappings():
             promises.setdefault(row["invoice_id"], dict(row))
         due_ids = [i for i, p in promises.items() if p["due_on"] <= today]
-        flagged = (
-            conn.execute(base.where(INVOICES.c.id.in_(list(broken) + due_ids))).mappings().all()
+        flagged_rows = (
+            conn.execute(rows_of.where(INVOICES.c.id.in_(list(broken) + due_ids))).mappings().all()
             if broken or due_ids
             else []
         )
-        ranked = (
-            conn.execute(
-                base.where(INVOICES.c.due_on < today)
-                .order_by((INVOICES.c.open_amount * _days_overdue(repo, today)).desc(), INVOICES.c.id)
-                .limit(limit)
-            )
-            .mappings()
-            .all()
+        flagged = sorted(
+            # a broken promise superseded by a newer one, not yet due, is ranked with the rest
+            (item for item in (_worklist_row(row, today, promises, broken) for row in flagged_rows) if item["flag"]),
+            key=lambda r: (WORKLIST_ORDER[r["flag"]], -(r["open_amount"] * max(r["days_overdue"], 0)), r["id"]),
         )
-        tasks = conn.execute(
-            select(TASKS.c.id, TASKS.c.invoice_ids, TASKS.c.kind)
-            .where(TASKS.c.status == "open", *([TASKS.c.owner == owner] if owner else []))
-            .order_by(TASKS.c.id)
-        ).all()
+        page = flagged[offset : offset + limit]
+        if len(page) < limit:
+            # The rest in the database's ranking (the flagged ones are on the pages before): ranked on the
+            # index alone (it holds every column the ranking reads), then the page's rows fetched.
+            ranked = _of_open_invoices(select(INVOICES.c.id), closed, owner).where(INVOICES.c.due_on < today)
+            if flagged:
+                ranked = ranked.where(INVOICES.c.id.not_in([r["id"] for r in flagged]))
+            ids = (
+                conn.execute(
+                    ranked.order_by((INVOICES.c.open_amount * _days_overdue(repo, today)).desc(), INVOICES.c.id)
+                    .offset(max(offset - len(flagged), 0))
+                    .limit(limit - len(page))
+                )
+                .scalars()
+                .all()
+            )
+            found = {row["id"]: row for row in conn.execute(rows_of.where(INVOICES.c.id.in_(ids))).mappings()}
+            page += [_worklist_row(found[i], today, promises, broken) for i in ids]
+        on_page = {r["id"] for r in page}
+        tasks = (
+            conn.execute(
+                select(TASKS.c.id, TASKS.c.invoice_ids, TASKS.c.kind)
+                .where(TASKS.c.status == "open", *([TASKS.c.owner == owner] if owner else []))
+                .order_by(TASKS.c.id)
+            ).all()
+            if on_page
+            else []
+        )
     task_of: dict[int, tuple[int, str]] = {}
     for task_id, invoice_ids, kind in tasks:
         for invoice_id in invoice_ids or []:
-            task_of.setdefault(int(invoice_id), (int(task_id), str(kind)))
-    rows: dict[int, dict[str, Any]] = {}
-    for row in [*flagged, *ranked]:
-        if row["id"] in rows:
-            continue
-        item = dict(row)
-        item["days_overdue"] = (today - row["due_on"]).days
-        promise = promises.get(row["id"])
-        item["promise"] = promise
-        last_broken = broken.get(row["id"])
-        # a promise made after the break supersedes it
-        if last_broken is not None and not (promise and promise["created_at"] > last_broken):
-            item["flag"] = "broken"
-        elif promise is not None and promise["due_on"] <= today:
-            item["flag"] = "promise_due"
-        else:
-            item["flag"] = None
-        item["task_id"], item["task_kind"] = task_of.get(row["id"], (None, None))
-        rows[row["id"]] = item
-    order = {"broken": 0, "promise_due": 1, None: 2}
-    return sorted(
-        rows.values(), key=lambda r: (order[r["flag"]], -(r["open_amount"] * max(r["days_overdue"], 0)), r["id"])
-    )[:limit]
+            if int(invoice_id) in on_page:
+                task_of.setdefault(int(invoice_id), (int(task_id), str(kind)))
+    for item in page:
+        item["task_id"], item["task_kind"] = task_of.get(item["id"], (None, None))
+    return page
+
+
+def _of_open_invoices(query: Any, closed: tuple[str, ...], owner: str | None) -> Any:
+    """`query` (reading invoices) narrowed to open invoices of customers `owner` owns (None: anyone's)."""
+    query = query.where(INVOICES.c.stage.not_in(closed))
+    if owner is None:
+        return query
+    return query.join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id).where(CUSTOMERS.c.owner == owner)
+
+
+#: Broken promises first, then promises due, then the rest.
+WORKLIST_ORDER: dict[str | None, int] = {"broken": 0, "promise_due": 1, None: 2}
+
+
+def _worklist_row(
+    row: Any, today: date, promises: dict[int, dict[str, Any]], broken: dict[int, datetime]
+) -> dict[str, Any]:
+    item = dict(row)
+    item["days_overdue"] = (today - row["due_on"]).days
+    promise = promises.get(row["id"])
+    item["promise"] = promise
+    last_broken = broken.get(row["id"])
+    # a promise made after the break supersedes it
+    if last_broken is not None and not (promise and promise["created_at"] > last_broken):
+        item["flag"] = "broken"
+    elif promise is not None and promise["due_on"] <= today:
+        item["flag"] = "promise_due"
+    else:
+        item["flag"] = None
+    return item
 
 
 def invoice_header(repo: Repository, number: str) -> dict[str, Any] | None:

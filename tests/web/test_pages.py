@@ -91,6 +91,38 @@ def test_a_promise_from_the_worklist_is_recorded_in_place_with_the_collector_as_
     assert 'data-kind="promise"' in timeline and "by alice" in timeline
 
 
+def test_the_worklist_comes_in_pages_keeping_the_priority_order(
+    web_book: WebBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date
+
+    from engine.actions import Collector
+    from engine.store import workspace
+    from engine.web.pages import worklist as worklist_page
+
+    Collector(web_book.book.app, actor="setup").promise("INV-NOTE-OTHER", Decimal(100), date(2026, 1, 12))
+    monkeypatch.setattr(worklist_page, "PAGE_SIZE", 4)
+    client = login(web_book, "manager")
+    shown, page, url = [], 1, "/worklist"
+    while url:
+        html = client.get(url).text
+        rows = re.findall(r'<tr data-row="([^"]+)"', html)
+        assert 0 < len(rows) <= 4
+        shown += rows
+        following = re.search(r'href="(/worklist\?page=(\d+))" rel="next"', html)
+        url = following.group(1) if following else ""
+        if following:
+            page += 1
+            assert following.group(2) == str(page)
+    assert page > 2  # the book's worklist spans several pages of 4
+    everything = workspace.worklist(web_book.book.app.repo, today=date(2026, 1, 12), owner=None, limit=1000)
+    assert shown == [r["number"] for r in everything] and len(set(shown)) == len(shown)
+    assert shown[0] == "INV-NOTE-OTHER"  # a promise due today comes before any amount × days overdue
+    ranked = [r["open_amount"] * r["days_overdue"] for r in everything[1:]]
+    assert ranked == sorted(ranked, reverse=True)
+    assert 'rel="prev"' in client.get("/worklist?page=2").text
+
+
 def test_an_outcome_on_a_task_completes_the_task(web_book: WebBook) -> None:
     client = login(web_book, "collector")
     task = web_book.ids["task_own"]

@@ -15,6 +15,8 @@ Revisions:
   source, score, manual overrides, holds) and `credit_warnings` (early warnings).
 - `0005_inbound_mail` — received messages (bounces, auto-replies, replies; processed once by Message-ID and
   mailbox UID) and the holds they put on notices (hard-bounced addresses, reply pauses, out-of-office).
+- `0006_worklist_index` — an index on invoices (customer, stage, due date, open amount): the web worklist
+  ranks an owner's open invoices from the index alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from engine.store.engines import WRITE_OPTION
 
-HEAD = "0005_inbound_mail"
+HEAD = "0006_worklist_index"
 BASELINE = "0001_first_release"
 LOCATION = Path(__file__).resolve().parent
 
