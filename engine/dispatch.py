@@ -22,7 +22,7 @@ from engine.config import DispatchSettings
 from engine.contact import ContactGate
 from engine.currencies import in_minor_units
 from engine.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from engine.store import outbox
+from engine.store import outbox, senders
 from engine.store.database import Repository
 from engine.store.events import append_events, new_event
 from engine.store.inbound import hold_claimed
@@ -35,14 +35,22 @@ class DispatchReport:
     sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     retrying: Counter[str] = field(default_factory=Counter)
+    #: Rows that dead senders had left mid-send, put back to be sent again before this run claimed any.
+    recovered: int = 0
 
     def merge(self, other: DispatchReport) -> None:
         self.sent.update(other.sent)
         self.failed.update(other.failed)
         self.retrying.update(other.retrying)
+        self.recovered += other.recovered
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": dict(self.sent), "failed": dict(self.failed), "retrying": dict(self.retrying)}
+        return {
+            "sent": dict(self.sent),
+            "failed": dict(self.failed),
+            "retrying": dict(self.retrying),
+            "recovered": self.recovered,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,6 @@ class Outcome:
     error: str | None = None
     retry_at: datetime | None = None
     content_hash: str | None = None
-
-
-#: Outcomes are recorded in groups of at most this many, or after this many seconds, whichever comes first.
-RECORD_EVERY = 64
-RECORD_SECONDS = 0.05
 
 
 class Dispatcher:
@@ -100,20 +103,26 @@ class Dispatcher:
 
     async def _run(self, now: datetime, limit: int | None) -> DispatchReport:
         report = DispatchReport()
-        handled = 0
         try:
-            while limit is None or handled < limit:
-                size = self.settings.batch_size if limit is None else min(self.settings.batch_size, limit - handled)
-                batch = self.claim(now, size)
-                if not batch:
-                    if self.held_whole_batch:  # the gate put a full batch back; more may be due behind it
-                        continue
-                    break
-                handled += len(batch)
-                await self._deliver(batch, now, report=report)
+            # One of the database's live senders from before the first claim until the last outcome is
+            # recorded; coming in alone, it first puts back what dead senders left mid-send (engine.store.senders).
+            with senders.sending(self.repo) as report.recovered:
+                await self._claim_and_deliver(now, limit, report)
         finally:
             await self.aclose()
         return report
+
+    async def _claim_and_deliver(self, now: datetime, limit: int | None, report: DispatchReport) -> None:
+        handled = 0
+        while limit is None or handled < limit:
+            size = self.settings.batch_size if limit is None else min(self.settings.batch_size, limit - handled)
+            batch = self.claim(now, size)
+            if not batch:
+                if self.held_whole_batch:  # the gate put a full batch back; more may be due behind it
+                    continue
+                break
+            handled += len(batch)
+            await self._deliver(batch, now, report=report)
 
     async def aclose(self) -> None:
         """Close every channel; one that fails to close does not keep the others open."""
@@ -124,10 +133,13 @@ class Dispatcher:
                 pass
 
     def claim(self, now: datetime, size: int) -> list[dict[str, Any]]:
-        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        # A lease is between processes, which share only the real clock: never `now` (a past --as-of, or a
+        # daemon's virtual clock), or another sender would take over rows this one is still sending.
+        wall = SystemClock().now()
+        lease_until = wall + timedelta(seconds=self.settings.lease_seconds)
         with self.repo.write() as session:
             conn = session.connection()
-            claimed = outbox.claim(conn, now, size, lease_until)
+            claimed = outbox.claim(conn, now, size, lease_until, wall)
             self.held_whole_batch = False
             if not claimed:
                 return []
@@ -143,9 +155,9 @@ class Dispatcher:
     async def _deliver(
         self, batch: list[dict[str, Any]], now: datetime, *, report: DispatchReport | None = None
     ) -> list[Outcome]:
-        """Send a claimed batch. With `report`, outcomes are recorded as they come in (every
-        RECORD_EVERY outcomes or RECORD_SECONDS), which keeps the window in which a crash can cause a
-        duplicate — handed over but not yet recorded — small."""
+        """Send a claimed batch. With `report`, each outcome is recorded as soon as it comes in (those that
+        came in together, in one transaction), so a crash can duplicate only messages really in flight:
+        handed to their channel, not yet recorded."""
         gates: dict[str, asyncio.Semaphore] = {}
 
         async def one(row: dict[str, Any]) -> Outcome:
@@ -155,19 +167,17 @@ class Dispatcher:
 
         if report is None:
             return list(await asyncio.gather(*(one(row) for row in batch)))
-        loop = asyncio.get_running_loop()
         outcomes: list[Outcome] = []
-        buffer: list[Outcome] = []
-        flushed = loop.time()
-        for done in asyncio.as_completed([one(row) for row in batch]):
-            buffer.append(await done)
-            if len(buffer) >= RECORD_EVERY or loop.time() - flushed >= RECORD_SECONDS:
-                report.merge(self.record(buffer, now))
-                outcomes += buffer
-                buffer, flushed = [], loop.time()
-        if buffer:
-            report.merge(self.record(buffer, now))
-            outcomes += buffer
+        waiting = {asyncio.ensure_future(one(row)) for row in batch}
+        try:
+            while waiting:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                arrived = [task.result() for task in done]
+                report.merge(self.record(arrived, now))
+                outcomes += arrived
+        finally:
+            for task in waiting:  # only when recording failed: the rest stay claimed, their leases run out
+                task.cancel()
         return outcomes
 
     async def _deliver_one(self, row: dict[str, Any], now: datetime) -> Outcome:

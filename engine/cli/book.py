@@ -177,7 +177,8 @@ def dispatch(as_of: AsOf = None, json_out: Json = False) -> None:
         else:
             out.print(
                 f"dispatched: {sum(report.sent.values())} sent, {sum(report.failed.values())} failed, "
-                f"{sum(report.retrying.values())} to retry",
+                f"{sum(report.retrying.values())} to retry"
+                + (f" ({report.recovered} put back that a killed sender had left mid-send)" if report.recovered else ""),
                 markup=False,
             )
 

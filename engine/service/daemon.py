@@ -5,8 +5,8 @@ Lifecycle (one `ExitStack`; each part registers its own cleanup, so shutdown is 
 1. Take the single-daemon lock (SQLite: an exclusive `flock` on `<database>.daemon.lock`, engine.service.lock),
    so a second daemon on the same file refuses to start instead of racing the first.
 2. Open the database, load the policies (invalid ones: refuse to start, with `FILE:LINE:COLUMN` messages),
-   put notifications a killed daemon left `sending` back to `pending` (the lock proves nobody else is
-   sending), start `/healthz` + `/metrics` if asked.
+   put notifications a dead sender left `sending` back to `pending` when no live sender holds claims
+   (engine.store.senders: every dispatcher on a SQLite file holds its sender lock), start `/healthz` + `/metrics` if asked.
 3. Jobs on `engine.service.scheduler.JobScheduler`: the sweep check (is a scheduled instant past the latest sweep
    in the database? then one sweep as of that instant), dispatch, the `rules/` watcher (engine.service.watcher),
    housekeeping. What the jobs ask of the database is in `engine.store.service`.
@@ -49,9 +49,10 @@ from engine.service.logs import JsonLinesFormatter, configure_logging
 from engine.service.scheduler import CronSchedule, JobScheduler
 from engine.service.watcher import PolicyWatcher, describe_policies, policy_fingerprint
 from engine.statement import queue_statements_if_due
-from engine.store import queries
+from engine.store import queries, senders
 from engine.store import service as store
 from engine.store.engines import display_url
+from engine.store.events import new_event
 from engine.sweep import SweepReport
 
 __all__ = [
@@ -162,6 +163,7 @@ class Daemon:
         self._next_check: datetime | None = None
         self._next_review: datetime | None = None  # the next scheduled credit review (schedule.credit_review)
         self._wake_r, self._wake_w = -1, -1
+        self._told_of_live_sender = False
 
     # -- entry points ------------------------------------------------------------------------------
 
@@ -244,7 +246,7 @@ class Daemon:
         policies = self.dunning.policies  # PolicyError: refuse to start; the CLI prints FILE:LINE:COLUMN
         self.watcher.mark_current()
         self._record_loaded(policies, reason="start", only_if_new=True)
-        recovered = self._recover_in_flight() if lock_path is not None else 0
+        recovered = self._recover_in_flight()
         self._warn_about_dst()
         return recovered
 
@@ -439,6 +441,7 @@ class Daemon:
     def _dispatch_locked(self) -> DispatchReport:
         assert self.dunning is not None
         total = DispatchReport()
+        self._recover_in_flight()  # a `dunning dispatch` killed meanwhile: its claims need not wait for their lease
         if not self._outbox_due(self.clock.now()):
             return total
         dispatcher = self.dunning.dispatcher()
@@ -463,7 +466,7 @@ class Daemon:
     def _outbox_due(self, now: datetime) -> bool:
         """A read-only look first: an idle daemon never takes the write lock just to find nothing."""
         assert self.dunning is not None
-        return store.notifications_due(self.dunning.repo, now)
+        return store.notifications_due(self.dunning.repo, now, SystemClock().now())
 
     def watch_rules(self) -> None:
         if not self._stopping.is_set() and self.watcher.settled_change():
@@ -574,21 +577,33 @@ class Daemon:
 
     def _append_event(self, kind: str, data: dict[str, Any]) -> None:
         assert self.dunning is not None
-        store.record_event(self.dunning.repo, kind, data, at=self.clock.now(), actor=ACTOR)
+        now = self.clock.now()
+        store.record_event(self.dunning.repo, new_event(kind, at=now, recorded_at=now, data=data, actor=ACTOR))
 
     # -- recovery ----------------------------------------------------------------------------------
 
     def _recover_in_flight(self) -> int:
-        """Rows a killed daemon left `sending` go back to `pending` at once instead of waiting out their
-        lease: holding the single-daemon lock proves no other daemon is sending them."""
+        """Put back at once what dead senders left `sending` (a killed daemon, `dunning dispatch` or `run`),
+        instead of waiting out their lease — only when no live sender holds claims on this SQLite file
+        (engine.store.senders); a live one's rows are never touched."""
         assert self.dunning is not None
-        count = store.release_in_flight(self.dunning.repo)
+        count = senders.recover_dead_claims(self.dunning.repo)
+        if count is None:
+            if not self._told_of_live_sender:
+                logger.info(
+                    "another process is sending on this database; its notifications marked sending are left to it "
+                    "(those of a sender that died come free when their lease ends)",
+                    extra={"event": "live_sender"},
+                )
+                self._told_of_live_sender = True
+            return 0
+        self._told_of_live_sender = False
         if count:
             logger.warning(
-                "recovered %d notification(s) a previous run left mid-send; they are sent again now (one handed "
+                "recovered %d notification(s) a dead sender left mid-send; they are sent again now (one handed "
                 "to its channel just before the crash may arrive twice)",
                 count,
-                extra={"event": "recovered"},
+                extra={"event": "recovered", "count": count},
             )
         return count
 

@@ -142,8 +142,9 @@ def cancel_pending(conn: Connection, invoice_ids: Collection[int], reason: str) 
 # -- claiming ----------------------------------------------------------------------------------------------
 
 
-def due_for_dispatch(now: datetime) -> ColumnElement[bool]:
-    """Outbox rows a dispatcher may claim at `now`: pending and due, or abandoned mid-send."""
+def due_for_dispatch(now: datetime, wall: datetime | None = None) -> ColumnElement[bool]:
+    """Outbox rows a dispatcher may claim at `now`: pending and due, or abandoned mid-send — a lease that ran
+    out by `wall` (real time, the only clock that senders share; default `now`)."""
     return or_(
         and_(
             NOTIFICATIONS.c.status == NotificationStatus.PENDING,
@@ -151,13 +152,13 @@ def due_for_dispatch(now: datetime) -> ColumnElement[bool]:
             or_(NOTIFICATIONS.c.next_attempt_at.is_(None), NOTIFICATIONS.c.next_attempt_at <= now),
         ),
         # abandoned by a dispatcher that died mid-send
-        and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < now),
+        and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < (wall or now)),
     )
 
 
-def any_due(conn: Connection, now: datetime) -> bool:
-    """Whether anything in the outbox could be claimed at `now`."""
-    return conn.execute(select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).limit(1)).first() is not None
+def any_due(conn: Connection, now: datetime, wall: datetime | None = None) -> bool:
+    """Whether anything in the outbox could be claimed at `now` (leases judged at `wall`)."""
+    return conn.execute(select(NOTIFICATIONS.c.id).where(due_for_dispatch(now, wall)).limit(1)).first() is not None
 
 
 #: What a claimed row carries besides its own columns: the invoice (`i_…`, none for a grouped notice) and
@@ -181,12 +182,15 @@ _CLAIM_COLUMNS = (
 )
 
 
-def claim(conn: Connection, now: datetime, size: int, lease_until: datetime) -> list[dict[str, Any]]:
-    """Lease up to `size` rows due at `now` (oldest first) until `lease_until`, counting the attempt; the
-    claimed rows with their invoice and customer fields, grouped notices with their open invoices (`group`)."""
+def claim(
+    conn: Connection, now: datetime, size: int, lease_until: datetime, wall: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Lease up to `size` rows due at `now` (oldest first) until `lease_until` (real time, as `wall`: other
+    senders' leases that ran out by then are taken over), counting the attempt; the claimed rows with their
+    invoice and customer fields, grouped notices with their open invoices (`group`)."""
     query = for_update(
         conn,
-        select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).order_by(NOTIFICATIONS.c.id).limit(size),
+        select(NOTIFICATIONS.c.id).where(due_for_dispatch(now, wall)).order_by(NOTIFICATIONS.c.id).limit(size),
         skip_locked=True,
     )
     ids = list(conn.execute(query).scalars())

@@ -74,8 +74,9 @@ STREAM_BATCH = 5000
 # -- the outbox condition ----------------------------------------------------------------------------------
 
 
-def due_for_dispatch(now: datetime) -> Any:
-    """Outbox rows a dispatcher may claim at `now`: pending and due, or abandoned mid-send."""
+def due_for_dispatch(now: datetime, wall: datetime | None = None) -> Any:
+    """Outbox rows a dispatcher may claim at `now`: pending and due, or abandoned mid-send — a lease that ran
+    out by `wall` (real time, the only clock that senders share; default `now`)."""
     return or_(
         and_(
             NOTIFICATIONS.c.status == NotificationStatus.PENDING,
@@ -83,7 +84,7 @@ def due_for_dispatch(now: datetime) -> Any:
             or_(NOTIFICATIONS.c.next_attempt_at.is_(None), NOTIFICATIONS.c.next_attempt_at <= now),
         ),
         # abandoned by a dispatcher that died mid-send
-        and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < now),
+        and_(NOTIFICATIONS.c.status == NotificationStatus.SENDING, NOTIFICATIONS.c.claimed_until < (wall or now)),
     )
 
 

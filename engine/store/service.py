@@ -1,5 +1,4 @@
-"""What the daemon (engine.service) asks of the database: a look at the outbox, crash recovery, its policy
-events, the health probe and housekeeping.
+"""What the daemon (engine.service) asks of the database: a look at the outbox, its policy events, the health probe and housekeeping.
 
 Each function is one short transaction of its own, so an idle daemon never holds a lock.
 """
@@ -10,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 
 from engine.store.database import Repository
 from engine.store.events import append_events
@@ -24,7 +23,6 @@ __all__ = [
     "notifications_due",
     "outbox_depth",
     "record_event",
-    "release_in_flight",
 ]
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
@@ -32,25 +30,12 @@ SWEEPS = Sweep.__table__  # type: ignore[attr-defined]
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 
-def notifications_due(repo: Repository, now: datetime) -> bool:
-    """Whether any outbox row may be claimed at `now` (a read-only look: no write lock just to find none)."""
+def notifications_due(repo: Repository, now: datetime, wall: datetime | None = None) -> bool:
+    """Whether any outbox row may be claimed at `now`, leases judged at `wall` (a read-only look: no write
+    lock just to find none)."""
     with repo.read() as session:
-        return (
-            session.connection().execute(select(NOTIFICATIONS.c.id).where(due_for_dispatch(now)).limit(1)).first()
-            is not None
-        )
-
-
-def release_in_flight(repo: Repository) -> int:
-    """Put every row marked `sending` back to `pending`, due at once; returns how many. Only for a caller
-    that knows nobody else is sending (the SQLite daemon holding its single-daemon lock)."""
-    with repo.write() as session:
-        result = session.connection().execute(
-            update(NOTIFICATIONS)
-            .where(NOTIFICATIONS.c.status == NotificationStatus.SENDING)
-            .values(status=NotificationStatus.PENDING, claimed_until=None, next_attempt_at=None)
-        )
-        return int(result.rowcount or 0)
+        query = select(NOTIFICATIONS.c.id).where(due_for_dispatch(now, wall)).limit(1)
+        return session.connection().execute(query).first() is not None
 
 
 def outbox_depth(repo: Repository) -> dict[str, int]:
@@ -95,23 +80,11 @@ def last_policy_fingerprint(repo: Repository) -> str | None:
     return (data or {}).get("fingerprint")
 
 
-def record_event(repo: Repository, kind: str, data: Mapping[str, Any], *, at: datetime, actor: str) -> None:
-    """Append one event about no invoice or customer (a policy reload) to the audit log."""
+def record_event(repo: Repository, event: Mapping[str, Any]) -> None:
+    """Append one event made by `engine.store.events.new_event` (about no invoice or customer: a policy
+    reload) to the audit log, in a transaction of its own."""
     with repo.write() as session:
-        append_events(
-            session.connection(),
-            [
-                {
-                    "at": at,
-                    "recorded_at": at,
-                    "kind": kind,
-                    "invoice_id": None,
-                    "customer_id": None,
-                    "actor": actor,
-                    "data": dict(data),
-                }
-            ],
-        )
+        append_events(session.connection(), [event])
 
 
 def checkpoint(repo: Repository) -> None:

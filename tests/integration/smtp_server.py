@@ -6,7 +6,8 @@ thread), on a free port (`loop.create_server(..., "127.0.0.1", 0)`; aiosmtpd's `
 Faults by recipient address prefix (the part before @):
     reject…   550 at RCPT (permanent)      busy…   451 at RCPT (temporary)
     closing…  421 at RCPT (server closing)  drop…   the connection is cut at RCPT
-and `server.mode` ("ok", "421", "451", "550") applies to every DATA.
+and `server.mode` ("ok", "421", "451", "550") applies to every DATA; `delay` seconds pass before each DATA is
+answered (a slow server, so a sender can be caught mid-send).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.delay:
+            await asyncio.sleep(self.server.delay)
         mode = self.server.mode
         if mode != "ok":
             return {"421": "421 4.3.2 closing", "451": "451 4.3.0 try later", "550": "550 5.7.1 refused"}[mode]
@@ -98,7 +101,9 @@ class SMTPServer:
         cert: tuple[Path, Path] | None = None,
         auth: tuple[str, str] | None = None,
         parse: bool = True,
+        delay: float = 0.0,
     ):
+        self.delay = delay
         self.tls = tls
         self.auth = auth
         self.parse = parse
@@ -130,6 +135,11 @@ class SMTPServer:
                     if line[:11].lower() == b"message-id:":
                         self.ids[line[11:].strip().decode()] += 1
                         break
+
+    def received(self) -> dict[str, int]:
+        """Message-ID -> deliveries so far (a copy, safe to read while the server records more)."""
+        with self._lock:
+            return dict(self.ids)
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any

@@ -1,7 +1,12 @@
-"""Kill -9 the dispatcher at random points, many times, while it sends 1,000 messages to a real aiosmtpd.
+"""The crash loop (issue 11): SIGKILL `dunning run`, `dunning dispatch` and `dunning daemon` at random points,
+again and again, while they send to a real aiosmtpd; then one last dispatch finishes the outbox.
 
-Afterwards every notification must have been received at least once; duplicates are possible only for
-messages handed to the server but not yet recorded, and the test measures how many actually occur.
+Promised, and asserted: every notification arrives (nothing lost, nothing that was not asked for), and the
+duplicates are bounded by what was really in flight at the kills. In flight at a kill = claimed but not recorded
+(the rows the dead sender left `sending`); of those, only the ones the server had already accepted can arrive
+twice, and the test counts exactly those too. The figures are printed (`-s`) for the README's Reliability section.
+
+`DUNNING_CRASH_LOOP=long` kills 150 senders over 8,000 messages instead of 36 over 2,400.
 """
 
 from __future__ import annotations
@@ -14,130 +19,183 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from channels.email import message_id_for
-from engine.dispatch import RECORD_EVERY
 from tests.integration.smtp_server import SMTPServer
 
-MESSAGES = 1000
-KILLS = 60
+LONG = os.environ.get("DUNNING_CRASH_LOOP") == "long"
+MESSAGES = 8000 if LONG else 2400
+KILLS = 150 if LONG else 36
+KINDS = ("dispatch", "run", "daemon")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
-    rng = random.Random(20260304)
-    with SMTPServer(parse=False) as server:
-        (tmp_path / "rules").mkdir()
-        (tmp_path / "rules" / "default.yaml").write_text(
-            "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n", encoding="utf-8"
-        )
-        config = tmp_path / "config.yaml"
-        config.write_text(
-            textwrap.dedent(f"""\
-            database: sqlite:///{tmp_path / "dunning.db"}
-            rules: rules
-            output_dir: out
-            dispatch: {{batch_size: 50, concurrency: 4, lease_seconds: 0.3, backoff_seconds: 0.2,
-                        max_backoff_seconds: 1, max_attempts: 50}}
-            channels:
-              email: {{type: email, recipient: email, host: 127.0.0.1, port: {server.port}, security: none,
-                       from: ar@acme.example, connections: 4, rate_per_minute: 4000, timeout: 5}}
-            """),
-            encoding="utf-8",
-        )
+def make_book(tmp_path: Path, port: int) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "default.yaml").write_text(
+        "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n", encoding="utf-8"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+        database: sqlite:///{tmp_path / "dunning.db"}
+        rules: rules
+        output_dir: out
+        timezone: UTC
+        schedule: {{sweep: "0 3 * * *", tick_seconds: 0.5, dispatch_every_seconds: 0.05,
+                    housekeeping_every_seconds: 3600}}
+        dispatch: {{batch_size: 50, concurrency: 4, backoff_seconds: 0.2, max_backoff_seconds: 1,
+                    max_attempts: 50}}
+        channels:
+          email: {{type: email, recipient: email, host: 127.0.0.1, port: {port}, security: none,
+                   from: ar@acme.example, connections: 4, rate_per_minute: 60000, timeout: 5}}
+        """),
+        encoding="utf-8",
+    )
+    from engine.app import Dunning
+    from engine.config import load_settings
 
-        from engine.app import Dunning
-        from engine.config import load_settings
+    app = Dunning(load_settings(config))
+    app.importer().import_rows(
+        "customers",
+        [{"id": f"C{i}", "name": f"Customer {i}", "email": f"ap{i}@example.com"} for i in range(MESSAGES)],
+    )
+    due = (datetime.now(timezone.utc) - timedelta(days=10)).date().isoformat()
+    app.importer().import_rows(
+        "invoices",
+        [
+            {
+                "number": f"INV-{i}",
+                "customer_id": f"C{i}",
+                "currency": "EUR",
+                "amount": "100.00",
+                "issued_on": due,
+                "due_on": due,
+            }
+            for i in range(MESSAGES)
+        ],
+    )
+    app.run(datetime.now(timezone.utc) - timedelta(seconds=1), dispatch=False)
+    assert len(app.outbox()) == MESSAGES
+    app.repo.dispose()
+    return config
 
-        app = Dunning(load_settings(config))
-        app.importer().import_rows(
-            "customers",
-            [{"id": f"C{i}", "name": f"Customer {i}", "email": f"ap{i}@example.com"} for i in range(MESSAGES)],
-        )
-        due = (datetime.now(timezone.utc) - timedelta(days=10)).date().isoformat()
-        app.importer().import_rows(
-            "invoices",
-            [
-                {
-                    "number": f"INV-{i}",
-                    "customer_id": f"C{i}",
-                    "currency": "EUR",
-                    "amount": "100.00",
-                    "issued_on": due,
-                    "due_on": due,
-                }
-                for i in range(MESSAGES)
-            ],
-        )
-        app.run(datetime.now(timezone.utc) - timedelta(seconds=1), dispatch=False)
-        keys = [row["key"] for row in app.outbox()]
-        assert len(keys) == MESSAGES
+
+def in_flight(config: Path, server: SMTPServer) -> tuple[int, int]:
+    """After a kill: (claimed but not recorded, and of those the ones the server has already accepted)."""
+    from engine.app import Dunning
+    from engine.config import load_settings
+
+    time.sleep(0.2)  # a message whose DATA was out when the sender died is still being accepted
+    received = server.received()
+    app = Dunning(load_settings(config))
+    try:
+        sending = [row["key"] for row in app.outbox() if row["status"] == "sending"]
+    finally:
         app.repo.dispose()
+    return len(sending), sum(1 for key in sending if received.get(message_id_for(key, "acme.example")))
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(900 if LONG else 240)
+def test_sigkill_loop_of_run_dispatch_and_daemon_loses_nothing(tmp_path: Path) -> None:
+    rng = random.Random(20261201)
+    kills: Counter[str] = Counter()
+    finished_early: Counter[str] = Counter()
+    per_kill: list[tuple[str, int, int]] = []  # (kind, claimed but not recorded, of those delivered)
+    with SMTPServer(parse=False) as server:
+        config = make_book(tmp_path, server.port)
+        errors = (tmp_path / "senders.log").open("w")
         zygote = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("crash_driver.py")), str(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=errors,
             text=True,
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         assert zygote.stdin is not None and zygote.stdout is not None
-        killed = finished_early = 0
         started = time.monotonic()
+        load = os.getloadavg()[0]
         try:
-            for _ in range(KILLS):
-                zygote.stdin.write("go\n")
+            for number in range(3 * KILLS):  # until KILLS senders died mid-work (some finish first)
+                if sum(kills.values()) >= KILLS:
+                    break
+                kind = KINDS[number % len(KINDS)]
+                zygote.stdin.write(f"go {kind}\n")
                 zygote.stdin.flush()
                 pid = int(zygote.stdout.readline())
-                time.sleep(rng.uniform(0.0, 0.5))
+                time.sleep(rng.uniform(0.05, 0.6))
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                status = zygote.stdout.readline().split()
-                if os.WIFSIGNALED(int(status[1])) and os.WTERMSIG(int(status[1])) == signal.SIGKILL:
-                    killed += 1
+                status = int(zygote.stdout.readline().split()[1])
+                if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+                    kills[kind] += 1
+                    claimed, delivered = in_flight(config, server)
+                    per_kill.append((kind, claimed, delivered))
                 else:
-                    finished_early += 1
-            received_before_final = sum(server.ids.values())
-            zygote.stdin.write("go\n")
+                    finished_early[kind] += 1
+            received_before_final = sum(server.received().values())
+            zygote.stdin.write("go dispatch\n")
             zygote.stdin.flush()
             zygote.stdout.readline()
-            final = zygote.stdout.readline().split()
+            final = int(zygote.stdout.readline().split()[1])
             zygote.stdin.write("quit\n")
             zygote.stdin.flush()
             zygote.wait(30)
         finally:
             if zygote.poll() is None:
                 zygote.kill()
+            errors.close()
         elapsed = time.monotonic() - started
+        received = server.received()
 
-    assert os.WIFEXITED(int(final[1])) and os.WEXITSTATUS(int(final[1])) == 0
+    assert os.WIFEXITED(final) and os.WEXITSTATUS(final) == 0, (tmp_path / "senders.log").read_text()
+    from engine.app import Dunning
+    from engine.config import load_settings
+
+    app = Dunning(load_settings(config))
+    keys = [row["key"] for row in app.outbox()]
+    assert {row["status"] for row in app.outbox()} == {"sent"}
     expected = {message_id_for(key, "acme.example") for key in keys}
-    received = dict(server.ids)
     missing = expected - received.keys()
     assert not missing, f"{len(missing)} notifications never arrived"
     assert received.keys() == expected  # nothing that was not asked for
     duplicates = sum(count - 1 for count in received.values())
-    app = Dunning(load_settings(config))
-    assert {row["status"] for row in app.outbox()} == {"sent"}
+    claimed_total = sum(claimed for _, claimed, _ in per_kill)
+    delivered_total = sum(delivered for _, _, delivered in per_kill)
     summary = {
         "messages": MESSAGES,
-        "kills": killed,
-        "finished_before_kill": finished_early,
+        "kills": dict(kills),
+        "finished_before_kill": dict(finished_early),
         "received_before_final_run": received_before_final,
         "deliveries": sum(received.values()),
         "duplicates": duplicates,
+        "duplicates_per_kill": round(duplicates / max(1, sum(kills.values())), 2),
+        "claimed_unrecorded_at_kills": claimed_total,
+        "delivered_unrecorded_at_kills": delivered_total,
+        "by_kind": {
+            kind: {
+                "claimed_unrecorded": sum(c for k, c, _ in per_kill if k == kind),
+                "delivered_unrecorded": sum(d for k, _, d in per_kill if k == kind),
+            }
+            for kind in KINDS
+        },
+        "max_delivered_unrecorded_at_one_kill": max((d for _, _, d in per_kill), default=0),
         "seconds": round(elapsed, 1),
+        "load_average": round(load, 2),
     }
-    print("crash test:", json.dumps(summary))
-    assert killed >= 50
-    # a kill can duplicate at most what was handed over but not yet recorded
-    assert duplicates <= killed * (RECORD_EVERY + 4)
+    print("crash loop:", json.dumps(summary))
+    (tmp_path / "crash-loop.json").write_text(json.dumps({**summary, "per_kill": per_kill}, indent=1))
+    assert sum(kills.values()) >= 30 and all(kills[kind] >= 5 for kind in KINDS), summary
+    assert received_before_final > 0, "the senders were killed before they sent anything"
+    # A kill can duplicate only what it left claimed and unrecorded, and of that only what the server had.
+    assert duplicates <= delivered_total <= claimed_total, summary
