@@ -178,7 +178,9 @@ def dispatch(as_of: AsOf = None, json_out: Json = False) -> None:
             out.print(
                 f"dispatched: {sum(report.sent.values())} sent, {sum(report.failed.values())} failed, "
                 f"{sum(report.retrying.values())} to retry"
-                + (f" ({report.recovered} put back that a killed sender had left mid-send)" if report.recovered else ""),
+                + (
+                    f" ({report.recovered} put back that a killed sender had left mid-send)" if report.recovered else ""
+                ),
                 markup=False,
             )
 
