@@ -179,6 +179,9 @@ def compute_charges(terms: ChargeTerms, case: ChargeCase, tables: TableSource) -
         fees=round_minor(fee_total - (charges_paid - to_compensation), currency),
         basis="; ".join(part for part in basis_parts if part),
         periods=tuple(accrual.periods),
+        interest_collected=interest_paid if source is not None else ZERO,
+        compensation_collected=round_minor(to_compensation, currency),
+        fees_collected=round_minor(charges_paid - to_compensation, currency),
     )
 
 

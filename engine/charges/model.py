@@ -140,6 +140,11 @@ class ChargeStatement:
     fees: Decimal
     basis: str
     periods: tuple[Period, ...] = ()
+    #: what payments paid of the charges up to `as_of` (only under `fees_interest_principal`); `interest`,
+    #: `compensation` and `fees` above are what is still due after them
+    interest_collected: Decimal = Decimal(0)
+    compensation_collected: Decimal = Decimal(0)
+    fees_collected: Decimal = Decimal(0)
 
     @property
     def charges(self) -> Decimal:
@@ -149,6 +154,11 @@ class ChargeStatement:
     @property
     def total_due(self) -> Decimal:
         return self.principal_open + self.charges
+
+    @property
+    def collected(self) -> Decimal:
+        """Charges paid by payments up to `as_of`."""
+        return self.interest_collected + self.compensation_collected + self.fees_collected
 
     def as_dict(self) -> dict[str, object]:
         """The documented JSON shape of `dunning charges NUMBER --json`."""

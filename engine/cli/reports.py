@@ -13,11 +13,15 @@ from rich.table import Table
 from engine.cli.credit import CREDIT_REPORTS, credit_report  # report incentives, report credit
 from engine.cli.shared import app, emit_json, guarded, out, state
 from engine.clock import local_day
+from engine.reports.charges import charges_report
 from engine.reports.dimensions import by_dimension
 from engine.reports.figures import REPORTS, ReportError, build, flatten, load_book, parse_buckets
 from engine.reports.html import render
 from engine.reports.trends import monthly_trends
 from engine.spreadsheet import SafeDictWriter
+
+CHARGES = "charges"  # engine.reports.charges: read from the charges of every invoice, not from the report book
+ALL_REPORTS = (*REPORTS, CHARGES, *CREDIT_REPORTS)
 
 
 def _day(text: str, option: str) -> date:
@@ -29,17 +33,23 @@ def _day(text: str, option: str) -> date:
 
 @app.command()
 def report(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(REPORTS + CREDIT_REPORTS)}.")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(ALL_REPORTS)}.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="The day the report describes (default: today).")] = None,
     since: Annotated[
         str | None,
-        typer.Option("--from", help="kpis/owners: first day of the period (default: 90 days up to --as-of)."),
+        typer.Option(
+            "--from",
+            help="kpis/owners: first day of the period (default: 90 days up to --as-of); charges: default the 1st "
+            "of the month of --to.",
+        ),
     ] = None,
     buckets: Annotated[
         str | None, typer.Option("--buckets", help="aging: upper bounds in days, e.g. 30,60,90,180.")
     ] = None,
     weeks: Annotated[int, typer.Option("--weeks", help="forecast: how many weeks ahead.", min=1, max=52)] = 8,
-    until: Annotated[str | None, typer.Option("--to", help="incentives: last day of the period.")] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="incentives/charges: last day of the period (default: --as-of).")
+    ] = None,
     by: Annotated[
         str | None, typer.Option("--by", help="The report per segment, industry, region, owner or credit_grade.")
     ] = None,
@@ -58,10 +68,25 @@ def report(
             return credit_report(
                 name, as_of=as_of, since=since, until=until, json_out=json_out, csv_out=csv_out, html_file=html_file
             )
-        if name not in REPORTS:
-            raise ReportError(f"unknown report {name!r}; choose one of {', '.join(REPORTS + CREDIT_REPORTS)}")
+        if name not in REPORTS and name != CHARGES:
+            raise ReportError(f"unknown report {name!r}; choose one of {', '.join(ALL_REPORTS)}")
         dunning = state.dunning()
         day = _day(as_of, "--as-of") if as_of else local_day(dunning.clock.now(), dunning.settings.zone)
+        if name == CHARGES:
+            if by is not None:
+                raise ReportError("--by is not supported for the charges report; it lists every invoice already")
+            last = _day(until, "--to") if until else day
+            first = _day(since, "--from") if since else last.replace(day=1)
+            charges = charges_report(dunning.repo, dunning.policies, dunning.settings.zone, first, last)
+            return _emit(
+                charges,
+                name,
+                last,
+                json_out=json_out,
+                csv_out=csv_out,
+                html_file=html_file,
+                company=dunning.settings.company.name,
+            )
         book = load_book(dunning.repo, dunning.settings.zone, day, dunning.stage_order())
 
         def one(part: Any) -> dict[str, Any]:
@@ -74,34 +99,58 @@ def report(
                 by_dimension(book, by, one), json_out=json_out, csv_out=csv_out, html=html_file is not None
             )
         result = one(book)
-        if html_file is not None:
-            trends = monthly_trends(book) if name == "kpis" else None  # the kpis page ends with their 12-month trend
-            html_file.write_text(render(result, company=dunning.settings.company.name, trends=trends), encoding="utf-8")
-        if json_out:
-            emit_json(result)
-        elif csv_out:
-            writer = SafeDictWriter(sys.stdout, fieldnames=["currency", "section", "key", "figure", "value"])
-            writer.writeheader()
-            for row in flatten(result):
-                writer.writerow({**row, "value": "" if row["value"] is None else row["value"]})
-        else:
-            rows = [
-                r
-                for r in flatten(result)
-                if r["section"] in ("summary", "totals", "stages", "rates", "weeks", "buckets", "owners")
-            ]
-            table = Table(title=f"{name} as of {day}")
-            for column in ("currency", "section", "key", "figure", "value"):
-                table.add_column(column, justify="right" if column == "value" else "left")
-            for row in rows:
-                table.add_row(
-                    *("" if row[c] is None else str(row[c]) for c in ("currency", "section", "key", "figure", "value"))
-                )
-            out.print(table)
-            if html_file is not None:
-                out.print(f"HTML report written to {html_file}", markup=False)
+        trends = monthly_trends(book) if name == "kpis" and html_file is not None else None  # the kpis page ends
+        _emit(
+            result,
+            name,
+            day,
+            json_out=json_out,
+            csv_out=csv_out,
+            html_file=html_file,
+            company=dunning.settings.company.name,
+            trends=trends,
+        )
 
     guarded(action)
+
+
+def _emit(
+    result: dict[str, Any],
+    name: str,
+    day: date,
+    *,
+    json_out: bool,
+    csv_out: bool,
+    html_file: Path | None,
+    company: str,
+    trends: dict[str, Any] | None = None,
+) -> None:
+    """A report as JSON, CSV or a table, and its HTML page with --html."""
+    if html_file is not None:
+        html_file.write_text(render(result, company=company, trends=trends), encoding="utf-8")
+    if json_out:
+        emit_json(result)
+    elif csv_out:
+        writer = SafeDictWriter(sys.stdout, fieldnames=["currency", "section", "key", "figure", "value"])
+        writer.writeheader()
+        for row in flatten(result):
+            writer.writerow({**row, "value": "" if row["value"] is None else row["value"]})
+    else:
+        rows = [
+            r
+            for r in flatten(result)
+            if r["section"] in ("summary", "totals", "stages", "rates", "weeks", "buckets", "owners")
+        ]
+        table = Table(title=f"{name} as of {day}")
+        for column in ("currency", "section", "key", "figure", "value"):
+            table.add_column(column, justify="right" if column == "value" else "left")
+        for row in rows:
+            table.add_row(
+                *("" if row[c] is None else str(row[c]) for c in ("currency", "section", "key", "figure", "value"))
+            )
+        out.print(table)
+        if html_file is not None:
+            out.print(f"HTML report written to {html_file}", markup=False)
 
 
 def _by_dimension(result: dict[str, Any], *, json_out: bool, csv_out: bool, html: bool) -> None:

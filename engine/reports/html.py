@@ -21,6 +21,7 @@ TITLES = {
     "effectiveness": "Stage and channel effectiveness",
     "owners": "Collections by owner",
     "forecast": "Cash forecast",
+    "charges": "Charges billed and collected",
 }
 
 CSS = """
@@ -380,7 +381,35 @@ def trend_charts(
     return "".join(out)
 
 
-RENDERERS = {"aging": _aging, "kpis": _kpis, "effectiveness": _effectiveness, "owners": _owners, "forecast": _forecast}
+def _charges(report: Mapping[str, Any]) -> str:
+    out = []
+    for s in report["sections"]:
+        out.append(f"<section><h2>{esc(s['currency'])}: interest, compensation and fees</h2>")
+        out.append(
+            tiles(
+                [
+                    ("billed in the period", s["billed"], ""),
+                    ("collected in the period", s["collected"], ""),
+                    ("outstanding at its end", s["outstanding"], ""),
+                ]
+            )
+        )
+        columns = [("invoice", "invoice", ""), ("customer_id", "customer", "")]
+        for part in ("interest", "compensation", "fees"):
+            columns += [(f"{part}_billed", f"{part} billed", "n"), (f"{part}_collected", f"{part} collected", "n")]
+        columns += [("outstanding", "outstanding", "n"), ("basis", "legal basis", "")]
+        out.append(table(columns, s["invoices"]) + "</section>")
+    return "".join(out)
+
+
+RENDERERS = {
+    "aging": _aging,
+    "kpis": _kpis,
+    "effectiveness": _effectiveness,
+    "owners": _owners,
+    "forecast": _forecast,
+    "charges": _charges,
+}
 
 
 def render(report: Mapping[str, Any], *, company: str = "", trends: Mapping[str, Any] | None = None) -> str:

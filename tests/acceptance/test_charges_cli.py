@@ -149,3 +149,37 @@ def test_history_local_shows_company_times_in_the_table_and_the_json(cli: Cli) -
     table = cli("history", "INV-1", "--local").stdout
     assert "2026-02-04 09:30 CST  transition" in table
     assert "2026-02-04T01:30:00Z  transition" in cli("history", "INV-1").stdout
+
+
+def test_report_charges_in_json_csv_and_html(cli: Cli) -> None:
+    # the worked example: 65.63 interest and 40 compensation arise from 1 Feb to 2 Mar; under principal_first
+    # the payment of 15 Feb lowers the principal and pays no charge
+    report = cli.json("report", "charges", "--from", "2026-02-01", "--to", "2026-03-02")
+    assert {k: report[k] for k in ("report", "as_of", "period_start", "period_end")} == {
+        "report": "charges",
+        "as_of": "2026-03-02",
+        "period_start": "2026-02-01",
+        "period_end": "2026-03-02",
+    }
+    [eur] = report["sections"]
+    assert {k: v for k, v in eur.items() if k != "invoices"} == {
+        "currency": "EUR",
+        "interest_billed": 65.63,
+        "compensation_billed": 40,
+        "fees_billed": 0,
+        "interest_collected": 0,
+        "compensation_collected": 0,
+        "fees_collected": 0,
+        "billed": 105.63,
+        "collected": 0,
+        "outstanding": 105.63,
+    }
+    assert [(i["invoice"], i["customer_id"], i["billed"]) for i in eur["invoices"]] == [("INV-1", "C1", 105.63)]
+    csv_text = cli("report", "charges", "--from", "2026-02-01", "--to", "2026-03-02", "--csv").stdout
+    assert "EUR,totals,,billed,105.63" in csv_text and "EUR,invoices,INV-1,interest_billed,65.63" in csv_text
+    cli("report", "charges", "--to", "2026-03-02", "--html", "charges.html")  # --from: the 1st of the month
+    page = (cli.folder / "charges.html").read_text(encoding="utf-8")
+    assert "Charges billed and collected" in page and "period from 2026-03-01" in page
+    assert "INV-1" in page and "Directive 2011/7/EU" in page
+    # accrued to 28 Feb: 38.931507 + 6000 * 10.15% * 14 / 365 (23.358904) = 62.290411 -> 62.29; to 2 Mar 65.63
+    assert "<td class=\"n\">3.34</td>" in page

@@ -189,3 +189,55 @@ def test_explain_without_charges_in_the_policy_shows_none(make_book) -> None:  #
     book.invoice("INV-1", "C1", "100.00", "2026-01-31")
     found = explain_invoice(book.app, "INV-1", datetime(2026, 3, 2, 12, tzinfo=timezone.utc))
     assert found.charges is None and not any(line.startswith("Charges:") for line in found.lines())
+
+
+def test_the_charges_report_bills_and_collects_by_period(make_book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from engine.reports.charges import charges_report
+
+    shutil.copytree(RATES, tmp_path / "rules" / "rates")
+    book = make_book(
+        {"90-eu.yaml": CHARGING_POLICY + "  allocation: fees_interest_principal\n"}, timezone="Europe/Berlin"
+    )
+    book.customers({"id": "C1", "name": "Acme GmbH"})
+    book.invoice("INV-1", "C1", "10000.00", "2026-01-31")
+    book.run("2026-02-04")
+    book.pay("INV-1", "4000.00", "2026-02-15")
+    book.run("2026-02-21")  # letter: the 25 fee on 21 February
+
+    def report(first: date, last: date) -> dict:  # type: ignore[type-arg]
+        return charges_report(book.app.repo, book.app.policies, book.app.settings.zone, first, last)
+
+    [february] = report(date(2026, 2, 1), date(2026, 2, 28))["sections"]
+    # The payment of 15 Feb pays the 40 compensation, then the interest due that day (1-14 Feb on 10,000:
+    # 38.931507 -> 38.93), then 3,921.07 of principal: 6,078.93 bears interest from 15 Feb.
+    # 15-28 Feb: 6078.93 * 10.15% * 14 / 365 = 23.666190; accrued to 28 Feb: 62.597697 -> 62.60.
+    figures = {k: v for k, v in february.items() if k not in ("currency", "invoices")}
+    assert figures == {
+        "interest_billed": Decimal("62.60"),
+        "compensation_billed": Decimal("40.00"),
+        "fees_billed": Decimal("25.00"),
+        "interest_collected": Decimal("38.93"),
+        "compensation_collected": Decimal("40.00"),
+        "fees_collected": Decimal("0.00"),
+        "billed": Decimal("127.60"),
+        "collected": Decimal("78.93"),
+        "outstanding": Decimal("48.67"),  # 62.60 - 38.93 interest + 25 fee
+    }
+    [line] = february["invoices"]
+    assert (line["invoice"], line["customer_id"], line["billed"]) == ("INV-1", "C1", Decimal("127.60"))
+    assert "Directive 2011/7/EU" in line["basis"]
+
+    [march] = report(date(2026, 3, 1), date(2026, 3, 31))["sections"]
+    # 15 Feb-31 Mar on 6,078.93: 45 days = 76.069898; accrued to 31 Mar: 38.931507 + 76.069898 = 115.00;
+    # billed in March = 115.00 - 62.60; nothing paid in March.
+    assert (march["interest_billed"], march["compensation_billed"], march["fees_billed"]) == (
+        Decimal("52.40"),
+        Decimal("0.00"),
+        Decimal("0.00"),
+    )
+    assert (march["collected"], march["outstanding"]) == (Decimal("0.00"), Decimal("101.07"))  # 115 - 38.93 + 25
+    [both] = report(date(2026, 2, 1), date(2026, 3, 31))["sections"]
+    assert both["billed"] == february["billed"] + march["billed"]  # consecutive periods add up
+    assert report(date(2026, 1, 1), date(2026, 1, 31))["sections"] == []  # not yet overdue: nothing to show
