@@ -9,6 +9,7 @@ ever catch these.
     │   └── AuditKeyMissing      the event log is keyed and $DUNNING_AUDIT_KEY is not set (nothing written)
     ├── PolicyError              one or more policy files are invalid (carries Problems)
     ├── ExpressionError          a `when` / `applies_to` expression is invalid (offset into its text)
+    ├── EvaluationError          an expression cannot be computed on one invoice's values (the invoice is held)
     ├── TemplateProblem          a notification template is missing, unreadable or fails to render
     ├── ImportRejected           an import file has bad rows; nothing was written (carries RowProblems)
     ├── IllegalTransition        a move the state machine does not allow; nothing changed

@@ -57,6 +57,17 @@ class Expect:
     phrase: str
 
 
+@dataclass(frozen=True)
+class Limit:
+    """Pydantic `Annotated` metadata: what the bounds of a number (or the length of a text or list) measure,
+    for messages that name the limit: `Annotated[int, Limit("days", "100 years")]` with `le=36500` makes a
+    value over it read "after_days 10000000000 is over the limit of 36,500 days (100 years)"."""
+
+    unit: str
+    note: str = ""
+    hint: str = ""
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -675,6 +686,7 @@ def _one_problem(
     suffix = f" (in {label})" if label else ""
     core, metadata = _walk_model(model, path) if model is not None else (None, ())
     expect = next((m.phrase for m in metadata if isinstance(m, Expect)), None)
+    limit = next((m for m in metadata if isinstance(m, Limit)), None)
 
     if kind in ("literal_error", "enum"):
         allowed_values = [str(a) for a in typing.get_args(core)] if typing.get_origin(core) is typing.Literal else []
@@ -683,6 +695,9 @@ def _one_problem(
             message = f"{name} must be one of: {listing}{got}{did_you_mean(value, allowed_values)}"
         else:
             message = f"{name} must be {ctx.get('expected', 'one of the allowed values')}{got}"
+    elif limit is not None and kind in _LIMIT_WORDS and not _plain_floor(kind, ctx):
+        message = _over_limit(name, value, kind, ctx, limit) + suffix
+        return located.problem(full, f"{message}; {limit.hint}" if limit.hint else message)
     elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         bound = {
             "greater_than_equal": f"at least {ctx.get('ge')}",
@@ -705,6 +720,41 @@ def _one_problem(
     else:
         message = f"{name} must be {expect or _expected_from_type(kind, err)}{got}"
     return located.problem(full, message + suffix)
+
+
+#: Pydantic's bound errors: (the word for the side that was crossed, the context key of the bound).
+_LIMIT_WORDS = {
+    "less_than_equal": ("over", "le"),
+    "less_than": ("at or over", "lt"),
+    "greater_than_equal": ("under", "ge"),
+    "greater_than": ("at or under", "gt"),
+    "too_long": ("over", "max_length"),
+    "string_too_long": ("over", "max_length"),
+}
+
+
+def _plain_floor(kind: str, ctx: Mapping[str, Any]) -> bool:
+    """A lower bound of 0 or 1 is no size limit: "must be at least 1, got 0" says it better."""
+    floor = ctx.get("ge", ctx.get("gt"))
+    return kind in ("greater_than_equal", "greater_than") and isinstance(floor, int | float) and floor >= 0
+
+
+def _over_limit(name: str, value: Any, kind: str, ctx: Mapping[str, Any], limit: Limit) -> str:
+    side, key = _LIMIT_WORDS[kind]
+    bound = ctx.get(key)
+    shown = f"{bound:,}" if isinstance(bound, int) and not isinstance(bound, bool) else str(bound)
+    note = f" ({limit.note})" if limit.note else ""
+    if kind in ("too_long", "string_too_long"):
+        size = len(value) if isinstance(value, str | list | tuple | Mapping) else "?"
+        what = (
+            f"{name} is {size:,} {limit.unit} long" if isinstance(value, str) else f"{name} has {size:,} {limit.unit}"
+        )
+        return f"{what}; the limit is {shown}{note}"
+    given = show_value(value)
+    if len(given) > 24:  # a number of hundreds of digits: its size says enough
+        given = f"{given[:12]}… ({len(given.lstrip('-'))} digits)"
+    unit = f" {limit.unit}" if limit.unit else ""
+    return f"{name} {given} is {side} the limit of {shown}{unit}{note}"
 
 
 def _inside(mapping_path: YamlPath, item_start: int, label: str | None) -> str:

@@ -27,13 +27,17 @@ from engine.charges.jurisdictions import JURISDICTIONS, LPR_FILE
 from engine.charges.model import Allocation, ChargeTerms, CompensationRule, InterestRule, RateUnit
 from engine.charges.rates import check_rate_file
 from engine.errors import Problem
-from engine.yamlsource import Expect, Located, did_you_mean, show_value
+from engine.yamlsource import Expect, Limit, Located, did_you_mean, show_value
 
 __all__ = ["ChargesSpec", "RATES_FOLDER", "build_terms", "charges_problems"]
 
 RATES_FOLDER = "rates"
 _STRICT = ConfigDict(extra="forbid", strict=True)
 Jurisdiction = Literal["EU", "UK", "DE", "CN"]
+#: Bounds (README, Policies: "Bounds"): an agreed rate as a fraction, and a fee or fixed compensation.
+MAX_RATE_PER_YEAR = 10
+MAX_RATE_PER_DAY = 0.1
+MAX_CHARGE = 1_000_000_000
 
 
 class InterestSpec(BaseModel):
@@ -49,11 +53,25 @@ class InterestSpec(BaseModel):
         description="EU (ECB rate + 8), UK (Bank of England base rate + 8), DE (Basiszinssatz + 9), CN (0.05% a day; "
         "an agreed rate a year is never below the 1-year LPR).",
     )
-    rate_per_year: Annotated[float | int | None, Expect("a number such as 0.08 (8% a year)")] = Field(
-        default=None, ge=0, description="An agreed yearly rate as a fraction: 0.08 is 8% a year.", examples=[0.08]
+    rate_per_year: Annotated[
+        float | int | None, Expect("a number such as 0.08 (8% a year)"), Limit("", "1,000% a year")
+    ] = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE_PER_YEAR,
+        allow_inf_nan=False,
+        description="An agreed yearly rate as a fraction: 0.08 is 8% a year.",
+        examples=[0.08],
     )
-    rate_per_day: Annotated[float | int | None, Expect("a number such as 0.0005 (0.05% a day)")] = Field(
-        default=None, ge=0, description="An agreed daily rate as a fraction: 0.0005 is 0.05% a day.", examples=[0.0005]
+    rate_per_day: Annotated[
+        float | int | None, Expect("a number such as 0.0005 (0.05% a day)"), Limit("", "10% a day")
+    ] = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE_PER_DAY,
+        allow_inf_nan=False,
+        description="An agreed daily rate as a fraction: 0.0005 is 0.05% a day.",
+        examples=[0.0005],
     )
 
 
@@ -63,8 +81,8 @@ class FeeSpec(BaseModel):
     model_config = ConfigDict(**_STRICT, title="Fee")
 
     stage: Annotated[str, Expect("a stage name of this policy")] = Field(description="The stage that adds the fee.")
-    amount: Annotated[float | int, Expect("an amount such as 25")] = Field(
-        gt=0, description="The fee, in the invoice's currency.", examples=[25]
+    amount: Annotated[float | int, Expect("an amount such as 25"), Limit("in the invoice's currency")] = Field(
+        gt=0, le=MAX_CHARGE, allow_inf_nan=False, description="The fee, in the invoice's currency.", examples=[25]
     )
 
 
@@ -159,11 +177,12 @@ def charges_problems(located: Located, stage_names: list[str]) -> list[Problem]:
                         at="key",
                     )
                 )
-        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 < amount <= MAX_CHARGE:
             problems.append(
                 located.problem(
                     (*at, "compensation", "amount") if "amount" in compensation else (*at, "compensation"),
-                    f"charges.compensation.amount must be an amount above 0 such as 40, got {show_value(amount)}",
+                    f"charges.compensation.amount must be an amount above 0 and at most {MAX_CHARGE:,} such as 40, "
+                    f"got {show_value(amount)}",
                 )
             )
     elif compensation is not None:

@@ -34,7 +34,9 @@ EXPRESSION_ROOTS = ("invoice", "customer")
 def stage_label(path: YamlPath, item: Any) -> str | None:
     if len(path) == 2 and path[0] == "stages" and isinstance(path[1], int):
         name = item.get("name") if isinstance(item, Mapping) else None
-        return f"stage '{name}'" if isinstance(name, str) and name else f"stage {path[1] + 1}"
+        if isinstance(name, str) and name:
+            return f"stage '{name}'" if len(name) <= 40 else f"stage '{name[:39]}…'"
+        return f"stage {path[1] + 1}"
     return None
 
 

@@ -24,6 +24,19 @@ RESERVED_STATE_NAMES = frozenset({CURRENT, *LIFECYCLE_STATES})
 CLOSED_STATES = frozenset({PAID, WRITTEN_OFF})
 PAUSED_STATES = frozenset({DISPUTED, PROMISED})
 
+# Bounds of a policy's numbers and names (README, "Policies": "Bounds"); the loader refuses anything beyond
+# them as a located problem, so a policy that loads cannot overflow a date, a C int or a database column.
+#: Any count of days (after_days either way, every_days, min_days_between_stages, grace_days): 100 years.
+MAX_DAYS = 36_500
+#: Extra sendings of one stage (`repeat.max`).
+MAX_REPEATS = 1_000
+#: Stages of one policy.
+MAX_STAGES = 1_000
+#: Characters of a stage name: the `invoices.stage` and `invoices.awaiting_stage` columns.
+STAGE_NAME_LENGTH = 64
+#: Characters of a policy name: the `invoices.policy` column.
+POLICY_NAME_LENGTH = 128
+
 
 class CatchUp(enum.Enum):
     """How far one sweep may move an invoice that is several stages behind."""

@@ -16,10 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.charges.spec import ChargesSpec
 from engine.policy.expressions import FIELDS
 from engine.policy.model import (
+    MAX_DAYS,
+    MAX_REPEATS,
+    MAX_STAGES,
+    POLICY_NAME_LENGTH,
     RESERVED_STATE_NAMES,
+    STAGE_NAME_LENGTH,
 )
 from engine.yamlsource import (
     Expect,
+    Limit,
 )
 
 __all__ = ["CANONICAL_EXAMPLE", "PolicySpec", "StageSpec", "policy_json_schema"]
@@ -27,6 +33,8 @@ __all__ = ["CANONICAL_EXAMPLE", "PolicySpec", "StageSpec", "policy_json_schema"]
 STAGE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+#: How a day count over its bound reads: "after_days 99999 is over the limit of 36,500 days (100 years)".
+_DAYS = Limit("days", "100 years", "the bounds are listed in the README (Policies, Bounds)")
 
 
 class RepeatSpec(BaseModel):
@@ -34,13 +42,15 @@ class RepeatSpec(BaseModel):
 
     model_config = ConfigDict(**_STRICT, title="Repeat")
 
-    every_days: Annotated[int, Expect("a whole number of days")] = Field(
+    every_days: Annotated[int, Expect("a whole number of days"), _DAYS] = Field(
         ge=1,
+        le=MAX_DAYS,
         description="Days between one sending and the next while the invoice stays in this stage.",
         examples=[7],
     )
-    max: Annotated[int, Expect("a whole number")] = Field(
+    max: Annotated[int, Expect("a whole number"), Limit("repeats")] = Field(
         ge=1,
+        le=MAX_REPEATS,
         description="How many extra sendings at most, not counting the first one on entering the stage.",
         examples=[2],
     )
@@ -66,15 +76,22 @@ class StageSpec(BaseModel):
 
     model_config = ConfigDict(**_STRICT, title="Stage")
 
-    name: Annotated[str, Expect("a single word of letters, digits and underscores, starting with a letter")] = Field(
+    name: Annotated[
+        str,
+        Expect("a single word of letters, digits and underscores, starting with a letter"),
+        Limit("characters", "the length of the database's stage column"),
+    ] = Field(
         pattern=STAGE_NAME_PATTERN,
+        max_length=STAGE_NAME_LENGTH,
         description=(
             "Unique name of the stage within the policy; shown in reports and picks the notification template. "
             f"Reserved: {', '.join(sorted(RESERVED_STATE_NAMES))}."
         ),
         examples=["reminder", "final_notice"],
     )
-    after_days: Annotated[int, Expect("a whole number of days")] = Field(
+    after_days: Annotated[int, Expect("a whole number of days"), _DAYS] = Field(
+        ge=-MAX_DAYS,
+        le=MAX_DAYS,
         description=(
             "Days overdue (counted after the due date) at which the invoice enters this stage. "
             "Negative for a courtesy reminder before the due date. Must not decrease from one stage to the next."
@@ -143,8 +160,9 @@ class PolicySpec(BaseModel):
 
     model_config = ConfigDict(**_STRICT, title="Dunning policy")
 
-    name: Annotated[str, Expect("a name")] = Field(
+    name: Annotated[str, Expect("a name"), Limit("characters", "the length of the database's policy column")] = Field(
         min_length=1,
+        max_length=POLICY_NAME_LENGTH,
         description="Unique name of the policy across all policy files.",
         examples=["standard"],
     )
@@ -167,9 +185,10 @@ class PolicySpec(BaseModel):
     calendar: Annotated[CalendarSpec | None, Expect("a mapping such as {country: DE}")] = Field(
         default=None, description="Holiday calendar for `days: business`."
     )
-    min_days_between_stages: Annotated[int, Expect("a whole number of days")] = Field(
+    min_days_between_stages: Annotated[int, Expect("a whole number of days"), _DAYS] = Field(
         default=0,
         ge=0,
+        le=MAX_DAYS,
         description="An invoice stays at least this many days in a stage before moving on to the next one.",
         examples=[5],
     )
@@ -190,17 +209,19 @@ class PolicySpec(BaseModel):
             "listing all of that customer's invoices due for it (each invoice keeps its own state and history)."
         ),
     )
-    grace_days: Annotated[int, Expect("a whole number of days")] = Field(
+    grace_days: Annotated[int, Expect("a whole number of days"), _DAYS] = Field(
         default=3,
         ge=0,
+        le=MAX_DAYS,
         description=(
             "Days after a promise-to-pay date (or a plan installment's date) before an unpaid promise counts "
             "as broken and escalation resumes at once."
         ),
         examples=[3],
     )
-    stages: Annotated[list[StageSpec], Expect("a list of stages")] = Field(
+    stages: Annotated[list[StageSpec], Expect("a list of stages"), Limit("stages")] = Field(
         min_length=1,
+        max_length=MAX_STAGES,
         description="The escalation ladder, in order: after_days must not decrease from one stage to the next.",
     )
     charges: Annotated[

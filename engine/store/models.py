@@ -15,6 +15,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from engine.policy.model import POLICY_NAME_LENGTH, STAGE_NAME_LENGTH
+
 MONEY_SCALE = 4
 _MONEY_FACTOR: int = 10**MONEY_SCALE
 _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
@@ -122,8 +124,9 @@ class Invoice(SQLModel, table=True):
     due_on: date
     tags: list[str] = json_column(nullable=False, default=list)
     # collection state
-    stage: str = Field(default="current", max_length=64)
-    policy: str | None = Field(default=None, max_length=128)
+    # the policy loader keeps stage and policy names within these columns (engine.policy.model)
+    stage: str = Field(default="current", max_length=STAGE_NAME_LENGTH)
+    policy: str | None = Field(default=None, max_length=POLICY_NAME_LENGTH)
     stage_entered_at: datetime | None = instant_column(nullable=True)
     stage_repeats: int = 0
     last_notice_at: datetime | None = instant_column(nullable=True)
@@ -134,7 +137,7 @@ class Invoice(SQLModel, table=True):
     #: Days spent paused so far (in the policy's day count): they don't count toward `after_days`.
     paused_days: int = 0
     #: A stage that needs approval before the invoice may enter it (`dunning approve`); NULL otherwise.
-    awaiting_stage: str | None = Field(default=None, max_length=64)
+    awaiting_stage: str | None = Field(default=None, max_length=STAGE_NAME_LENGTH)
     #: A broken promise: the next sweep moves the invoice on to its next stage at once.
     escalate_now: bool = False
     #: The first local day a sweep needs to look at this invoice again; NULL means "at the next sweep".

@@ -112,3 +112,31 @@ def test_policy_check_json_for_editors_and_ci(tmp_path: Path) -> None:
         "rules/90-default.yaml", "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n"
     )
     assert json.loads(cli("policy", "check", "--format", "json").stdout) == []
+
+
+def test_policy_check_refuses_what_would_crash_a_sweep(tmp_path: Path) -> None:
+    # Each of these passed `policy check` and then ended every sweep in a traceback (issue 11, defect 4).
+    cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'dunning.db'}")
+    cli.write(
+        "rules/90-default.yaml",
+        """\
+        name: default
+        min_days_between_stages: 10000000000
+        stages:
+          - {name: reminder, after_days: 3, channels: [email], when: "invoice.amount * 1e999999999 > 1"}
+          - {name: letter, after_days: 30, channels: [letter], repeat: {every_days: 10000000000, max: 2}}
+        """,
+    )
+    result = cli("policy", "check", "--format", "json", ok=False)
+    assert result.returncode == 1
+    problems = [(p["line"], p["column"], p["message"]) for p in json.loads(result.stdout)]
+    assert [(line, message.split(" is ")[0]) for line, _, message in problems] == [
+        (2, "min_days_between_stages 10000000000"),
+        (4, "invalid expression in when of stage 'reminder': `1e999999999`"),
+        (5, "repeat.every_days 10000000000"),
+    ]
+    assert problems[1][1] == 80  # the column of 1e999999999 inside the quoted condition
+    cli.write(
+        "rules/90-default.yaml", "name: default\nstages:\n  - {name: reminder, after_days: 3, channels: [email]}\n"
+    )
+    assert json.loads(cli("policy", "check", "--format", "json").stdout) == []

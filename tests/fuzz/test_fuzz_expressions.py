@@ -7,7 +7,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,11 +201,6 @@ def test_deep_nesting_is_refused_not_a_recursion_error(depth: int, opener: str) 
     compiled_or_located(opener * depth + "1" + closer * depth + " > 0")
 
 
-@pytest.mark.xfail(
-    reason="issue 11, defect 4 (owned by another engineer): arithmetic that overflows the "
-    "decimal context passes the check and raises decimal.Overflow at evaluation",
-    strict=False,
-)
 @settings(max_examples=examples(20))
 @given(st.integers(10, 999999999), st.sampled_from(["*", "+", "-"]))
 def test_overflowing_arithmetic_is_refused_at_check_time(exponent: int, operator: str) -> None:

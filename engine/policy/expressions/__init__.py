@@ -35,7 +35,7 @@ Unknown values
     unknown.
 
 Bounds
-    A number written in an expression is at most 10^15 in size with at most 15 digits after the point,
+    A number written in an expression is at most 10^15 in size with at most 28 digits after the point,
     and the checker bounds what arithmetic can compute from the fields' own bounds (`value_bound`):
     an expression that could go beyond 10^100 is refused when the policy loads, so arithmetic on the
     values the engine stores cannot overflow. Facts outside those bounds (NaN, or a huge amount

@@ -36,10 +36,20 @@ from engine.policy.expressions.evaluator import (
     _Value,
 )
 from engine.policy.expressions.parser import _EXAMPLE, _Source
-from engine.policy.facts import FIELDS, ROOTS
+from engine.policy.facts import FIELDS, ROOTS, FieldType
 
 #: Deepest nesting accepted; evaluation recurses once per level.
 _MAX_DEPTH = 60
+#: The largest number that may be written in an expression, and the most digits after its point.
+MAX_LITERAL = Decimal(10) ** 15
+MAX_PLACES = 28
+#: The largest magnitude arithmetic may reach for facts within FIELD_BOUNDS: far below where decimal
+#: arithmetic overflows (10^999999), so an expression that checks cannot overflow on the values we store.
+MAX_COMPUTED = Decimal(10) ** 100
+#: How large a field's value can be. Amounts are below 10^14 at import (10^20 in the database column);
+#: a customer's totals add up many of them and a utilisation divides by a limit: 10^30 covers them all.
+#: Whole numbers are days (at most 3.7 million between 0001 and 9999) and counts of invoices.
+FIELD_BOUNDS = {FieldType.DECIMAL: Decimal(10) ** 30, FieldType.INTEGER: Decimal(10) ** 12}
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 _CMP_OPS: dict[type[ast.cmpop], str] = {
@@ -338,6 +348,7 @@ class _Checker(_Source):
         if isinstance(value, bool):
             return _Lit(start, end, text, _Kind.BOOLEAN, value)
         if isinstance(value, int):
+            self.check_literal(Decimal(value), text, start)
             return _Lit(start, end, text, _Kind.NUMBER, value)
         if isinstance(value, float):
             # The source text, not the float, is what finance meant: 0.1 is Decimal('0.1').
@@ -346,6 +357,7 @@ class _Checker(_Source):
                 number = Decimal(str(value))
             if not number.is_finite():
                 self.fail(f"{_quote(text)} is not a usable number; write an ordinary number", start)
+            self.check_literal(number, text, start)
             return _Lit(start, end, text, _Kind.NUMBER, number)
         if isinstance(value, str):
             return _Lit(start, end, text, _Kind.TEXT, value)
@@ -355,6 +367,39 @@ class _Checker(_Source):
             f"quotes, numbers, dates in quotes, true, false or null",
             start,
         )
+
+    def check_literal(self, number: Decimal, text: str, start: int) -> None:
+        """A number as written must be within MAX_LITERAL and MAX_PLACES (the README's bounds table)."""
+        # copy_abs and as_tuple work without the decimal context: abs() and normalize() would overflow on 1e999999999
+        if number.copy_abs() > MAX_LITERAL:
+            self.fail(
+                f"{_quote(text)} is over the limit of 10^15 for a number in a policy expression; "
+                "amounts and counts are far smaller, so write the number you mean",
+                start,
+            )
+        _, digits, exponent = number.as_tuple()
+        trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+        if number and isinstance(exponent, int) and exponent + trailing_zeros < -MAX_PLACES:
+            self.fail(
+                f"{_quote(text)} has more than {MAX_PLACES} digits after the point (the limit in policy "
+                "expressions); round it",
+                start,
+            )
+
+    def check_computed(self, bound: Decimal, text: str, start: int, fixed: bool) -> Decimal:
+        """Refuse arithmetic that can grow beyond MAX_COMPUTED for facts within FIELD_BOUNDS."""
+        if bound > MAX_COMPUTED:
+            reach = (
+                f"is about 10^{bound.adjusted()}"
+                if fixed
+                else f"can grow to about 10^{bound.adjusted()} (amounts may be up to 10^30, whole numbers up to 10^12)"
+            )
+            self.fail(
+                f"{_quote(text)} {reach}, over the limit of 10^100 for what a policy expression computes; "
+                "simplify the arithmetic",
+                start,
+            )
+        return bound
 
     def name(self, node: ast.Name) -> _Lit:
         start, end, text, name = self.start(node), self.end(node), self.src(node), node.id
@@ -473,7 +518,7 @@ class _Checker(_Source):
             return operand
         if isinstance(operand, _Lit):
             return _Lit(start, end, text, _Kind.NUMBER, -operand.value)
-        return _Arith(start, end, text, "neg", (operand,))
+        return _Arith(start, end, text, "neg", (operand,), _magnitude(operand))
 
     def binary(self, node: ast.BinOp, depth: int) -> _Value:
         start, end, text = self.start(node), self.end(node), self.src(node)
@@ -494,13 +539,18 @@ class _Checker(_Source):
                     f"`{sign}` works only on numbers, but {_quote(side.text)} is {side.kind.value}",
                     side.start,
                 )
+        # Range analysis: the largest magnitude the result can take, from its operands' (exact decimals; the
+        # operands are each within MAX_COMPUTED, so this cannot overflow).
+        a, b = _magnitude(left), _magnitude(right)
+        fixed = isinstance(left, _Lit) and isinstance(right, _Lit)
+        bound = self.check_computed(a * b if sign == "*" else a + b, text, start, fixed)
         if isinstance(left, _Lit) and isinstance(right, _Lit):
             try:
                 folded = _ARITH_OPS[sign](left.value, right.value)
             except ArithmeticError:
                 self.fail(f"{_quote(text)} cannot be computed; use a smaller number", start)
             return _Lit(start, end, text, _Kind.NUMBER, folded)
-        return _Arith(start, end, text, sign, (left, right))
+        return _Arith(start, end, text, sign, (left, right), bound)
 
     def list(self, node: ast.List | ast.Tuple | ast.Set, depth: int) -> _ListLit:
         start, end, text = self.start(node), self.end(node), self.src(node)
@@ -521,6 +571,17 @@ class _Checker(_Source):
         if not items:
             self.fail("the list is empty; put the values to match in it, e.g. ['A', 'B']", start)
         return _ListLit(start, end, text, items)
+
+
+def _magnitude(value: _Value) -> Decimal:
+    """The largest absolute value `value` can take for facts within FIELD_BOUNDS."""
+    if isinstance(value, _Lit):
+        return Decimal(value.value).copy_abs()
+    if isinstance(value, _Arith):
+        return value.bound
+    if isinstance(value, _FieldRef):
+        return FIELD_BOUNDS[value.field.type]
+    raise AssertionError(f"not a number: {value.text}")  # pragma: no cover - the callers check the kind
 
 
 def _parse_number(text: str) -> Decimal | None:

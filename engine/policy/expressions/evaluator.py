@@ -196,12 +196,16 @@ _ARITH_OPS: dict[str, Callable[[Any, Any], Any]] = {
 class _Arith(_Value):
     """`a + b`, `a - b`, `a * b` or `-a` over numbers; unknown when any operand is."""
 
-    __slots__ = ("op", "operands")
+    __slots__ = ("bound", "op", "operands")
 
-    def __init__(self, start: int, end: int, text: str, op: str, operands: Sequence[_Value]) -> None:
+    def __init__(
+        self, start: int, end: int, text: str, op: str, operands: Sequence[_Value], bound: Decimal = Decimal(0)
+    ) -> None:
         super().__init__(start, end, text, _Kind.NUMBER)
         self.op = op  # "+", "-", "*" or "neg"
         self.operands = tuple(operands)
+        #: The largest magnitude it can take for facts within their bounds (the checker's range analysis).
+        self.bound = bound
 
     @property
     def integer(self) -> bool:

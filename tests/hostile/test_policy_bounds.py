@@ -1,0 +1,169 @@
+"""Every number and name in a policy has a documented bound that `policy check` enforces as a located problem,
+so a policy that passes the check cannot crash a sweep (issue 11, defect 4): no date out of range, no C int
+overflow, no name longer than its database column, no arithmetic that overflows; and a value that still cannot
+be computed (written into the database by hand) holds that one invoice instead of failing every sweep."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from engine.errors import Problem
+from engine.policy.loader import check_policies
+from engine.policy.model import MAX_DAYS, MAX_REPEATS, MAX_STAGES, POLICY_NAME_LENGTH, STAGE_NAME_LENGTH
+from engine.store.models import Invoice
+from tests.conftest import Book
+
+CHANNELS = {"email", "letter", "log", "memory"}
+LOCATED = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<column>\d+): ")
+
+
+def problems_of(tmp_path: Path, policy: str) -> list[Problem]:
+    path = tmp_path / "house.yaml"
+    path.write_text(textwrap.dedent(policy), encoding="utf-8")
+    return [p for p in check_policies(path, known_channels=CHANNELS) if p.severity == "error"]
+
+
+def policy(*, top: str = "", stage: str = "", name: str = "house", stage_name: str = "reminder") -> str:
+    return f"name: {name}\n{top}stages:\n  - {{name: {stage_name}, after_days: 1, channels: [email]{stage}}}\n"
+
+
+HUGE = 10**10  # past a C int, and 27 million years of days
+
+OVER = {
+    "after_days": (policy(stage=f", after_days: {HUGE}").replace("after_days: 1, ", ""), 3, "after_days"),
+    "negative after_days": (policy(stage=f", after_days: -{HUGE}").replace("after_days: 1, ", ""), 3, "after_days"),
+    "every_days": (policy(stage=f", repeat: {{every_days: {HUGE}, max: 2}}"), 3, "repeat.every_days"),
+    "repeat max": (policy(stage=f", repeat: {{every_days: 7, max: {HUGE}}}"), 3, "repeat.max"),
+    "min_days_between_stages": (policy(top=f"min_days_between_stages: {HUGE}\n"), 2, "min_days_between_stages"),
+    "grace_days": (policy(top=f"grace_days: {HUGE}\n"), 2, "grace_days"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVER))
+def test_a_number_over_its_bound_is_a_located_problem(tmp_path: Path, case: str) -> None:
+    text, line, key = OVER[case]
+    [problem] = problems_of(tmp_path, text)
+    assert (problem.line, problem.message.split(" ")[0]) == (line, key), problem
+    assert "the limit of" in problem.message and "(100 years)" in problem.message or "repeats" in problem.message
+    assert str(problem).startswith(f"{tmp_path / 'house.yaml'}:{line}:")
+
+
+def test_the_bounds_themselves_are_accepted(tmp_path: Path) -> None:
+    at_the_limit = (
+        f"name: {'p' * POLICY_NAME_LENGTH}\nmin_days_between_stages: {MAX_DAYS}\ngrace_days: {MAX_DAYS}\nstages:\n"
+        f"  - {{name: {'s' * STAGE_NAME_LENGTH}, after_days: -{MAX_DAYS}, channels: [email]}}\n"
+        f"  - {{name: late, after_days: {MAX_DAYS}, channels: [email], repeat: {{every_days: {MAX_DAYS}, "
+        f"max: {MAX_REPEATS}}}}}\n"
+    )
+    assert problems_of(tmp_path, at_the_limit) == []
+
+
+def test_names_longer_than_their_database_columns_are_refused(tmp_path: Path) -> None:
+    # On PostgreSQL a longer name failed the sweep's UPDATE (value too long for type character varying(64))
+    long_stage = problems_of(tmp_path, policy(stage_name="s" * (STAGE_NAME_LENGTH + 1)))
+    assert [p.message.split(";")[0] for p in long_stage] == [f"name is {STAGE_NAME_LENGTH + 1} characters long"]
+    long_policy = problems_of(tmp_path, policy(name="p" * (POLICY_NAME_LENGTH + 1)))
+    assert [(p.line, p.message.split(";")[0]) for p in long_policy] == [
+        (1, f"name is {POLICY_NAME_LENGTH + 1} characters long")
+    ]
+
+
+def test_the_name_bounds_are_the_database_columns() -> None:
+    columns = Invoice.__table__.c  # type: ignore[attr-defined]
+    assert columns.stage.type.length == columns.awaiting_stage.type.length == STAGE_NAME_LENGTH
+    assert columns.policy.type.length == POLICY_NAME_LENGTH
+
+
+def test_too_many_stages_is_a_located_problem(tmp_path: Path) -> None:
+    stages = "".join(f"  - {{name: s{i}, after_days: {i}, channels: [email]}}\n" for i in range(MAX_STAGES + 1))
+    [problem] = problems_of(tmp_path, f"name: house\nstages:\n{stages}")
+    assert problem.line == 3 and problem.message.startswith(f"stages has {MAX_STAGES + 1:,} stages; the limit is")
+
+
+@pytest.mark.parametrize(
+    "charges, phrase",
+    [
+        ("{interest: {rate_per_year: .inf}}", "rate_per_year inf is over the limit of 10"),
+        ("{interest: {rate_per_day: 2.5}}", "rate_per_day 2.5 is over the limit of 0.1"),
+        ("{fees: [{stage: reminder, amount: 1.0e+300}]}", "amount 1e+300 is over the limit of 1,000,000,000"),
+        ("{compensation: {amount: .inf}}", "at most 1,000,000,000"),
+    ],
+)
+def test_charges_beyond_their_bounds_are_located_problems(tmp_path: Path, charges: str, phrase: str) -> None:
+    # An infinite rate or compensation passed the check and ended every sweep in decimal.InvalidOperation.
+    [problem] = problems_of(tmp_path, policy(top=f"charges: {charges}\n"))
+    assert problem.line == 2 and phrase in problem.message, problem
+
+
+@pytest.mark.parametrize(
+    "when, phrase",
+    [
+        ("invoice.amount * 1e999999999 > 1", "`1e999999999` is over the limit of 10^15"),
+        ("invoice.open_amount > 1e-99", "more than 28 digits after the point"),
+        (" * ".join(["invoice.amount"] * 4) + " > 1", "can grow to about 10^120"),
+    ],
+)
+def test_overflowing_arithmetic_is_a_located_problem(tmp_path: Path, when: str, phrase: str) -> None:
+    [problem] = problems_of(tmp_path, policy(stage=f', when: "{when}"'))
+    assert problem.line == 3 and phrase in problem.message, problem
+    column = len("  - {name: reminder, after_days: 1, channels: [email], when: ") + 1
+    assert problem.column > column  # inside the expression, at the offending number or product
+
+
+def test_a_policy_at_its_bounds_sweeps(make_book, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    # The longest names fit the columns (PostgreSQL enforces them), and days a century away are "never".
+    stage = "s" * STAGE_NAME_LENGTH
+    book: Book = make_book(
+        {
+            "house.yaml": f"""\
+            name: {"p" * POLICY_NAME_LENGTH}
+            days: business
+            min_days_between_stages: {MAX_DAYS}
+            stages:
+              - {{name: {stage}, after_days: 1, channels: [email], repeat: {{every_days: {MAX_DAYS}, max: 2}}}}
+              - {{name: late, after_days: {MAX_DAYS}, channels: [email]}}
+            """
+        }
+    )
+    book.customers({"id": "C1", "name": "Acme"})
+    book.invoice("I1", "C1", "100.00", due_on="2026-02-02")
+    book.run("2026-02-10")
+    book.run("2026-02-11")
+    assert book.stage("I1") == stage
+
+
+@pytest.mark.postgres
+def test_a_value_that_cannot_be_computed_holds_that_invoice_and_the_sweep_goes_on(
+    make_book, caplog: pytest.LogCaptureFixture, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL's numeric takes 'NaN'; an amount edited by hand to it made `>=` raise decimal.InvalidOperation,
+    # every sweep failed and the daemon retried forever.
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL stores a NaN amount")
+    book: Book = make_book(
+        {
+            "house.yaml": """\
+            name: house
+            stages:
+              - {name: reminder, after_days: 1, channels: [email]}
+              - {name: big, after_days: 1, channels: [email], when: "invoice.open_amount >= 1000"}
+            catch_up: jump
+            """
+        }
+    )
+    book.customers({"id": "C1", "name": "Acme"})
+    book.invoice("BAD", "C1", "100.00", due_on="2026-02-02")
+    book.invoice("GOOD", "C1", "5000.00", due_on="2026-02-02")
+    with book.app.repo.write() as session:
+        session.connection().execute(text("UPDATE invoices SET open_amount = 'NaN' WHERE number = 'BAD'"))
+    with caplog.at_level("WARNING"):
+        book.run("2026-02-10")
+    assert book.stage("GOOD") == "big" and book.stage("BAD") == "current"
+    assert "BAD" in caplog.text and "house.yaml:4:" in caplog.text and "not a number" in caplog.text
+    book.run("2026-02-11")  # looked at again (and held again) by the next sweep, which completes as well
+    assert book.stage("BAD") == "current"
