@@ -92,6 +92,10 @@ LABELS: dict[str, dict[str, str]] = {
         "over_90": "Over 90 days",
         "open_items": "Open invoices",
         "no_payments": "No payments in this period.",
+        "credits": "Credits (invoice amounts lowered)",
+        "amount_before": "Amount was",
+        "amount_after": "Amount now",
+        "credit": "Credit",
         "basis": "Legal basis",
         "to": "to",
         "statement_intro": "Your account with us as of {date}.",
@@ -137,6 +141,10 @@ LABELS: dict[str, dict[str, str]] = {
         "over_90": "90 天以上",
         "open_items": "未付发票",
         "no_payments": "本期间无付款。",
+        "credits": "贷项（发票金额调减）",
+        "amount_before": "原金额",
+        "amount_after": "调整后金额",
+        "credit": "贷项金额",
         "basis": "依据",
         "to": "至",
         "statement_intro": "截至 {date} 贵司在我司的往来账目如下。",
@@ -636,6 +644,20 @@ def statement_document(statement: Mapping[str, Any], company: Mapping[str, Any],
             doc.table(prows, [36, 36, 58, 40], right=(3,))
         else:
             doc.para(lab["no_payments"], doc.small)
+        if section.get("credits"):
+            doc.para(lab["credits"], doc.head)
+            crows = [[lab["date"], lab["invoice"], lab["amount_before"], lab["amount_after"], lab["credit"]]]
+            crows += [
+                [
+                    doc.date(c["on"]),
+                    str(c["invoice"]),
+                    doc.money(c["amount_before"], currency),
+                    doc.money(c["amount_after"], currency),
+                    doc.money(c["amount"], currency),
+                ]
+                for c in section["credits"]
+            ]
+            doc.table(crows, [30, 36, 36, 36, 32], right=(2, 3, 4))
         doc.space(3)
     for section in statement["currencies"]:
         doc.para(

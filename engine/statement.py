@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from engine.store.models import NotificationStatus
 from engine.store.statements import (
     STATEMENT_POLICY,
     STATEMENT_STAGE,
+    credits_between,
     customer_fields,
     customer_row,
     customers_with_open_items,
@@ -66,6 +67,8 @@ class CurrencySection:
     currency: str
     invoices: list[dict[str, Any]] = field(default_factory=list)
     payments: list[dict[str, Any]] = field(default_factory=list)
+    #: credit notes booked in the period as a lower invoice amount: {invoice, on, amount, amount_before, amount_after}
+    credits: list[dict[str, Any]] = field(default_factory=list)
     aging: dict[str, Decimal] = field(default_factory=dict)
     open_amount: Decimal = ZERO
     charges: Decimal = ZERO
@@ -76,6 +79,7 @@ class CurrencySection:
             "currency": self.currency,
             "invoices": self.invoices,
             "payments": self.payments,
+            "credits": self.credits,
             "aging": self.aging,
             "open_amount": self.open_amount,
             "charges": self.charges,
@@ -110,8 +114,8 @@ class StatementOfAccount:
 def statement_of_account(
     app: Dunning, customer_id: str, as_of: datetime | None = None, since: date | None = None
 ) -> StatementOfAccount:
-    """The customer's statement at the end of the local day of `as_of` (default now); payments from `since`
-    (default the first day of that month) up to that day."""
+    """The customer's statement at the end of the local day of `as_of` (default now); payments and credits
+    from `since` (default the first day of that month) up to that day."""
     day = local_day(as_of or app.clock.now(), app.settings.zone)
     first = since or day.replace(day=1)
     if first > day:
@@ -126,6 +130,13 @@ def statement_of_account(
             raise NotFound(f"no customer with id {customer_id!r}; check the id in your customers file")
         rows = charge_rows(conn, customer_id=customer_id)
         payments = payments_between(conn, customer_id, first, day)
+        zone = app.settings.zone
+        credits = credits_between(
+            conn,
+            customer_id,
+            datetime.combine(first, time(0), tzinfo=zone),
+            datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone),
+        )
         statements = [(row, charging.statement(row, day)) for row in rows]
     sections: dict[str, CurrencySection] = {}
 
@@ -165,6 +176,17 @@ def statement_of_account(
                 "paid_on": payment["paid_on"],
                 "amount": round_minor(payment["amount"], payment["currency"]),
                 "reference": payment["reference"],
+            }
+        )
+    for credit in credits:
+        currency = credit["currency"]
+        section(currency).credits.append(
+            {
+                "invoice": credit["invoice"],
+                "on": local_day(credit["at"], app.settings.zone),
+                "amount": round_minor(credit["before"] - credit["after"], currency),
+                "amount_before": round_minor(credit["before"], currency),
+                "amount_after": round_minor(credit["after"], currency),
             }
         )
     person = {k: customer.get(k) for k in ("id", "name", "address", "email", "language", "owner")}

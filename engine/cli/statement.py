@@ -24,7 +24,7 @@ def statement(
         str | None,
         typer.Option(
             "--from",
-            help="First day of the period for payments (ISO date; default: the first day of the --as-of month).",
+            help="First day of the period for payments and credits (ISO date; default: the first day of the --as-of month).",
         ),
     ] = None,
     pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write the statement as a PDF to this file.")] = None,
@@ -73,6 +73,13 @@ def statement(
                 out.print(
                     f"paid {payment['paid_on'].isoformat()} on {payment['invoice']}: "
                     f"{money(payment['amount'], section.currency)}",
+                    markup=False,
+                )
+            for credit in section.credits:
+                out.print(
+                    f"credit {credit['on'].isoformat()} on {credit['invoice']}: "
+                    f"{money(credit['amount'], section.currency)} (amount {money(credit['amount_before'], section.currency)}"
+                    f" -> {money(credit['amount_after'], section.currency)})",
                     markup=False,
                 )
             out.print(f"total due: {money(section.total_due, section.currency)}", markup=False)

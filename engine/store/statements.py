@@ -6,19 +6,21 @@ The open invoices themselves (with what their charges depend on) come from `engi
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from engine.policy.model import CLOSED_STATES
 from engine.store.events import append_events
-from engine.store.models import Customer, Invoice, Notification, Payment
+from engine.store.models import Customer, Event, Invoice, Notification, Payment
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 PAYMENTS = Payment.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
 #: The outbox's stage and policy names of a scheduled statement (templates: rules/templates/statement[.zh].txt).
 STATEMENT_STAGE = "statement"
 STATEMENT_POLICY = "statements"
@@ -45,6 +47,32 @@ def payments_between(conn: Connection, customer_id: str, first: date, last: date
         .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def credits_between(conn: Connection, customer_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Credits on the customer's invoices recorded from `start` up to (not including) `end`, oldest first: each
+    re-import that lowered an invoice's amount (a credit note booked against it), with the amount before and
+    after (the `update` event's `changes.amount`)."""
+    query = (
+        select(INVOICES.c.number, INVOICES.c.currency, EVENTS.c.at, EVENTS.c.data)
+        .join(INVOICES, INVOICES.c.id == EVENTS.c.invoice_id)
+        .where(
+            INVOICES.c.customer_id == customer_id,
+            EVENTS.c.kind == "update",
+            EVENTS.c.at >= start,
+            EVENTS.c.at < end,
+        )
+        .order_by(EVENTS.c.id)
+    )
+    found = []
+    for number, currency, at, data in conn.execute(query):
+        change = ((data or {}).get("changes") or {}).get("amount")
+        if not change or len(change) != 2:
+            continue
+        before, after = Decimal(str(change[0])), Decimal(str(change[1]))
+        if after < before:
+            found.append({"invoice": number, "currency": currency, "at": at, "before": before, "after": after})
+    return found
 
 
 def customers_with_open_items(conn: Connection) -> list[str]:

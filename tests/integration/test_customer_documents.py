@@ -293,3 +293,32 @@ def test_a_pay_link_needs_its_secret_and_known_placeholders(monkeypatch: pytest.
     with pytest.raises(ConfigError, match="must be an http"):
         check_payment_link({"payment_link": "javascript:alert(1)"})
     check_payment_link({"payment_link": "https://pay.example/?ref={number}&amount={total_due}"})
+
+
+def test_statement_shows_the_credits_of_the_period(book) -> None:  # type: ignore[no-untyped-def]
+    book.clock.at = at("2026-03-03", 10)
+    book.invoice("INV-1", "C-ACME", "9500.00", "2026-01-31", "2026-01-01")  # a credit note of 500 booked against it
+    book.clock.at = at("2026-02-27", 10)
+    book.invoice("INV-2", "C-ACME", "1900.00", "2026-02-19", "2026-01-20", currency="GBP")  # raised: no credit
+    found = statement_of_account(book.app, "C-ACME", at("2026-03-09", 12), None)
+    eur, gbp = found.sections
+    assert eur.credits == [
+        {
+            "invoice": "INV-1",
+            "on": at("2026-03-03").date(),
+            "amount": Decimal("500.00"),
+            "amount_before": Decimal("10000.00"),
+            "amount_after": Decimal("9500.00"),
+        }
+    ]
+    assert eur.invoices[0]["open_amount"] == Decimal("5500.00")  # 9,500 less the 4,000 paid
+    assert gbp.credits == []
+    assert found.as_dict()["currencies"][0]["credits"] == eur.credits
+    earlier = statement_of_account(book.app, "C-ACME", at("2026-03-02", 12), at("2026-02-01").date())
+    assert [s.credits for s in earlier.sections] == [[], []]  # the credit is after that statement's day
+    from channels.pdf import statement_document
+
+    text = pdf_text(statement_document(found.as_dict(), COMPANY, "en"))
+    assert "Credits (invoice amounts lowered)" in text and "500.00" in text and "9,500.00" in text
+    chinese = pdf_text(statement_document(found.as_dict(), COMPANY, "zh_CN"))
+    assert "贷项（发票金额调减）" in chinese
