@@ -182,4 +182,4 @@ def test_report_charges_in_json_csv_and_html(cli: Cli) -> None:
     assert "Charges billed and collected" in page and "period from 2026-03-01" in page
     assert "INV-1" in page and "Directive 2011/7/EU" in page
     # accrued to 28 Feb: 38.931507 + 6000 * 10.15% * 14 / 365 (23.358904) = 62.290411 -> 62.29; to 2 Mar 65.63
-    assert "<td class=\"n\">3.34</td>" in page
+    assert '<td class="n">3.34</td>' in page
