@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ import typer
 
 from engine.cli.shared import AsOf, Json, app, emit_json, err, guarded, instant, out, state
 from engine.clock import iso, local_day
+from engine.credit.desk import order_amount
 from engine.errors import CreditRefused
 from engine.spreadsheet import SafeDictWriter
 
@@ -137,11 +137,7 @@ def credit_check(
     """May a new order ship? Exit 0 with the headroom, or 1 with the reasons."""
 
     def action() -> None:
-        try:
-            value = Decimal(amount.strip())
-        except InvalidOperation:
-            raise CreditRefused(f"--amount {amount!r} is not an amount; write e.g. 5000 or 1234.50") from None
-        result = state.dunning().credit.check(customer, value, currency)
+        result = state.dunning().credit.check(customer, order_amount(amount), currency)
         if json_out:
             emit_json(result)
         elif result["ok"]:

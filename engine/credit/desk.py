@@ -11,14 +11,15 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from engine.clock import Clock, local_day
 from engine.credit.incentives import incentives as incentives_report
 from engine.credit.rules import CreditPolicy, CreditRules, load_credit_rules
-from engine.credit.scoring import BROKEN, CustomerBook, Score, credit_facts, measure_values, score
+from engine.credit.scoring import BROKEN, CustomerBook, Score, credit_facts, measure_values, rounded, score
+from engine.currencies import is_currency, unknown_currency_message
 from engine.errors import CreditRefused, DunningError, NotFound, PolicyError
 from engine.reports.figures import load_book
 from engine.store import credit as store
@@ -69,6 +70,17 @@ class Assessment:
             "payment_terms_days": self.payment_terms_days,
             "factors": self.scored.breakdown() if self.scored else [],
         }
+
+
+def order_amount(text: str) -> Decimal:
+    """The amount of `credit check --amount` (and the web's `amount=`): a finite decimal, else CreditRefused."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise CreditRefused(f"--amount {text!r} is not an amount; write e.g. 5000 or 1234.50")
+    return value
 
 
 def grade_source(customer: Mapping[str, Any], file: Mapping[str, Any] | None) -> str:
@@ -381,6 +393,8 @@ class CreditDesk:
         """May an order of `amount` ship? {customer_id, ok, limit, open, amount, headroom, reasons}."""
         if amount <= 0:
             raise CreditRefused(f"--amount must be more than 0, got {amount}")
+        if currency is not None and not is_currency(currency.strip().upper()):
+            raise CreditRefused(f"--currency {unknown_currency_message(currency.strip())}")
         policy = self.rules().credit
         day = local_day(self.clock.now(), self.zone)
         assessment = self.assess(day, customer=customer, policy=policy)[0]
@@ -601,23 +615,70 @@ class CreditDesk:
             )
         return notices
 
-    def warnings(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+    def warnings(
+        self,
+        *,
+        open_only: bool = False,
+        customer: str | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+        newest_first: bool = False,
+        with_customer: bool = False,
+    ) -> list[dict[str, Any]]:
+        """`dunning warnings --json`, oldest first (or newest): every warning (or open ones, or one
+        customer's), those after `after_id` in that order, at most `limit` of them; `with_customer` adds the
+        customer's `customer_name` and `owner` (for the web pages)."""
         with self.repo.read() as session:
-            rows = store.list_warnings(session.connection(), open_only=open_only)
-        return [
-            {
-                "id": r["id"],
-                "rule": r["rule"],
-                "customer_id": r["customer_id"],
-                "severity": r["severity"],
-                "status": r["status"],
-                "raised_at": r["raised_at"],
-                "cleared_at": r["cleared_at"],
-                "acknowledged_by": r["acknowledged_by"],
-                "note": r["note"],
-            }
-            for r in rows
-        ]
+            rows = store.list_warnings(
+                session.connection(),
+                open_only=open_only,
+                customer=customer,
+                after_id=after_id,
+                limit=limit,
+                newest_first=newest_first,
+            )
+        if with_customer:
+            return [_warning(r) | {"customer_name": r["customer_name"], "owner": r["owner"]} for r in rows]
+        return [_warning(r) for r in rows]
+
+    def warning(self, warning_id: int) -> dict[str, Any]:
+        """One warning as `dunning warnings --json` lists it; NotFound when there is none with that id."""
+        with self.repo.read() as session:
+            found = store.warning(session.connection(), warning_id)
+        if found is None:
+            raise NotFound(f"no warning with id {warning_id}; `dunning warnings` lists them")
+        return _warning(found)
+
+    def standing(self, customer: str) -> dict[str, Any]:
+        """A customer's credit standing as the book is now, without scoring it (no read of the whole book):
+        {customer_id, grade, source, limit, currency, payment_terms_days, open, utilisation, on_hold}.
+        `open` is in the limits' currency (credit.yaml's `currency`); utilisation is open ÷ limit."""
+        policy = self.rules().credit
+        with self.repo.read() as session:
+            conn = session.connection()
+            rows = store.customers(conn, [customer])
+            if not rows:
+                raise NotFound(f"no customer with id {customer!r}; check the id in your customers file")
+            file = store.credit_files(conn, [customer]).get(customer)
+            open_amounts = store.open_by_currency(conn, customer)
+        row = rows[0]
+        grade_rule = policy.grade_named(row.get("credit_grade")) if policy else None
+        limit = row.get("credit_limit")
+        if limit is None and grade_rule is not None:
+            limit = grade_rule.limit
+        base = policy.currency if policy else None
+        open_amount = open_amounts.get(base, ZERO) if base else sum(open_amounts.values(), ZERO)
+        return {
+            "customer_id": customer,
+            "grade": row.get("credit_grade"),
+            "source": grade_source(row, file),
+            "limit": limit,
+            "currency": base,
+            "payment_terms_days": grade_rule.payment_terms_days if grade_rule else None,
+            "open": open_amount,
+            "utilisation": rounded(open_amount / limit) if limit else None,
+            "on_hold": bool(file and file.get("on_hold")),
+        }
 
     def acknowledge(
         self, warning_id: int, *, note: str | None, actor: str = "system", at: datetime | None = None
@@ -827,6 +888,11 @@ class CreditDesk:
                 "customer.open_warnings": warnings.get(row["id"], 0),
             }
         return facts
+
+
+def _warning(row: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("id", "rule", "customer_id", "severity", "status", "raised_at", "cleared_at", "acknowledged_by", "note")
+    return {key: row[key] for key in keys}
 
 
 def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:

@@ -22,7 +22,8 @@ _PLACES = Decimal("0.0001")
 BROKEN = ("promise_broken", "installment_missed")
 
 
-def _round(value: Decimal) -> Decimal:
+def rounded(value: Decimal) -> Decimal:
+    """A share or mean as the measures keep it (half up, to their places)."""
     return value.quantize(_PLACES, rounding=ROUND_HALF_UP)
 
 
@@ -52,7 +53,7 @@ def avg_days_late(invoices: Iterable[InvoiceFacts], start: date, end: date) -> D
         assert settled is not None
         total += invoice.amount * max(0, (settled - invoice.due_on).days)
         weight += invoice.amount
-    return _round(total / weight) if weight else None
+    return rounded(total / weight) if weight else None
 
 
 def measure_values(
@@ -78,12 +79,12 @@ def measure_values(
     days_to_pay = [(day - i.issued_on).days for i, day in paid_in_window if day is not None]
     return {
         "avg_days_late": avg_days_late(invoices, start, as_of),
-        "on_time_share": _round(Decimal(len(on_time)) / len(due)) if due else None,
+        "on_time_share": rounded(Decimal(len(on_time)) / len(due)) if due else None,
         "broken_promises": sum(1 for d in book.broken_days if _in(d, start, as_of)),
-        "overdue_share": _round(open_overdue / open_total) if open_total else ZERO,
+        "overdue_share": rounded(open_overdue / open_total) if open_total else ZERO,
         "disputes": sum(1 for d in book.dispute_days if _in(d, start, as_of)),
-        "days_to_pay": _round(Decimal(sum(days_to_pay)) / len(days_to_pay)) if days_to_pay else None,
-        "utilisation": _round(open_credit / limit) if limit else None,
+        "days_to_pay": rounded(Decimal(sum(days_to_pay)) / len(days_to_pay)) if days_to_pay else None,
+        "utilisation": rounded(open_credit / limit) if limit else None,
         "relationship_days": (as_of - first_issue).days if first_issue else 0,
         "days_since_last_payment": (as_of - max(payments)).days if payments else None,
         # for warnings: the trend of lateness, and recent broken promises

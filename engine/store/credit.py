@@ -196,10 +196,32 @@ def acknowledge_warning(conn: Connection, warning_id: int, actor: str, note: str
     )
 
 
-def list_warnings(conn: Connection, *, open_only: bool = False) -> list[dict[str, Any]]:
-    query = select(WARNINGS).order_by(WARNINGS.c.id)
+def list_warnings(
+    conn: Connection,
+    *,
+    open_only: bool = False,
+    customer: str | None = None,
+    after_id: int = 0,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[dict[str, Any]]:
+    """Warnings in id order (oldest first, or newest), with their customer's `customer_name` and `owner`:
+    open ones only, one customer's, those after an id (in the order asked), at most `limit`."""
+    query = select(WARNINGS, CUSTOMERS.c.name.label("customer_name"), CUSTOMERS.c.owner).join(
+        CUSTOMERS, CUSTOMERS.c.id == WARNINGS.c.customer_id, isouter=True
+    )
+    if newest_first:
+        query = query.order_by(WARNINGS.c.id.desc())
+        if after_id:
+            query = query.where(WARNINGS.c.id < after_id)
+    else:
+        query = query.where(WARNINGS.c.id > after_id).order_by(WARNINGS.c.id)
     if open_only:
         query = query.where(WARNINGS.c.status == "open")
+    if customer is not None:
+        query = query.where(WARNINGS.c.customer_id == customer)
+    if limit is not None:
+        query = query.limit(limit)
     return [dict(row) for row in conn.execute(query).mappings()]
 
 

@@ -87,6 +87,9 @@ REQUIRED_ROLE: dict[str, Role] = {
     "plan": Role.COLLECTOR,
     "dispute": Role.COLLECTOR,
     "task_done": Role.COLLECTOR,
+    "ack_warning": Role.COLLECTOR,
+    "inbound_assign": Role.COLLECTOR,
+    "inbound_confirm": Role.COLLECTOR,
     "resolve": Role.MANAGER,
     "approve": Role.MANAGER,
     "move": Role.MANAGER,
@@ -96,7 +99,9 @@ REQUIRED_ROLE: dict[str, Role] = {
     "users": Role.ADMIN,
 }
 #: Actions a collector may take only on invoices (and tasks) of customers they own.
-OWNER_SCOPED = frozenset({"note", "promise", "plan", "dispute", "task_done"})
+OWNER_SCOPED = frozenset(
+    {"note", "promise", "plan", "dispute", "task_done", "ack_warning", "inbound_assign", "inbound_confirm"}
+)
 ACTIONS = tuple(REQUIRED_ROLE)
 
 

@@ -90,7 +90,7 @@ def require(request: Request, user: WebUser, action: str, *, owner: str | None =
     if user.role.label == "collector" and permits(user, action, owner=user.name):
         raise PermissionRefused(
             f"{subject} belongs to a customer owned by {owner or 'nobody'}; a collector acts "
-            "only on their own customers' invoices — ask a manager"
+            "only on their own customers' invoices, tasks, warnings and replies — ask a manager"
         )
     raise PermissionRefused(f"a {user.role.label} may not {action.replace('_', ' ')}; ask a manager or admin")
 
@@ -227,3 +227,30 @@ def retry_notification(request: Request, user: WebUser, notification_id: int) ->
     event = next(e for e in recorded if e["kind"] == "retry")
     number = browse.invoice_number(app.repo, event["invoice_id"]) if event["invoice_id"] else None
     return event_json(event, number)
+
+
+# -- credit ----------------------------------------------------------------------------------------------
+
+
+def credit_check(
+    request: Request, user: WebUser, customer_id: str, amount: str, currency: str | None
+) -> dict[str, Any]:
+    """`dunning credit check CUSTOMER --amount X [--currency C] --json`: may a new order ship? (Changes nothing.)"""
+    from engine.credit.desk import order_amount
+
+    require(request, user, "read", subject=f"customer {customer_id}")
+    return json_ready(dunning(request).credit.check(customer_id, order_amount(amount), currency))
+
+
+def acknowledge_warning(request: Request, user: WebUser, warning_id: int, note: str | None) -> dict[str, Any]:
+    """`dunning warnings ack ID --note TEXT` as `user`; answers the recorded `warning_acknowledged` event."""
+    app = dunning(request)
+    found = app.credit.warning(warning_id)
+    owner = browse.customer_row(app.repo, found["customer_id"])["owner"]
+    require(request, user, "ack_warning", owner=owner, subject=f"warning {warning_id}")
+    before = browse.last_event_id(app.repo)
+    app.credit.acknowledge(warning_id, note=(note or "").strip() or None, actor=user.name)
+    recorded = browse.events_after(app.repo, before, actor=user.name)
+    return event_json(
+        next(e for e in recorded if e["kind"] == "warning_acknowledged" and e["data"].get("warning") == warning_id)
+    )

@@ -30,6 +30,11 @@ stages:
   - {name: phone, after_days: 10, channels: [phone]}
   - {name: legal, after_days: 30, channels: [letter], approval: required}
 """
+#: An early warning the sweep raises for C-OWN (alice's) and C-OTHER (bob's): six overdue invoices each.
+WARNINGS = """\
+warnings:
+  - {name: two_overdue, when: "customer.overdue_count >= 2", severity: high}
+"""
 CHANNELS = {**MEMORY_CHANNELS, "phone": {"type": "phone", "recipient": "phone"}}
 #: Invoices the action rows of the role table act on: one owned by alice, one by bob, per action.
 ACTIONS = ("dispute", "promise", "plan", "note", "write-off", "move")
@@ -81,7 +86,9 @@ def build_web_book(root: Path, url: str = "") -> WebBook:
     from engine.web.app import create_app
     from engine.web.auth import hash_password, new_token, token_digest
 
-    book = Book(root, url or f"sqlite:///{root / 'web.db'}", {"web.yaml": POLICY}, channels=CHANNELS)
+    book = Book(
+        root, url or f"sqlite:///{root / 'web.db'}", {"web.yaml": POLICY, "warnings.yaml": WARNINGS}, channels=CHANNELS
+    )
     base = {"credit_grade": "A"}
     book.customers(
         {**base, "id": "C-OWN", "name": "Alpha GmbH", "owner": "alice"},
@@ -118,7 +125,14 @@ def build_web_book(root: Path, url: str = "") -> WebBook:
         users.add_token(book.app.repo, NAMES[role], token_digest(web.tokens[role]), now + timedelta(days=30), now)
     tasks = {t["customer_id"]: t["id"] for t in web.client("admin").get("/api/v1/tasks").json()["items"]}
     failed = web.client("admin").get("/api/v1/outbox", params={"status": "failed"}).json()["items"]
-    web.ids = {"task_own": tasks["C-TASK-OWN"], "task_other": tasks["C-TASK-OTHER"], "failed": failed[0]["id"]}
+    warnings = {w["customer_id"]: w["id"] for w in book.app.credit.warnings(open_only=True)}
+    web.ids = {
+        "task_own": tasks["C-TASK-OWN"],
+        "task_other": tasks["C-TASK-OTHER"],
+        "failed": failed[0]["id"],
+        "warning_own": warnings["C-OWN"],
+        "warning_other": warnings["C-OTHER"],
+    }
     return web
 
 

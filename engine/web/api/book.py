@@ -138,6 +138,21 @@ def invoice_explain(
     return result
 
 
+@router.get("/invoices/{number}/charges", response_model=Item, responses={**AUTH, **FOUND}, tags=["invoices"])
+def invoice_charges(
+    request: Request,
+    number: str = InvoiceNumber,
+    as_of: str | None = Query(None, max_length=40, description="The day counted up to, included (default today)."),
+    user: WebUser = Depends(reader),
+) -> dict[str, Any]:
+    """`dunning charges NUMBER --json`: principal open, interest by periods, compensation, fees, total due and
+    the legal basis (all zero when the invoice's policy charges nothing)."""
+    from engine.charging import invoice_charges as charges_of
+
+    app = dunning(request)
+    return json_ready(charges_of(app, number, parse_instant(as_of, app.settings.zone) if as_of else None).as_dict())
+
+
 class ActionOptions(BaseModel):
     """The CLI's options of the action, under their option names."""
 

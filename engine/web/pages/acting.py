@@ -137,3 +137,15 @@ def retry(
     except DunningError as exc:
         return _answer(request, user, form, "/outbox", error=exc)
     return _answer(request, user, form, "/outbox", done="retry")
+
+
+@router.post("/warnings/{warning_id}/ack", response_class=HTMLResponse)
+def acknowledge_warning(
+    request: Request, warning_id: int, user: WebUser = Depends(page_user), form: FormData = Depends(verified_form)
+) -> Response:
+    """The dashboard's (and the customer page's) *Acknowledge* on an open early warning."""
+    try:
+        services.acknowledge_warning(request, user, warning_id, str(form.get("note") or "").strip() or None)
+    except DunningError as exc:
+        return _answer(request, user, form, "/", error=exc)
+    return _answer(request, user, form, "/", done="acknowledged")

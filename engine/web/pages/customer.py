@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from engine.errors import NotFound
+from engine.errors import DunningError, NotFound
 from engine.store import workspace
 from engine.web.auth import WebUser, page_user
 from engine.web.pages.common import app_of, today
@@ -13,6 +13,7 @@ from engine.web.pages.render import render
 
 router = APIRouter()
 HISTORY_SHOWN = 200
+WARNINGS_SHOWN = 100
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
@@ -34,6 +35,14 @@ def customer(request: Request, customer_id: str, user: WebUser = Depends(page_us
             if inv["days_overdue"] > 0:
                 entry["overdue"] += inv["open_amount"]  # type: ignore[operator]
     history = dunning.history(customer=customer_id)[-HISTORY_SHOWN:][::-1]
+    try:
+        standing: dict[str, object] | None = dunning.credit.standing(customer_id)
+        standing_error = None
+    except DunningError as exc:  # an invalid credit.yaml names its problems; the page stays up
+        standing, standing_error = None, str(exc)
+    warnings = dunning.credit.warnings(
+        customer=customer_id, newest_first=True, limit=WARNINGS_SHOWN, with_customer=True
+    )
     return render(
         request,
         "customer.html",
@@ -42,5 +51,8 @@ def customer(request: Request, customer_id: str, user: WebUser = Depends(page_us
         invoices=invoices,
         totals=totals,
         history=history,
+        standing=standing,
+        standing_error=standing_error,
+        warnings=warnings,
         zone=dunning.settings.zone,
     )

@@ -28,6 +28,8 @@ router = APIRouter()
 #: on their way and refreshes itself): on a large book they take many seconds.
 FIGURES_TTL = 300.0
 WAIT = 2.0
+#: Open early warnings listed on the dashboard, newest first (the rest: GET /api/v1/warnings).
+WARNINGS_SHOWN = 50
 
 
 @dataclass
@@ -129,5 +131,7 @@ def dashboard(request: Request, user: WebUser = Depends(page_user)) -> HTMLRespo
         outbox=workspace.outbox_counts(dunning.repo, now=now),
         sweep=workspace.last_sweep(dunning.repo),
         approvals=workspace.approvals_waiting(dunning.repo),
+        warnings=dunning.credit.warnings(open_only=True, newest_first=True, limit=WARNINGS_SHOWN, with_customer=True),
+        warnings_shown=WARNINGS_SHOWN,
         zone=dunning.settings.zone,
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from engine.authoring.explain import explain_invoice
+from engine.charging import invoice_charges
 from engine.errors import DunningError, NotFound
 from engine.store import workspace
 from engine.web.auth import WebUser, page_user, permits
@@ -39,6 +40,11 @@ def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -
         explain_error = None
     except DunningError as exc:  # an invalid policy file must not hide the history
         explanation, explain_error = None, str(exc)
+    try:
+        charges: Any = invoice_charges(dunning, number)
+        charges_error = None
+    except DunningError as exc:  # a missing reference rate names the file to update; the page stays up
+        charges, charges_error = None, str(exc)
     timeline = dunning.history(number)
     return render(
         request,
@@ -47,6 +53,8 @@ def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -
         inv=header,
         explanation=explanation,
         explain_error=explain_error,
+        charges=charges,
+        charges_error=charges_error,
         timeline=timeline,
         stages=stages_of(dunning, header["policy"]),
         zone=dunning.settings.zone,
