@@ -7,7 +7,7 @@ statement shape. The table-named helpers below are what the use cases call.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
@@ -84,9 +84,55 @@ class BulkWriter:
             )
 
 
+class StorageForm:
+    """One table's values in the form its driver takes, for callers that build rows as tuples themselves (the
+    sweep's hot path): each column's bind processor, applied once per distinct value."""
+
+    def __init__(self, conn: Connection, table: Table):
+        self.conn = conn
+        self.table = table
+        self._mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self._processors = {column.name: column.type._cached_bind_processor(conn.dialect) for column in table.columns}
+
+    def converter(self, name: str) -> Callable[[Any], Any]:
+        """A function turning one value of column `name` into its storage form (remembering each result)."""
+        process = self._processors[name]
+        if process is None:
+            return _same
+        cache: dict[Any, Any] = {None: None}
+
+        def convert(value: Any) -> Any:
+            try:
+                return cache[value]
+            except KeyError:
+                if len(cache) > 4096:
+                    cache.clear()
+                    cache[None] = None
+                result = cache[value] = process(value)
+                return result
+
+        return convert
+
+    def update(self, shape: Sequence[str], rows: Sequence[tuple[Any, ...]], *, key: str = "id") -> None:
+        """Update rows given in storage form: the values of the `shape` columns, then the key."""
+        if not rows:
+            return
+        assignments = ", ".join(f"{name} = {self._mark}" for name in shape)
+        self.conn.exec_driver_sql(f"UPDATE {self.table.name} SET {assignments} WHERE {key} = {self._mark}", rows)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 def update_invoices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Update invoices by id; each row names the columns it sets."""
     BulkWriter(conn, INVOICES).update(rows)
+
+
+def invoice_storage(conn: Connection) -> StorageForm:
+    """Invoice values in storage form, for updates built as tuples (`StorageForm.update`)."""
+    return StorageForm(conn, INVOICES)
 
 
 def insert_invoices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -38,6 +38,8 @@ EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
 GENESIS = "0" * 64
 #: The stored fields a hash covers, in canonical order (sorted keys make the order irrelevant anyway).
 HASHED_FIELDS = ("at", "recorded_at", "kind", "invoice_id", "customer_id", "actor", "data", "prev_hash")
+#: The stored columns, in the order `append_system_events` writes them.
+EVENT_COLUMNS = ("id", "at", "recorded_at", "kind", "invoice_id", "customer_id", "actor", "data", "prev_hash", "hash")
 
 
 def _plain(value: Any) -> Any:
@@ -131,14 +133,7 @@ def append_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
     """
     if not events:
         return
-    wait_for(conn, CHAIN_LOCK_KEY)
-    head = conn.execute(select(EVENTS).order_by(EVENTS.c.id.desc()).limit(1)).mappings().first()
-    previous = head["hash"] if head is not None else GENESIS
-    key = chain.audit_key()
-    if key is None and head is not None:
-        chain.refuse_unkeyed_after_keyed(canonical(dict(head)), head)
-    # Each hash covers its event's id (engine.store.chain), so the ids are chosen here, before the insert.
-    ids = chain.next_ids(conn, len(events), head["id"] if head is not None else 0)
+    previous, ids, key = _chain_tail(conn, len(events))
     rows = []
     for event_id, event in zip(ids, events, strict=True):
         row = {name: _truncated(event.get(name)) for name in HASHED_FIELDS if name != "prev_hash"}
@@ -171,6 +166,103 @@ def observed(observer: Callable[[Sequence[Mapping[str, Any]]], None]) -> Iterato
         yield
     finally:
         _observers.reset(token)
+
+
+def _chain_tail(conn: Connection, count: int) -> tuple[str, list[int], bytes | None]:
+    """Under the chain's append lock: the head's hash, the ids of the next `count` events, and the key."""
+    wait_for(conn, CHAIN_LOCK_KEY)
+    head = conn.execute(select(EVENTS).order_by(EVENTS.c.id.desc()).limit(1)).mappings().first()
+    key = chain.audit_key()
+    if key is None and head is not None:
+        chain.refuse_unkeyed_after_keyed(canonical(dict(head)), head)
+    # Each hash covers its event's id (engine.store.chain), so the ids are chosen here, before the insert.
+    ids = chain.next_ids(conn, count, head["id"] if head is not None else 0)
+    return (head["hash"] if head is not None else GENESIS), ids, key
+
+
+# -- the sweep's bulk door ---------------------------------------------------------------------------------------
+
+
+def encode_data(data: Mapping[str, Any]) -> str:
+    """The canonical JSON of an event's `data`, exactly as `append_events` stores and hashes it."""
+    return _encode_data(data)
+
+
+class DataTemplate:
+    """The canonical JSON of many events' `data` that differ only in a few text fields (`slots`): the rest
+    is encoded once, and each event's text is the fixed pieces around its own values.
+
+    The pieces come from encoding the whole mapping with a marker in each slot, so the text is the very
+    one `encode_data` gives for the same mapping (keys sorted, no whitespace)."""
+
+    def __init__(self, fixed: Mapping[str, Any], slots: Sequence[str]):
+        markers = {slot: f"\x00{position}\x00" for position, slot in enumerate(slots)}
+        text = _encode_data({**fixed, **markers})
+        encoded = {slot: _encode_scalar(marker) for slot, marker in markers.items()}
+        order = sorted(slots, key=lambda slot: text.index(encoded[slot]))
+        #: the slots in the order they appear in the text
+        self.order = tuple(slots.index(slot) for slot in order)
+        pieces = []
+        for slot in order:
+            before, text = text.split(encoded[slot], 1)
+            pieces.append(before)
+        pieces.append(text)
+        self.pieces = tuple(pieces)
+
+    def render(self, *values: str | None) -> str:
+        """The data's JSON with these slot values (text, or None for null), given in the order of `slots`."""
+        pieces = self.pieces
+        parts = [pieces[0]]
+        for index, position in enumerate(self.order, 1):
+            value = values[position]
+            parts.append("null" if value is None else _encode_text(value))
+            parts.append(pieces[index])
+        return "".join(parts)
+
+
+_encode_text = json.encoder.encode_basestring  # what the encoders use for str
+
+
+def append_system_events(
+    conn: Connection, at: datetime, recorded_at: datetime, events: Sequence[tuple[str, int | None, str | None, str]]
+) -> None:
+    """Append events the engine made on its own (actor "system"), all at `at` and recorded at `recorded_at`,
+    given as (kind, invoice_id, customer_id, data JSON from `encode_data` or a `DataTemplate`).
+
+    The storage-form twin of `new_event` + `append_events` for a sweep's thousands of events: the same
+    rows, the same canonical text and the same chain (tests/integration/test_sweep_fast_path.py holds them
+    equal), without building a mapping per event."""
+    if not events:
+        return
+    previous, ids, key = _chain_tail(conn, len(events))
+    form = BulkWriter(conn, EVENTS)
+    at_value, recorded_value = _truncated(at), _truncated(recorded_at)
+    stored_at = form._processors["at"](at_value)  # type: ignore[misc]
+    stored_recorded = form._processors["recorded_at"](recorded_value)  # type: ignore[misc]
+    # the canonical text (see `canonical`) around the per-event values, keys in sorted order
+    head = f'{{"actor":"system","at":{_instant(at_value)},"customer_id":'
+    tail = f',"recorded_at":{_instant(recorded_value)}}}'
+    kinds: dict[str, str] = {}
+    seal = chain.seal
+    rows = []
+    for event_id, (kind, invoice_id, customer_id, data_json) in zip(ids, events, strict=True):
+        kind_text = kinds.get(kind)
+        if kind_text is None:
+            kind_text = kinds[kind] = _encode_text(kind)
+        text = (
+            f'{head}{"null" if customer_id is None else _encode_text(customer_id)},"data":{data_json},'
+            f'"invoice_id":{"null" if invoice_id is None else int(invoice_id)},"kind":{kind_text},'
+            f'"prev_hash":"{previous}"{tail}'
+        )
+        digest = seal(text, event_id, key)
+        rows.append(
+            (event_id, stored_at, stored_recorded, kind, invoice_id, customer_id, "system", data_json, previous, digest)
+        )
+        previous = digest
+    columns = ", ".join(EVENT_COLUMNS)
+    conn.exec_driver_sql(
+        f"INSERT INTO {EVENTS.name} ({columns}) VALUES ({', '.join([form._mark] * len(EVENT_COLUMNS))})", rows
+    )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Table, case, func, or_, select, type_coerce, update
+from sqlalchemy import Connection, Row, RowMapping, String, Table, case, cast, func, or_, select, type_coerce, update
 
 from engine.currencies import in_minor_units
 from engine.policy.model import CLOSED_STATES, PAUSED_STATES
@@ -110,8 +110,33 @@ def sweep_chunk(
     """The next `limit` invoices a sweep decides on (open, not paused, not awaiting approval), id order after
     `after_id`. With `due_by` (a selective sweep) only those whose next action day has come, never computed,
     or written since `changed_since` (the last sweep: the safety net)."""
+    return conn.execute(_sweep_query(SWEEP_COLUMNS, after_id, limit, due_by, changed_since)).mappings().all()
+
+
+#: `sweep_rows`' columns: SWEEP_COLUMNS with the two tag lists as their stored JSON text.
+SWEEP_ROW_COLUMNS = tuple(
+    cast(column.element if column.name == "c_tags" else column, String).label(column.name)
+    if column.name in ("tags", "c_tags")
+    else column
+    for column in SWEEP_COLUMNS
+)
+#: Position of each field in a `sweep_rows` row, by name.
+SWEEP_ROW_INDEX = {column.name: position for position, column in enumerate(SWEEP_ROW_COLUMNS)}
+
+
+def sweep_rows(
+    conn: Connection, *, after_id: int, limit: int, due_by: date | None = None, changed_since: datetime | None = None
+) -> Sequence[Row[Any]]:
+    """`sweep_chunk` as plain rows (fields by position: `SWEEP_ROW_INDEX`), for the sweep's hot path: tags
+    come as their JSON text, decoded only by a caller whose policies read them."""
+    return conn.execute(_sweep_query(SWEEP_ROW_COLUMNS, after_id, limit, due_by, changed_since)).all()
+
+
+def _sweep_query(
+    columns: Sequence[Any], after_id: int, limit: int, due_by: date | None, changed_since: datetime | None
+) -> Any:
     query = (
-        select(*SWEEP_COLUMNS)
+        select(*columns)
         .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
         .where(INVOICES.c.stage.not_in(CLOSED_STATES | PAUSED_STATES), INVOICES.c.id > after_id)
         .where(INVOICES.c.awaiting_stage.is_(None))  # waits for `dunning approve`
@@ -126,7 +151,7 @@ def sweep_chunk(
                 INVOICES.c.updated_at >= changed_since,
             )
         )
-    return conn.execute(query).mappings().all()
+    return query
 
 
 def for_action(conn: Connection, number: str) -> RowMapping | None:

