@@ -263,6 +263,21 @@ def append_system_events(
     conn.exec_driver_sql(
         f"INSERT INTO {EVENTS.name} ({columns}) VALUES ({', '.join([form._mark] * len(EVENT_COLUMNS))})", rows
     )
+    observers = _observers.get()
+    if observers:  # they are handed rows as `new_event` builds them
+        built = [
+            new_event(
+                kind,
+                at=at,
+                recorded_at=recorded_at,
+                invoice_id=invoice_id,
+                customer_id=customer_id,
+                data=json.loads(data_json),
+            )
+            for kind, invoice_id, customer_id, data_json in events
+        ]
+        for observer in observers:
+            observer(built)
 
 
 @dataclass(frozen=True)
