@@ -38,7 +38,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import ExpressionError, PolicyError, Problem
 from engine.policy.expressions import CompiledExpression, compile_expression
-from engine.yamlsource import Expect, Located, did_you_mean, load_located_file, show_value, validation_problems
+from engine.policy.model import MAX_DAYS
+from engine.yamlsource import (
+    Expect,
+    Limit,
+    Located,
+    did_you_mean,
+    load_located_file,
+    show_value,
+    validation_problems,
+)
 
 __all__ = [
     "CREDIT_FILE",
@@ -91,6 +100,13 @@ MEASURES: dict[str, str] = {
 SEVERITIES = ("info", "low", "medium", "high")
 GRADE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_+-]*$"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+# Bounds (README, Credit management): as in policies, a count of days is at most 100 years, and an amount is
+# below what an invoice may carry (10^14); a warning's name fits the credit_warnings.rule column.
+_DAYS = Limit("days", "100 years")
+MAX_CREDIT_AMOUNT = 10**14
+_AMOUNT = Limit("", "10^14, the largest amount an invoice may carry")
+MAX_POINTS = 1_000_000
+WARNING_NAME_LENGTH = 128
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -105,13 +121,13 @@ class BandSpec(BaseModel):
     model_config = ConfigDict(**_STRICT, title="Band")
 
     upto: Annotated[float | None, Expect("a number")] = Field(
-        default=None, description="The band holds values ≤ this number.", examples=[15]
+        default=None, allow_inf_nan=False, description="The band holds values ≤ this number.", examples=[15]
     )
     atleast: Annotated[float | None, Expect("a number")] = Field(
-        default=None, description="The band holds values ≥ this number.", examples=[0.9]
+        default=None, allow_inf_nan=False, description="The band holds values ≥ this number.", examples=[0.9]
     )
-    points: Annotated[int, Expect("a whole number of points")] = Field(
-        description="Points for a value in this band.", examples=[30]
+    points: Annotated[int, Expect("a whole number of points"), Limit("points")] = Field(
+        ge=-MAX_POINTS, le=MAX_POINTS, description="Points for a value in this band.", examples=[30]
     )
 
 
@@ -154,9 +170,13 @@ class GradeSpec(BaseModel):
     model_config = ConfigDict(**_STRICT, title="Grade")
 
     grade: Annotated[str, Expect("a grade name such as A")] = Field(pattern=GRADE_PATTERN, examples=["A"])
-    min_score: Annotated[int, Expect("a whole number")] = Field(ge=0, examples=[85])
-    limit: Annotated[float, Expect("an amount in the credit currency")] = Field(ge=0, examples=[500000])
-    payment_terms_days: Annotated[int, Expect("a whole number of days")] = Field(ge=0, examples=[60])
+    min_score: Annotated[int, Expect("a whole number"), Limit("points")] = Field(ge=0, le=MAX_POINTS, examples=[85])
+    limit: Annotated[float, Expect("an amount in the credit currency"), _AMOUNT] = Field(
+        ge=0, le=MAX_CREDIT_AMOUNT, allow_inf_nan=False, examples=[500000]
+    )
+    payment_terms_days: Annotated[int, Expect("a whole number of days"), _DAYS] = Field(
+        ge=0, le=MAX_DAYS, examples=[60]
+    )
 
 
 class HoldsSpec(BaseModel):
@@ -180,7 +200,7 @@ class CreditSpec(BaseModel):
 
     model_config = ConfigDict(**_STRICT, title="Credit policy")
 
-    window_days: Annotated[int, Expect("a whole number of days")] = Field(default=365, ge=1)
+    window_days: Annotated[int, Expect("a whole number of days"), _DAYS] = Field(default=365, ge=1, le=MAX_DAYS)
     factors: Annotated[list[FactorSpec], Expect("a list of factors")] = Field(min_length=1)
     grades: Annotated[list[GradeSpec], Expect("a list of grades")] = Field(min_length=1)
     no_history_grade: Annotated[str, Expect("one of the grades")]
@@ -194,7 +214,11 @@ class WarningSpec(BaseModel):
 
     model_config = ConfigDict(**_STRICT, title="Warning")
 
-    name: Annotated[str, Expect("a single word of letters, digits and underscores")] = Field(pattern=NAME_PATTERN)
+    name: Annotated[
+        str,
+        Expect("a single word of letters, digits and underscores"),
+        Limit("characters", "the length of the database's warning rule column"),
+    ] = Field(pattern=NAME_PATTERN, max_length=WARNING_NAME_LENGTH)
     when: Annotated[str, Expect("a condition in quotes")]
     severity: Literal["info", "low", "medium", "high"] = "medium"
     notify: Annotated[list[str], Expect("a list such as [owner]")] = Field(default_factory=list)
@@ -213,7 +237,9 @@ class LatenessBandSpec(BaseModel):
     model_config = ConfigDict(**_STRICT, title="Lateness band")
 
     name: Annotated[str, Expect("a band name such as on_time")] = Field(min_length=1, examples=["on_time", "1-30"])
-    upto_days: Annotated[int | None, Expect("a whole number of days")] = Field(default=None, ge=0, examples=[30])
+    upto_days: Annotated[int | None, Expect("a whole number of days"), _DAYS] = Field(
+        default=None, ge=0, le=MAX_DAYS, examples=[30]
+    )
     rate: Annotated[float, Expect("a fraction such as 0.01 (1%)")] = Field(ge=0, le=1, examples=[0.01])
 
 
@@ -233,8 +259,12 @@ class IncentivesSpec(BaseModel):
 
     bands: Annotated[list[LatenessBandSpec], Expect("a list of bands")] = Field(min_length=1)
     bonus: Annotated[BonusSpec | None, Expect("a mapping such as {on_time_share_atleast: 0.8, rate: 0.005}")] = None
-    cap: Annotated[float | None, Expect("an amount")] = Field(
-        default=None, ge=0, description="Most commission + bonus per owner, currency and report period."
+    cap: Annotated[float | None, Expect("an amount"), _AMOUNT] = Field(
+        default=None,
+        ge=0,
+        le=MAX_CREDIT_AMOUNT,
+        allow_inf_nan=False,
+        description="Most commission + bonus per owner, currency and report period.",
     )
     clawback: Annotated[bool, Expect("true or false")] = Field(
         default=True, description="Take back the commission of an invoice's payments when it is written off."

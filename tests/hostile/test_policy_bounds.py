@@ -167,3 +167,35 @@ def test_a_value_that_cannot_be_computed_holds_that_invoice_and_the_sweep_goes_o
     assert "BAD" in caplog.text and "house.yaml:4:" in caplog.text and "not a number" in caplog.text
     book.run("2026-02-11")  # looked at again (and held again) by the next sweep, which completes as well
     assert book.stage("BAD") == "current"
+
+
+RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+@pytest.mark.parametrize(
+    "file, old, new, phrase",
+    [
+        ("credit.yaml", "window_days: 365", f"window_days: {HUGE}", "window_days 10000000000 is over the limit"),
+        ("credit.yaml", "limit: 500000,", "limit: .inf,", "limit must be an amount in the credit currency, got inf"),
+        ("credit.yaml", "payment_terms_days: 60}", f"payment_terms_days: {HUGE}}}", "over the limit of 36,500 days"),
+        ("warnings.yaml", "name: near_limit", "name: " + "w" * 129, "name is 129 characters long; the limit is 128"),
+    ],
+)
+def test_credit_rule_numbers_and_names_have_bounds_too(
+    tmp_path: Path, file: str, old: str, new: str, phrase: str
+) -> None:
+    from engine.credit.rules import check_rule_files
+
+    shipped = (RULES / file).read_text(encoding="utf-8")
+    assert old in shipped
+    (tmp_path / file).write_text(shipped.replace(old, new, 1), encoding="utf-8")
+    problems = [p for p in check_rule_files(tmp_path) if p.severity == "error"]
+    assert len(problems) == 1 and phrase in problems[0].message, problems
+    assert LOCATED.match(str(problems[0]))
+
+
+def test_the_warning_name_bound_is_the_database_column() -> None:
+    from engine.credit.rules import WARNING_NAME_LENGTH
+    from engine.store.models import CreditWarning
+
+    assert CreditWarning.__table__.c.rule.type.length == WARNING_NAME_LENGTH  # type: ignore[attr-defined]
