@@ -164,6 +164,8 @@ class Daemon:
         self._next_review: datetime | None = None  # the next scheduled credit review (schedule.credit_review)
         self._wake_r, self._wake_w = -1, -1
         self._told_of_live_sender = False
+        #: The latest rejected change of rules/ (see HealthStatus.policy_rejection), None while in force.
+        self.policy_rejection: dict[str, Any] | None = None
 
     # -- entry points ------------------------------------------------------------------------------
 
@@ -521,6 +523,7 @@ class Daemon:
             except (OSError, UnicodeDecodeError) as exc:
                 self._reject([f"{self.settings.rules_path}: cannot read the policies: {exc}"], reason)
                 return False
+            self.policy_rejection = None  # what is on disk is good again (changed or not)
             current = self.dunning.policies
             if policy_fingerprint(policies) == policy_fingerprint(current):
                 logger.info("policies unchanged (%s)", reason)
@@ -539,6 +542,12 @@ class Daemon:
             extra={"event": "policy_rejected", "problems": problems},
         )
         self.metrics.policy_reload("rejected")
+        self.policy_rejection = {
+            "at": iso(self.clock.now()),
+            "reason": reason,
+            "rules": str(self.settings.rules_path),
+            "problems": problems,
+        }
         self._append_event(
             "policy_rejected", {"reason": reason, "problems": problems, "rules": str(self.settings.rules_path)}
         )
@@ -624,31 +633,43 @@ class Daemon:
     def health_status(self) -> HealthStatus:
         assert self.dunning is not None
         running = bool(self.jobs and self.jobs.running) and not self._stopping.is_set()
+        rejection = self.policy_rejection
         try:
             as_of, finished_at = store.health_probe(self.dunning.repo)
         except Exception as exc:
-            return HealthStatus(running, False, None, None, database_error=str(exc).splitlines()[0])
+            return HealthStatus(running, False, None, None, database_error=_first_line(exc), policy_rejection=rejection)
         policies = describe_policies(self.dunning.policies)
-        return HealthStatus(running, True, as_of, finished_at, policies=policies)
+        return HealthStatus(running, True, as_of, finished_at, policies=policies, policy_rejection=rejection)
 
     def outbox_depth(self) -> dict[str, int]:
         assert self.dunning is not None
         return store.outbox_depth(self.dunning.repo)
 
     def render_metrics(self) -> str:
+        """The metrics; while the database does not answer, still served, with `dunning_database_up 0` and
+        without the gauges read from it."""
         assert self.dunning is not None
         gate = self.dunning.contact_gate
-        return self.metrics.render(
-            {
-                "scheduler_running": bool(self.jobs and self.jobs.running),
-                "outbox": self.outbox_depth(),
-                "last_sweep_as_of": self.dunning.latest_sweep(),
-                "held": dict(gate.held) if gate else {},
-            }
-        )
+        gauges: dict[str, Any] = {
+            "scheduler_running": bool(self.jobs and self.jobs.running),
+            "held": dict(gate.held) if gate else {},
+            "policy_rejected": self.policy_rejection is not None,
+        }
+        try:
+            gauges.update(outbox=self.outbox_depth(), last_sweep_as_of=self.dunning.latest_sweep())
+        except Exception as exc:
+            logger.warning(
+                "metrics: the database does not answer (%s)", _first_line(exc), extra={"event": "database_down"}
+            )
+            gauges["database_up"] = False
+        return self.metrics.render(gauges)
 
     def _database_label(self) -> str:
         return display_url(self.settings.database_url)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def iter_policy_events(dunning: Dunning) -> Iterator[dict[str, Any]]:

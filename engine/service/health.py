@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -81,6 +82,18 @@ class Metrics:
                 "1 while the daemon's scheduler is running.",
                 [("", 1 if gauges.get("scheduler_running") else 0)],
             )
+            family(
+                "dunning_database_up",
+                "gauge",
+                "1 while the database answers (the outbox and sweep gauges are left out while it does not).",
+                [("", 1 if gauges.get("database_up", True) else 0)],
+            )
+            family(
+                "dunning_policy_rejected",
+                "gauge",
+                "1 while the policies on disk are rejected and the daemon runs on the last good ones.",
+                [("", 1 if gauges.get("policy_rejected") else 0)],
+            )
             family("dunning_sweeps_total", "counter", "Sweeps run by this daemon.", [("", self.sweeps)])
             lines.append("# HELP dunning_sweep_duration_seconds Wall time of the sweeps run by this daemon.")
             lines.append("# TYPE dunning_sweep_duration_seconds summary")
@@ -134,6 +147,8 @@ class Metrics:
                 "Daemon jobs that raised, per job.",
                 labelled("job", self.job_errors),
             )
+        if not gauges.get("database_up", True):
+            return "\n".join(lines) + "\n"
         family(
             "dunning_outbox_depth",
             "gauge",
@@ -160,7 +175,8 @@ def _escape(value: str) -> str:
 
 @dataclass
 class HealthStatus:
-    """What `/healthz` reports; healthy when the scheduler runs and the database answers."""
+    """What `/healthz` reports: healthy when the scheduler runs and the database answers; degraded (still
+    healthy: it works on the last good policies) while the policies on disk are rejected."""
 
     scheduler_running: bool
     database_ok: bool
@@ -168,20 +184,89 @@ class HealthStatus:
     last_sweep_finished_at: datetime | None
     database_error: str | None = None
     policies: list[dict[str, str]] | None = None
+    #: The latest rejected change of rules/ while the daemon runs on the last good policies: `at`,
+    #: `reason`, `rules` (the folder) and `problems` (`FILE:LINE:COLUMN: message`); None when in force.
+    policy_rejection: dict[str, Any] | None = None
 
     @property
     def healthy(self) -> bool:
         return self.scheduler_running and self.database_ok
 
+    @property
+    def status(self) -> str:
+        if not self.healthy:
+            return "unhealthy"
+        return "degraded" if self.policy_rejection else "ok"
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "status": "ok" if self.healthy else "unhealthy",
+            "status": self.status,
             "scheduler": "running" if self.scheduler_running else "stopped",
             "database": "ok" if self.database_ok else f"unreachable: {self.database_error}",
             "last_sweep": iso(self.last_sweep_as_of),
             "last_sweep_finished_at": iso(self.last_sweep_finished_at),
             "policies": self.policies or [],
+            "policy_rejection": self.policy_rejection,
         }
+
+
+#: A connection that sends no complete request within this many seconds is closed (a half-open or slow client
+#: must not hold a thread for ever).
+REQUEST_TIMEOUT_SECONDS = 10.0
+#: At most this many connections are served at once; more are closed at once, so a flood of connections
+#: cannot make a thread each.
+MAX_CONNECTIONS = 32
+#: What a client that hung up leaves behind: nothing worth more than a debug line.
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst waits in the kernel, not in threads
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int):
+        super().__init__(address, handler)
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._full = False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            if not self._full:  # once per flood, not once per connection
+                logger.warning(
+                    "health server: %d connections open already; closing new ones until some end",
+                    self.max_connections,
+                    extra={"event": "health_connections_full"},
+                )
+                self._full = True
+            self.shutdown_request(request)
+            return
+        self._full = False
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a raw traceback to stderr here, which would break `--log-format json`.
+        error = sys.exc_info()[1]
+        if isinstance(error, CLIENT_GONE):
+            logger.debug("health client %s went away: %s", client_address[0], error)
+        else:
+            logger.error(
+                "health server: request from %s failed: %s: %s",
+                client_address[0],
+                type(error).__name__,
+                error,
+                extra={"event": "health_error"},
+            )
 
 
 class HealthServer:
@@ -193,10 +278,12 @@ class HealthServer:
         port: int,
         health: Callable[[], HealthStatus],
         metrics: Callable[[], str],
+        *,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
     ):
-        handler = _handler(health, metrics)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        handler = _handler(health, metrics, request_timeout)
+        self._server = _BoundedServer((host, port), handler, max_connections)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 1.0}, name="dunning-health", daemon=True
         )
@@ -214,15 +301,19 @@ class HealthServer:
         self._server.server_close()
 
 
-def _handler(health: Callable[[], HealthStatus], metrics: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    health: Callable[[], HealthStatus], metrics: Callable[[], str], request_timeout: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "dunning"
+        timeout = request_timeout  # StreamRequestHandler sets it on the socket
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             try:
                 if path == "/healthz":
                     status = health()
+                    # Degraded is still 200: a probe must not restart a daemon that works on its last good policies.
                     self._reply(
                         200 if status.healthy else 503,
                         "application/json",
@@ -232,9 +323,13 @@ def _handler(health: Callable[[], HealthStatus], metrics: Callable[[], str]) -> 
                     self._reply(200, "text/plain; version=0.0.4; charset=utf-8", metrics())
                 else:
                     self._reply(404, "text/plain", "not found: try /healthz or /metrics\n")
+            except CLIENT_GONE:
+                raise  # the client hung up: nothing to answer (handle_error notes it at debug level)
             except Exception as exc:  # a scrape must never take the daemon down
-                logger.exception("health endpoint %s failed", path)
-                self._reply(500, "text/plain", f"error: {exc}\n")
+                logger.error(
+                    "health endpoint %s failed: %s: %s", path, type(exc).__name__, exc, extra={"event": "health_error"}
+                )
+                self._reply(500, "text/plain", f"error: {type(exc).__name__}\n")
 
         def _reply(self, code: int, content_type: str, body: str) -> None:
             data = body.encode("utf-8")

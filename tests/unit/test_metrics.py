@@ -40,6 +40,12 @@ def test_the_exposition_text_is_exactly_as_documented() -> None:
 # HELP dunning_up 1 while the daemon's scheduler is running.
 # TYPE dunning_up gauge
 dunning_up 1
+# HELP dunning_database_up 1 while the database answers (the outbox and sweep gauges are left out while it does not).
+# TYPE dunning_database_up gauge
+dunning_database_up 1
+# HELP dunning_policy_rejected 1 while the policies on disk are rejected and the daemon runs on the last good ones.
+# TYPE dunning_policy_rejected gauge
+dunning_policy_rejected 0
 # HELP dunning_sweeps_total Sweeps run by this daemon.
 # TYPE dunning_sweeps_total counter
 dunning_sweeps_total 2
@@ -105,7 +111,7 @@ def families(text: str) -> dict[str, list[str]]:
 def test_a_fresh_daemon_exposes_every_family_with_zeros() -> None:
     text = Metrics().render({})
     found = families(text)
-    assert len(found) == 13 and text.endswith("\n")
+    assert len(found) == 15 and text.endswith("\n")
     assert found["dunning_up"] == ["dunning_up 0"]
     assert found["dunning_sweeps_total"] == ["dunning_sweeps_total 0"]
     assert found["dunning_last_sweep_timestamp_seconds"] == ["dunning_last_sweep_timestamp_seconds 0"]
@@ -156,6 +162,7 @@ def test_health_is_ok_only_with_the_scheduler_running_and_the_database_answering
         "last_sweep": "2026-03-10T08:00:00Z",
         "last_sweep_finished_at": "2026-03-10T08:00:00Z",
         "policies": policies,
+        "policy_rejection": None,
     }
     down = HealthStatus(True, False, None, None, database_error="connection refused")
     assert not down.healthy
