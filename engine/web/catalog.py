@@ -359,4 +359,94 @@ ZH_CN: dict[str, str] = {
     "acknowledged": "已确认",
     "assigned": "已分配",
     "confirmed": "已确认",
+    # the explanation on the invoice page (engine/web/explain_text.py; English: `dunning explain`)
+    "Invoice {number} of {customer} ({customer_id}): {open} open of {amount}, due {due}; {overdue} on {day}.": (
+        "发票 {number}（{customer}，{customer_id}）：总额 {amount}，未付 {open}，到期日 {due}；截至 {day}{overdue}。"
+    ),
+    "{n} business day overdue": "逾期 {n} 个工作日",
+    "{n} business days overdue": "逾期 {n} 个工作日",
+    "due today": "今天到期",
+    "due in {n} day": "{n} 天后到期",
+    "due in {n} days": "{n} 天后到期",
+    "due in {n} business day": "{n} 个工作日后到期",
+    "due in {n} business days": "{n} 个工作日后到期",
+    "Policy: {policy} — {reason}.": "策略：{policy} — {reason}。",
+    "  (not {reason})": "  （不适用：{reason}）",
+    "the default policy: no other policy's applies_to holds for this invoice": (
+        "默认策略：其他策略的 applies_to 对此发票均不成立"
+    ),
+    'its applies_to "{source}" holds: {why}': "其 applies_to「{source}」成立：{why}",
+    '{name}: its applies_to "{source}" does not hold — {why}': "{name}：其 applies_to「{source}」不成立 — {why}",
+    "Policy change: it was under {old} in {stage}; the next sweep moves it to {new}, landing in {landing} "
+    "without notifying.": "策略变更：原属 {old}，处于{stage}；下次扫描将其转到 {new}，进入{landing}，不发通知。",
+    "Policy change: it was under {old} in {stage}; the next sweep moves it to {new}.": (
+        "策略变更：原属 {old}，处于{stage}；下次扫描将其转到 {new}。"
+    ),
+    "Closed: paid in full on {on}.": "已结清：{on} 全额付款，之后不会再有任何催收。",
+    "Closed: written off on {on}.": "已结清：{on} 核销，之后不会再有任何催收。",
+    "Closed: paid in full.": "已结清：全额付款，之后不会再有任何催收。",
+    "Closed: written off.": "已结清：已核销，之后不会再有任何催收。",
+    "Stage: current — not in any stage of the ladder yet.": "阶段：未到期 — 尚未进入任何催收阶段。",
+    "Stage: {stage}.": "阶段：{stage}。",
+    "Stage: {stage} since {since} ({days}).": "阶段：{stage}，自 {since} 起（{days}）。",
+    'Stage: {stage}, put there by the rule "{rule}".': "阶段：{stage}，由规则「{rule}」放入。",
+    'Stage: {stage}, put there by the rule "{rule}" on {on}.': "阶段：{stage}，由规则「{rule}」于 {on} 放入。",
+    'Stage: {stage} since {since} ({days}), put there by the rule "{rule}".': (
+        "阶段：{stage}，自 {since} 起（{days}），由规则「{rule}」放入。"
+    ),
+    'Stage: {stage} since {since} ({days}), put there by the rule "{rule}" on {on}.': (
+        "阶段：{stage}，自 {since} 起（{days}），由规则「{rule}」于 {on} 放入。"
+    ),
+    "Paused: {pause}.": "暂停：{pause}。",
+    "paused: {pause}": "暂停：{pause}",
+    "disputed since {since} ({reason})": "自 {since} 起有争议（{reason}）",
+    "disputed since {since}": "自 {since} 起有争议",
+    "payment plan since {since}: {count} installment(s), {total}": "自 {since} 起分期付款：{count} 期，共 {total}",
+    "promised since {since}: {amount} by {by}; escalation resumes after {grace} if unpaid": (
+        "自 {since} 起已承诺：{by} 前支付 {amount}；若未付，{grace} 后恢复升级"
+    ),
+    "promised since {since}: {amount} by {by}": "自 {since} 起已承诺：{by} 前支付 {amount}",
+    "Next: enters {stage} on {on} ({rule}), notified by {channels}.": (
+        "下一步：{on} 进入{stage}（{rule}），通过{channels}通知。"
+    ),
+    "Next: {stage} is sent again (repeat {repeat}) on {on} by {channels}.": (
+        "下一步：{on} 通过{channels}再次发送{stage}（第 {repeat} 次重复）。"
+    ),
+    "Next: waiting since {since} for an approval to enter {stage} ({rule}): nothing happens until someone "
+    "approves it ({approvers}); once approved it enters {stage}, notified by {channels}.": (
+        "下一步：自 {since} 起等待审批进入{stage}（{rule}）：审批前不会有任何动作（{approvers}）；"
+        "审批后进入{stage}，通过{channels}通知。"
+    ),
+    "Next: due for {stage} on {on} ({rule}), a stage that needs an approval: from then it waits, silent, "
+    "until someone approves it ({approvers}); once approved it enters {stage}, notified by {channels}.": (
+        "下一步：{on} 应进入{stage}（{rule}），该阶段需要审批：届时将静默等待，直到有人审批（{approvers}）；"
+        "审批后进入{stage}，通过{channels}通知。"
+    ),
+    "Next: nothing more will happen by itself under this policy.": (
+        "下一步：在此策略下不会再自动发生任何事（只有付款、导入或催收员的操作会改变它）。"
+    ),
+    "`dunning approve {number}`, or a manager in the web workspace": (
+        "`dunning approve {number}`，或由经理在网页工作区审批"
+    ),
+    "Held back:": "暂缓：",
+    "waiting for approval to enter {stage} since {since} ({who})": "自 {since} 起等待审批进入{stage}（{who}）",
+    "waiting for approval to enter {stage} ({who})": "等待审批进入{stage}（{who}）",
+    "{stage} (at {days} days overdue) will be skipped as things stand: {why} (needs {source})": (
+        "按目前情况将跳过{stage}（逾期 {days} 天时）：{why}（需要 {source}）"
+    ),
+    "{stage} skipped: {why} (needs {source})": "跳过{stage}：{why}（需要 {source}）",
+    "{stage} skipped: {why}": "跳过{stage}：{why}",
+    "{stage} is due at {after} days overdue; now {days}": "{stage}在逾期 {after} 天时到期；目前 {days} 天",
+    "{stage} is due but min_days_between_stages is {min}: {days} day(s) in {current} so far": (
+        "{stage}已到期，但 min_days_between_stages 为 {min}：目前在{current}已 {days} 天"
+    ),
+    "{stage}: all {max} repeat(s) sent": "{stage}：{max} 次重复均已发送",
+    "{stage}: next repeat after {every} days; {gap} so far": "{stage}：每 {every} 天重复一次；目前已过 {gap} 天",
+    "email notices held: {reason}": "电子邮件通知暂缓：{reason}",
+    "notices held: {reason}": "通知暂缓：{reason}",
+    "Charges: cannot be computed: {error}.": "费用：无法计算：{error}。",
+    "Charges: principal open {principal} + interest {interest} + compensation {compensation} + fees {fees} = "
+    "total due {total}{basis}.": (
+        "费用：未付本金 {principal} + 利息 {interest} + 补偿金 {compensation} + 手续费 {fees} = 应付总额 {total}{basis}。"
+    ),
 }

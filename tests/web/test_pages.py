@@ -4,6 +4,7 @@ the Chinese UI and the CSRF refusal."""
 
 from __future__ import annotations
 
+import html
 import re
 from decimal import Decimal
 
@@ -278,6 +279,59 @@ def test_chinese_from_the_browser_or_the_users_setting(web_book: WebBook) -> Non
     users.set_language(web_book.book.app.repo, "alice", "zh-CN")
     dashboard = client.get("/").text
     assert "仪表板" in dashboard and "近 12 个月趋势" in dashboard and "€" in dashboard
+
+
+def explanation_of(page: str) -> list[str]:
+    block = page.split('<div class="explain-text">')[1].split("</div>")[0]
+    return [html.unescape(line) for line in re.findall(r"<p>(.*?)</p>", block)]
+
+
+@pytest.mark.parametrize("number", ["INV-NOTE-OWN", "INV-RESOLVE", "INV-APPROVE", "INV-PROMISE-OWN"])
+def test_the_invoice_page_explains_in_the_users_language(web_book: WebBook, number: str) -> None:
+    from datetime import date
+
+    from engine.actions import Collector
+    from engine.authoring.explain import explain_invoice
+
+    Collector(web_book.book.app, actor="setup").promise("INV-PROMISE-OWN", Decimal(100), date(2026, 1, 30))
+    client = login(web_book, "collector")
+    english = explanation_of(client.get(f"/invoices/{number}").text)
+    assert english == explain_invoice(web_book.book.app, number).lines()  # what `dunning explain` prints
+    users.set_language(web_book.book.app.repo, "alice", "zh-CN")
+    chinese = explanation_of(client.get(f"/invoices/{number}").text)
+    assert chinese[0].startswith(f"发票 {number}") and "逾期" in chinese[0]
+    assert any(line.startswith("策略：web — 默认策略") for line in chinese)
+    assert any(line.startswith(("阶段：", "暂停：")) for line in chinese)
+    english_words = (
+        "Invoice ",
+        "Policy:",
+        "Stage:",
+        "Next:",
+        "Paused:",
+        "Held back",
+        "overdue",
+        " since ",
+        "default",
+        "skipped",
+    )
+    assert not [line for line in chinese for word in english_words if word in line], chinese
+
+
+def test_known_reasons_of_explain_are_worded_in_chinese() -> None:
+    from engine.web.explain_text import reason_text
+    from engine.web.i18n import translator
+
+    t = translator("zh-CN")
+    assert (
+        reason_text(t, "paused: disputed since 2026-01-11 (price wrong)")
+        == "暂停：自 2026-01-11 起有争议（price wrong）"
+    )
+    assert reason_text(
+        t,
+        "waiting for approval to enter legal since 2026-01-12 (`dunning approve INV-9`, or a "
+        "manager in the web workspace)",
+    ) == ("自 2026-01-12 起等待审批进入法律程序（`dunning approve INV-9`，或由经理在网页工作区审批）")
+    assert reason_text(t, "something explain says in a new way") == "something explain says in a new way"
 
 
 def test_every_text_of_the_templates_has_a_chinese_entry() -> None:

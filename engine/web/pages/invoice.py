@@ -12,8 +12,10 @@ from engine.charging import invoice_charges
 from engine.errors import DunningError, NotFound
 from engine.store import workspace
 from engine.web.auth import WebUser, page_user, permits
+from engine.web.explain_text import explanation_lines
+from engine.web.i18n import translator
 from engine.web.pages.common import app_of, today
-from engine.web.pages.render import render
+from engine.web.pages.render import language_of, render
 
 router = APIRouter()
 ACTIONS = ("note", "promise", "plan", "dispute", "resolve", "approve", "move", "write-off")
@@ -36,7 +38,9 @@ def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -
         return render(request, "error.html", user=user, status=404, message=str(error), next="/worklist")
     header["days_overdue"] = (today(request) - header["due_on"]).days
     try:
-        explanation: list[str] | None = explain_invoice(dunning, number).lines()
+        explanation: list[str] | None = explanation_lines(
+            explain_invoice(dunning, number), translator(language_of(request, user))
+        )
         explain_error = None
     except DunningError as exc:  # an invalid policy file must not hide the history
         explanation, explain_error = None, str(exc)
