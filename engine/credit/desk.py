@@ -20,7 +20,8 @@ from engine.credit.incentives import incentives as incentives_report
 from engine.credit.rules import CreditPolicy, CreditRules, load_credit_rules
 from engine.credit.scoring import BROKEN, CustomerBook, Score, credit_facts, measure_values, rounded, score
 from engine.currencies import is_currency, unknown_currency_message
-from engine.errors import CreditRefused, DunningError, NotFound, PolicyError
+from engine.errors import CreditRefused, DunningError, EvaluationError, NotFound, PolicyError
+from engine.policy.expressions import CompiledExpression
 from engine.reports.figures import load_book
 from engine.store import credit as store
 from engine.store.database import Repository
@@ -466,7 +467,9 @@ class CreditDesk:
             active = store.active_warnings(conn)
             for a in assessments:
                 for rule in rules.warnings:
-                    holds = rule.when.evaluate(a.facts)
+                    holds = _verdict(rule.when, a.facts, a.customer_id, f"warning {rule.name}")
+                    if holds is None:
+                        continue  # cannot be computed on this customer's values: left as it is
                     current = active.get((rule.name, a.customer_id))
                     if holds and current is None:
                         warning_id = store.raise_warning(conn, rule.name, a.customer_id, rule.severity, as_of)
@@ -511,12 +514,16 @@ class CreditDesk:
                 if hold is None:
                     continue
                 on_hold = bool(a.file and a.file.get("on_hold"))
-                if not on_hold and hold.when.evaluate(a.facts):
+                held = released = None  # None: cannot be computed on this customer's values (logged)
+                if on_hold:
+                    verdict = _verdict(hold.release_when or hold.when, a.facts, a.customer_id, "credit hold release")
+                    released = verdict if hold.release_when or verdict is None else not verdict
+                else:
+                    held = _verdict(hold.when, a.facts, a.customer_id, "credit hold")
+                if held:
                     kind, value = "credit_hold", True
                     because = hold.when.explain(a.facts)
-                elif on_hold and (
-                    hold.release_when.evaluate(a.facts) if hold.release_when else not hold.when.evaluate(a.facts)
-                ):
+                elif on_hold and released:
                     kind, value = "credit_release", False
                     because = (hold.release_when or hold.when).explain(a.facts)
                 else:
@@ -916,3 +923,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def _verdict(expression: CompiledExpression, facts: Mapping[str, Any], customer_id: str, what: str) -> bool | None:
+    """The expression on a customer's facts; None (logged) when it cannot be computed on them (a value outside
+    the bounds, e.g. a NaN written into the database by hand): that rule leaves the customer as it is."""
+    try:
+        return expression.evaluate(facts)
+    except EvaluationError as error:
+        logger.warning(
+            "customer %s: %s; %s left as it is until the value or the rule is fixed", customer_id, error, what
+        )
+        return None

@@ -501,7 +501,8 @@ def _compile(located: Located, path: tuple[Any, ...], problems: list[Problem], w
     if not isinstance(source, str):
         return None  # missing or of the wrong type: the schema reports it
     try:
-        return compile_expression(source, roots=CREDIT_ROOTS)
+        mark = located.value_mark(path)
+        return compile_expression(source, roots=CREDIT_ROOTS, origin=f"{located.file}:{mark.line}:{mark.column}")
     except ExpressionError as exc:
         problems.append(located.problem(path, f"invalid expression in {what}: {exc.message}", offset=exc.offset))
         return None

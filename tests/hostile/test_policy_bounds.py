@@ -199,3 +199,33 @@ def test_the_warning_name_bound_is_the_database_column() -> None:
     from engine.store.models import CreditWarning
 
     assert CreditWarning.__table__.c.rule.type.length == WARNING_NAME_LENGTH  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_a_credit_rule_that_cannot_be_computed_leaves_that_customer_as_it_is(
+    make_book, caplog: pytest.LogCaptureFixture, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    # A credit limit of 'NaN' (by hand, on PostgreSQL) makes `customer.utilisation >= 0.9` raise
+    # decimal.InvalidOperation in the early warnings after every sweep.
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL stores a NaN amount")
+    book: Book = make_book(
+        {
+            "90-default.yaml": "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n",
+            "credit.yaml": (RULES / "credit.yaml").read_text(encoding="utf-8"),
+            "warnings.yaml": (RULES / "warnings.yaml").read_text(encoding="utf-8"),
+        }
+    )
+    book.customers(
+        {"id": "C1", "name": "Acme", "credit_limit": "1000"}, {"id": "C2", "name": "Bolt", "credit_limit": "1000"}
+    )
+    book.invoice("A1", "C1", "5000", "2026-02-02", currency="CNY")
+    book.invoice("B1", "C2", "5000", "2026-02-02", currency="CNY")
+    with book.app.repo.write() as session:
+        session.connection().execute(text("UPDATE customers SET credit_limit = 'NaN' WHERE id = 'C1'"))
+    with caplog.at_level("WARNING"):
+        book.run("2026-02-10")
+    assert book.stage("A1") == book.stage("B1") == "reminder"
+    assert "customer C1" in caplog.text and "warnings.yaml:" in caplog.text and "not a number" in caplog.text
+    open_warnings = {(w["customer_id"], w["rule"]) for w in book.app.credit.warnings(open_only=True)}
+    assert ("C2", "near_limit") in open_warnings and not any(c == "C1" for c, _ in open_warnings)
