@@ -229,3 +229,27 @@ def test_a_credit_rule_that_cannot_be_computed_leaves_that_customer_as_it_is(
     assert "customer C1" in caplog.text and "warnings.yaml:" in caplog.text and "not a number" in caplog.text
     open_warnings = {(w["customer_id"], w["rule"]) for w in book.app.credit.warnings(open_only=True)}
     assert ("C2", "near_limit") in open_warnings and not any(c == "C1" for c, _ in open_warnings)
+
+
+@pytest.mark.postgres
+def test_an_applies_to_that_cannot_be_computed_skips_that_invoice_in_the_sweep(
+    make_book, caplog: pytest.LogCaptureFixture, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL stores a NaN amount")
+    book: Book = make_book(
+        {
+            "10-big.yaml": 'name: big\napplies_to: "invoice.open_amount > 1000"\n'
+            "stages:\n  - {name: call, after_days: 1, channels: [phone]}\n",
+            "90-default.yaml": "name: default\nstages:\n  - {name: reminder, after_days: 1, channels: [email]}\n",
+        }
+    )
+    book.customers({"id": "C1", "name": "Acme"})
+    book.invoice("BAD", "C1", "100.00", due_on="2026-02-02")
+    book.invoice("GOOD", "C1", "5000.00", due_on="2026-02-02")
+    with book.app.repo.write() as session:
+        session.connection().execute(text("UPDATE invoices SET open_amount = 'NaN' WHERE number = 'BAD'"))
+    with caplog.at_level("WARNING", logger="dunning.sweep"):
+        book.run("2026-02-10")
+    assert book.stage("GOOD") == "call" and book.stage("BAD") == "current"
+    assert "invoice BAD" in caplog.text and "10-big.yaml:2:" in caplog.text and "skipped" in caplog.text
