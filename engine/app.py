@@ -118,7 +118,7 @@ class Dunning:
         return Dispatcher(
             self.repo,
             channels if channels is not None else self.build_channels(),
-            Renderer(self.settings.templates_path, self.stage_templates()),
+            Renderer(self.settings.templates_path, self.stage_templates(), self.stage_titles()),
             self.settings.dispatch,
             self.settings.company.model_dump(),
             clock=self.clock,
@@ -216,6 +216,13 @@ class Dunning:
         if policies is None:
             return {}
         return {(p.name, st.name): st.template for p in policies.policies for st in p.stages if st.template}
+
+    def stage_titles(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(policy, stage) → the stage's `title:` by language tag, for the stages that give one."""
+        policies = self.policies_if_valid()
+        if policies is None:
+            return {}
+        return {(p.name, st.name): dict(st.titles) for p in policies.policies for st in p.stages if st.titles}
 
     def policies_if_valid(self) -> PolicySet | None:
         """The policies in force, or None while a policy file is invalid (for work that can do without)."""

@@ -21,7 +21,7 @@ def company_for(company: Mapping[str, Any], language: str | None) -> dict[str, A
     by_language = company.get("languages") or {}
     if isinstance(by_language, Mapping) and language:
         tag = language.replace("-", "_")
-        for key in dict.fromkeys((tag.split("_")[0].lower(), tag)):
+        for key in dict.fromkeys((tag.split("_")[0].lower(), tag, tag.replace("_", "-"))):
             override = by_language.get(key)
             if isinstance(override, Mapping):
                 merged.update(override)

@@ -12,7 +12,14 @@ one (English):
 
 The HTML part is looked up the same way with `.html`; the built-in HTML default lays out the text body, so
 every message has both parts. Filters: `money(currency)` and `date` format for the customer's locale
-(`1,234.50 EUR` / `2026-03-04` when the customer has no language), `number`, `paragraphs` (text → HTML).
+(`1,234.50 EUR` / `2026-03-04` when the customer has no language), `number`, `paragraphs` (text → HTML), and
+the counting ones, through babel's CLDR plural rules for the customer's language (English without one):
+`days` (`1 day`, `2 days`; `1天`), `count(one, other)` (`{{ n | count("invoice", "invoices") }}` → `2
+invoices`; a language without plural forms takes `other`, e.g. `{{ n | count("次") }}` → `2 次`) and
+`ordinal` (`2nd`, `3rd`; the bare number in other languages).
+
+`stage_title` is the stage's `title:` from the policy in the customer's language, else a built-in title
+for the usual stage names in that language (`STAGE_TITLES`), else the stage name.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
+from babel.units import format_unit
 from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader, StrictUndefined, TemplateError, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
@@ -40,15 +48,15 @@ from engine.errors import TemplateProblem
 BUILTIN_DEFAULT = """Subject: {{ stage_title }}: invoice {{ invoice.number }} ({{ invoice.open_amount | money(invoice.currency) }} open)
 Dear {{ customer.name }},
 
-our records show invoice {{ invoice.number }} of {{ invoice.issued_on }} for \
+Our records show invoice {{ invoice.number }} of {{ invoice.issued_on }} for \
 {{ invoice.amount | money(invoice.currency) }}, due on {{ invoice.due_on }}, with \
 {{ invoice.open_amount | money(invoice.currency) }} still open\
-{% if invoice.days_overdue > 0 %} ({{ invoice.days_overdue }} days overdue){% endif %}.\
+{% if invoice.days_overdue > 0 %} ({{ invoice.days_overdue | days }} overdue){% endif %}.\
 {% if invoices | length > 1 %}
 
 These invoices of yours are all open:
 {% for inv in invoices %}- {{ inv.number }}: {{ inv.open_amount | money(inv.currency) }} open, due {{ inv.due_on }}, \
-{{ inv.days_overdue }} days overdue
+{{ inv.days_overdue | days }} overdue
 {% endfor %}{% endif %}
 
 Please arrange payment or contact us if anything is unclear.
@@ -62,6 +70,63 @@ BUILTIN_HTML = """<!DOCTYPE html>
 {{ body | paragraphs }}
 </body></html>
 """
+
+
+#: Titles of the usual stage names per language, for a policy that gives no `title:` for that language.
+STAGE_TITLES: dict[str, dict[str, str]] = {
+    "zh": {
+        "courtesy": "到期提醒",
+        "reminder": "付款提醒",
+        "second_reminder": "再次提醒",
+        "letter": "催款函",
+        "final_notice": "最后催告",
+        "phone": "电话催收",
+        "call": "电话催收",
+        "visit": "上门拜访",
+        "legal": "法律程序",
+        "statement": "对账单",
+    },
+}
+#: The title of any other stage in a language with a table above (never the English stage name in Chinese).
+GENERIC_TITLES = {"zh": "付款通知"}
+_ORDINAL_SUFFIXES = {"one": "st", "two": "nd", "few": "rd"}
+
+
+def stage_title(stage: str, language: str | None, titles: Mapping[str, str] | None = None) -> str:
+    """The stage's title for a customer speaking `language`: the policy's `title:` for that language, the
+    built-in title of the stage name, the policy's plain title (English customers), or the stage name."""
+    titles = titles or {}
+    tags = language_tags(language)
+    for tag in tags:
+        if tag in titles:
+            return titles[tag]
+    base = tags[-1] if tags else "en"
+    if base != "en" and base in STAGE_TITLES:
+        return STAGE_TITLES[base].get(stage.lower(), GENERIC_TITLES[base])
+    return titles.get("en") or titles.get("") or stage.replace("_", " ").title()
+
+
+def _plural_locale(language: str | None) -> Locale:
+    return locale_for(language) or Locale("en")
+
+
+def days(value: Any, language: str | None = None) -> str:
+    """`1 day`, `2 days`, `1,234 days` (`1天` in Chinese): CLDR's plural rules through babel."""
+    return str(format_unit(int(value), "duration-day", length="long", locale=_plural_locale(language)))
+
+
+def count(value: Any, one: str, other: str | None = None, language: str | None = None) -> str:
+    """`1 invoice` / `2 invoices`: `one` for CLDR's "one" category of the language, else `other`."""
+    form = one if _plural_locale(language).plural_form(abs(int(value))) == "one" else (other or one)
+    return f"{value} {form}"
+
+
+def ordinal(value: Any, language: str | None = None) -> str:
+    """`1st`, `2nd`, `3rd`, `11th` in English (CLDR's ordinal rules); the bare number in other languages."""
+    locale = _plural_locale(language)
+    if locale.language != "en":
+        return str(value)
+    return f"{value}{_ORDINAL_SUFFIXES.get(locale.ordinal_form(int(value)), 'th')}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +216,21 @@ def _number_filter(context: Context, value: Any) -> str:
     return format_decimal(value, locale=locale) if locale else f"{value:,}"
 
 
+@pass_context
+def _days_filter(context: Context, value: Any) -> str:
+    return days(value, _language(context))
+
+
+@pass_context
+def _count_filter(context: Context, value: Any, one: str, other: str | None = None) -> str:
+    return count(value, one, other, _language(context))
+
+
+@pass_context
+def _ordinal_filter(context: Context, value: Any) -> str:
+    return ordinal(value, _language(context))
+
+
 def _paragraphs(text: str) -> Markup:
     blocks = [block.strip("\n") for block in str(text).split("\n\n") if block.strip()]
     return Markup("\n").join(
@@ -187,10 +267,17 @@ def _one_line(text: str) -> str:
 
 class Renderer:
     """Renders notifications from `folder`. `stage_templates` maps (policy, stage) to the stage's `template:`
-    name, which then takes the stage name's place when the template files are looked up."""
+    name, which then takes the stage name's place when the template files are looked up; `stage_titles`
+    maps (policy, stage) to its `title:` by language tag."""
 
-    def __init__(self, folder: Path | None, stage_templates: Mapping[tuple[str, str], str] | None = None):
+    def __init__(
+        self,
+        folder: Path | None,
+        stage_templates: Mapping[tuple[str, str], str] | None = None,
+        stage_titles: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
+    ):
         self.stage_templates = dict(stage_templates or {})
+        self.stage_titles = dict(stage_titles or {})
         loaders: list[Any] = []
         if folder is not None and folder.is_dir():
             loaders.append(FileSystemLoader(str(folder)))
@@ -206,6 +293,9 @@ class Renderer:
         self.env.filters["date"] = _date_filter
         self.env.filters["number"] = _number_filter
         self.env.filters["paragraphs"] = _paragraphs
+        self.env.filters["days"] = _days_filter
+        self.env.filters["count"] = _count_filter
+        self.env.filters["ordinal"] = _ordinal_filter
         self._found: dict[tuple[str, str, str | None, str], str | None] = {}
 
     def _exists(self, name: str) -> bool:
@@ -265,7 +355,7 @@ class Renderer:
         """Subject, plain text and (with `html`) the HTML part, in the customer's language; the templates are
         those of the stage's `template:` name when its policy gives one."""
         tags = language_tags(language)
-        title = stage.replace("_", " ").title()
+        title = stage_title(stage, language, self.stage_titles.get((policy or "", stage)))
         # customer_link: the customer's own page (set by dispatch when web.public_url is configured)
         values = {"stage_title": title, "customer_link": None, **context, "language": tags[0] if tags else None}
         stage = self.stage_templates.get((policy or "", stage), stage)

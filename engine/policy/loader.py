@@ -197,6 +197,7 @@ def _build(
             repeat=Repeat(stage.repeat.every_days, stage.repeat.max) if stage.repeat else None,
             template=stage.template,
             description=stage.description,
+            titles=_titles(stage.title),
             approval_required=stage.approval == "required",
             fallback=tuple((stage.fallback or {}).items()),
             attach=tuple(stage.attach) if stage.attach is not None else None,
@@ -229,3 +230,12 @@ def _is_policy_file(path: Path) -> bool:
         and path.name not in CREDIT_RULE_FILES
         and path.is_file()
     )
+
+
+def _titles(title: str | dict[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """`title:` as (language tag, title) pairs, tags written with `_` (zh-CN -> zh_CN); "" for a plain title."""
+    if title is None:
+        return ()
+    if isinstance(title, str):
+        return (("", title),)
+    return tuple((tag.replace("-", "_"), text) for tag, text in title.items())

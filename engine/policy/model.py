@@ -75,6 +75,8 @@ class Stage:
     #: Template name override; by default the stage name picks the template.
     template: str | None = None
     description: str | None = None
+    #: `title:` per language tag ("zh_CN", "zh", "en"; "" for a plain title), in the order written
+    titles: tuple[tuple[str, str], ...] = ()
     #: `approval: required`: the invoice waits in "awaiting approval" until `dunning approve` lets it in.
     approval_required: bool = False
     #: (channel, fallback channel) pairs: a notification that fails for good on the first is queued on the second.

@@ -31,6 +31,8 @@ from engine.yamlsource import (
 __all__ = ["CANONICAL_EXAMPLE", "PolicySpec", "StageSpec", "policy_json_schema"]
 
 STAGE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+#: A language tag as customers' `language` carries it: en, zh, zh-CN, zh_Hant_TW.
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$"
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 #: How a day count over its bound reads: "after_days 99999 is over the limit of 36,500 days (100 years)".
@@ -126,6 +128,21 @@ class StageSpec(BaseModel):
             "and default templates)."
         ),
         examples=["friendly_reminder"],
+    )
+    title: Annotated[
+        str
+        | dict[Annotated[str, Field(pattern=LANGUAGE_PATTERN)], Annotated[str, Field(min_length=1, max_length=120)]]
+        | None,
+        Expect("a title, or a mapping of languages to titles such as {en: Reminder, zh-CN: 付款提醒}"),
+    ] = Field(
+        default=None,
+        description=(
+            "Optional: the stage's title in messages (`stage_title` in templates, e.g. the subject of the default "
+            "template), per customer language: {en: Final notice, zh-CN: 最后催告}. A plain text is the title for "
+            "customers without a language of their own. Without it: a built-in title per language for the usual "
+            "stage names (reminder, letter, phone, ...), else the stage name."
+        ),
+        examples=["Final notice", {"en": "Final notice", "zh-CN": "最后催告"}],
     )
     description: Annotated[str | None, Expect("text")] = Field(
         default=None, description="Optional note for readers; not sent to customers."

