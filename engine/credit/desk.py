@@ -19,7 +19,7 @@ from engine.clock import Clock, local_day
 from engine.credit.incentives import incentives as incentives_report
 from engine.credit.rules import CreditPolicy, CreditRules, load_credit_rules
 from engine.credit.scoring import BROKEN, CustomerBook, Score, credit_facts, measure_values, rounded, score
-from engine.currencies import is_currency, unknown_currency_message
+from engine.currencies import is_currency, money_text, unknown_currency_message
 from engine.errors import CreditRefused, DunningError, EvaluationError, NotFound, PolicyError
 from engine.policy.expressions import CompiledExpression
 from engine.reports.figures import load_book
@@ -419,9 +419,10 @@ class CreditDesk:
         if foreign:
             reasons.append(f"open invoices in {', '.join(foreign)} cannot be converted to {base}")
         if headroom is not None and amount > headroom:
+            unit = base or currency
             reasons.append(
-                f"over limit: open {open_amount} + order {amount} exceeds the limit {limit} by "
-                f"{open_amount + amount - limit}"
+                f"over limit: open {money_text(open_amount, unit)} + order {money_text(amount, unit)} exceeds the "
+                f"limit {money_text(limit, unit)} by {money_text(open_amount + amount - limit, unit)}"
             )
         legal = assessment.facts.get("credit.legal_invoices") or 0
         if legal:

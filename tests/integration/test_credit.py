@@ -206,7 +206,7 @@ def test_credit_check_limits_headroom_and_reasons(book: Book) -> None:
     )
     over = desk.check("C1", D("50.01"))
     assert not over["ok"] and over["reasons"] == [
-        "over limit: open 950.0000 + order 50.01 exceeds the limit 1000.0000 by 0.0100"
+        "over limit: open 950.00 + order 50.01 exceeds the limit 1000.00 by 0.01"
     ]
     assert "no exchange rate" in desk.check("C1", D("1"), "USD")["reasons"][0]
     desk.review(at("2026-06-30", 10), apply=True)

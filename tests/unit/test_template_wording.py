@@ -160,3 +160,13 @@ def test_policy_titles_load_per_language_and_bad_tags_are_refused(tmp_path: Path
     )
     with pytest.raises(PolicyError, match="title"):
         load_policies(rules, known_channels={"email"})
+
+
+@pytest.mark.parametrize("key", ["zh", "zh_CN", "zh-CN"])
+def test_company_fields_per_language_under_any_spelling_of_the_tag(key: str) -> None:
+    from engine.company import company_for
+
+    company = {"name": "Northwind GmbH", "address": "Hamburg", "languages": {key: {"name": "北风有限公司"}}}
+    assert company_for(company, "zh_CN") == {"name": "北风有限公司", "address": "Hamburg"}
+    assert company_for(company, "zh-CN")["name"] == "北风有限公司"
+    assert company_for(company, "en")["name"] == "Northwind GmbH"

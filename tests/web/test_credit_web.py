@@ -57,7 +57,7 @@ def test_credit_check_answers_the_cli_shape_whether_ok_or_not(web_book: WebBook)
     assert over.json()["ok"] is False and over.json()["headroom"] == 9300
     assert (
         over.json()["reasons"]
-        == ["over limit: open 700.0000 + order 9300.01 exceeds the limit 10000.0 by 0.0100"]
+        == ["over limit: open 700.00 + order 9300.01 exceeds the limit 10000.00 by 0.01"]
         == web_book.book.app.credit.check("C-TASK-OWN", Decimal("9300.01"), "EUR")["reasons"]
     )
     foreign = viewer.get("/api/v1/customers/C-TASK-OWN/credit-check", params={"amount": "1", "currency": "USD"})
