@@ -253,3 +253,9 @@ def test_an_applies_to_that_cannot_be_computed_skips_that_invoice_in_the_sweep(
         book.run("2026-02-10")
     assert book.stage("GOOD") == "call" and book.stage("BAD") == "current"
     assert "invoice BAD" in caplog.text and "10-big.yaml:2:" in caplog.text and "skipped" in caplog.text
+
+
+def test_an_integer_of_thousands_of_digits_stays_a_located_problem(tmp_path: Path) -> None:
+    # Past Python's 4,300-digit int conversion limit (issue 11, defect 5): located, never a traceback.
+    [problem] = problems_of(tmp_path, policy(stage=", after_days: " + "1" * 4400).replace("after_days: 1, ", ""))
+    assert (problem.line, problem.column) == (3, 53) and "this number has 4400 digits" in problem.message, problem
