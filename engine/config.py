@@ -169,6 +169,11 @@ class ImapSettings(BaseModel):
     #: Delete processed messages (off: nothing is deleted from the mailbox unless this is set).
     delete: bool = False
     timeout_seconds: float = Field(30, gt=0)
+    #: The daemon waits for new mail in IMAP IDLE where the server offers it (else it polls every
+    #: `inbound.every_seconds`); each IDLE is ended and issued again after this many seconds, within the
+    #: 29 minutes after which RFC 2177 lets a server drop an idle client.
+    idle: bool = True
+    idle_seconds: float = Field(1500, gt=0, le=1740)
 
 
 class InboundSettings(BaseModel):

@@ -9,10 +9,14 @@ The only module that imports imaplib.
 from __future__ import annotations
 
 import imaplib
+import itertools
 import os
 import re
+import select
 import shutil
+import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,10 @@ from engine.config import ImapSettings
 from engine.errors import InboundError
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: Tags of our IDLE commands; imaplib's own tags are letters and a number, so these never collide.
+_IDLE_TAGS = (f"DUNIDLE{n}".encode() for n in itertools.count(1))
+#: How often an IDLE wait looks at its stop flag (seconds).
+_STOP_POLL_SECONDS = 0.5
 _SAFE_FOLDER = re.compile(r"^[A-Za-z0-9 ._/-]{1,100}$")
 
 
@@ -179,6 +187,50 @@ class ImapSource:
         else:
             client.uid("STORE", uid, "+FLAGS", "(\\Seen)")
 
+    @property
+    def supports_idle(self) -> bool:
+        """Whether the server offers IDLE (RFC 2177); known once connected."""
+        return "IDLE" in self._capabilities
+
+    def wait_for_mail(self, seconds: float, stop: Callable[[], bool]) -> bool:
+        """Wait in IDLE until the server announces new mail (True), `seconds` pass or `stop()` turns true
+        (False); then end the IDLE. Only on a server that `supports_idle`.
+
+        imaplib (before Python 3.14) has no IDLE, so it is spoken here on the connection's socket; nothing is
+        buffered on imaplib's side between commands, and the exchange ends with the tagged reply, so imaplib
+        carries on where it was."""
+        client = self.client or self.connect()
+        lines = _Lines(client.sock)
+        tag = next(_IDLE_TAGS)
+        try:
+            client.send(tag + b" IDLE\r\n")
+            first = lines.next(self.settings.timeout_seconds)
+            if first is None or not first.startswith(b"+"):
+                raise InboundError(f"IMAP server {self.settings.host} refused IDLE: {first!r}")
+            arrived = False
+            deadline = time.monotonic() + seconds
+            while not arrived and not stop():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                line = lines.next(min(left, _STOP_POLL_SECONDS))
+                arrived = line is not None and bool(re.match(rb"\* \d+ (EXISTS|RECENT)", line))
+            client.send(b"DONE\r\n")
+            while True:
+                line = lines.next(self.settings.timeout_seconds)
+                if line is None:
+                    raise InboundError(f"IMAP server {self.settings.host} did not end IDLE")
+                if line.startswith(tag + b" "):
+                    if not line[len(tag) + 1 :].upper().startswith(b"OK"):
+                        raise InboundError(f"IMAP server {self.settings.host} ended IDLE with {line!r}")
+                    return arrived
+                arrived = arrived or bool(re.match(rb"\* \d+ (EXISTS|RECENT)", line))
+        except (OSError, ssl.SSLError) as exc:
+            self.client = None  # the connection is gone; the next call connects again
+            raise InboundError(
+                f"lost the IMAP connection to {self.settings.host} while waiting for mail ({type(exc).__name__}: {exc})"
+            ) from None
+
     def close(self) -> None:
         if self.client is not None:
             try:
@@ -186,6 +238,30 @@ class ImapSource:
             except (imaplib.IMAP4.error, OSError):
                 pass
             self.client = None
+
+
+class _Lines:
+    """CRLF-ended lines read straight from a socket (plain or TLS), each wait bounded."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = b""
+
+    def next(self, seconds: float) -> bytes | None:
+        """The next line without its CRLF, or None when none came within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while b"\r\n" not in self.buffer:
+            pending = getattr(self.sock, "pending", None)  # TLS: bytes decrypted already but not read
+            if not (pending and pending()):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                    return None
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionResetError("the server closed the connection")
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        return line
 
 
 def _quoted(folder: str) -> str:

@@ -44,6 +44,7 @@ from engine.errors import DaemonAlreadyRunning, DaemonError, PolicyError, SweepB
 from engine.policy.loader import load_policies
 from engine.policy.model import PolicySet
 from engine.service.health import HealthServer, HealthStatus, Metrics
+from engine.service.idle import MailWaiter
 from engine.service.lock import DaemonLock, lock_path_for
 from engine.service.logs import JsonLinesFormatter, configure_logging
 from engine.service.scheduler import CronSchedule, JobScheduler
@@ -164,6 +165,7 @@ class Daemon:
         self._next_review: datetime | None = None  # the next scheduled credit review (schedule.credit_review)
         self._wake_r, self._wake_w = -1, -1
         self._told_of_live_sender = False
+        self.mail_waiter: MailWaiter | None = None
         #: The latest rejected change of rules/ (see HealthStatus.policy_rejection), None while in force.
         self.policy_rejection: dict[str, Any] | None = None
 
@@ -194,6 +196,7 @@ class Daemon:
                 )
             self.jobs = jobs
             self._install_signals(stack)
+            self._start_mail_waiter(stack)
             if self.health_port is not None:
                 self._start_health(stack)
             for start in self.servers:
@@ -264,6 +267,22 @@ class Daemon:
         server.start()
         stack.callback(server.stop)
         self.health = server
+
+    def _start_mail_waiter(self, stack: ExitStack) -> None:
+        """IMAP IDLE on a thread of its own (engine.service.idle), where an IMAP mailbox is configured."""
+        inbound = self.settings.inbound
+        if inbound is None or inbound.imap is None or not inbound.imap.idle:
+            return
+        waiter = MailWaiter(
+            inbound.imap,
+            self.settings.base_dir,
+            self._guard("inbound", self.read_inbound),
+            self._stopping,
+            inbound.every_seconds,
+        )
+        waiter.start()
+        stack.callback(waiter.stop)
+        self.mail_waiter = waiter
 
     def _install_signals(self, stack: ExitStack) -> None:
         # Handlers only set flags and poke a pipe; the main thread does the work, outside signal context.
@@ -482,6 +501,8 @@ class Daemon:
 
         assert self.dunning is not None
         with self._work:
+            if self._stopping.is_set():
+                return
             report = Mailroom(self.dunning).fetch(limit=INBOUND_BATCH)
         if report.processed:
             logger.info(

@@ -98,7 +98,8 @@ service anvil {{
 
 
 @contextmanager
-def dovecot(root: Path) -> Iterator[ImapServer]:
+def dovecot(root: Path, *, extra: str = "") -> Iterator[ImapServer]:
+    """A dovecot for the test; `extra` is appended to its configuration (e.g. `imap_capability = …`)."""
     binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
     if binary is None:
         pytest.skip("dovecot is not installed (apt-get install dovecot-imapd; .ci/run does it)")
@@ -141,7 +142,7 @@ def dovecot(root: Path) -> Iterator[ImapServer]:
     port = _free_port()
     config = root / "dovecot.conf"
     config.write_text(
-        CONFIG.format(root=root, home=home, port=port, internal=internal, login="dovenull", password=PASSWORD),
+        CONFIG.format(root=root, home=home, port=port, internal=internal, login="dovenull", password=PASSWORD) + extra,
         encoding="utf-8",
     )
     process = subprocess.Popen([binary, "-F", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
