@@ -24,16 +24,18 @@ __all__ = ["Connection", "Repository"]
 
 
 class Repository:
-    def __init__(self, url: str, *, echo: bool = False, busy_seconds: float = 30.0):
+    def __init__(self, url: str, *, echo: bool = False, busy_seconds: float = 30.0, throwaway: bool = False):
         self.url = url
         self.busy_seconds = busy_seconds
-        self.engine = make_engine(url, echo=echo, busy_seconds=busy_seconds)
+        self.engine = make_engine(url, echo=echo, busy_seconds=busy_seconds, throwaway=throwaway)
         self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self.dialect = self.engine.dialect.name
 
     @classmethod
-    def open(cls, url: str, *, busy_seconds: float = 30.0) -> Repository:
-        repo = cls(url, busy_seconds=busy_seconds)
+    def open(cls, url: str, *, busy_seconds: float = 30.0, throwaway: bool = False) -> Repository:
+        """The database at `url`, its schema created or checked. `throwaway`: an SQLite file deleted after use
+        (no journal, no syncs; see `engine.store.engines.make_engine`)."""
+        repo = cls(url, busy_seconds=busy_seconds, throwaway=throwaway)
         repo.create_schema()
         return repo
 

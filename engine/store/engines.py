@@ -63,9 +63,15 @@ def writer_of(database: str | None) -> str:
     return f"process {pid} (`{command}`, writing since {started})"
 
 
-def make_engine(url: str, *, echo: bool = False, busy_seconds: float = 30.0) -> Engine:
+#: Page cache of a throw-away SQLite copy (KiB): a simulated book's invoices stay in memory between days.
+THROWAWAY_CACHE_KIB = 65536
+
+
+def make_engine(url: str, *, echo: bool = False, busy_seconds: float = 30.0, throwaway: bool = False) -> Engine:
     """An engine for `url` (sqlite:///PATH or postgresql+psycopg://...); ConfigError for anything else. An
-    SQLite writer waits up to `busy_seconds` for another one to finish."""
+    SQLite writer waits up to `busy_seconds` for another one to finish. A `throwaway` SQLite file (a
+    simulation's scratch copy, deleted afterwards) keeps no journal and never syncs: durability buys nothing
+    there, and a failed transaction ends the simulation anyway."""
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": busy_seconds})
         database = make_url(url).database
@@ -75,9 +81,14 @@ def make_engine(url: str, *, echo: bool = False, busy_seconds: float = 30.0) -> 
             # Take transaction control away from pysqlite so we decide how each one begins.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            if ":memory:" not in url:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            if throwaway:
+                cursor.execute("PRAGMA journal_mode=OFF")
+                cursor.execute("PRAGMA synchronous=OFF")
+                cursor.execute(f"PRAGMA cache_size=-{THROWAWAY_CACHE_KIB}")
+            else:
+                if ":memory:" not in url:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()

@@ -236,3 +236,21 @@ def test_folded_events_match_what_the_scratch_sweeps_wrote(book: Book, monkeypat
         if e["kind"] in ("transition", "notification")
     ]
     assert stored and sorted(folded, key=str) == sorted(stored, key=str)
+
+
+def test_the_scratch_copy_is_throwaway_and_the_users_database_keeps_its_indexes(book: Book) -> None:
+    from engine.store.scratch import UNREAD_INDEXES, scratch_copy
+
+    def indexes(repo):  # type: ignore[no-untyped-def]
+        with repo.read() as session:
+            return {name for (name,) in session.connection().exec_driver_sql("SELECT name FROM sqlite_master")}
+
+    with scratch_copy(book.app.repo) as repo:
+        with repo.write() as session:
+            conn = session.connection()
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "off"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0
+        assert not indexes(repo) & set(UNREAD_INDEXES)
+        assert "ix_invoices_customer_id" in indexes(repo)  # what the sweep reads through stays
+    if book.app.repo.dialect == "sqlite":
+        assert set(UNREAD_INDEXES) <= indexes(book.app.repo)
