@@ -185,6 +185,8 @@ class Stopwatch:
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.paused_for = 0.0
+        self.laps: dict[str, float] = {}
+        self.last_lap = 0.0
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -196,6 +198,21 @@ class Stopwatch:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started - self.paused_for
+
+    def untimed(self, chunks: Iterator[Any]) -> Iterator[Any]:
+        """The items of `chunks`, each fetched with the clock paused."""
+        while True:
+            with self.paused():
+                item = next(chunks, None)
+            if item is None:
+                return
+            yield item
+
+    def lap(self, name: str) -> None:
+        """Note the time of the work since the previous lap under `name`."""
+        now = self.seconds()
+        self.laps[name] = round(now - self.last_lap, 3)
+        self.last_lap = now
 
 
 def utc_text(value: Any) -> str:
@@ -334,6 +351,7 @@ def phase_floor(target: str, source: str, variant: str) -> dict[str, Any]:
     else:
         for _row in write_conn.execute(query, params):
             counts["invoices_read"] += 1
+    watch.lap("read")
 
     # invoice updates: what changed between the target (before) and the source (after), in id chunks
     last_id = 0
@@ -361,9 +379,12 @@ def phase_floor(target: str, source: str, variant: str) -> dict[str, Any]:
                 assignments = ", ".join(f"{name} = {mark}" for name in shape)
                 cursor.executemany(f"UPDATE invoices SET {assignments} WHERE id = {mark}", rows)
 
+    watch.lap("invoice_updates")
     # events: the data's canonical JSON and the chained hash are made here, in the timed part
     instants: dict[Any, str] = {}
-    for chunk in source_of.chunks("events", "id, at, recorded_at, kind, invoice_id, customer_id, actor, data"):
+    for chunk in watch.untimed(
+        source_of.chunks("events", "id, at, recorded_at, kind, invoice_id, customer_id, actor, data")
+    ):
         with watch.paused():
             events = []
             for event_id, at, recorded_at, kind, invoice_id, customer_id, actor, data in chunk:
@@ -386,7 +407,8 @@ def phase_floor(target: str, source: str, variant: str) -> dict[str, Any]:
         counts["events"] += len(rows)
         _write(cursor, "events", EVENT_COLUMNS, rows, variant, mark)
 
-    for chunk in source_of.chunks("notifications", ", ".join(f'"{c}"' for c in notification_columns)):
+    watch.lap("events")
+    for chunk in watch.untimed(source_of.chunks("notifications", ", ".join(f'"{c}"' for c in notification_columns))):
         with watch.paused():
             if postgres:  # the JSON column comes back decoded: hand it back as text
                 index = notification_columns.index("invoice_ids")
@@ -410,13 +432,14 @@ def phase_floor(target: str, source: str, variant: str) -> dict[str, Any]:
             ),
         ),
     ):
-        for chunk in source_of.chunks(table, ", ".join(columns)):
+        for chunk in watch.untimed(source_of.chunks(table, ", ".join(columns))):
             marks = ", ".join([mark] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", chunk)
     if postgres:
         write_conn.commit()
     else:
         write_conn.execute("COMMIT")
+    watch.lap("notifications_sweep_commit")
     seconds = watch.seconds()
 
     source_head = read("SELECT hash FROM events ORDER BY id DESC LIMIT 1")[0][0]
@@ -438,6 +461,7 @@ def phase_floor(target: str, source: str, variant: str) -> dict[str, Any]:
     return {
         "seconds": round(seconds, 3),
         "loading_seconds_excluded": round(watch.paused_for, 3),
+        "parts": watch.laps,
         "peak_rss_mib": round(peak_mib(), 1),
         "baseline_rss_mib": round(baseline, 1),
         **counts,

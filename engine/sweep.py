@@ -875,7 +875,7 @@ class _HotPath:
         for shape, values in updates.items():
             self.storage.update(shape, values)
         append_system_events(conn, as_of, recorded_at, events)
-        outbox.queue(conn, notices)
+        outbox.queue(conn, notices, copy=True)
 
     def notify(
         self,

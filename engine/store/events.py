@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, Table, select
 
 from engine.store import chain
-from engine.store.bulk import BulkWriter
+from engine.store.bulk import BulkWriter, insert_rows
 from engine.store.locks import CHAIN_LOCK_KEY, wait_for
 from engine.store.models import Event
 
@@ -259,10 +259,7 @@ def append_system_events(
             (event_id, stored_at, stored_recorded, kind, invoice_id, customer_id, "system", data_json, previous, digest)
         )
         previous = digest
-    columns = ", ".join(EVENT_COLUMNS)
-    conn.exec_driver_sql(
-        f"INSERT INTO {EVENTS.name} ({columns}) VALUES ({', '.join([form._mark] * len(EVENT_COLUMNS))})", rows
-    )
+    insert_rows(conn, EVENTS, EVENT_COLUMNS, rows)
     observers = _observers.get()
     if observers:  # they are handed rows as `new_event` builds them
         built = [

@@ -112,9 +112,10 @@ def notification(
     }
 
 
-def queue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Write notifications made by `notification` (one bulk statement)."""
-    insert_notifications(conn, rows)
+def queue(conn: Connection, rows: Sequence[dict[str, Any]], *, copy: bool = False) -> None:
+    """Write notifications made by `notification` (one bulk statement; `copy`: COPY on PostgreSQL for a
+    large batch, for a writer whose keys cannot collide, such as a sweep's fresh notices)."""
+    insert_notifications(conn, rows, copy=copy)
 
 
 def queue_once(conn: Connection, row: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from engine.store import bulk
 from engine.store.models import Event, Invoice, Notification, Sweep
 from engine.sweep import Sweeper
 from tests.conftest import Book, at
@@ -102,7 +103,10 @@ def _rows(book: Book) -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_path_writes_the_reference_rows(tmp_path: Path, database_url: str, seed: int) -> None:
+def test_fast_path_writes_the_reference_rows(
+    tmp_path: Path, database_url: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "COPY_FROM_ROWS", 2)  # PostgreSQL: COPY and UPDATE … FROM even for small chunks
     rng = random.Random(seed)
     policies = _policies(rng)
     fast = Book(tmp_path / "fast", database_url.replace("dunning.db", "fast.db"), policies, channels=CHANNELS)
