@@ -92,7 +92,7 @@ class ExpressionError(DunningError):
 
 class EvaluationError(DunningError):
     """A compiled expression could not be computed for one invoice's facts (a value outside the documented
-    bounds, such as NaN or a huge amount written into the database by hand): arithmetic overflowed or a
+    bounds, such as a NaN amount written into the database by hand): arithmetic overflowed or a
     comparison had no answer. `origin` is where the expression is written (FILE:LINE:COLUMN, or "")."""
 
     def __init__(self, source: str, origin: str, reason: str):

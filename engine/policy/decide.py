@@ -18,7 +18,7 @@ After an escalation the walk simply goes on above the stage entered; each condit
 (again only when it reads `invoice.stage`, which the escalation changed).
 
 A condition that cannot be computed for this invoice (`EvaluationError`: a value outside the documented
-bounds, e.g. NaN or a huge amount written into the database by hand) holds the invoice where it is: the
+bounds, e.g. a NaN amount written into the database by hand) holds the invoice where it is: the
 decision is `stay` (nothing sent, no stage change) with the reason in `waiting`, looked at again tomorrow,
 and a warning naming the invoice and the expression's FILE:LINE:COLUMN is logged each time. The sweep goes on.
 """

@@ -36,10 +36,10 @@ Unknown values
 
 Bounds
     A number written in an expression is at most 10^15 in size with at most 28 digits after the point,
-    and the checker bounds what arithmetic can compute from the fields' own bounds (`value_bound`):
+    and the checker bounds what arithmetic can compute from the fields' own bounds (`checker.FIELD_BOUNDS`):
     an expression that could go beyond 10^100 is refused when the policy loads, so arithmetic on the
-    values the engine stores cannot overflow. Facts outside those bounds (NaN, or a huge amount
-    written into the database by hand) make `evaluate` raise `EvaluationError` naming the expression
+    values the engine stores cannot overflow. Facts outside those bounds (a NaN amount written into
+    the database by hand) make `evaluate` raise `EvaluationError` naming the expression
     and where it is written (`origin`), never a bare decimal exception.
 """
 
