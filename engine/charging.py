@@ -6,7 +6,7 @@ an event's instant becomes the local date it happened on, and `as_of` is a local
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -143,7 +143,7 @@ class Charging:
             return {}
         return {row.number: self.statement(row, as_of).charges for row in charge_rows(conn)}
 
-    def price_notices(self, conn: Connection, events: Iterable[dict[str, Any]], today: date) -> None:
+    def price_notices(self, conn: Connection, events: Sequence[dict[str, Any]], today: date) -> None:
         """Write the interest figure (and charges due) into the data of each notification event in `events`
         whose policy charges something: what the notice claimed is then in the audit log."""
         if not self._any_charges():
