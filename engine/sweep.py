@@ -529,6 +529,10 @@ def _aware(value: datetime | None) -> datetime | None:
 
 _ID, _NUMBER, _CUSTOMER = SWEEP_ROW_INDEX["id"], SWEEP_ROW_INDEX["number"], SWEEP_ROW_INDEX["customer_id"]
 _INVOICE_FIELDS = 17  # the invoice's own columns lead a `sweep_rows` row (see engine.store.invoices)
+#: What `customer_facts` reads of a row: the customer's id and fields (`c_…`), with their positions.
+_CUSTOMER_FIELDS = tuple(
+    (name, position) for name, position in SWEEP_ROW_INDEX.items() if name == "customer_id" or name.startswith("c_")
+)
 
 
 @dataclass
@@ -575,6 +579,7 @@ class _HotPath:
         )
         # channel -> (customer field it is addressed to, its position in the row; None: not in the row)
         self.addresses: dict[str, tuple[str, int | None]] = {}
+        self.fallbacks: dict[tuple[Policy, str, str], str | None] = {}
 
     def plan(self, policy: Policy) -> _PolicyPlan:
         plan = self.plans.get(policy)
@@ -619,6 +624,14 @@ class _HotPath:
             found = self.templates[key] = DataTemplate(fixed(), slots)
         return found
 
+    def fallback(self, policy: Policy, stage: str, channel: str) -> str | None:
+        key = (policy, stage, channel)
+        try:
+            return self.fallbacks[key]
+        except KeyError:
+            found = self.fallbacks[key] = policy.stage(stage).fallback_for(channel)
+            return found
+
     def address(self, channel: str) -> tuple[str, int | None]:
         found = self.addresses.get(channel)
         if found is None:
@@ -632,9 +645,8 @@ class _HotPath:
         totals: Mapping[str, tuple[Decimal, Decimal, int]],
         extra: Mapping[str, Mapping[str, Any]],
     ) -> tuple[dict[str, Any], Policy | None]:
-        mapping = dict(row._mapping)
-        raw = mapping["c_tags"]
-        mapping["c_tags"] = _decoded(raw) if self.decode_customer_tags else None
+        mapping = {name: row[position] for name, position in _CUSTOMER_FIELDS}
+        mapping["c_tags"] = _decoded(mapping["c_tags"]) if self.decode_customer_tags else None
         customer_id = mapping["customer_id"]
         facts = {**customer_facts(mapping, totals.get(customer_id)), **extra.get(customer_id, {})}
         policy = None
@@ -893,7 +905,6 @@ class _HotPath:
     ) -> None:
         """`Sweeper._notify` for notices per invoice: an outbox row and a `notification` event per channel."""
         invoice_id, number, customer_id = row[_ID], row[_NUMBER], row[_CUSTOMER]
-        spec = policy.stage(stage)
         for channel in channels:
             field_name, position = self.address(channel)
             recipient = customer_id if field_name == "id" else (row[position] if position is not None else None)
@@ -910,7 +921,7 @@ class _HotPath:
                     recipient=recipient,
                     recipient_field=field_name,
                     created_at=self.as_of,
-                    fallback=spec.fallback_for(channel),
+                    fallback=self.fallback(policy, stage, channel),
                 )
             )
             if not recipient:

@@ -12,6 +12,7 @@ executemany of the same rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
@@ -64,7 +65,17 @@ class BulkWriter:
         return converted
 
     def _tuples(self, names: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        columns = [self._column(name, [row.get(name) for row in rows]) for name in names]
+        try:  # rows from one builder carry every column: read them in C
+            get = itemgetter(*names)
+            plain = [get(row) for row in rows] if len(names) > 1 else [(get(row),) for row in rows]
+        except KeyError:
+            plain = [tuple(row.get(name) for name in names) for row in rows]
+        converted = [i for i, name in enumerate(names) if self._processors[name] is not None and name not in self.raw]
+        if not converted:
+            return plain
+        columns: list[Any] = list(zip(*plain, strict=True))
+        for i in converted:
+            columns[i] = self._column(names[i], list(columns[i]))
         return list(zip(*columns, strict=True))
 
     def insert(self, rows: Sequence[dict[str, Any]], *, copy: bool = False) -> None:

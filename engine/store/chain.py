@@ -51,6 +51,13 @@ def seal(canonical_text: str, event_id: int, key: bytes | None) -> str:
     return hashlib.sha256(message).hexdigest()
 
 
+def seal_message(message: bytes, key: bytes | None) -> str:
+    """`seal` for a message that already holds the id (the canonical text with `"id":N` first)."""
+    if key is not None:
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hashlib.sha256(message).hexdigest()
+
+
 def format_of(stored_hash: str, canonical_text: str, event_id: int, key: bytes | None) -> str | None:
     """Which format `stored_hash` is in for this event's text and id; None when it matches none of them
     (the event was altered or renumbered, or it is keyed and the key given is not the one it was made with)."""

@@ -208,16 +208,15 @@ class DataTemplate:
             pieces.append(before)
         pieces.append(text)
         self.pieces = tuple(pieces)
+        self._steps = tuple(zip(self.order, pieces[1:], strict=True))
 
     def render(self, *values: str | None) -> str:
         """The data's JSON with these slot values (text, or None for null), given in the order of `slots`."""
-        pieces = self.pieces
-        parts = [pieces[0]]
-        for index, position in enumerate(self.order, 1):
+        text = self.pieces[0]
+        for position, piece in self._steps:
             value = values[position]
-            parts.append("null" if value is None else _encode_text(value))
-            parts.append(pieces[index])
-        return "".join(parts)
+            text += ("null" if value is None else _encode_text(value)) + piece
+        return text
 
 
 _encode_text = json.encoder.encode_basestring  # what the encoders use for str
@@ -239,22 +238,22 @@ def append_system_events(
     at_value, recorded_value = _truncated(at), _truncated(recorded_at)
     stored_at = form._processors["at"](at_value)  # type: ignore[misc]
     stored_recorded = form._processors["recorded_at"](recorded_value)  # type: ignore[misc]
-    # the canonical text (see `canonical`) around the per-event values, keys in sorted order
-    head = f'{{"actor":"system","at":{_instant(at_value)},"customer_id":'
+    # the canonical text (see `canonical`) with the id first, as chain.seal hashes it, keys in sorted order
+    head = f',"actor":"system","at":{_instant(at_value)},"customer_id":'
     tail = f',"recorded_at":{_instant(recorded_value)}}}'
     kinds: dict[str, str] = {}
-    seal = chain.seal
+    seal = chain.seal_message
     rows = []
     for event_id, (kind, invoice_id, customer_id, data_json) in zip(ids, events, strict=True):
         kind_text = kinds.get(kind)
         if kind_text is None:
             kind_text = kinds[kind] = _encode_text(kind)
         text = (
-            f'{head}{"null" if customer_id is None else _encode_text(customer_id)},"data":{data_json},'
+            f'{{"id":{event_id}{head}{"null" if customer_id is None else _encode_text(customer_id)},"data":{data_json},'
             f'"invoice_id":{"null" if invoice_id is None else int(invoice_id)},"kind":{kind_text},'
             f'"prev_hash":"{previous}"{tail}'
         )
-        digest = seal(text, event_id, key)
+        digest = seal(text.encode("utf-8"), key)  # the text holds the id already (chain.seal's message)
         rows.append(
             (event_id, stored_at, stored_recorded, kind, invoice_id, customer_id, "system", data_json, previous, digest)
         )

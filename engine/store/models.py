@@ -44,8 +44,8 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        if dialect.name == "sqlite":
-            return (Decimal(int(value)) / _MONEY_FACTOR).quantize(_MONEY_QUANTUM)
+        if dialect.name == "sqlite":  # ten-thousandths: the same digits with the point moved (exact, 4 places)
+            return Decimal(int(value)).scaleb(-MONEY_SCALE)
         return Decimal(value).quantize(_MONEY_QUANTUM)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.store import bulk
+from engine.store import bulk, chain
 from engine.store.models import Event, Invoice, Notification, Sweep
 from engine.sweep import Sweeper
 from tests.conftest import Book, at
@@ -107,6 +107,8 @@ def test_fast_path_writes_the_reference_rows(
     tmp_path: Path, database_url: str, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bulk, "COPY_FROM_ROWS", 2)  # PostgreSQL: COPY and UPDATE … FROM even for small chunks
+    if seed == 3:  # a keyed chain: HMACs instead of plain hashes
+        monkeypatch.setenv(chain.KEY_ENV, "the installation's audit key")
     rng = random.Random(seed)
     policies = _policies(rng)
     fast = Book(tmp_path / "fast", database_url.replace("dunning.db", "fast.db"), policies, channels=CHANNELS)
