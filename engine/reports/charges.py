@@ -6,8 +6,9 @@ day before the period and at the end of its last day, for every invoice (open or
 (interest accrued on its days, a compensation that fell due, a fee charged), so the billed figures of
 consecutive periods add up to those of the whole. *Collected* is what payments dated in the period paid of
 the charges (only under `allocation: fees_interest_principal`; under `principal_first` payments lower the
-principal and the charges stay due). *Outstanding* is what is still due at the end of the period. Amounts are
-in each currency's minor unit and never added across currencies.
+principal and the charges stay due). *Outstanding* is what is still due at the end of the period. A write-off
+takes the charges off the book with the principal: nothing is billed after its day, nothing is outstanding
+from then on. Amounts are in each currency's minor unit and never added across currencies.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from engine.charges import ChargeStatement
 from engine.charging import Charging
+from engine.clock import local_day
 from engine.errors import ReportError
-from engine.policy.model import PolicySet
+from engine.policy.model import WRITTEN_OFF, PolicySet
 from engine.store.charges import charge_rows
 from engine.store.database import Repository
 
@@ -51,7 +53,13 @@ def charges_report(
         policy = charging.policy_of(row)
         if policy is None or policy.charges is None:
             continue
-        start, end = charging.statement(row, before), charging.statement(row, until)
+        offs = [local_day(at, zone) for at, kind in row.disputes if kind == "write_off"]
+        written_off = offs[-1] if row.stage == WRITTEN_OFF and offs else None
+        if written_off is not None and written_off < since:
+            continue
+        gone = written_off is not None and written_off <= until  # written off by the end of the period
+        last = written_off if gone and written_off is not None else until
+        start, end = charging.statement(row, before), charging.statement(row, last)
         line: dict[str, Any] = {"invoice": row.number, "customer_id": row.customer_id}
         for part in CHARGE_PARTS:
             line[f"{part}_billed"] = _gross(end, part) - _gross(start, part)
@@ -59,7 +67,7 @@ def charges_report(
             line[f"{part}_collected"] = getattr(end, f"{part}_collected") - getattr(start, f"{part}_collected")
         line["billed"] = sum((line[f"{part}_billed"] for part in CHARGE_PARTS), ZERO)
         line["collected"] = sum((line[f"{part}_collected"] for part in CHARGE_PARTS), ZERO)
-        line["outstanding"] = end.charges
+        line["outstanding"] = ZERO if gone else end.charges
         line["basis"] = end.basis
         if not (line["billed"] or line["collected"] or line["outstanding"]):
             continue

@@ -241,3 +241,25 @@ def test_the_charges_report_bills_and_collects_by_period(make_book, tmp_path: Pa
     [both] = report(date(2026, 2, 1), date(2026, 3, 31))["sections"]
     assert both["billed"] == february["billed"] + march["billed"]  # consecutive periods add up
     assert report(date(2026, 1, 1), date(2026, 1, 31))["sections"] == []  # not yet overdue: nothing to show
+
+
+def test_a_write_off_ends_the_charges_in_the_report(book) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from engine.reports.charges import charges_report
+
+    Collector(book.app, actor="cfo").write_off("INV-1", "insolvent", at=datetime(2026, 3, 10, 11, tzinfo=timezone.utc))
+
+    def report(first: date, last: date) -> list:  # type: ignore[type-arg]
+        return charges_report(book.app.repo, book.app.policies, book.app.settings.zone, first, last)["sections"]
+
+    # 1-28 Feb on 10,000: 77.863014 -> 77.86 accrued; to 10 Mar (38 days): 105.671233 -> 105.67
+    [march] = report(date(2026, 3, 1), date(2026, 3, 31))
+    assert (march["interest_billed"], march["compensation_billed"], march["outstanding"]) == (
+        Decimal("27.81"),  # 105.67 - 77.86: nothing after the write-off day
+        Decimal("0.00"),
+        Decimal("0"),
+    )
+    [february] = report(date(2026, 2, 1), date(2026, 2, 28))  # before the write-off: still due then
+    assert (february["billed"], february["outstanding"]) == (Decimal("117.86"), Decimal("117.86"))
+    assert report(date(2026, 4, 1), date(2026, 4, 30)) == []
