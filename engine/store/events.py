@@ -223,10 +223,16 @@ _encode_text = json.encoder.encode_basestring  # what the encoders use for str
 
 
 def append_system_events(
-    conn: Connection, at: datetime, recorded_at: datetime, events: Sequence[tuple[str, int | None, str | None, str]]
+    conn: Connection,
+    at: datetime,
+    recorded_at: datetime,
+    events: Sequence[tuple[str, int | None, str | None, str]],
+    *,
+    actor: str = "system",
 ) -> None:
-    """Append events the engine made on its own (actor "system"), all at `at` and recorded at `recorded_at`,
-    given as (kind, invoice_id, customer_id, data JSON from `encode_data` or a `DataTemplate`).
+    """Append events the engine made on its own (`actor` "system"; an import names its actor), all at `at`
+    and recorded at `recorded_at`, given as (kind, invoice_id, customer_id, data JSON from `encode_data` or
+    a `DataTemplate`).
 
     The storage-form twin of `new_event` + `append_events` for a sweep's thousands of events: the same
     rows, the same canonical text and the same chain (tests/integration/test_sweep_fast_path.py holds them
@@ -239,7 +245,7 @@ def append_system_events(
     stored_at = form._processors["at"](at_value)  # type: ignore[misc]
     stored_recorded = form._processors["recorded_at"](recorded_value)  # type: ignore[misc]
     # the canonical text (see `canonical`) with the id first, as chain.seal hashes it, keys in sorted order
-    head = f',"actor":"system","at":{_instant(at_value)},"customer_id":'
+    head = f',"actor":{_encode_text(actor)},"at":{_instant(at_value)},"customer_id":'
     tail = f',"recorded_at":{_instant(recorded_value)}}}'
     kinds: dict[str, str] = {}
     seal = chain.seal_message
@@ -255,7 +261,7 @@ def append_system_events(
         )
         digest = seal(text.encode("utf-8"), key)  # the text holds the id already (chain.seal's message)
         rows.append(
-            (event_id, stored_at, stored_recorded, kind, invoice_id, customer_id, "system", data_json, previous, digest)
+            (event_id, stored_at, stored_recorded, kind, invoice_id, customer_id, actor, data_json, previous, digest)
         )
         previous = digest
     insert_rows(conn, EVENTS, EVENT_COLUMNS, rows)
@@ -268,6 +274,7 @@ def append_system_events(
                 recorded_at=recorded_at,
                 invoice_id=invoice_id,
                 customer_id=customer_id,
+                actor=actor,
                 data=json.loads(data_json),
             )
             for kind, invoice_id, customer_id, data_json in events

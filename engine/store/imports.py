@@ -103,8 +103,5 @@ def add_invoices(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, 
     last_id = conn.execute(select(func.max(INVOICES.c.id))).scalar() or 0
     insert_invoices(conn, rows)
     numbers = {row["number"] for row in rows}
-    return {
-        number: invoice_id
-        for invoice_id, number in conn.execute(select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.id > last_id))
-        if number in numbers
-    }
+    written = conn.execute(select(INVOICES.c.id, INVOICES.c.number).where(INVOICES.c.id > last_id)).all()
+    return {number: invoice_id for invoice_id, number in written if number in numbers}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 import engine.importer as importer
 from engine.errors import ImportRejected
+from engine.store.events import verify_chain
 from engine.store.models import Invoice
 
 HEADER = "number,customer_id,currency,amount,issued_on,due_on,tags\n"
@@ -70,3 +72,46 @@ def test_cli_progress_flag(tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", "invoices", str(tmp_path / "i.csv"), "--progress"], env=env)
     assert result.exit_code == 0, result.output
     assert "invoices: 2 new" in result.output
+
+
+def test_import_events_in_storage_form_are_the_rows_the_event_builder_makes(make_book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """New invoices' import events are written in storage form: same data, actor and chain as `new_event` +
+    `append_events` give, updates before them in the same order, and the chain still verifies."""
+    book = make_book()
+    book.customers({"id": "C1", "name": "One"}, {"id": "Ç-2", "name": "Zwei"})
+    book.invoice("OLD", "C1", "10.00", due_on="2026-01-31")
+    path = tmp_path / "inv.csv"
+    path.write_text(
+        HEADER
+        + "OLD,C1,EUR,12.00,2026-01-31,2026-01-31,\n"
+        + 'N-1,Ç-2,JPY,5000,2026-01-01,2026-02-28,vip;"quoted" tag\n'
+        + "N-2,C1,EUR,7.5,2026-01-01,2026-03-01,\n",
+        encoding="utf-8",
+    )
+    book.app.importer(actor="José").import_file("invoices", path)
+    with book.app.repo.read() as session:
+        conn = session.connection()
+        rows = conn.exec_driver_sql("SELECT kind, actor, data FROM events WHERE actor = 'José' ORDER BY id").all()
+        assert verify_chain(conn).ok
+    assert [(kind, actor) for kind, actor, _ in rows] == [("update", "José"), ("import", "José"), ("import", "José")]
+    data = [json.loads(text) if isinstance(text, str) else text for _, _, text in rows[1:]]
+    assert data == [
+        {
+            "invoice": "N-1",
+            "customer_id": "Ç-2",
+            "currency": "JPY",
+            "amount": "5000",
+            "issued_on": "2026-01-01",
+            "due_on": "2026-02-28",
+            "tags": ["vip", '"quoted" tag'],
+        },
+        {
+            "invoice": "N-2",
+            "customer_id": "C1",
+            "currency": "EUR",
+            "amount": "7.50",
+            "issued_on": "2026-01-01",
+            "due_on": "2026-03-01",
+            "tags": [],
+        },
+    ]
