@@ -155,29 +155,53 @@ class Dispatcher:
     async def _deliver(
         self, batch: list[dict[str, Any]], now: datetime, *, report: DispatchReport | None = None
     ) -> list[Outcome]:
-        """Send a claimed batch. With `report`, each outcome is recorded as soon as it comes in (those that
-        came in together, in one transaction), so a crash can duplicate only messages really in flight:
-        handed to their channel, not yet recorded."""
+        """Send a claimed batch. With `report`, each outcome is recorded as soon as it comes in (together with
+        those that came in while the previous recording committed), so a crash can duplicate only messages
+        really in flight: handed to their channel, not yet recorded — at most twice `concurrency` per channel,
+        since a send waits for room while that many of its channel's are sending or unrecorded."""
         gates: dict[str, asyncio.Semaphore] = {}
+        rooms: dict[str, asyncio.Semaphore] = {}
+
+        def room(channel: str) -> asyncio.Semaphore:
+            return rooms.setdefault(channel, asyncio.Semaphore(2 * self.settings.concurrency))
 
         async def one(row: dict[str, Any]) -> Outcome:
             gate = gates.setdefault(row["channel"], asyncio.Semaphore(self.settings.concurrency))
             async with gate:
+                if report is not None:
+                    await room(row["channel"]).acquire()  # given back once the outcome is committed
                 return await self._deliver_one(row, now)
 
         if report is None:
             return list(await asyncio.gather(*(one(row) for row in batch)))
         outcomes: list[Outcome] = []
-        waiting = {asyncio.ensure_future(one(row)) for row in batch}
+        sending = {asyncio.ensure_future(one(row)) for row in batch}
+        unrecorded: list[Outcome] = []
+        # One recording at a time, in a worker thread, so the sends go on while it commits; what comes in
+        # meanwhile is recorded by the next one.
+        recording: asyncio.Future[DispatchReport] | None = None
+        committing: list[Outcome] = []
         try:
-            while waiting:
-                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                arrived = [task.result() for task in done]
-                report.merge(self.record(arrived, now))
-                outcomes += arrived
+            while sending or unrecorded or recording is not None:
+                watched: set[asyncio.Future[Any]] = {*sending, *([recording] if recording is not None else [])}
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if recording is not None and recording in done:
+                    report.merge(recording.result())
+                    for outcome in committing:
+                        room(outcome.row["channel"]).release()
+                    recording, committing = None, []
+                for task in done & sending:
+                    sending.discard(task)
+                    unrecorded.append(task.result())
+                if recording is None and unrecorded:
+                    outcomes += unrecorded
+                    committing, unrecorded = unrecorded, []
+                    recording = asyncio.ensure_future(asyncio.to_thread(self.record, committing, now))
         finally:
-            for task in waiting:  # only when recording failed: the rest stay claimed, their leases run out
+            for task in sending:  # only when recording failed: the rest stay claimed, their leases run out
                 task.cancel()
+            if recording is not None and not recording.done():
+                await asyncio.wait([recording])  # a commit under way finishes; it cannot be taken back
         return outcomes
 
     async def _deliver_one(self, row: dict[str, Any], now: datetime) -> Outcome:
