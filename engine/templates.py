@@ -60,7 +60,9 @@ These invoices of yours are all open:
 {% endfor %}{% endif %}
 
 Please arrange payment or contact us if anything is unclear.
-
+{% if details is defined %}
+{{ details }}
+{% endif %}
 {{ company.name }}
 """
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.charging import invoice_charges
 from engine.clock import iso, local_day
+from engine.currencies import in_minor_units
 from engine.errors import ChargesError, NotFound
 from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
 from engine.policy.decide import Decision, decide, map_stage
@@ -106,7 +107,8 @@ class Explanation:
     def lines(self) -> list[str]:
         out = [
             f"Invoice {self.number} of {self.customer_name} ({self.customer_id}): "
-            f"{_money(self.open_amount)} {self.currency} open of {_money(self.amount)}, due {self.due_on}; "
+            f"{_money(self.open_amount, self.currency)} {self.currency} open of {_money(self.amount, self.currency)}, "
+            f"due {self.due_on}; "
             f"{_overdue(self.days_overdue, self.day_count)} on {self.today}.",
         ]
         if self.closed:
@@ -448,10 +450,11 @@ def _charges_line(charges: dict[str, Any], currency: str) -> str:
     return f"Charges: {parts} = total due {charges['total_due']:,} {currency}{basis}."
 
 
-def _money(value: Any) -> str:
+def _money(value: Any, currency: str) -> str:
+    """`12,000.00` for EUR, `5,000` for JPY: the currency's minor units, as a person reads the amount."""
     try:
-        return f"{value:,.2f}"
-    except (TypeError, ValueError):
+        return f"{in_minor_units(Decimal(value), currency):,}"
+    except (TypeError, ValueError, ArithmeticError):
         return str(value)
 
 

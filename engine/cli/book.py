@@ -29,6 +29,7 @@ from engine.cli.shared import (
 )
 from engine.clock import iso
 from engine.config import load_settings
+from engine.currencies import in_minor_units
 from engine.errors import DunningError
 
 # -- import ----------------------------------------------------------------------------------------
@@ -227,7 +228,10 @@ def status(as_of: AsOf = None, json_out: Json = False) -> None:
         table.add_column("invoices", justify="right")
         table.add_column("open amount", justify="right")
         for row in dunning.stage_summary(invoices):
-            amounts = ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(row["open_amount"].items()))
+            amounts = ", ".join(
+                f"{in_minor_units(amount, currency):,} {currency}"
+                for currency, amount in sorted(row["open_amount"].items())
+            )
             table.add_row(row["stage"], str(row["invoices"]), amounts)
         out.print(table)
 

@@ -96,3 +96,10 @@ def test_disputed_invoice_says_since_when_and_why(book: Book) -> None:
 def test_unknown_invoice_says_what_to_do(book: Book) -> None:
     with pytest.raises(NotFound, match="dunning status"):
         explain_invoice(book.app, "NOPE")
+
+
+def test_the_first_line_shows_the_currencys_minor_units(book: Book) -> None:
+    book.invoice("JPY-1", "C1", "500000", due_on="2026-03-01", currency="JPY")
+    book.invoice("KWD-1", "C1", "1234.567", due_on="2026-03-01", currency="KWD")
+    assert "500,000 JPY open of 500,000, due 2026-03-01" in explain_invoice(book.app, "JPY-1").lines()[0]
+    assert "1,234.567 KWD open of 1,234.567" in explain_invoice(book.app, "KWD-1").lines()[0]
