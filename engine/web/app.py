@@ -170,6 +170,13 @@ def _document_security(app: FastAPI) -> None:
                     "name": SESSION_COOKIE,
                     "description": "the cookie of POST /login; writes also send X-CSRF-Token",
                 },
+                "inbound_signature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Dunning-Signature",
+                    "description": "the inbound webhook only: sha256=<hex HMAC-SHA256($DUNNING_INBOUND_SECRET, "
+                    '"<X-Dunning-Timestamp>." + body)>',
+                },
             }
             schema["security"] = [{"bearer": []}, {"session": []}]
             schema["paths"][f"{API_PREFIX}/healthz"]["get"]["security"] = []

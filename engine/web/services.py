@@ -8,6 +8,8 @@ NotFound → 404, PermissionRefused → 403, IllegalTransition → 409, bad inpu
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -19,7 +21,8 @@ from fastapi import Request
 from engine.actions import Collector, parse_installments
 from engine.app import Dunning, json_ready
 from engine.clock import iso, local_day, parse_instant
-from engine.errors import ActionRefused, PermissionRefused, TaskRefused
+from engine.errors import ActionRefused, InboundError, PermissionRefused, TaskRefused
+from engine.replies import Mailroom
 from engine.store import browse
 from engine.tasks import TaskBook
 from engine.web.auth import WebUser, permits, refused
@@ -254,3 +257,59 @@ def acknowledge_warning(request: Request, user: WebUser, warning_id: int, note: 
     return event_json(
         next(e for e in recorded if e["kind"] == "warning_acknowledged" and e["data"].get("warning") == warning_id)
     )
+
+
+# -- inbound mail ----------------------------------------------------------------------------------------
+
+_mailroom_lock = threading.Lock()
+
+
+def mailroom(request: Request) -> Mailroom:
+    """The app's one mailroom: it keeps the Message-ID digests of our notices between messages."""
+    state = request.app.state
+    with _mailroom_lock:
+        room: Mailroom | None = getattr(state, "mailroom", None)
+        if room is None or room.app is not dunning(request):
+            room = state.mailroom = Mailroom(dunning(request))
+        return room
+
+
+def receive_message(request: Request, raw: bytes) -> dict[str, Any]:
+    """A raw RFC 822 message from the signed webhook, through the same processing as IMAP and the drop
+    folder: processed once (by Message-ID, and by the body's hash as its uid), matched and applied."""
+    from engine.web.inbound import MAILBOX
+
+    room = mailroom(request)
+    with _mailroom_lock:  # one message at a time: the digests are shared, and the writes queue for one lock anyway
+        found = room.process(raw, mailbox=MAILBOX, uid="sha256:" + hashlib.sha256(raw).hexdigest())
+    return json_ready(found if found.get("duplicate") else {"duplicate": False, **found})
+
+
+def inbound_assign(request: Request, user: WebUser, message_id: int, number: str) -> dict[str, Any]:
+    """`dunning inbound assign MESSAGE --invoice NUMBER` as `user` (a collector: to their own customers'
+    invoices); answers the message as `dunning inbound show --json` does."""
+    room = mailroom(request)
+    room.get(message_id)
+    subject = browse.invoice_subject(dunning(request).repo, number)
+    require(request, user, "inbound_assign", owner=subject["owner"], subject=f"invoice {number}")
+    return json_ready(room.assign(message_id, number, actor=user.name))
+
+
+def inbound_confirm(request: Request, user: WebUser, message_id: int, options: dict[str, Any]) -> dict[str, Any]:
+    """`dunning inbound confirm MESSAGE [--intent] [--amount] [--on]` as `user` (a collector: only when every
+    invoice the message matches is of a customer they own); answers the message."""
+    try:
+        amount = Decimal(str(options["amount"])) if options.get("amount") is not None else None
+        on = date.fromisoformat(str(options["on"])) if options.get("on") is not None else None
+        if amount is not None and not amount.is_finite():
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        raise InboundError("--amount must be a number (e.g. 1200.50) and --on a date (YYYY-MM-DD)") from None
+    room = mailroom(request)
+    shown = room.get(message_id)
+    repo = dunning(request).repo
+    owners = {browse.invoice_subject(repo, inv["number"])["owner"] for inv in shown["invoices"]} or {None}
+    for owner in sorted(owners, key=str):
+        require(request, user, "inbound_confirm", owner=owner, subject=f"inbound message {message_id}")
+    intent = _text(options, "intent")
+    return json_ready(room.confirm(message_id, actor=user.name, intent=intent, amount=amount, on=on))

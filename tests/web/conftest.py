@@ -106,6 +106,8 @@ def build_web_book(root: Path, url: str = "") -> WebBook:
     book.invoice("INV-TASK-OWN", "C-TASK-OWN", "700.00", due_on="2025-12-28")
     book.invoice("INV-TASK-OTHER", "C-TASK-OTHER", "700.00", due_on="2025-12-28")
     book.invoice("INV-FAIL", "C-NOMAIL", "300.00", due_on="2026-01-10")
+    book.invoice("INV-7001-OWN", "C-OWN", "800.00", due_on="2026-01-10")
+    book.invoice("INV-7002-OTHER", "C-OTHER", "800.00", due_on="2026-01-10")
     for _attempt in range(50):  # the PostgreSQL sweep lock is server-wide: other test runs may hold it a moment
         try:
             book.run("2026-01-12")
@@ -127,6 +129,7 @@ def build_web_book(root: Path, url: str = "") -> WebBook:
     failed = web.client("admin").get("/api/v1/outbox", params={"status": "failed"}).json()["items"]
     warnings = {w["customer_id"]: w["id"] for w in book.app.credit.warnings(open_only=True)}
     web.ids = {
+        **received_messages(book),
         "task_own": tasks["C-TASK-OWN"],
         "task_other": tasks["C-TASK-OTHER"],
         "failed": failed[0]["id"],
@@ -134,6 +137,24 @@ def build_web_book(root: Path, url: str = "") -> WebBook:
         "warning_other": warnings["C-OTHER"],
     }
     return web
+
+
+def received_messages(book: Book) -> dict[str, int]:
+    """Inbound replies as the mailroom reads them: one promise to each collector's customer (matched by the
+    invoice number in the subject) and two that match nothing."""
+    from engine.replies import Mailroom
+    from tests.integration.inbound_corpus import reply
+
+    room = Mailroom(book.app)
+    messages = {
+        "message_own": reply("ap@example.com", "Re: INV-7001-OWN", "We will pay 800 on 2026-02-01.", mid="<r1@c>"),
+        "message_other": reply("ap@example.com", "Re: INV-7002-OTHER", "We will pay on 2026-02-02.", mid="<r2@c>"),
+        "message_unmatched": reply("who@else.example", "Hello", "Is this about our account?", mid="<u1@else>"),
+        "message_unmatched_2": reply("who@else.example", "Hello again", "Anyone there?", mid="<u2@else>"),
+    }
+    return {
+        name: int(room.process(raw, mailbox="test", uid=str(n))["id"]) for n, (name, raw) in enumerate(messages.items())
+    }
 
 
 @pytest.fixture

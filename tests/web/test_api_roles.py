@@ -63,6 +63,14 @@ TABLE: list[Row] = [
     # a collector acknowledges the warnings of their own customers, a manager any
     Row("POST", "/warnings/{warning_own}/ack", "collector", {"note": "called alice's customer"}),
     Row("POST", "/warnings/{warning_other}/ack", "manager", {"note": "on it"}),
+    # the inbound webhook is signed, not authenticated: without $DUNNING_INBOUND_SECRET it is off for everyone
+    Row("POST", "/inbound/messages", None, ok=503),
+    Row("GET", "/inbound/messages?unmatched=true", "viewer"),
+    Row("GET", "/inbound/messages/{message_own}", "viewer"),
+    Row("POST", "/inbound/messages/{message_unmatched}/assign", "collector", {"invoice": "INV-TASK-OWN"}),
+    Row("POST", "/inbound/messages/{message_unmatched_2}/assign", "manager", {"invoice": "INV-TASK-OTHER"}),
+    Row("POST", "/inbound/messages/{message_own}/confirm", "collector", {"intent": "promise"}),
+    Row("POST", "/inbound/messages/{message_other}/confirm", "manager", {"intent": "promise", "amount": 300}),
     Row("GET", "/tasks?all=true", "viewer"),
     Row("GET", "/outbox?status=failed", "viewer"),
     *(Row("GET", f"/reports/{name}", "viewer") for name in ("aging", "kpis", "effectiveness", "owners", "forecast")),
@@ -91,6 +99,7 @@ EVENT_KIND = {
     "ack": "warning_acknowledged",
 }
 
+MESSAGES = ("message_own", "message_other", "message_unmatched", "message_unmatched_2")
 _books: dict[str, WebBook] = {}
 
 
@@ -140,6 +149,12 @@ def test_every_endpoint_answers_each_role_as_the_table_says(
     if want == 200 and row.method == "POST" and action in EVENT_KIND:
         event = answer.json()
         assert event["kind"] == EVENT_KIND[action] and event["actor"] == NAMES[role or ""]
+    if want == 200 and action in ("assign", "confirm"):
+        message = answer.json()
+        assert message["status"] == {"assign": "assigned", "confirm": "confirmed"}[action]
+        recorded = {"assign": "inbound_assigned", "confirm": "reply_confirmed"}[action]
+        number = row.body["invoice"] if action == "assign" else message["invoices"][0]["number"]
+        assert [e["actor"] for e in web.book.app.history(number) if e["kind"] == recorded] == [NAMES[role or ""]]
     if want == 200 and action == "done":
         assert answer.json()["done_by"] == NAMES[role or ""] and answer.json()["status"] == "done"
 
@@ -150,7 +165,16 @@ def test_the_table_covers_every_operation_of_the_openapi_document(tmp_path_facto
     covered = set()
     for row in TABLE:
         path = row.path.split("?")[0]
-        for name in ("task_own", "task_other", "failed", "simulation", "diff", "warning_own", "warning_other"):
+        for name in (
+            "task_own",
+            "task_other",
+            "failed",
+            "simulation",
+            "diff",
+            "warning_own",
+            "warning_other",
+            *MESSAGES,
+        ):
             path = path.replace("{" + name + "}", "X")
         for template_method, template in documented:
             parts, concrete = template.removeprefix("/api/v1").split("/"), path.split("/")
@@ -215,7 +239,7 @@ def test_lists_page_with_cursors_until_the_last(web_book: WebBook) -> None:
         cursor = answer["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == 17
+    assert len(seen) == len(set(seen)) == 19
     owned = client.get("/api/v1/invoices", params={"owner": "alice", "q": "own"}).json()["items"]
     assert {i["owner"] for i in owned} == {"alice"} and all("OWN" in i["number"] for i in owned)
     assert client.get("/api/v1/invoices", params={"cursor": "%%%"}).status_code == 422

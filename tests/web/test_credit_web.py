@@ -173,8 +173,8 @@ def test_the_customer_page_shows_its_warnings_grade_limit_and_utilisation(web_bo
     (web_book.book.settings.rules_path / "credit.yaml").write_text(CREDIT, encoding="utf-8")
     page = web_book.login("viewer").get("/customers/C-OWN").text
     credit = re.search(r'<section class="card credit">.*?</section>', page, re.S).group(0)  # type: ignore[union-attr]
-    # grade A (imported): limit 10000; open 6 × 1000 = 6000 → 60.0 %
-    assert ">A <small>Imported</small>" in credit and "€10,000.00" in credit and "60.0%" in credit
+    # grade A (imported): limit 10000; open 6 × 1000 + 800 = 6800 → 68.0 %
+    assert ">A <small>Imported</small>" in credit and "€10,000.00" in credit and "68.0%" in credit
     assert "60 days" in credit
     warnings = re.search(r'<section class="card warnings".*?</section>', page, re.S).group(0)  # type: ignore[union-attr]
     assert "two_overdue" in warnings and f'data-warning="{web_book.ids["warning_own"]}"' in warnings

@@ -65,7 +65,7 @@ def test_the_page_shows_the_customers_open_invoices_and_what_they_owe(web_book: 
     for action in ("DISPUTE", "PROMISE", "PLAN", "NOTE", "WRITE-OFF", "MOVE"):
         assert f"INV-{action}-OWN" in page.text
     assert "INV-PROMISE-OTHER" not in page.text and "Beta SA" not in page.text
-    assert "€6,000.00" in page.text  # six invoices of 1,000 open
+    assert "€6,800.00" in page.text  # six invoices of 1,000 and one of 800 open
     assert 'name="robots" content="noindex"' in page.text
 
 

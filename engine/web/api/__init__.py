@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from engine.web.api import book, credit, insight
+from engine.web.api import book, credit, inbound, insight
 from engine.web.api.common import AUTH, Item
 from engine.web.auth import REQUIRED_ROLE, WebUser, api_user, csrf_token, permits
 
@@ -41,3 +41,4 @@ def me(request: Request, user: WebUser = Depends(api_user)) -> dict[str, Any]:
 router.include_router(book.router)
 router.include_router(insight.router)
 router.include_router(credit.router)
+router.include_router(inbound.router)

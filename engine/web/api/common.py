@@ -33,20 +33,20 @@ class Page(BaseModel):
     next_cursor: str | None
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 
 
 #: Documented error answers; every route lists the ones it can give.
 Responses = dict[int | str, dict[str, Any]]
 AUTH: Responses = {
-    401: _problem("No valid credentials"),
-    403: _problem("The role (or owner scope) does not allow it"),
-    422: _problem("Bad input"),
+    401: problem_doc("No valid credentials"),
+    403: problem_doc("The role (or owner scope) does not allow it"),
+    422: problem_doc("Bad input"),
 }
-FOUND: Responses = {404: _problem("Unknown invoice, customer, task or notification")}
-CONFLICT: Responses = {409: _problem("An illegal state move; nothing changed")}
-BUSY: Responses = {503: _problem("The database is busy with another writer; retry after Retry-After seconds")}
+FOUND: Responses = {404: problem_doc("Unknown invoice, customer, task or notification")}
+CONFLICT: Responses = {409: problem_doc("An illegal state move; nothing changed")}
+BUSY: Responses = {503: problem_doc("The database is busy with another writer; retry after Retry-After seconds")}
 
 Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page.")
 Cursor = Query(None, max_length=200, description="`next_cursor` of the previous page.")

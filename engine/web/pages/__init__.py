@@ -16,6 +16,7 @@ from engine.web.pages import (
     customer,
     customer_view,
     dashboard,
+    inbound,
     invoice,
     outbox,
     policies,
@@ -23,5 +24,17 @@ from engine.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False)
-for _module in (dashboard, worklist, invoice, customer, approvals, outbox, audit, policies, customer_view, acting):
+for _module in (
+    dashboard,
+    worklist,
+    invoice,
+    customer,
+    approvals,
+    outbox,
+    inbound,
+    audit,
+    policies,
+    customer_view,
+    acting,
+):
     router.include_router(_module.router)

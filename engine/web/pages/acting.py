@@ -149,3 +149,30 @@ def acknowledge_warning(
     except DunningError as exc:
         return _answer(request, user, form, "/", error=exc)
     return _answer(request, user, form, "/", done="acknowledged")
+
+
+@router.post("/inbound/{message_id}/assign", response_class=HTMLResponse)
+def assign_message(
+    request: Request, message_id: int, user: WebUser = Depends(page_user), form: FormData = Depends(verified_form)
+) -> Response:
+    """The triage's *Assign*: match a message to an invoice by hand (`dunning inbound assign`)."""
+    try:
+        number = str(form.get("invoice") or "").strip()
+        if not number:
+            raise ActionRefused("give the invoice number the message is about")
+        services.inbound_assign(request, user, message_id, number)
+    except DunningError as exc:
+        return _answer(request, user, form, "/inbound", error=exc)
+    return _answer(request, user, form, "/inbound", done="assigned")
+
+
+@router.post("/inbound/{message_id}/confirm", response_class=HTMLResponse)
+def confirm_message(
+    request: Request, message_id: int, user: WebUser = Depends(page_user), form: FormData = Depends(verified_form)
+) -> Response:
+    """The triage's *Confirm*: turn a suggested intent into the collector action (`dunning inbound confirm`)."""
+    try:
+        services.inbound_confirm(request, user, message_id, _options(form, ("intent", "amount", "on")))
+    except DunningError as exc:
+        return _answer(request, user, form, "/inbound", error=exc)
+    return _answer(request, user, form, "/inbound", done="confirmed")
