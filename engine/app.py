@@ -176,17 +176,7 @@ class Dunning:
         instant = as_of or self.latest_sweep() or self.clock.now()
         today = local_day(instant, self.settings.zone)
         return [
-            {
-                "number": r["number"],
-                "customer_id": r["customer_id"],
-                "stage": r["stage"],
-                "open_amount": r["open_amount"],
-                "currency": r["currency"],
-                "policy": r["policy"],
-                "days_overdue": (today - r["due_on"]).days,
-                "due_on": r["due_on"],
-                "stage_entered_at": r["stage_entered_at"],
-            }
+            {**status_entry(r, today), "due_on": r["due_on"], "stage_entered_at": r["stage_entered_at"]}
             for r in queries.open_invoices(self.repo)
         ]
 
@@ -299,30 +289,50 @@ class Dunning:
         return queries.notified_invoices(self.repo, at)
 
     def outbox(self, status: str | None = None) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": r["id"],
-                "invoice": r["number"],
-                "customer_id": r["customer_id"],
-                "stage": r["stage"],
-                "channel": r["channel"],
-                "recipient": r["recipient"],
-                "status": r["status"],
-                "repeat": r["repeat_no"],
-                "created_at": iso(r["created_at"]),
-                "sent_at": iso(r["sent_at"]),
-                "attempts": r["attempts"],
-                "error": r["error"],
-                "key": r["key"],
-            }
-            for r in queries.outbox_rows(self.repo, status)
-        ]
+        return [outbox_entry(r) for r in queries.outbox_rows(self.repo, status)]
+
+
+def status_entry(row: Any, today: date) -> dict[str, Any]:
+    """An open invoice as `dunning status` lists it (and the REST API's invoice lists begin), on `today`."""
+    return {
+        "number": row["number"],
+        "customer_id": row["customer_id"],
+        "stage": row["stage"],
+        "open_amount": row["open_amount"],
+        "currency": row["currency"],
+        "policy": row["policy"],
+        "days_overdue": (today - row["due_on"]).days,
+    }
+
+
+def outbox_entry(row: Any) -> dict[str, Any]:
+    """A notification as `dunning outbox --json` lists it (and the REST API's outbox begins)."""
+    return {
+        "id": row["id"],
+        "invoice": row["number"],
+        "customer_id": row["customer_id"],
+        "stage": row["stage"],
+        "channel": row["channel"],
+        "recipient": row["recipient"],
+        "status": row["status"],
+        "repeat": row["repeat_no"],
+        "created_at": iso(row["created_at"]),
+        "sent_at": iso(row["sent_at"]),
+        "attempts": row["attempts"],
+        "error": row["error"],
+        "key": row["key"],
+    }
+
+
+def json_number(amount: Decimal) -> int | float:
+    """An amount as a JSON number (exact for any amount below 10^11 with up to 4 decimals)."""
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
 def json_ready(value: Any) -> Any:
-    """Amounts become JSON numbers (exact for any amount below 10^11 with up to 4 decimals)."""
+    """Amounts become JSON numbers (json_number), instants and days ISO text."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return json_number(value)
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, date):

@@ -16,6 +16,7 @@ from engine.errors import NotFound
 from engine.policy.model import CLOSED_STATES
 from engine.store.database import Repository
 from engine.store.models import Customer, Event, Invoice, Notification, Task
+from engine.store.queries import customer_exists, policy_versions  # the CLI's look-ups, shared
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
@@ -29,6 +30,36 @@ def is_database_busy(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
 
 
+def _rows(repo: Repository, query: Any) -> list[dict[str, Any]]:
+    """The rows of `query`, each a plain dict, read in a snapshot of their own."""
+    with repo.read() as session:
+        return [dict(r) for r in session.connection().execute(query).mappings()]
+
+
+def _one(repo: Repository, query: Any, missing: str) -> dict[str, Any]:
+    """The first row of `query`; NotFound(`missing`) when there is none."""
+    with repo.read() as session:
+        row = session.connection().execute(query).mappings().first()
+    if row is None:
+        raise NotFound(missing)
+    return dict(row)
+
+
+def _after(query: Any, key: Any, after: Any, limit: int) -> Any:
+    """One page of `query`: at most `limit` rows whose `key` comes after `after` (the cursor), in key order."""
+    return query.where(key > after).order_by(key).limit(limit)
+
+
+def _no_invoice(number: str) -> str:
+    return f"no invoice numbered {number!r}; `dunning status` lists the open ones"
+
+
+def _invoice_by_number(repo: Repository, columns: Any, number: str) -> dict[str, Any]:
+    """These columns of invoice `number` (and of its customer); NotFound when there is none."""
+    query = select(*columns).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+    return _one(repo, query.where(INVOICES.c.number == number), _no_invoice(number))
+
+
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -39,67 +70,31 @@ def _like(text: str) -> str:
 
 def invoice_subject(repo: Repository, number: str) -> dict[str, Any]:
     """The invoice's id, customer, customer owner and stage; NotFound when there is none."""
-    with repo.read() as session:
-        row = (
-            session.connection()
-            .execute(
-                select(INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
-                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-                .where(INVOICES.c.number == number)
-            )
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
-    return dict(row)
+    columns = (INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
+    return _invoice_by_number(repo, columns, number)
 
 
 def task_subject(repo: Repository, task_id: int) -> dict[str, Any]:
-    with repo.read() as session:
-        row = (
-            session.connection()
-            .execute(
-                select(
-                    TASKS.c.id, TASKS.c.owner, TASKS.c.customer_id, TASKS.c.status, CUSTOMERS.c.owner.label("c_owner")
-                )
-                .join(CUSTOMERS, CUSTOMERS.c.id == TASKS.c.customer_id, isouter=True)
-                .where(TASKS.c.id == task_id)
-            )
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise NotFound(f"no task {task_id}; `dunning tasks` lists the open ones")
-    return dict(row)
+    query = (
+        select(TASKS.c.id, TASKS.c.owner, TASKS.c.customer_id, TASKS.c.status, CUSTOMERS.c.owner.label("c_owner"))
+        .join(CUSTOMERS, CUSTOMERS.c.id == TASKS.c.customer_id, isouter=True)
+        .where(TASKS.c.id == task_id)
+    )
+    return _one(repo, query, f"no task {task_id}; `dunning tasks` lists the open ones")
 
 
 def notification_subject(repo: Repository, notification_id: int) -> dict[str, Any]:
-    with repo.read() as session:
-        row = (
-            session.connection()
-            .execute(
-                select(
-                    NOTIFICATIONS.c.id, NOTIFICATIONS.c.status, NOTIFICATIONS.c.invoice_id, NOTIFICATIONS.c.key
-                ).where(NOTIFICATIONS.c.id == notification_id)
-            )
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise NotFound(f"no notification {notification_id}; `dunning outbox` lists them")
-    return dict(row)
-
-
-def customer_exists(repo: Repository, customer_id: str) -> bool:
-    with repo.read() as session:
-        return (
-            session.connection().execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == customer_id)).first()
-            is not None
-        )
+    query = select(NOTIFICATIONS.c.id, NOTIFICATIONS.c.status, NOTIFICATIONS.c.invoice_id, NOTIFICATIONS.c.key)
+    return _one(
+        repo,
+        query.where(NOTIFICATIONS.c.id == notification_id),
+        f"no notification {notification_id}; `dunning outbox` lists them",
+    )
 
 
 def last_event_id(repo: Repository) -> int:
+    """The id of the latest event: every change to the book appends one, so results read at the same id
+    are still exact (what the pages' caches key on)."""
     with repo.read() as session:
         return int(session.connection().execute(select(func.max(EVENTS.c.id))).scalar() or 0)
 
@@ -113,8 +108,7 @@ def events_after(
         query = query.where(EVENTS.c.invoice_id.in_(invoice_ids))
     if actor is not None:
         query = query.where(EVENTS.c.actor == actor)
-    with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(query).mappings()]
+    return _rows(repo, query)
 
 
 # -- lists ---------------------------------------------------------------------------------------------------
@@ -153,12 +147,11 @@ def list_invoices(
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Invoices with their customer's name and owner, filtered, in id order after `after_id`."""
-    query = (
-        select(*INVOICE_COLUMNS)
-        .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-        .where(INVOICES.c.id > after_id)
-        .order_by(INVOICES.c.id)
-        .limit(limit)
+    query = _after(
+        select(*INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id),
+        INVOICES.c.id,
+        after_id,
+        limit,
     )
     if status == "open":
         query = query.where(INVOICES.c.stage.not_in(CLOSED_STATES))
@@ -183,32 +176,20 @@ def list_invoices(
                 INVOICES.c.customer_id.ilike(pattern, escape="\\"),
             )
         )
-    with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(query).mappings()]
+    return _rows(repo, query)
 
 
 def invoice_row(repo: Repository, number: str) -> dict[str, Any]:
-    with repo.read() as session:
-        row = (
-            session.connection()
-            .execute(
-                select(
-                    *INVOICE_COLUMNS,
-                    INVOICES.c.resume_stage,
-                    INVOICES.c.paused_since,
-                    INVOICES.c.paused_days,
-                    INVOICES.c.stage_repeats,
-                    INVOICES.c.last_notice_at,
-                )
-                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-                .where(INVOICES.c.number == number)
-            )
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")
-    return dict(row)
+    """The list's columns of invoice `number` plus its pause state; NotFound when there is none."""
+    columns = (
+        *INVOICE_COLUMNS,
+        INVOICES.c.resume_stage,
+        INVOICES.c.paused_since,
+        INVOICES.c.paused_days,
+        INVOICES.c.stage_repeats,
+        INVOICES.c.last_notice_at,
+    )
+    return _invoice_by_number(repo, columns, number)
 
 
 def list_customers(
@@ -221,12 +202,7 @@ def list_customers(
         .correlate(CUSTOMERS)
         .scalar_subquery()
     )
-    query = (
-        select(CUSTOMERS, open_count.label("open_invoices"))
-        .where(CUSTOMERS.c.id > after_id)
-        .order_by(CUSTOMERS.c.id)
-        .limit(limit)
-    )
+    query = _after(select(CUSTOMERS, open_count.label("open_invoices")), CUSTOMERS.c.id, after_id, limit)
     if owner is not None:
         query = query.where(CUSTOMERS.c.owner == owner)
     if q:
@@ -234,8 +210,7 @@ def list_customers(
         query = query.where(
             or_(CUSTOMERS.c.id.ilike(pattern, escape="\\"), CUSTOMERS.c.name.ilike(pattern, escape="\\"))
         )
-    with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(query).mappings()]
+    return _rows(repo, query)
 
 
 def customer_row(repo: Repository, customer_id: str) -> dict[str, Any]:
@@ -263,15 +238,14 @@ def list_tasks(
     after_id: int = 0,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    query = select(TASKS).where(TASKS.c.id > after_id).order_by(TASKS.c.id).limit(limit)
+    query = _after(select(TASKS), TASKS.c.id, after_id, limit)
     if owner is not None:
         query = query.where(TASKS.c.owner == owner)
     if kind is not None:
         query = query.where(TASKS.c.kind == kind)
     if status is not None:
         query = query.where(TASKS.c.status == status)
-    with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(query).mappings()]
+    return _rows(repo, query)
 
 
 def list_outbox(
@@ -283,12 +257,13 @@ def list_outbox(
     after_id: int = 0,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    query = (
-        select(NOTIFICATIONS, INVOICES.c.number)
-        .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
-        .where(NOTIFICATIONS.c.id > after_id)
-        .order_by(NOTIFICATIONS.c.id)
-        .limit(limit)
+    query = _after(
+        select(NOTIFICATIONS, INVOICES.c.number).join(
+            INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True
+        ),
+        NOTIFICATIONS.c.id,
+        after_id,
+        limit,
     )
     if status is not None:
         query = query.where(NOTIFICATIONS.c.status == status)
@@ -296,8 +271,7 @@ def list_outbox(
         query = query.where(INVOICES.c.number == invoice)
     if channel is not None:
         query = query.where(NOTIFICATIONS.c.channel == channel)
-    with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(query).mappings()]
+    return _rows(repo, query)
 
 
 __all__ = [
@@ -368,20 +342,6 @@ def requeue_failed(repo: Repository, notification_id: int, actor: str, now: Any)
         }
         append_events(conn, [event])
     return event
-
-
-def policy_versions(repo: Repository) -> list[dict[str, Any]]:
-    """Every policy text ever in force, in the order they took effect."""
-    from engine.store.models import PolicyVersion
-
-    versions = PolicyVersion.__table__  # type: ignore[attr-defined]
-    with repo.read() as session:
-        return [
-            dict(r)
-            for r in session.connection()
-            .execute(select(versions).order_by(versions.c.first_used_at, versions.c.name))
-            .mappings()
-        ]
 
 
 def invoice_number(repo: Repository, invoice_id: int) -> str | None:

@@ -429,10 +429,3 @@ def policy_version(repo: Repository, version_id: int) -> dict[str, Any] | None:
     with repo.read() as session:
         row = session.connection().execute(select(table).where(table.c.id == version_id)).mappings().first()
     return dict(row) if row is not None else None
-
-
-def event_head(repo: Repository) -> int:
-    """The id of the latest event: every change to the book appends one, so results read at the same head
-    are still exact (what the pages' caches key on)."""
-    with repo.read() as session:
-        return int(session.connection().execute(select(func.max(EVENTS.c.id))).scalar() or 0)

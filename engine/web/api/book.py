@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.app import json_ready
+from engine.app import json_number, json_ready, outbox_entry, status_entry
 from engine.clock import iso, parse_instant
 from engine.store import browse
 from engine.tasks import _row as task_json
@@ -25,25 +25,16 @@ ActionName = Literal["dispute", "resolve", "promise", "plan", "note", "write-off
 assert set(ActionName.__args__) == set(INVOICE_ACTIONS)  # type: ignore[attr-defined]
 
 
-def _number(amount: Decimal) -> int | float:
-    """As engine.app.json_ready writes amounts (this is the hot path of every invoice list)."""
-    return int(amount) if amount == amount.to_integral_value() else float(amount)
-
-
 def invoice_json(row: dict[str, Any], today: date) -> dict[str, Any]:
     """An invoice as `dunning status --json` lists it, plus its customer's name and owner, the amounts and
-    dates, and the stage it awaits approval for — JSON-ready."""
+    dates, and the stage it awaits approval for — JSON-ready (by hand: this is the hot path of every list)."""
+    entry = status_entry(row, today)
+    entry["open_amount"] = json_number(entry["open_amount"])
     return {
-        "number": row["number"],
-        "customer_id": row["customer_id"],
-        "stage": row["stage"],
-        "open_amount": _number(row["open_amount"]),
-        "currency": row["currency"],
-        "policy": row["policy"],
-        "days_overdue": (today - row["due_on"]).days,
+        **entry,
         "customer_name": row["customer_name"],
         "owner": row["owner"],
-        "amount": _number(row["amount"]),
+        "amount": json_number(row["amount"]),
         "issued_on": row["issued_on"].isoformat(),
         "due_on": row["due_on"].isoformat(),
         "awaiting_stage": row["awaiting_stage"],
@@ -279,23 +270,7 @@ def complete_task(
 
 def outbox_json(r: dict[str, Any]) -> dict[str, Any]:
     """A notification as `dunning outbox --json` lists it, plus when it is next tried."""
-    return {
-        "id": r["id"],
-        "invoice": r["number"],
-        "customer_id": r["customer_id"],
-        "stage": r["stage"],
-        "channel": r["channel"],
-        "recipient": r["recipient"],
-        "status": r["status"],
-        "repeat": r["repeat_no"],
-        "created_at": iso(r["created_at"]),
-        "sent_at": iso(r["sent_at"]),
-        "attempts": r["attempts"],
-        "error": r["error"],
-        "key": r["key"],
-        "due_at": iso(r["due_at"]),
-        "next_attempt_at": iso(r["next_attempt_at"]),
-    }
+    return {**outbox_entry(r), "due_at": iso(r["due_at"]), "next_attempt_at": iso(r["next_attempt_at"])}
 
 
 @router.get("/outbox", response_model=Page, responses={**AUTH}, tags=["outbox"])

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from engine.store import workspace
+from engine.store import browse, workspace
 from engine.web.auth import Role, WebUser, page_user
 from engine.web.pages.common import app_of, today
 from engine.web.pages.render import render
@@ -29,7 +29,7 @@ CACHED = 64
 def rows_for(request: Request, owner: str | None, day: date, page: int = 1) -> list[dict[str, Any]]:
     """Page `page` of the worklist, with one row more than PAGE_SIZE when there is a next page."""
     repo = app_of(request).repo
-    key = (repo.url, owner, day, workspace.event_head(repo), page)
+    key = (repo.url, owner, day, browse.last_event_id(repo), page)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
