@@ -1,6 +1,6 @@
 """Web benchmark: 20 concurrent clients for 30 s against a real `dunning serve` on a 100,000-invoice SQLite book.
 
-    python benchmarks/web.py [N] [--clients 20] [--seconds 30] [--keep DIR]
+    python benchmarks/web.py [N] [--clients 20] [--seconds 30] [--floor-seconds 10] [--keep DIR]
                              [--worklist-path /worklist] [--invoice-path /invoices/{number}]
 
 Generates N invoices over N/5 customers (benchmarks/sweep.py's book; every customer gets one of five
@@ -12,9 +12,11 @@ this process: asyncio with a bare keep-alive HTTP/1.1 connection each, so the lo
 - `GET /api/v1/invoices/{number}` of a random invoice
 - the worklist page and the invoice page of the pages half of the workspace, when the server has them
   (a path answering 404 is left out of the run and reported as absent).
-Prints one JSON object: requests, errors and p50/p95/p99 in milliseconds per kind, requests per second, the
-CPU seconds the server and the client used, and the load average before and after (the machine is shared:
-read the figures with it). Targets (issue 12): pages p95 <= 150 ms, `GET /api/v1/invoices` p95 <= 100 ms.
+Before that, for --floor-seconds, the same clients ask only `GET /api/v1/healthz` (no credentials, one tiny
+read): the floor. Prints one JSON object: requests, errors and p50/p95/p99 in milliseconds per kind (and of
+the floor), each kind's p95 over the floor's p95, requests per second, the CPU seconds the server and the
+client used in the main run, and the load average before and after (the machine is shared: read the figures
+with it). Targets (issue 12): pages p95 <= 150 ms, `GET /api/v1/invoices` p95 <= 100 ms.
 """
 
 from __future__ import annotations
@@ -222,7 +224,14 @@ def process_tree_cpu(pid: int) -> float:
 
 
 async def run_load(
-    base: str, token: str, n: int, clients: int, seconds: float, pages: dict[str, str], server_pid: int
+    base: str,
+    token: str,
+    n: int,
+    clients: int,
+    seconds: float,
+    pages: dict[str, str],
+    server_pid: int,
+    floor_seconds: float = 10,
 ) -> dict[str, Any]:
     parts = urlsplit(base)
     host, port = parts.hostname or "127.0.0.1", int(parts.port or 80)
@@ -264,6 +273,17 @@ async def run_load(
     apis = [HttpConnection(host, port, bearer) for _ in range(clients)]
     if present:
         await asyncio.gather(*(login(s) for s in sessions))
+
+    async def floor_worker(index: int, until: float) -> None:
+        while time.monotonic() < until:
+            await one("floor_healthz", apis[index], "/api/v1/healthz")
+
+    # The floor: the same clients on the same server asking only `healthz` (one tiny read, no auth) — what
+    # the machine's load leaves of a request at all; the ratios to it compare between runs under load.
+    until = time.monotonic() + floor_seconds
+    await asyncio.gather(*(floor_worker(i, until) for i in range(clients)))
+    floor = timings.pop("floor_healthz", [])
+    errors.pop("floor_healthz", None)
     stop = time.monotonic() + seconds
 
     async def worker(index: int) -> None:
@@ -312,6 +332,10 @@ async def run_load(
                 "p95": percentile(values, 0.95),
                 "p99": percentile(values, 0.99),
             }
+            for kind, values in sorted({**timings, "floor_healthz": floor}.items())
+        },
+        "p95_to_floor_p95": {
+            kind: round((percentile(values, 0.95) or 0) / (percentile(floor, 0.95) or 1), 2)
             for kind, values in sorted(timings.items())
         },
     }
@@ -326,6 +350,9 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--floor-seconds", type=float, default=10, help="How long the clients ask only healthz first (the floor)."
+    )
     parser.add_argument(
         "--keep",
         type=Path,
@@ -351,6 +378,7 @@ def main() -> None:
                 args.seconds,
                 {"worklist": args.worklist_path, "invoice": args.invoice_path},
                 process.pid,
+                args.floor_seconds,
             )
         )
         after = loadavg()
