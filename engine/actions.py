@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from engine.charging import Charging, StageEntry, stage_fee_events
-from engine.clock import local_day
+from engine.clock import iso, local_day
 from engine.commitments import cancel_open, grace_until, paused_for, resume_target
 from engine.currencies import money_text
 from engine.errors import ActionRefused, DunningError, IllegalTransition, NotFound
@@ -25,7 +25,7 @@ from engine.policy.decide import stage_rule
 from engine.policy.machine import Case, machine_for_invoice
 from engine.policy.model import CLOSED_STATES, CURRENT, DISPUTED, LIFECYCLE_STATES, PROMISED, WRITTEN_OFF, Policy
 from engine.store import commitments as commitment_rows
-from engine.store import invoices, outbox
+from engine.store import invoices, outbox, sweeps
 from engine.store.bulk import update_invoices
 from engine.store.database import Connection
 from engine.store.events import append_events, new_event
@@ -53,6 +53,19 @@ def parse_installments(text: str) -> list[tuple[date, Decimal]]:
     if not items:
         raise ActionRefused('no installments given; write e.g. --installments "2026-12-01:5000,2027-01-01:5000"')
     return items
+
+
+def refuse_before_latest_sweep(conn: Connection, at: datetime, subject: str) -> None:
+    """An action may not be dated before the latest sweep: that sweep already acted on the book as it stood
+    (escalated, notified, counted days overdue), and an action slipped in behind it would make a history
+    that is out of order ("promised since 12-03", then a notice on 12-01 sent while it was promised)."""
+    latest = sweeps.latest_as_of(conn)
+    if latest is not None and at < latest:
+        raise ActionRefused(
+            f"{subject}: the action is dated {iso(at)}, before the latest sweep ({iso(latest)}), which already "
+            f"acted on the book as it stood then; record it as of {iso(latest)} or later (--at, or leave --at "
+            "out for now) and give the real date in its note or reason"
+        )
 
 
 class Collector:
@@ -332,6 +345,7 @@ class _Action:
             if row is None:
                 raise NotFound(f"no invoice numbered {self.number!r}; `dunning status --json` lists the open ones")
             self.row: Mapping[str, Any] = row
+            refuse_before_latest_sweep(self.conn, self.at, f"invoice {self.number}")
             self.policy = self._policy(row)
             self.recorded_at = self.app.clock.now()
         except BaseException as exc:

@@ -30,6 +30,8 @@ from engine.policy.model import PolicySet
 from engine.statement import statement_of_account
 from engine.store import queries, workspace
 from engine.store.database import Repository
+from engine.store.models import NotificationStatus
+from engine.store.outbox import HELD_PREFIX
 from engine.sweep import Sweeper, SweepReport
 from engine.templates import Renderer
 
@@ -44,10 +46,15 @@ class RunReport:
 
 
 class Dunning:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, repo: Repository | None = None):
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, repo: Repository | None = None, create: bool = True
+    ):
+        """`create=False` (commands that only read): a missing database is `NoDatabase`, none is created."""
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.repo = repo or Repository.open(settings.database_url, busy_seconds=settings.database_busy_seconds)
+        self.repo = repo or Repository.open(
+            settings.database_url, busy_seconds=settings.database_busy_seconds, create=create
+        )
         #: Sweeps skip invoices whose next action day has not come; False re-evaluates every open invoice.
         self.incremental = True
 
@@ -288,8 +295,15 @@ class Dunning:
         """Numbers of the invoices a sweep at `at` queued notifications for."""
         return queries.notified_invoices(self.repo, at)
 
-    def outbox(self, status: str | None = None) -> list[dict[str, Any]]:
-        return [outbox_entry(r) for r in queries.outbox_rows(self.repo, status)]
+    def outbox(self, status: str | None = None, *, invoice: str | None = None) -> list[dict[str, Any]]:
+        """The outbox rows (those with `status`, those about invoice number `invoice`), each with when it is
+        tried next (`next_attempt_at`, pending rows only) and why it waits (`held`: quiet hours, the contact
+        cap, a hard-bounced address, a reply being read), as the dispatcher recorded it."""
+        invoice_id = self.invoice_id(invoice) if invoice is not None else None
+        return [
+            {**outbox_entry(r), "next_attempt_at": iso(_next_attempt(r)), "held": _held_reason(r)}
+            for r in queries.outbox_rows(self.repo, status, invoice_id)
+        ]
 
 
 def status_entry(row: Any, today: date) -> dict[str, Any]:
@@ -327,6 +341,22 @@ def outbox_entry(row: Any) -> dict[str, Any]:
 def json_number(amount: Decimal) -> int | float:
     """An amount as a JSON number (exact for any amount below 10^11 with up to 4 decimals)."""
     return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def _next_attempt(row: Any) -> datetime | None:
+    """When the dispatcher may next try a pending notice: its due time, or its retry time if later."""
+    if row["status"] != NotificationStatus.PENDING:
+        return None
+    retry = row["next_attempt_at"]
+    due: datetime = row["due_at"]
+    return retry if retry is not None and retry > due else due
+
+
+def _held_reason(row: Any) -> str | None:
+    error = row["error"] or ""
+    if row["status"] == NotificationStatus.PENDING and error.startswith(HELD_PREFIX):
+        return error[len(HELD_PREFIX) :]
+    return None
 
 
 def json_ready(value: Any) -> Any:

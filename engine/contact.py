@@ -115,6 +115,15 @@ class ContactGate:
         #: Notifications held back since this gate was made, by reason (for /metrics).
         self.held: Counter[str] = Counter()
 
+    def reason_text(self, reason: str, row: Mapping[str, Any]) -> str:
+        """Why a notice waits, for `dunning outbox`: "quiet hours (Asia/Shanghai)", "contact cap (3 per 7 days)"."""
+        if reason == "contact_cap" and self.cap is not None:
+            return f"contact cap ({self.cap.max} per {self.cap.per_days:g} days)"
+        if reason == "quiet_hours":
+            zone = row.get("c_timezone") if row.get("c_timezone") and _zone(row["c_timezone"]) else str(self.zone)
+            return f"quiet hours ({zone})"
+        return reason.replace("_", " ")
+
     def _customer_zone(self, name: str | None) -> tzinfo:
         return (_zone(name) if name else None) or self.zone
 
@@ -170,7 +179,7 @@ class ContactGate:
                 continue
             release, reason = verdict
             self.held[reason] += 1
-            outbox.hold_back(conn, row["id"], release)
+            outbox.hold_back(conn, row["id"], release, self.reason_text(reason, row))
         return allowed
 
 

@@ -51,6 +51,10 @@ class ConfigError(DunningError):
     pass
 
 
+class NoDatabase(ConfigError):
+    """A command that only reads found no dunning database (and created none)."""
+
+
 class AuditKeyMissing(ConfigError):
     """The event log's newest event is keyed (HMAC) and this process has no key: appending unkeyed events
     would weaken the chain, so nothing is written."""

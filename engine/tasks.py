@@ -11,12 +11,13 @@ and feeds the state machine:
     paid            the customer says it is paid: recorded only (payments arrive through imports)
     no_answer       nobody answered / nobody was there: recorded
     wrong_contact   the contact details are wrong: recorded, and the customer is tagged `wrong_contact`
+                    (an action's tag: a re-import keeps it unless it changes the email, phone or address)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +28,12 @@ from engine.store import invoices as invoice_rows
 from engine.store import tasks as task_rows
 from engine.store.events import append_events, new_event
 from engine.store.models import TaskStatus
+from engine.store.tasks import WRONG_CONTACT_TAG
 
 if TYPE_CHECKING:
     from engine.app import Dunning
 
 OUTCOMES = ("promised", "disputed", "no_answer", "paid", "wrong_contact")
-WRONG_CONTACT_TAG = "wrong_contact"
 
 
 def _row(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,9 +87,11 @@ class TaskBook:
         amount: Decimal | str | None = None,
         by: date | None = None,
         actor: str | None = None,
+        at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Record the outcome of a call or visit; `promised` needs `amount` and `by`."""
-        from engine.actions import Collector  # the collector-action API (pauses go through the state machine)
+        """Record the outcome of a call or visit (as of `at`, default now); `promised` needs `amount` and `by`.
+        Like every collector action it may not be dated before the latest sweep."""
+        from engine.actions import Collector, refuse_before_latest_sweep  # pauses go through the state machine
 
         if outcome not in OUTCOMES:
             raise TaskRefused(f"unknown outcome {outcome!r}; use one of: {', '.join(OUTCOMES)}")
@@ -109,15 +112,21 @@ class TaskBook:
                 raise TaskRefused("the promised amount must be positive")
         collector = Collector(self.app, actor=who)
         now = self.app.clock.now()
+        when = at or now
+        if when.tzinfo is None:
+            raise TaskRefused("the outcome's instant must carry a time zone")
+        with self.app.repo.read() as session:
+            refuse_before_latest_sweep(session.connection(), when, f"task {task_id}")
         still_open = self._open_numbers(numbers)
         if outcome == "promised":
             assert promised is not None and by is not None
-            self._spread_promise(collector, still_open, promised, by, note)
+            self._spread_promise(collector, still_open, promised, by, note, when)
         elif outcome == "disputed":
             for number in still_open:
-                collector.dispute(number, note or f"disputed during {task['kind']}")
+                collector.dispute(number, note or f"disputed during {task['kind']}", at=when)
         with self.app.repo.write() as session:
             conn = session.connection()
+            refuse_before_latest_sweep(conn, when, f"task {task_id}")  # a sweep may have run meanwhile
             done = task_rows.mark_done(
                 conn,
                 task_id,
@@ -125,7 +134,7 @@ class TaskBook:
                 note=note,
                 promised_amount=promised,
                 promised_on=by if outcome == "promised" else None,
-                done_at=now,
+                done_at=when,
                 done_by=who,
             )
             if not done:
@@ -139,7 +148,7 @@ class TaskBook:
                 [
                     new_event(
                         "task_outcome",
-                        at=now,
+                        at=when,
                         recorded_at=now,
                         invoice_id=ids.get(number),
                         customer_id=task["customer_id"],
@@ -159,7 +168,9 @@ class TaskBook:
             stages = invoice_rows.stages_by_number(session.connection(), numbers)
         return [n for n in numbers if n in stages and stages[n] not in CLOSED_STATES]
 
-    def _spread_promise(self, collector: Any, numbers: list[str], amount: Decimal, by: date, note: str | None) -> None:
+    def _spread_promise(
+        self, collector: Any, numbers: list[str], amount: Decimal, by: date, note: str | None, at: datetime
+    ) -> None:
         """A promise covering several invoices is allocated to them oldest first, up to each open amount."""
         with self.app.repo.read() as session:
             rows = invoice_rows.open_amounts_by_due(session.connection(), numbers)
@@ -179,4 +190,4 @@ class TaskBook:
                 f"{remaining}; promise at most {amount - remaining}"
             )
         for number, part in parts:
-            collector.promise(number, part, by, note)
+            collector.promise(number, part, by, note, at=at)

@@ -88,7 +88,7 @@ def simulate(
     from engine.authoring.simulate import PaymentsModel, Simulator
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         try:
             model = PaymentsModel(payments_model)
         except ValueError:
@@ -184,7 +184,7 @@ def policy_diff(
     from engine.authoring.simulate import Simulator
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         if horizon < 1:
             raise DunningError(f"--horizon must be at least 1 day, got {horizon}")
         old_policies, new_policies = _policies(old, "OLD"), _policies(new, "NEW")
@@ -214,7 +214,7 @@ def explain(number: str, as_of: AsOf = None, json_out: Json = False) -> None:
     from engine.authoring.explain import explain_invoice
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         found = explain_invoice(dunning, number, instant(as_of, dunning.settings))
         if json_out:
             emit_json(found.as_dict())

@@ -196,7 +196,7 @@ def status(as_of: AsOf = None, json_out: Json = False) -> None:
     """Per stage: invoice count and open amount. --json lists every open invoice."""
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         invoices = dunning.open_invoices(instant(as_of, dunning.settings))
         if json_out:
             due = charges_due(
@@ -255,7 +255,7 @@ def history(
     def action() -> None:
         if (number is None) == (customer is None):
             raise DunningError("name an invoice number or --customer ID (one of the two)")
-        dunning = state.dunning()
+        dunning = state.reader()
         events = dunning.history(number, customer=customer, local=local)
         if json_out:
             emit_json(events)
@@ -288,30 +288,33 @@ def _event_summary(kind: str, details: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in details.items())
 
 
+OUTBOX_COLUMNS = ("invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at", "next_attempt_at")
+
+
 @app.command()
 def outbox(
     json_out: Json = False,
     status_filter: Annotated[
         str | None, typer.Option("--status", help="pending, sending, sent, failed or cancelled")
     ] = None,
+    invoice: Annotated[
+        str | None, typer.Option("--invoice", help="Only the notifications about this invoice number.")
+    ] = None,
 ) -> None:
-    """The notifications: what was queued, sent, failed or cancelled."""
+    """The notifications: what was queued, sent, failed or cancelled; when a pending one is tried next and
+    why it waits (held: quiet hours, the contact cap, a hard-bounced address)."""
 
     def action() -> None:
-        rows = state.dunning().outbox(status_filter)
+        rows = state.reader().outbox(status_filter, invoice=invoice)
         if json_out:
             emit_json(rows)
             return
-        table = Table(title=f"{len(rows)} notification(s)")
-        for column in ("invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at"):
-            table.add_column(column)
+        table = Table(title=f"{len(rows)} notification(s)" + (f" about {invoice}" if invoice else ""))
+        for column in (*OUTBOX_COLUMNS, "why"):
+            table.add_column("next attempt" if column == "next_attempt_at" else column)
         for row in rows:
-            table.add_row(
-                *(
-                    str(row[c] or "")
-                    for c in ("invoice", "stage", "channel", "recipient", "status", "created_at", "sent_at")
-                )
-            )
+            why = f"held: {row['held']}" if row["held"] else (row["error"] or "")
+            table.add_row(*(str(row[c] or "") for c in OUTBOX_COLUMNS), why)
         out.print(table)
 
     guarded(action)

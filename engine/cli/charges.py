@@ -23,7 +23,7 @@ def charges(
     """
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         statement = invoice_charges(dunning, number, instant(as_of, dunning.settings))
         if json_out:
             emit_json(statement.as_dict())

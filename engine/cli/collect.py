@@ -214,7 +214,7 @@ def approvals(
     """The invoices waiting for an approval to enter an `approval: required` stage, oldest request first."""
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         rows = dunning.awaiting_approval(limit=limit)
         if json_out:
             emit_json(rows)
@@ -258,7 +258,7 @@ def audit_verify(
     """Recompute the hash chain; exit 1 naming the first event that was altered, deleted or moved."""
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         if check_state:
             _print_state(verify_state(dunning.repo, expect_head), json_out)
             return
@@ -334,7 +334,7 @@ def audit_export(
     def action() -> None:
         if format not in ("csv", "jsonl"):
             raise DunningError(f"unknown format {format!r}; use --format csv or --format jsonl")
-        dunning = state.dunning()
+        dunning = state.reader()
         filters = ExportFilter(
             since=_date(since, "--from") if since else None,
             until=_date(until, "--to") if until else None,

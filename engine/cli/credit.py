@@ -167,7 +167,7 @@ def warnings_list(
         return
 
     def action() -> None:
-        rows = state.dunning().credit.warnings(open_only=open_only)
+        rows = state.reader().credit.warnings(open_only=open_only)
         if json_out:
             emit_json(rows)
             return

@@ -128,7 +128,7 @@ def policy_versions(
     from engine.store.queries import policy_versions as stored_versions
 
     def action() -> None:
-        dunning = state.dunning()
+        dunning = state.reader()
         rows = stored_versions(dunning.repo)
         loaded: dict[str, str] = {}
         for event in iter_policy_events(dunning):
@@ -167,7 +167,7 @@ def policy_events(
     from engine.service.daemon import iter_policy_events
 
     def action() -> None:
-        events = list(iter_policy_events(state.dunning()))
+        events = list(iter_policy_events(state.reader()))
         if json_out:
             emit_json(events)
             return

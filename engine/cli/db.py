@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.shared import app, emit_json, guarded, out, state
+from engine.store.database import sqlite_file_missing
 from engine.store.engines import Engine, make_engine, reachable
 
 __all__ = ["db_app"]
@@ -19,9 +20,18 @@ db_app = typer.Typer(help="The database schema: upgrade it to this version of du
 app.add_typer(db_app, name="db")
 
 
+EMPTY = "the database is empty (no dunning tables); create it with `dunning db upgrade`"
+
+
 def _engine() -> Engine:
     """The configured database's engine, without the schema check `Repository.open` makes."""
     return make_engine(state.settings().database_url)
+
+
+def _no_file() -> bool:
+    """`db current` and `db check` only look: a missing SQLite file is reported as an empty database, and
+    not made by connecting to it."""
+    return sqlite_file_missing(state.settings().database_url)
 
 
 @db_app.command("upgrade")
@@ -57,14 +67,17 @@ def db_current(
     """The database's schema revision and the one this version of dunning needs (exit 1 when they differ)."""
 
     def action() -> int:
-        from engine.store.migrations import HEAD, current_state
+        from engine.store.migrations import HEAD, SchemaState, current_state
 
-        engine = _engine()
-        try:
-            with reachable(engine):
-                found = current_state(engine)
-        finally:
-            engine.dispose()
+        if _no_file():
+            found = SchemaState(True, None)
+        else:
+            engine = _engine()
+            try:
+                with reachable(engine):
+                    found = current_state(engine)
+            finally:
+                engine.dispose()
         revision = None if found.empty else (found.revision or "unversioned (first release)")
         if json_out:
             emit_json({"revision": revision, "head": HEAD, "current": found.current})
@@ -85,13 +98,14 @@ def db_check() -> None:
     def action() -> int:
         from engine.store.migrations import current_state, schema_differences
 
+        if _no_file():
+            out.print(EMPTY, markup=False)
+            return 1
         engine = _engine()
         try:
             with reachable(engine):
                 if current_state(engine).empty:
-                    out.print(
-                        "the database is empty (no dunning tables); create it with `dunning db upgrade`", markup=False
-                    )
+                    out.print(EMPTY, markup=False)
                     return 1
                 differences = schema_differences(engine)
         finally:

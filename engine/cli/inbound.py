@@ -71,7 +71,7 @@ def inbound_list(
     """Received messages, newest first, with what they matched and what they suggest."""
 
     def action() -> None:
-        messages = Mailroom(state.dunning()).list(unmatched=unmatched)
+        messages = Mailroom(state.reader()).list(unmatched=unmatched)
         if json_out:
             emit_json(messages)
             return
@@ -92,7 +92,7 @@ def inbound_show(
     """One received message: its match, its first lines and suggestions, or the raw .eml."""
 
     def action() -> None:
-        room = Mailroom(state.dunning())
+        room = Mailroom(state.reader())
         if eml:
             sys.stdout.buffer.write(room.raw(message))
             return

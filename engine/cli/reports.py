@@ -70,7 +70,7 @@ def report(
             )
         if name not in REPORTS and name != CHARGES:
             raise ReportError(f"unknown report {name!r}; choose one of {', '.join(ALL_REPORTS)}")
-        dunning = state.dunning()
+        dunning = state.reader()
         day = _day(as_of, "--as-of") if as_of else local_day(dunning.clock.now(), dunning.settings.zone)
         if name == CHARGES:
             if by is not None:

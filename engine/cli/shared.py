@@ -2,7 +2,8 @@
 
 Every command is a thin shell over `engine.app.Dunning`.
 
-Exit codes: 0 success; 1 bad input or a refused action (the message says what to do); 2 wrong usage.
+Exit codes: 0 success; 1 bad input, a refused action or (for a command that only reads) no database yet —
+the message says what to do; 2 wrong usage.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class State:
 
     def dunning(self) -> Dunning:
         return Dunning(self.settings())
+
+    def reader(self) -> Dunning:
+        """For a command that only reads (READ_ONLY_COMMANDS): a missing database is an error (exit 1)
+        saying how to create one, and no file or table is made."""
+        return Dunning(self.settings(), create=False)
 
 
 state = State()

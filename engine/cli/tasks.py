@@ -2,7 +2,7 @@
 
 dunning tasks [--owner X] [--kind phone|visit] [--all] [--json]
 dunning tasks done ID --outcome promised --amount 1200 --by 2026-04-30 [--note TEXT]
-dunning tasks done ID --outcome disputed|no_answer|paid|wrong_contact [--note TEXT]
+dunning tasks done ID --outcome disputed|no_answer|paid|wrong_contact [--note TEXT] [--at DATETIME]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.credit import ReasonCode, check_reason_code, record_reason_code
-from engine.cli.shared import app, emit_json, err, guarded, out, state
+from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
 from engine.tasks import OUTCOMES, TaskBook, TaskRefused
 
 tasks_app = typer.Typer(help="Calls and visits for collectors: list them, record how they went.")
@@ -35,7 +35,7 @@ def tasks_list(
         return
 
     def action() -> None:
-        tasks = TaskBook(state.dunning()).list(owner=owner, kind=kind, status=None if show_all else "open")
+        tasks = TaskBook(state.reader()).list(owner=owner, kind=kind, status=None if show_all else "open")
         if json_out:
             emit_json(tasks)
             return
@@ -75,6 +75,10 @@ def tasks_done(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the completed task as JSON.")] = False,
     reason_code: ReasonCode = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="When it happened (ISO date or datetime; default now; not before the latest sweep)."),
+    ] = None,
 ) -> None:
     """Record how a call or visit went; promised and disputed pause the invoice's clock."""
 
@@ -86,7 +90,9 @@ def tasks_done(
                 day = date.fromisoformat(by)
             except ValueError:
                 raise TaskRefused(f"--by {by!r} is not a date; write YYYY-MM-DD") from None
-        task = TaskBook(state.dunning()).complete(task_id, outcome, note=note, amount=amount, by=day, actor=actor)
+        dunning = state.dunning()
+        when = instant(at, dunning.settings)
+        task = TaskBook(dunning).complete(task_id, outcome, note=note, amount=amount, by=day, actor=actor, at=when)
         record_reason_code(reason_code, f"task_{outcome}", task=task_id, actor=actor)
         if json_out:
             emit_json(task)

@@ -90,7 +90,7 @@ def users_list(json_out: Annotated[bool, typer.Option("--json", help="Print JSON
     from engine.store import users
 
     def action() -> None:
-        rows = users.list_users(state.dunning().repo)
+        rows = users.list_users(state.reader().repo)
         if json_out:
             emit_json(rows)
             return
@@ -198,7 +198,7 @@ def users_log(
     from engine.store import users
 
     def action() -> None:
-        rows = users.security_log(state.dunning().repo, user=user, limit=limit)
+        rows = users.security_log(state.reader().repo, user=user, limit=limit)
         if json_out:
             emit_json(rows)
             return

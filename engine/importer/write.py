@@ -27,6 +27,7 @@ from engine.store.database import Connection
 from engine.store.events import DataTemplate, append_events, append_system_events, new_event
 from engine.store.invoices import closed, reopened, wake
 from engine.store.outbox import cancel_pending
+from engine.store.tasks import ACTION_TAG_SUBJECTS
 
 
 @dataclass
@@ -48,6 +49,28 @@ def reject_if_any(source: Source) -> None:
     if source.problems:
         # Stable sort: within a row, shape problems come before value problems, as they were found.
         raise ImportRejected(source.label, sorted(source.problems, key=lambda p: p.row))
+
+
+def _keep_action_tags(old: Mapping[str, Any], values: dict[str, Any], changes: dict[str, list[Any]]) -> list[str]:
+    """The tags a collector's action added that survive this import row, and `changes["tags"]` corrected.
+
+    The file is the truth for the tags it lists, but it does not know the action tags (`wrong_contact` from
+    a call): they stay unless the row changes the contact data they are about (a corrected email, phone or
+    address answers `wrong_contact`); a tag that goes is recorded in the update event's `tags` change."""
+    stored = tuple(old["tags"] or ())
+    # A file without a tags column leaves the customer's other tags as they are.
+    imported = tuple(values["tags"]) if "tags" in values else tuple(t for t in stored if t not in old["action_tags"])
+    kept = [
+        tag
+        for tag in old["action_tags"]
+        if tag in stored and not any(name in changes for name in ACTION_TAG_SUBJECTS.get(tag, ()))
+    ]
+    after = imported + tuple(tag for tag in kept if tag not in imported)
+    if after != stored:
+        changes["tags"] = [stored, after]
+    else:
+        changes.pop("tags", None)
+    return kept
 
 
 #: The text fields of a new invoice's import event (its `data` also lists the tags).
@@ -118,10 +141,16 @@ class BookWriter:
                 before = tuple(old[name] or ()) if name == "tags" else old[name]
                 if name != "id" and before != value:
                     changes[name] = [before, value]
+            kept_tags: list[str] | None = None
+            if old["action_tags"]:
+                kept_tags = _keep_action_tags(old, values, changes)
             if not changes:
                 report.unchanged += 1
                 continue
-            updates.append({"id": customer_id, **{name: new for name, (_, new) in changes.items()}})
+            update = {"id": customer_id, **{name: new for name, (_, new) in changes.items()}}
+            if kept_tags is not None and kept_tags != list(old["action_tags"]):
+                update["action_tags"] = kept_tags or None
+            updates.append(update)
             events.append(
                 self._event(
                     now,

@@ -8,19 +8,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, inspect, select
+from sqlalchemy import Connection, func, inspect, make_url, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from engine.errors import DatabaseBusy
+from engine.errors import DatabaseBusy, NoDatabase
 from engine.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from engine.store.engines import WRITE_OPTION, make_engine, reachable, writer_of
-from engine.store.migrations import create_or_check
+from engine.store.migrations import create_or_check, current_state
 
 #: The transaction handle the store's functions take; use cases pass it on without importing sqlalchemy.
 __all__ = ["Connection", "Repository"]
+
+
+def no_database_message(url: str, problem: str) -> str:
+    where = make_url(url).render_as_string(hide_password=True)
+    return (
+        f"no dunning database yet: {where} {problem}, and this command only reads (it created nothing). "
+        "Create it by importing your book (`dunning import customers FILE`, then invoices) or with "
+        "`dunning db upgrade`; if the book lives elsewhere, set `database:` in the configuration or "
+        "$DUNNING_DATABASE_URL"
+    )
+
+
+def sqlite_file_missing(url: str) -> bool:
+    """Whether `url` names an SQLite file that does not exist (connecting would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not (parsed.database.startswith("file:") or Path(parsed.database).exists())
+
+
+def refuse_missing_sqlite_file(url: str) -> None:
+    if sqlite_file_missing(url):
+        raise NoDatabase(no_database_message(url, "does not exist"))
 
 
 class Repository:
@@ -32,11 +56,23 @@ class Repository:
         self.dialect = self.engine.dialect.name
 
     @classmethod
-    def open(cls, url: str, *, busy_seconds: float = 30.0, throwaway: bool = False) -> Repository:
-        """The database at `url`, its schema created or checked. `throwaway`: an SQLite file deleted after use
-        (no journal, no syncs; see `engine.store.engines.make_engine`)."""
+    def open(
+        cls, url: str, *, busy_seconds: float = 30.0, throwaway: bool = False, create: bool = True
+    ) -> Repository:
+        """The database at `url`, its schema created or checked — unless `create` is False (commands that
+        only read): then a missing database is `NoDatabase`, and no file or table is made. `throwaway`: an
+        SQLite file deleted after use (no journal, no syncs; see `engine.store.engines.make_engine`)."""
+        if not create:
+            refuse_missing_sqlite_file(url)  # before connecting: SQLite makes the file on connect
         repo = cls(url, busy_seconds=busy_seconds, throwaway=throwaway)
-        repo.create_schema()
+        if create:
+            repo.create_schema()
+        else:
+            with repo.reachable():
+                if current_state(repo.engine).empty:
+                    repo.dispose()
+                    raise NoDatabase(no_database_message(url, "has no dunning tables"))
+                create_or_check(repo.engine)  # one at an older schema is refused with what to run
         return repo
 
     def create_schema(self) -> None:

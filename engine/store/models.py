@@ -98,6 +98,9 @@ class Customer(SQLModel, table=True):
     language: str | None = None
     timezone: str | None = None
     tags: list[str] = json_column(nullable=False, default=list)
+    #: The tags among `tags` that a collector's action added (a task outcome's `wrong_contact`), not an
+    #: import: a re-import keeps them (engine.importer.write); NULL when there are none.
+    action_tags: list[str] | None = json_column(nullable=True)
     # credit management (engine.credit): an imported limit wins over the grade's; dimensions for reports
     credit_limit: Decimal | None = money_column(nullable=True)
     industry: str | None = None

@@ -25,6 +25,9 @@ from engine.store.locks import for_update
 from engine.store.models import Customer, Invoice, Notification, NotificationStatus
 
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+#: How a pending notice's `error` says why it waits (quiet hours, the contact cap, a hard-bounced address, a
+#: reply being read): `dunning outbox` shows the rest as its `held` reason.
+HELD_PREFIX = "held: "
 INVOICES: Table = Invoice.__table__  # type: ignore[attr-defined]
 CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
 
@@ -269,15 +272,16 @@ def contact_fields(conn: Connection, customer_ids: Iterable[str]) -> dict[str, R
     }
 
 
-def hold_back(conn: Connection, notification_id: int, until: datetime) -> None:
+def hold_back(conn: Connection, notification_id: int, until: datetime, reason: str | None = None) -> None:
     """Put a claimed row back, due at `until`; holding a message is not a delivery attempt, so the claim's
-    attempt is given back."""
+    attempt is given back. `reason` is kept as "held: REASON" (what `dunning outbox` shows) until it goes."""
+    values: dict[str, Any] = {"status": NotificationStatus.PENDING, "due_at": until, "claimed_until": None}
+    if reason is not None:
+        values["error"] = f"{HELD_PREFIX}{reason}"
     conn.execute(
         update(NOTIFICATIONS)
         .where(NOTIFICATIONS.c.id == notification_id)
-        .values(
-            status=NotificationStatus.PENDING, due_at=until, claimed_until=None, attempts=NOTIFICATIONS.c.attempts - 1
-        )
+        .values(**values, attempts=NOTIFICATIONS.c.attempts - 1)
     )
 
 

@@ -179,8 +179,9 @@ def notified_invoices(repo: Repository, at: datetime) -> list[str]:
         )
 
 
-def outbox_rows(repo: Repository, status: str | None = None) -> list[RowMapping]:
-    """Every outbox row (or those with `status`) in id order, with its invoice's `number` (None for none)."""
+def outbox_rows(repo: Repository, status: str | None = None, invoice_id: int | None = None) -> list[RowMapping]:
+    """Every outbox row (or those with `status`, those about invoice `invoice_id` — as the lead or as one
+    of a grouped notice's invoices) in id order, with its invoice's `number` (None for none)."""
     query = (
         select(NOTIFICATIONS, INVOICES.c.number)
         .join(INVOICES, INVOICES.c.id == NOTIFICATIONS.c.invoice_id, isouter=True)
@@ -188,8 +189,14 @@ def outbox_rows(repo: Repository, status: str | None = None) -> list[RowMapping]
     )
     if status:
         query = query.where(NOTIFICATIONS.c.status == status)
+    if invoice_id is not None:
+        query = query.where(or_(NOTIFICATIONS.c.invoice_id == invoice_id, NOTIFICATIONS.c.invoice_ids.is_not(None)))
     with repo.read() as session:
-        return list(session.connection().execute(query).mappings().all())
+        rows = session.connection().execute(query).mappings().all()
+    if invoice_id is None:
+        return list(rows)
+    # A grouped notice lists its invoices in JSON: matched here rather than in each dialect's JSON syntax.
+    return [r for r in rows if r["invoice_id"] == invoice_id or invoice_id in (r["invoice_ids"] or ())]
 
 
 # -- explain -----------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ Tasks are made by the phone and visit channels through engine.store.channel_reco
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -16,6 +15,12 @@ from engine.store.models import Customer, Event, Task, TaskStatus
 TASKS: Table = Task.__table__  # type: ignore[attr-defined]
 CUSTOMERS: Table = Customer.__table__  # type: ignore[attr-defined]
 EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
+
+#: A task outcome's tag: the customer's contact details are wrong.
+WRONG_CONTACT_TAG = "wrong_contact"
+#: Tag an action adds -> the customer fields it is about: an import changing one of them removes the tag
+#: (the contact was corrected); otherwise a re-import keeps it (engine.importer.write).
+ACTION_TAG_SUBJECTS: dict[str, tuple[str, ...]] = {WRONG_CONTACT_TAG: ("email", "phone", "address")}
 
 
 def list_tasks(conn: Connection, *, owner: str | None, status: str | None, kind: str | None) -> list[RowMapping]:
@@ -63,9 +68,18 @@ def mark_done(
 
 
 def tag_customer(conn: Connection, customer_id: str, tag: str) -> None:
-    """Add `tag` to the customer's tags (once); a changed customer is looked at again by the next sweep."""
-    tags: Iterable[str] = conn.execute(select(CUSTOMERS.c.tags).where(CUSTOMERS.c.id == customer_id)).scalar() or []
-    tags = list(tags)
+    """Add `tag` to the customer's tags (once), as an action's tag (`action_tags`: a re-import keeps it);
+    a changed customer is looked at again by the next sweep."""
+    row = conn.execute(select(CUSTOMERS.c.tags, CUSTOMERS.c.action_tags).where(CUSTOMERS.c.id == customer_id)).first()
+    if row is None:
+        return
+    tags, added = list(row[0] or []), list(row[1] or [])
+    if tag in tags and tag in added:
+        return
+    conn.execute(
+        update(CUSTOMERS)
+        .where(CUSTOMERS.c.id == customer_id)
+        .values(tags=tags if tag in tags else [*tags, tag], action_tags=added if tag in added else [*added, tag])
+    )
     if tag not in tags:
-        conn.execute(update(CUSTOMERS).where(CUSTOMERS.c.id == customer_id).values(tags=[*tags, tag]))
         wake(conn, customer_ids=[customer_id])

@@ -197,6 +197,7 @@ def test_optional_columns_may_be_left_out_of_the_header(importer: Importer, file
         "language": None,
         "timezone": None,
         "tags": [],
+        "action_tags": None,
         "credit_limit": None,
         "industry": None,
         "region": None,
@@ -915,3 +916,30 @@ def test_report_as_dict() -> None:
     report = ImportReport(kind="payments", created=2, updated=0, unchanged=1, closed=1, rows=3)
     assert report.as_dict() == {"kind": "payments", "created": 2, "updated": 0, "unchanged": 1, "closed": 1, "rows": 3}
     assert json.dumps(report.as_dict())
+
+
+def test_an_actions_tag_outlives_reimports_until_the_contact_it_is_about_changes(
+    book: Importer, repo: Repository
+) -> None:
+    from engine.store.tasks import tag_customer
+
+    book.import_rows("customers", [{"id": "C1", "name": "Acme GmbH", "email": "ap@acme.example", "tags": "key"}])
+    with repo.write() as session:
+        tag_customer(session.connection(), "C1", "wrong_contact")  # a call's outcome
+
+    def stored() -> tuple[list[str], list[str] | None]:
+        (row,) = table(repo, CUSTOMERS, CUSTOMERS.c.id == "C1")
+        return row["tags"], row["action_tags"]
+
+    assert stored() == (["key", "wrong_contact"], ["wrong_contact"])
+    # without a tags column, and with its own tags: the action's tag stays, nothing is an update
+    assert book.import_rows("customers", [{"id": "C1", "name": "Acme GmbH"}]).unchanged == 1
+    assert book.import_rows("customers", [{"id": "C1", "name": "Acme GmbH", "tags": "key"}]).unchanged == 1
+    assert stored() == (["key", "wrong_contact"], ["wrong_contact"])
+    # a new name is no answer to a wrong contact; a new email (here without a tags column) is
+    book.import_rows("customers", [{"id": "C1", "name": "Acme AG"}])
+    assert stored() == (["key", "wrong_contact"], ["wrong_contact"])
+    book.import_rows("customers", [{"id": "C1", "name": "Acme AG", "email": "billing@acme.example"}])
+    assert stored() == (["key"], None)
+    (update_event,) = [e for e in table(repo, EVENTS, EVENTS.c.kind == "update") if "email" in e["data"]["changes"]]
+    assert update_event["data"]["changes"]["tags"] == [["key", "wrong_contact"], ["key"]]

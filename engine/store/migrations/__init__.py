@@ -17,6 +17,8 @@ Revisions:
   mailbox UID) and the holds they put on notices (hard-bounced addresses, reply pauses, out-of-office).
 - `0006_worklist_index` — an index on invoices (customer, stage, due date, open amount): the web worklist
   ranks an owner's open invoices from the index alone.
+- `0007_customer_action_tags` — customers' `action_tags`, the tags a collector's action added (a task's
+  `wrong_contact`), kept across re-imports; filled from the task outcomes already recorded.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from engine.store.engines import WRITE_OPTION
 
-HEAD = "0006_worklist_index"
+HEAD = "0007_customer_action_tags"
 BASELINE = "0001_first_release"
 LOCATION = Path(__file__).resolve().parent
 
