@@ -56,9 +56,7 @@ class Repository:
         self.dialect = self.engine.dialect.name
 
     @classmethod
-    def open(
-        cls, url: str, *, busy_seconds: float = 30.0, throwaway: bool = False, create: bool = True
-    ) -> Repository:
+    def open(cls, url: str, *, busy_seconds: float = 30.0, throwaway: bool = False, create: bool = True) -> Repository:
         """The database at `url`, its schema created or checked — unless `create` is False (commands that
         only read): then a missing database is `NoDatabase`, and no file or table is made. `throwaway`: an
         SQLite file deleted after use (no journal, no syncs; see `engine.store.engines.make_engine`)."""
