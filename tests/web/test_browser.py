@@ -129,6 +129,42 @@ def test_a_manager_approves_an_invoice_from_the_queue(live: Live) -> None:
     assert approvals and approvals[-1]["actor"] == NAMES["manager"]
 
 
+def test_a_manager_acknowledges_a_warning_on_the_dashboard(live: Live) -> None:
+    warning = live.web.ids["warning_other"]
+    page = live.login("manager")
+    errors = no_script_errors(page)
+    section = page.locator("section.warnings")
+    row = section.locator(f'tr[data-row="warning-{warning}"]')
+    assert "two_overdue" in row.inner_text() and "Beta SA" in row.inner_text()
+    section.screenshot(path=str(SHOTS / "warnings.png"))
+    row.locator('input[name="note"]').fill("asked sales to hold new orders")
+    row.locator("button", has_text="Acknowledge").click()
+    row.locator(".status .answer.ok").wait_for()
+    assert page.url == f"{live.base}/"  # acknowledged in place
+    page.reload()
+    assert page.locator(f'tr[data-row="warning-{warning}"]').count() == 0
+    assert page.locator(f'tr[data-row="warning-{live.web.ids["warning_own"]}"]').count() == 1
+    acked = [e for e in live.web.book.app.history(customer="C-OTHER") if e["kind"] == "warning_acknowledged"]
+    assert [(e["actor"], e["note"]) for e in acked] == [(NAMES["manager"], "asked sales to hold new orders")]
+    assert live.web.book.app.credit.warning(warning)["status"] == "acknowledged"
+    assert errors == []
+
+
+def test_a_collector_confirms_a_suggested_promise_on_the_inbound_triage(live: Live) -> None:
+    message = live.web.ids["message_own"]
+    page = live.login("collector")
+    errors = no_script_errors(page)
+    page.goto(f"{live.base}/inbound")
+    page.screenshot(path=str(SHOTS / "inbound.png"), full_page=True)
+    row = page.locator(f'tr[data-row="message-{message}"]')
+    assert "INV-7001-OWN" in row.inner_text()
+    row.locator("button", has_text="Confirm").click()
+    row.locator(".status .answer.ok").wait_for()
+    promise = [e for e in live.web.book.app.history("INV-7001-OWN") if e["kind"] == "promise"]
+    assert [(e["actor"], e["by"]) for e in promise] == [(NAMES["collector"], "2026-02-01")]
+    assert errors == []
+
+
 def test_a_viewer_sees_verify_ok_and_no_action_buttons(live: Live) -> None:
     page = live.login("viewer")
     page.goto(f"{live.base}/audit")

@@ -29,7 +29,7 @@ router = APIRouter()
 FIGURES_TTL = 300.0
 WAIT = 2.0
 #: Open early warnings listed on the dashboard, newest first (the rest: GET /api/v1/warnings).
-WARNINGS_SHOWN = 50
+WARNINGS_SHOWN = 20
 
 
 @dataclass
