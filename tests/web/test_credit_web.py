@@ -243,3 +243,13 @@ def test_the_invoice_page_shows_the_charges(charging: WebBook) -> None:
 def test_the_invoice_page_has_no_charges_section_when_the_policy_charges_nothing(web_book: WebBook) -> None:
     page = web_book.login("viewer").get("/invoices/INV-NOTE-OWN").text
     assert 'class="card charges"' not in page
+
+
+def test_a_missing_reference_rate_is_named_on_the_invoice_page_and_the_page_stays_up(charging: WebBook) -> None:
+    shutil.rmtree(charging.book.settings.rules_path / "rates")
+    page = charging.login("viewer").get("/invoices/INV-1")
+    assert page.status_code == 200 and "Timeline" in page.text
+    section = re.search(r'<section class="card charges">.*?</section>', page.text, re.S).group(0)  # type: ignore[union-attr]
+    assert 'class="error"' in section and "ecb.yaml" in section
+    answer = charging.client("viewer").get("/api/v1/invoices/INV-1/charges")
+    assert answer.status_code == 422 and "ecb.yaml" in answer.json()["detail"]

@@ -24,7 +24,9 @@ SIGNED: Responses = {
     413: problem_doc(f"The message is larger than {hook.MAX_MESSAGE_BYTES} bytes"),
     415: problem_doc("Not message/rfc822 or application/octet-stream"),
     422: problem_doc("An empty body"),
-    503: problem_doc(f"${hook.SECRET_ENV} is not set: the webhook is off (a provider retries later)"),
+    503: problem_doc(
+        f"${hook.SECRET_ENV} is not set (the webhook is off), or the database is busy; a provider retries later"
+    ),
 }
 RAW_MESSAGE = {
     "required": True,
