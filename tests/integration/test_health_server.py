@@ -22,6 +22,8 @@ from engine.service.daemon import Daemon
 from engine.service.health import HealthServer, HealthStatus
 from engine.service.scheduler import JobScheduler
 from tests.conftest import DEFAULT_POLICY
+from tests.integration.daemon_harness import Book
+from tests.integration.smtp_server import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -166,3 +168,24 @@ def test_a_rejected_policy_change_shows_as_degraded_until_fixed(tmp_path: Path) 
         code, text = get(address, "/healthz")
         assert code == 200 and json.loads(text)["status"] == "ok" and json.loads(text)["policy_rejection"] is None
         assert "dunning_policy_rejected 0" in get(address, "/metrics")[1]
+
+
+def test_hostile_clients_leave_the_daemons_json_log_all_json(tmp_path: Path) -> None:
+    book = Book(tmp_path)
+    port = free_port()
+    try:
+        daemon = book.start("2026-03-05T08:30", 1, "--health-port", str(port), "--log-format", "json")
+        daemon.wait_log('"event": "started"', timeout=60)
+        for request in (b"GET /metrics HTTP/1.1\r\nHost", b"GET /healthz HTTP/1.1\r\n\r\n", b""):
+            for _ in range(3):  # cut off mid-request, right after one, and before a word
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(request)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+        assert get(("127.0.0.1", port), "/healthz")[0] == 200
+        assert daemon.stop() == 0
+    finally:
+        book.cleanup()
+    text = daemon.log()
+    assert "Traceback" not in text, text
+    assert "stopped" in {line.get("event") for line in daemon.json_lines()}  # every line parses as JSON

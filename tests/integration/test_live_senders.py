@@ -22,7 +22,7 @@ MESSAGES = 40
 
 @pytest.fixture
 def server() -> Iterator[SMTPServer]:
-    with SMTPServer(parse=False, delay=0.15) as smtp:  # slow: a sender is caught with a batch claimed
+    with SMTPServer(parse=False, delay=0.25) as smtp:  # slow: a sender is caught with a batch claimed
         yield smtp
 
 
