@@ -26,8 +26,9 @@ from engine.config import ImapSettings
 from engine.errors import InboundError
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-#: Tags of our IDLE commands; imaplib's own tags are letters and a number, so these never collide.
-_IDLE_TAGS = (f"DUNIDLE{n}".encode() for n in itertools.count(1))
+#: Numbers our IDLE commands' tags (`DUNIDLE<n>`); imaplib's own tags are four letters and a number, so they
+#: never collide.
+_IDLE_NUMBERS = itertools.count(1)
 #: How often an IDLE wait looks at its stop flag (seconds).
 _STOP_POLL_SECONDS = 0.5
 _SAFE_FOLDER = re.compile(r"^[A-Za-z0-9 ._/-]{1,100}$")
@@ -201,7 +202,7 @@ class ImapSource:
         carries on where it was."""
         client = self.client or self.connect()
         lines = _Lines(client.sock)
-        tag = next(_IDLE_TAGS)
+        tag = f"DUNIDLE{next(_IDLE_NUMBERS)}".encode()
         try:
             client.send(tag + b" IDLE\r\n")
             first = lines.next(self.settings.timeout_seconds)
