@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 AS_OF = datetime(2026, 6, 1, 9, tzinfo=timezone.utc)
+#: The SQLite page cache a sweep runs with (engine.store.sweeps): the floors get the same.
+SWEEP_CACHE_KIB = 256 * 1024
 GENESIS = "0" * 64
 #: The collection columns a sweep may write on an invoice.
 INVOICE_COLUMNS = (
@@ -299,6 +301,7 @@ def phase_floor(target: str, source: str, variant: str) -> dict[str, Any]:
         write_conn = sqlite3.connect(target, isolation_level=None)
         write_conn.execute("PRAGMA journal_mode=WAL")
         write_conn.execute("PRAGMA synchronous=NORMAL")
+        write_conn.execute(f"PRAGMA cache_size = -{SWEEP_CACHE_KIB}")  # the page cache the sweep has
         read_conn = sqlite3.connect(source)
         mark = "?"
 
@@ -537,6 +540,7 @@ def phase_floor_read_update(target: str, source: str) -> dict[str, Any]:
         conn = sqlite3.connect(target, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{SWEEP_CACHE_KIB}")
     before = {row[-1]: row for row in conn.execute(f"SELECT {columns} FROM invoices").fetchall()}
     changes = [row for row in changes if before.get(row[-1]) != row]
     baseline = peak_mib()
