@@ -3,6 +3,12 @@
 Invoices are read in id-ordered chunks (bounded memory however large the book); each chunk's decisions are
 written with set-based statements — invoice updates, events and outbox rows — in the sweep's transaction,
 so a sweep is all-or-nothing and the notifications it fires exist exactly when its transitions do.
+
+A chunk takes the hot path (`_HotPath`: rows by position, decisions remembered per situation, moves checked
+against the Machine's verdicts, rows written as tuples in storage form) unless the policies charge or group
+notices per customer; the reference path (`Sweeper._sweep_chunk`: every invoice through `decide` and the
+Machine) is the plain statement of the same rules. tests/integration/test_sweep_fast_path.py holds the two
+to the same rows.
 """
 
 from __future__ import annotations
