@@ -1,11 +1,12 @@
 """Web benchmark: 20 concurrent clients for 30 s against a real `dunning serve` on a 100,000-invoice SQLite book.
 
-    python benchmarks/web.py [N] [--clients 20] [--seconds 30] [--floor-seconds 10] [--keep DIR]
+    python benchmarks/web.py [N] [--clients 20] [--seconds 30] [--floor-seconds 10] [--workers CORES] [--keep DIR]
                              [--worklist-path /worklist] [--invoice-path /invoices/{number}]
 
 Generates N invoices over N/5 customers (benchmarks/sweep.py's book; every customer gets one of five
 collectors as owner), sweeps it once under the shipped policies, makes a collector account with a password
-and an API token, and starts `dunning serve` as the README shows it in a subprocess. Then C clients (in
+and an API token, and starts `dunning serve --workers` (one per core) as the README has it for production in a
+subprocess. Then C clients (in
 this process: asyncio with a bare keep-alive HTTP/1.1 connection each, so the load generator costs about
 0.2 ms of CPU per request and leaves the cores to the server it measures) each log in and loop, in turn, over:
 - `GET /api/v1/invoices?limit=50` (the first page, or a page further on through a cursor)
@@ -87,11 +88,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(config: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(config: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "DUNNING_CONFIG": str(config), "DUNNING_WEB_SECRET": os.urandom(32).hex()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", "engine.cli.main", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -358,6 +359,12 @@ def main() -> None:
         type=Path,
         help="Build the book in this folder and keep it (a folder holding one from an earlier run is used again).",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="`dunning serve --workers` (default: one per core, as the README has it for production).",
+    )
     parser.add_argument("--worklist-path", default="/worklist")
     parser.add_argument("--invoice-path", default="/invoices/{number}")
     args = parser.parse_args()
@@ -366,7 +373,7 @@ def main() -> None:
     built = time.perf_counter()
     config, token = build_book(folder, args.n)
     build_seconds = time.perf_counter() - built
-    process, base = start_server(config)
+    process, base = start_server(config, args.workers)
     try:
         before = loadavg()
         result = asyncio.run(
@@ -392,6 +399,7 @@ def main() -> None:
         loadavg_before=before,
         loadavg_after=after,
         cpus=os.cpu_count(),
+        workers=args.workers,
         targets_ms={"page_p95": 150, "api_invoices_p95": 100},
     )
     print(json.dumps(result, indent=2))

@@ -50,9 +50,11 @@ def create_app(
     secret: str | None = None,
     dunning: Dunning | None = None,
     clock: Clock | None = None,
+    jobs_folder: Path | None = None,
 ) -> FastAPI:
     """The application. `secret` (default `$DUNNING_WEB_SECRET`) signs session cookies; `dunning` lets
-    tests hand in their own facade (e.g. with a fixed clock), `clock` the daemon its clock."""
+    tests hand in their own facade (e.g. with a fixed clock), `clock` the daemon its clock; `jobs_folder` is
+    the folder the worker processes of one server share their background jobs through."""
     secret = secret or os.environ.get(SECRET_ENV)
     if not secret:
         raise ConfigError(
@@ -81,6 +83,10 @@ def create_app(
             settings.database_url, busy_seconds=min(settings.database_busy_seconds, WRITE_WAIT_SECONDS)
         ),
     )
+    if jobs_folder is not None:
+        from engine.web.jobs import JobBook
+
+        app.state.jobs = JobBook(jobs_folder)
     web = app.state.dunning.settings.web
     app.add_middleware(
         SessionMiddleware,

@@ -1,8 +1,10 @@
 """Background jobs of the web workspace: simulations and policy diffs take seconds to minutes, so the API
 starts them (202 with the job's URL) and the client asks for progress until the result is there.
 
-Jobs run one at a time in a worker thread of the server that started them and are kept in its memory
-(the latest `KEEP` of them); a server restart forgets them. Each job's result is exactly the CLI's JSON
+Jobs run one at a time in a worker thread of the server process that started them and are kept in its
+memory (the latest `KEEP` of them); a server restart forgets them. A server of several worker processes
+(`dunning serve --workers N`) also writes each job's state to a folder they share, so a progress request
+answered by another worker finds it there. Each job's result is exactly the CLI's JSON
 (`dunning simulate --json`, `dunning policy diff --json`).
 
 Edited policies come as file texts (`{"files": {"standard.yaml": "..."}}`): they are laid over a copy of
@@ -11,6 +13,8 @@ the configured rules folder in a temporary folder, so a job never reads a path t
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -30,6 +34,7 @@ from engine.clock import iso, local_day, parse_instant
 from engine.errors import DunningError, NotFound
 
 KEEP = 50
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}\.ya?ml$")
 MAX_FILE_CHARS = 200_000
 
@@ -69,9 +74,12 @@ class Job:
 
 
 class JobBook:
-    """The jobs of one server; thread-safe."""
+    """The jobs of one server process; thread-safe. With `shared`, a folder the worker processes of one
+    server share, every change of a job's state is also written there (and read from there when another
+    worker started the job)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Path | None = None) -> None:
+        self._shared = shared
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dunning-job")
@@ -81,12 +89,46 @@ class JobBook:
         with self._lock:
             self._jobs[job.id] = job
             while len(self._jobs) > KEEP:
-                self._jobs.popitem(last=False)
+                _, dropped = self._jobs.popitem(last=False)
+                if self._shared is not None:
+                    (self._shared / f"{dropped.id}.json").unlink(missing_ok=True)
+        self._save(job)
         self._pool.submit(self._run, job, work)
         return job
 
+    def _save(self, job: Job) -> None:
+        if self._shared is None:
+            return
+        record = {
+            "id": job.id,
+            "kind": job.kind,
+            "owner": job.owner,
+            "created_at": iso(job.created_at),
+            "status": job.status,
+            "started": job.started,  # time.monotonic() is one clock for every process of the machine
+            "finished": job.finished,
+            "result": job.result,
+            "error": job.error,
+            "parameters": job.parameters,
+        }
+        partial = self._shared / f".{job.id}.{os.getpid()}"
+        partial.write_text(json.dumps(record), encoding="utf-8")
+        partial.replace(self._shared / f"{job.id}.json")  # readers never see half a file
+
+    def _load(self, job_id: str) -> Job | None:
+        """A job another worker process started, as it last wrote it."""
+        if self._shared is None or not JOB_ID.match(job_id):  # the id names a file: only ids we make
+            return None
+        try:
+            record = json.loads((self._shared / f"{job_id}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        record["created_at"] = datetime.fromisoformat(record["created_at"])
+        return Job(**record)
+
     def _run(self, job: Job, work: Callable[[], Any]) -> None:
         job.status, job.started = "running", wall.monotonic()
+        self._save(job)
         try:
             job.result = json_ready(work())
             job.status = "done"
@@ -96,10 +138,13 @@ class JobBook:
             job.status, job.error = "failed", f"the job crashed: {type(exc).__name__}: {exc}"
         finally:
             job.finished = wall.monotonic()
+            self._save(job)
 
     def get(self, job_id: str, kind: str) -> Job:
         with self._lock:
             job = self._jobs.get(job_id)
+        if job is None:
+            job = self._load(job_id)
         if job is None or job.kind != kind:
             raise NotFound(
                 f"no {kind} job {job_id!r} on this server (jobs are kept in the memory of the server that "
@@ -113,6 +158,7 @@ class JobBook:
         job = self.get(job_id, kind)
         while job.status in ("queued", "running") and wall.monotonic() < deadline:
             wall.sleep(0.05)
+            job = self.get(job_id, kind)  # another worker's job is read again
         return job
 
     def shutdown(self) -> None:

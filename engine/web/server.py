@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
@@ -51,6 +54,47 @@ def serve_forever(app: Any, host: str, port: int) -> None:
         forwarded_allow_ips="127.0.0.1",
         log_level="warning",
         access_log=False,
+    )
+
+
+#: What `dunning serve --workers N` hands its worker processes (they build the application themselves).
+WORKER_ENV = "DUNNING_WEB_WORKER"
+
+
+def serve_workers(config: Path | None, host: str, port: int, *, root_path: str, secret: str, workers: int) -> None:
+    """`dunning serve --workers N`: N uvicorn worker processes on one port, each with its own application
+    on the same configuration and session secret, sharing background jobs through a temporary folder."""
+    import uvicorn
+
+    with tempfile.TemporaryDirectory(prefix="dunning-web-jobs-") as jobs:
+        os.environ[SECRET_ENV] = secret  # a secret made up for 127.0.0.1 must be every worker's
+        os.environ[WORKER_ENV] = json.dumps(
+            {"config": str(config.resolve()) if config else None, "root_path": root_path, "jobs": jobs}
+        )
+        uvicorn.run(
+            "engine.web.server:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+            log_level="warning",
+            access_log=False,
+        )
+
+
+def worker_app() -> Any:
+    """The application of one worker process of `serve_workers` (uvicorn calls it in each)."""
+    from engine.config import load_settings
+    from engine.web.app import create_app
+
+    spec = json.loads(os.environ[WORKER_ENV])
+    return create_app(
+        load_settings(spec["config"]),
+        root_path=spec["root_path"],
+        secret=os.environ[SECRET_ENV],
+        jobs_folder=Path(spec["jobs"]),
     )
 
 

@@ -7,6 +7,7 @@ SQLite's write lock (as a sweeping daemon does), reads go on and a write answers
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -54,20 +55,21 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess
     )
 
 
-@pytest.fixture
-def server(installation: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+@contextlib.contextmanager
+def serving(installation: dict[str, str], tmp_path: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`dunning serve` (with `options`) on the imported book, once it answers."""
     for kind in ("customers", "invoices"):
         assert cli(installation, "import", kind, str(tmp_path / f"{kind}.csv")).returncode == 0
     port = free_port()
     process = subprocess.Popen(
-        [*DUNNING, "serve", "--port", str(port)],
+        [*DUNNING, "serve", "--port", str(port), *options],
         env=installation,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(base + "/api/v1/healthz", timeout=1).status_code == 200:
@@ -75,13 +77,69 @@ def server(installation: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, 
         except httpx.TransportError:
             pass
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "the server did not come up in 30 s"
+        assert time.monotonic() < deadline, "the server did not come up in 60 s"
         time.sleep(0.1)
     try:
         yield base, process
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def server(installation: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    with serving(installation, tmp_path) as running:
+        yield running
+
+
+def test_worker_processes_share_sessions_and_background_jobs(installation: dict[str, str], tmp_path: Path) -> None:
+    added = cli(installation, "users", "add", "mona", "--role", "manager", "--password-stdin", stdin="s3cret-enough\n")
+    assert added.returncode == 0, added.stderr
+    one_request_a_connection = httpx.Limits(max_keepalive_connections=0)  # any worker may take each one
+    with (
+        serving(installation, tmp_path, "--workers", "2") as (base, _),
+        httpx.Client(base_url=base, limits=one_request_a_connection) as browser,
+    ):
+        page = browser.get("/login")
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        browser.post("/login", data={"username": "mona", "password": "s3cret-enough", "csrf_token": csrf})
+        me = [browser.get("/api/v1/me") for _ in range(12)]  # answered by both workers: one session secret
+        assert all(answer.status_code == 200 and answer.json()["name"] == "mona" for answer in me)
+        started = browser.post(
+            "/api/v1/simulations",
+            json={"from": "2026-02-01", "to": "2026-02-20"},
+            headers={"X-CSRF-Token": me[0].json()["csrf_token"]},
+        )
+        assert started.status_code == 202, started.text
+        url, deadline = started.json()["url"], time.monotonic() + 60
+        while (job := browser.get(url)).status_code == 200 and job.json()["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job.json()
+            time.sleep(0.1)
+        assert job.status_code == 200 and job.json()["status"] == "done", job.text
+        polls = [browser.get(url).status_code for _ in range(12)]
+        assert polls == [200] * 12
+        assert browser.get(url.rsplit("/", 1)[0] + "/" + "0" * 32).status_code == 404  # unknown to both
+
+
+def test_a_job_started_by_one_worker_is_found_by_another(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from engine.errors import NotFound
+    from engine.web.jobs import JobBook
+
+    first, second = JobBook(tmp_path), JobBook(tmp_path)  # two worker processes' books on one folder
+    job = first.start("simulation", "mona", datetime.now(timezone.utc), {"to": "2026-02-20"}, lambda: {"n": 1})
+    found = second.wait(job.id, "simulation", timeout=10)
+    assert found.status == "done" and found.result == {"n": 1} and found.owner == "mona"
+    assert second.get(job.id, "simulation").as_dict()["elapsed_seconds"] is not None
+    for unknown in ("0" * 32, "../" + job.id, job.id.upper()):
+        with pytest.raises(NotFound):
+            second.get(unknown, "simulation")
+    with pytest.raises(NotFound):
+        second.get(job.id, "policy-diff")
+    # a book without the folder (one server process) knows only its own jobs
+    with pytest.raises(NotFound):
+        JobBook().get(job.id, "simulation")
 
 
 def test_first_admin_token_and_revocation_across_processes(
