@@ -21,6 +21,7 @@ from engine.actions import ActionRefused, Collector, parse_installments
 from engine.audit_state import StateReport, verify_state
 from engine.cli.credit import ReasonCode, check_reason_code, record_reason_code
 from engine.cli.shared import Json, app, emit_json, err, guarded, instant, out, state
+from engine.currencies import in_minor_units
 from engine.errors import DunningError
 from engine.spreadsheet import SafeDictWriter
 from engine.store import queries
@@ -228,7 +229,7 @@ def approvals(
             table.add_row(
                 row["number"],
                 f"{row['customer_name']} ({row['customer_id']})",
-                f"{row['open_amount']:,.2f} {row['currency']}",
+                f"{in_minor_units(row['open_amount'], row['currency']):,} {row['currency']}",
                 row["stage"],
                 row["awaiting_stage"],
                 (row["waiting_since"] or "-")[:10],

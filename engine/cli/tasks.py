@@ -8,12 +8,14 @@ dunning tasks done ID --outcome disputed|no_answer|paid|wrong_contact [--note TE
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 import typer
 
 from engine.cli.credit import ReasonCode, check_reason_code, record_reason_code
 from engine.cli.shared import app, emit_json, err, guarded, instant, out, state
+from engine.currencies import in_minor_units
 from engine.tasks import OUTCOMES, TaskBook, TaskRefused
 
 tasks_app = typer.Typer(help="Calls and visits for collectors: list them, record how they went.")
@@ -53,7 +55,8 @@ def tasks_list(
             )
             for inv in task["invoices"]:
                 out.print(
-                    f"    {inv['number']}: {float(inv['open_amount']):,.2f} {inv['currency']} open, "
+                    f"    {inv['number']}: {in_minor_units(Decimal(str(inv['open_amount'])), inv['currency']):,} "
+                    f"{inv['currency']} open, "
                     f"{inv['days_overdue']} days overdue (due {inv['due_on']})",
                     markup=False,
                 )

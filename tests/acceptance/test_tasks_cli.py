@@ -88,3 +88,9 @@ def test_collectors_list_and_complete_their_calls(cli: Cli) -> None:
     assert {row["number"]: row["stage"] for row in cli.json("status")}["INV-2"] == "disputed"
     done = cli.json("tasks", "--all")
     assert sorted(t["outcome"] for t in done) == ["disputed", "promised"]
+
+
+def test_tasks_show_amounts_in_the_currencys_minor_units(cli: Cli) -> None:
+    (alice,) = cli.json("tasks", "--owner", "alice")
+    assert (alice["invoices"][0]["amount"], alice["invoices"][0]["open_amount"]) == ("1200.00", "1200.00")
+    assert "INV-1: 1,200.00 EUR open" in cli("tasks", "--owner", "alice").stdout
