@@ -155,9 +155,8 @@ def test_collector_actions_reports_and_audit_through_the_cli(cli: Cli, tmp_path:
     assert eur["currency"] == "EUR" and eur["total_open"] == 1000 + 2000 + 1500 + 4000 + 500
     kpis_csv = cli("report", "kpis", "--as-of", "2026-03-23", "--from", "2026-03-01", "--csv").stdout
     figures = {(r["currency"], r["figure"]): r["value"] for r in csv.DictReader(io.StringIO(kpis_csv))}
-    assert (
-        figures[("EUR", "written_off")] == "700.00" and ("EUR", "cei") in figures
-    )  # the write-off event records minor units
+    # the write-off event records the amount in minor units
+    assert figures[("EUR", "written_off")] == "700.00" and ("EUR", "cei") in figures
     page = tmp_path / "forecast.html"
     cli("report", "forecast", "--as-of", "2026-03-23", "--html", str(page))
     assert "<svg" in page.read_text(encoding="utf-8")
