@@ -29,7 +29,7 @@ from engine.commitments import settle_commitments
 from engine.errors import EvaluationError, SweepBusy, SweepRefused
 from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
 from engine.policy.decide import Decision, decide, is_volatile, map_stage
-from engine.policy.facts import customer_facts, invoice_facts, invoice_facts_of
+from engine.policy.facts import CREDIT_FIELDS, customer_facts, invoice_facts, invoice_facts_of
 from engine.policy.machine import Case, machine_for
 from engine.policy.model import CURRENT, Expression, Policy, PolicySet
 from engine.store import outbox, sweeps
@@ -117,6 +117,8 @@ class Sweeper:
             for name in expression.fields
         )
         self.needs_totals = not self.fields_read.isdisjoint(TOTALS_FIELDS)
+        if self.fields_read.isdisjoint(CREDIT_FIELDS):
+            self.extra_facts = None  # the credit desk's facts: read per chunk only when a policy reads one
         #: The hot path (`_sweep_chunk_fast`: rows as tuples, decisions remembered, moves checked against
         #: the machine's table); False, or policies it does not cover (charges, notices grouped per customer),
         #: take the reference path (`_sweep_chunk`: each invoice through `decide` and the Machine). Both

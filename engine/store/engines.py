@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from engine.errors import ConfigError
 
-__all__ = ["WRITE_OPTION", "Engine", "display_url", "make_engine", "reachable", "writer_of"]
+__all__ = ["FIXED_CACHE", "WRITE_OPTION", "Engine", "display_url", "make_engine", "reachable", "writer_of"]
 
 #: Execution option: True on the connections of write transactions (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "dunning_write"
@@ -63,8 +63,12 @@ def writer_of(database: str | None) -> str:
     return f"process {pid} (`{command}`, writing since {started})"
 
 
-#: Page cache of a throw-away SQLite copy (KiB): a simulated book's invoices stay in memory between days.
-THROWAWAY_CACHE_KIB = 65536
+#: Page cache of a throw-away SQLite copy (KiB): a simulated book's invoices stay in memory between days,
+#: within the simulation's memory budget.
+THROWAWAY_CACHE_KIB = 16384
+#: Connection info key: True on a throw-away copy's connections, whose page cache is fixed at
+#: THROWAWAY_CACHE_KIB (a sweep's roomier cache, `engine.store.sweeps.roomy_cache`, is not for them).
+FIXED_CACHE = "dunning_fixed_cache"
 
 
 def make_engine(url: str, *, echo: bool = False, busy_seconds: float = 30.0, throwaway: bool = False) -> Engine:
@@ -77,7 +81,7 @@ def make_engine(url: str, *, echo: bool = False, busy_seconds: float = 30.0, thr
         database = make_url(url).database
 
         @event.listens_for(engine, "connect")
-        def _configure(dbapi_connection: Any, _record: Any) -> None:
+        def _configure(dbapi_connection: Any, record: Any) -> None:
             # Take transaction control away from pysqlite so we decide how each one begins.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
@@ -85,6 +89,7 @@ def make_engine(url: str, *, echo: bool = False, busy_seconds: float = 30.0, thr
                 cursor.execute("PRAGMA journal_mode=OFF")
                 cursor.execute("PRAGMA synchronous=OFF")
                 cursor.execute(f"PRAGMA cache_size=-{THROWAWAY_CACHE_KIB}")
+                record.info[FIXED_CACHE] = True
             else:
                 if ":memory:" not in url:
                     cursor.execute("PRAGMA journal_mode=WAL")

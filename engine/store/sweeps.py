@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, func, insert, select
 
+from engine.store.engines import FIXED_CACHE
 from engine.store.locks import SWEEP_LOCK_KEY, try_take
 from engine.store.models import PolicyVersion, Sweep
 
@@ -35,8 +36,9 @@ def claim_sweep(conn: Connection) -> bool:
 
 @contextmanager
 def roomy_cache(conn: Connection) -> Iterator[None]:
-    """On SQLite, a page cache of SWEEP_CACHE_KIB for the sweep's transaction, back to its size after."""
-    if conn.dialect.name != "sqlite":
+    """On SQLite, a page cache of SWEEP_CACHE_KIB for the sweep's transaction, back to its size after (not on
+    a simulation's throw-away copy: its cache is fixed within the simulation's memory budget)."""
+    if conn.dialect.name != "sqlite" or conn.info.get(FIXED_CACHE):
         yield
         return
     previous = int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or -2000)

@@ -281,6 +281,33 @@ def test_customer_credit_fields_reach_policy_expressions(make_book) -> None:  # 
     assert policies == {"X1": ("watch", "early_call"), "X2": ("fallback", "current")}
 
 
+def test_a_sweep_reads_the_credit_facts_only_when_a_policy_does(make_book, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from engine.credit.desk import CreditDesk
+    from engine.policy.loader import load_policies
+
+    calls: list[int] = []
+    facts = CreditDesk.sweep_facts
+
+    def counted(self, conn, today, ids):  # type: ignore[no-untyped-def]
+        calls.append(len(ids))
+        return facts(self, conn, today, ids)
+
+    monkeypatch.setattr(CreditDesk, "sweep_facts", counted)
+    fallback = GOOD.replace("applies_to: \"customer.credit_grade in ['A', 'B']\"\n", "").replace("good", "fallback")
+    book = make_book({"10-good.yaml": GOOD, "90-default.yaml": fallback})  # they read customer.credit_grade only
+    book.customers({"id": "C1", "name": "Acme", "credit_grade": "B", "credit_limit": "1000"})
+    book.invoice("X1", "C1", "600", "2026-01-20", "2026-01-01")
+    book.run("2026-01-12")
+    assert calls == []
+    rules = book.settings.rules_path
+    (rules / "10-good.yaml").write_text(
+        GOOD.replace("customer.credit_grade in ['A', 'B']", "customer.credit_limit >= 500")
+    )
+    book.app.policies = load_policies(rules, known_channels=book.settings.channel_settings().keys())  # type: ignore[misc]
+    book.run("2026-01-13")
+    assert calls, "a policy reading customer.credit_limit gets the credit desk's facts"
+
+
 def test_holds_and_warnings_reach_people_through_the_channels(make_book) -> None:  # type: ignore[no-untyped-def]
     from channels.memory import MemoryChannel
 
