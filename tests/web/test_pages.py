@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -94,13 +95,16 @@ def test_a_promise_from_the_worklist_is_recorded_in_place_with_the_collector_as_
 
 
 def test_the_worklist_comes_in_pages_keeping_the_priority_order(
-    web_book: WebBook, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import date
 
     from engine.actions import Collector
     from engine.store import workspace
     from engine.web.pages import worklist as worklist_page
+    from tests.web.conftest import build_web_book
+
+    web_book = build_web_book(tmp_path, database_url)  # the ranking is the database's own arithmetic
 
     Collector(web_book.book.app, actor="setup").promise("INV-NOTE-OTHER", Decimal(100), date(2026, 1, 12))
     monkeypatch.setattr(worklist_page, "PAGE_SIZE", 4)
