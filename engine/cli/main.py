@@ -13,7 +13,7 @@ from engine.cli import book as _book  # noqa: F401  import, policy check/schema,
 # isort: split
 from engine.cli import authoring as _authoring  # noqa: F401  simulate, policy diff, explain
 from engine.cli import charges as _charges  # noqa: F401  charges (interest, compensation, fees)
-from engine.cli import collect as _collect  # noqa: F401  dispute, promise, plan, note, write-off, move, approve, audit
+from engine.cli import collect as _collect  # noqa: F401  dispute, promise, plan, note, write-off, move, approve, approvals, audit
 from engine.cli import credit as _credit  # noqa: F401  credit score|review|set|check, warnings [ack]
 from engine.cli import daemon as _daemon  # noqa: F401  daemon, policy versions, policy events
 from engine.cli import db as _db  # noqa: F401  db upgrade, db current, db check (Alembic migrations)
