@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -181,14 +182,25 @@ class Dispatcher:
         # meanwhile is recorded by the next one.
         recording: asyncio.Future[DispatchReport] | None = None
         committing: list[Outcome] = []
+        # A batch that takes longer than its lease keeps it: the rows not yet recorded are leased again every
+        # third of the lease, so no other sender takes over what this live one is still sending.
+        unsettled = {row["id"] for row in batch}
+        renew_every = self.settings.lease_seconds / 3
+        renew_at = time.monotonic() + renew_every
         try:
             while sending or unrecorded or recording is not None:
                 watched: set[asyncio.Future[Any]] = {*sending, *([recording] if recording is not None else [])}
-                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    watched, timeout=max(0.0, renew_at - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+                )
+                if time.monotonic() >= renew_at:
+                    self.renew_leases(unsettled)
+                    renew_at = time.monotonic() + renew_every
                 if recording is not None and recording in done:
                     report.merge(recording.result())
                     for outcome in committing:
                         room(outcome.row["channel"]).release()
+                        unsettled.discard(outcome.row["id"])
                     recording, committing = None, []
                 for task in done & sending:
                     sending.discard(task)
@@ -203,6 +215,14 @@ class Dispatcher:
             if recording is not None and not recording.done():
                 await asyncio.wait([recording])  # a commit under way finishes; it cannot be taken back
         return outcomes
+
+    def renew_leases(self, ids: Collection[int]) -> None:
+        """Lease the rows among `ids` still being sent for another `lease_seconds`, from now (real time)."""
+        if not ids:
+            return
+        until = SystemClock().now() + timedelta(seconds=self.settings.lease_seconds)
+        with self.repo.write() as session:
+            outbox.renew_leases(session.connection(), ids, until)
 
     async def _deliver_one(self, row: dict[str, Any], now: datetime) -> Outcome:
         channel = self.channels.get(row["channel"])

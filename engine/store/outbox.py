@@ -272,6 +272,15 @@ def contact_fields(conn: Connection, customer_ids: Iterable[str]) -> dict[str, R
     }
 
 
+def renew_leases(conn: Connection, notification_ids: Collection[int], until: datetime) -> None:
+    """A live sender keeps its claims: the rows among these still `sending` are leased until `until`."""
+    conn.execute(
+        update(NOTIFICATIONS)
+        .where(NOTIFICATIONS.c.id.in_(list(notification_ids)), NOTIFICATIONS.c.status == NotificationStatus.SENDING)
+        .values(claimed_until=until)
+    )
+
+
 def hold_back(conn: Connection, notification_id: int, until: datetime, reason: str | None = None) -> None:
     """Put a claimed row back, due at `until`; holding a message is not a delivery attempt, so the claim's
     attempt is given back. `reason` is kept as "held: REASON" (what `dunning outbox` shows) until it goes."""

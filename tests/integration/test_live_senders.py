@@ -26,11 +26,11 @@ def server() -> Iterator[SMTPServer]:
         yield smtp
 
 
-def queued_book(root: Path, server: SMTPServer) -> Book:
+def queued_book(root: Path, server: SMTPServer, **dispatch: float) -> Book:
     book = Book(
         root,
         # No sweep is due before Monday 09:00: the daemons below only dispatch.
-        dispatch={"batch_size": 5, "concurrency": 1, "backoff_seconds": 0.2, "max_backoff_seconds": 1},
+        dispatch={"batch_size": 5, "concurrency": 1, "backoff_seconds": 0.2, "max_backoff_seconds": 1, **dispatch},
         channels={
             "email": {
                 "type": "email",
@@ -87,6 +87,29 @@ def test_a_daemon_starting_leaves_a_live_dispatchers_claims_alone(tmp_path: Path
     duplicates = {message_id: count for message_id, count in received.items() if count > 1}
     assert not duplicates, f"{len(duplicates)} sent twice with no crash at all"
     assert "put back" not in out
+
+
+def test_a_batch_that_outlasts_its_lease_keeps_it(tmp_path: Path, server: SMTPServer) -> None:
+    # A batch of 5 takes 1.25 s at this server's pace, twice the lease: without renewing its lease, the
+    # first dispatcher would see the second take over and send again the rows it is still sending.
+    book = queued_book(tmp_path, server, lease_seconds=0.6)
+    first = start_dispatch(book)
+    second = None
+    try:
+        wait_for(lambda: sum(server.received().values()) >= 1, 60, "the first dispatcher's first message")
+        second = start_dispatch(book)
+        for dispatcher in (first, second):
+            out, _ = dispatcher.communicate(timeout=120)
+            assert dispatcher.returncode == 0, out
+    finally:
+        for dispatcher in (first, second):
+            if dispatcher is not None and dispatcher.poll() is None:
+                dispatcher.kill()
+        book.cleanup()
+    assert book.statuses() == {"sent": MESSAGES}
+    received = server.received()
+    assert received.keys() == expected_ids(book)
+    assert sum(count - 1 for count in received.values()) == 0, "a live sender's rows were taken over"
 
 
 def in_flight_after_kill(book: Book, server: SMTPServer) -> tuple[int, int]:
