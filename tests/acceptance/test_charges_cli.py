@@ -122,6 +122,7 @@ def test_statement_json_and_pdf(cli: Cli) -> None:
                     }
                 ],
                 "payments": [{"invoice": "INV-1", "paid_on": "2026-02-15", "amount": 4000, "reference": "BANK-1"}],
+                "credits": [],
                 "aging": {"current": 0, "1_30": 6000, "31_60": 0, "61_90": 0, "over_90": 0},
                 "open_amount": 6000,
                 "charges": 105.63,
