@@ -217,16 +217,27 @@ def customer_row(repo: Repository, customer_id: str) -> dict[str, Any]:
     """The customer and its open amount per currency; NotFound when there is none."""
     with repo.read() as session:
         conn = session.connection()
-        row = conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).mappings().first()
-        if row is None:
-            raise NotFound(f"no customer with id {customer_id!r}; check the id in your customers file")
+        row = _customer(conn, customer_id)
         totals = conn.execute(
             select(INVOICES.c.currency, func.count(), func.sum(INVOICES.c.open_amount))
             .where(INVOICES.c.customer_id == customer_id, INVOICES.c.stage.not_in(CLOSED_STATES))
             .group_by(INVOICES.c.currency)
             .order_by(INVOICES.c.currency)
         ).all()
-    return {**dict(row), "open": [{"currency": c, "invoices": n, "open_amount": total} for c, n, total in totals]}
+    return {**row, "open": [{"currency": c, "invoices": n, "open_amount": total} for c, n, total in totals]}
+
+
+def customer_record(repo: Repository, customer_id: str) -> dict[str, Any]:
+    """The customer alone (who owns it, how to reach it); NotFound when there is none."""
+    with repo.read() as session:
+        return _customer(session.connection(), customer_id)
+
+
+def _customer(conn: Any, customer_id: str) -> dict[str, Any]:
+    row = conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no customer with id {customer_id!r}; check the id in your customers file")
+    return dict(row)
 
 
 def list_tasks(
@@ -276,6 +287,7 @@ def list_outbox(
 
 __all__ = [
     "customer_exists",
+    "customer_record",
     "customer_row",
     "events_after",
     "invoice_number",

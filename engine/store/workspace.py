@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, select
 
+from engine.errors import NotFound
 from engine.policy.model import CLOSED_STATES
+from engine.store import browse
 from engine.store.database import Repository
 from engine.store.models import Commitment, Customer, Event, Invoice, Notification, PolicyVersion, Sweep, Task
 
@@ -212,9 +214,11 @@ def invoice_header(repo: Repository, number: str) -> dict[str, Any] | None:
 
 
 def customer_record(repo: Repository, customer_id: str) -> dict[str, Any] | None:
-    with repo.read() as session:
-        row = session.connection().execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).mappings().first()
-    return dict(row) if row is not None else None
+    """The customer alone, or None when there is none (browse.customer_record, for a page that says so)."""
+    try:
+        return browse.customer_record(repo, customer_id)
+    except NotFound:
+        return None
 
 
 def customer_invoices(

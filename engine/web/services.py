@@ -249,7 +249,7 @@ def acknowledge_warning(request: Request, user: WebUser, warning_id: int, note: 
     """`dunning warnings ack ID --note TEXT` as `user`; answers the recorded `warning_acknowledged` event."""
     app = dunning(request)
     found = app.credit.warning(warning_id)
-    owner = browse.customer_row(app.repo, found["customer_id"])["owner"]
+    owner = browse.customer_record(app.repo, found["customer_id"])["owner"]
     require(request, user, "ack_warning", owner=owner, subject=f"warning {warning_id}")
     before = browse.last_event_id(app.repo)
     app.credit.acknowledge(warning_id, note=(note or "").strip() or None, actor=user.name)

@@ -100,7 +100,7 @@ def get_invoice(request: Request, number: str = InvoiceNumber, user: WebUser = D
         stage_repeats=row["stage_repeats"],
         last_notice_at=iso(row["last_notice_at"]),
     )
-    customer = browse.customer_row(dunning(request).repo, row["customer_id"])
+    customer = browse.customer_record(dunning(request).repo, row["customer_id"])  # its open totals are not shown
     found["customer"] = customer_json(customer)
     return json_ready(found)
 

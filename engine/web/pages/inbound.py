@@ -23,7 +23,7 @@ def _owners(request: Request, customer_ids: set[str]) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     for customer_id in customer_ids:
         try:
-            found[customer_id] = browse.customer_row(app_of(request).repo, customer_id)["owner"]
+            found[customer_id] = browse.customer_record(app_of(request).repo, customer_id)["owner"]
         except NotFound:
             found[customer_id] = None
     return found
