@@ -183,10 +183,10 @@ def phase_floor(book: Path, record: Path) -> dict[str, Any]:
 
 
 def _phase(*arguments: str) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, __file__, *arguments], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    return json.loads(output.splitlines()[-1])
+    done = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"phase {arguments[1]} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -218,6 +218,7 @@ def main() -> None:
         generated = time.perf_counter() - started
         common = ["--book", str(book), "--record", str(record), str(args.n), str(args.days)]
         simulated = _phase("--phase", "simulate", *common, *(["--timelines"] if args.timelines else []))
+        print(json.dumps({"simulate": simulated}), file=sys.stderr)  # kept should a later phase fail
         result: dict[str, Any] = {
             "benchmark": "simulate",
             "invoices": args.n,
