@@ -267,6 +267,8 @@ def append_system_events(
     insert_rows(conn, EVENTS, EVENT_COLUMNS, rows)
     observers = _observers.get()
     if observers:  # they are handed rows as `new_event` builds them
+        # one parse for the whole batch: a sweep's chunk holds thousands of small objects
+        decoded = json.loads(f"[{','.join(data_json for *_, data_json in events)}]")
         built = [
             new_event(
                 kind,
@@ -275,9 +277,9 @@ def append_system_events(
                 invoice_id=invoice_id,
                 customer_id=customer_id,
                 actor=actor,
-                data=json.loads(data_json),
+                data=data,
             )
-            for kind, invoice_id, customer_id, data_json in events
+            for (kind, invoice_id, customer_id, _), data in zip(events, decoded, strict=True)
         ]
         for observer in observers:
             observer(built)
