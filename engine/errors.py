@@ -6,6 +6,7 @@ ever catch these.
 
     DunningError
     ├── ConfigError              the configuration file or environment is wrong
+    │   ├── NoDatabase           a read-only command found no dunning database (and created none)
     │   └── AuditKeyMissing      the event log is keyed and $DUNNING_AUDIT_KEY is not set (nothing written)
     ├── PolicyError              one or more policy files are invalid (carries Problems)
     ├── ExpressionError          a `when` / `applies_to` expression is invalid (offset into its text)
