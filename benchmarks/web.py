@@ -66,7 +66,7 @@ def build_book(folder: Path, n: int) -> tuple[Path, str]:
         sweep.generate(db, n)
         with sqlite3.connect(db) as conn:
             conn.execute("UPDATE customers SET owner = 'collector' || (CAST(substr(id, 2) AS INTEGER) % 5)")
-        sweep.phase_sweep(db)
+        sweep.phase_sweep(f"sqlite:///{db}", sweep.AS_OF)
         config.write_text(f"database: sqlite:///{db}\nrules: {ROOT / 'rules'}\n", encoding="utf-8")
         subprocess.run(
             [*dunning, "users", "add", OWNERS[0], "--role", "collector", "--password-stdin"],
