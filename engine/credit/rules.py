@@ -526,6 +526,20 @@ def _notify_problems(
         )
 
 
+def _once(
+    located: Located, problems: list[Problem], seen: dict[str, int], path: tuple[Any, ...], name: Any, what: str
+) -> None:
+    """Note the line of a named entry (a factor, a warning rule), or a problem when the name came before."""
+    if not isinstance(name, str):
+        return
+    if name in seen:
+        problems.append(
+            located.problem((*path, "name"), f"{what} '{name}' is defined twice (first at line {seen[name]})")
+        )
+    else:
+        seen[name] = located.key_line(path)
+
+
 def _credit(located: Located, problems: list[Problem], known_channels: Collection[str]) -> CreditPolicy | None:
     data: dict[str, Any] = located.data
     before = len(problems)
@@ -541,15 +555,7 @@ def _credit(located: Located, problems: list[Problem], known_channels: Collectio
         if not isinstance(factor, dict):
             continue
         name = factor.get("name")
-        if isinstance(name, str):
-            if name in seen:
-                problems.append(
-                    located.problem(
-                        ("factors", index, "name"), f"factor '{name}' is defined twice (first at line {seen[name]})"
-                    )
-                )
-            else:
-                seen[name] = located.key_line(("factors", index))
+        _once(located, problems, seen, ("factors", index), name, "factor")
         has_measure, has_expression = "measure" in factor, "expression" in factor
         if has_measure == has_expression:
             problems.append(
@@ -661,15 +667,7 @@ def _warnings(located: Located, problems: list[Problem], known_channels: Collect
         if not isinstance(rule, dict):
             continue
         name = rule.get("name")
-        if isinstance(name, str):
-            if name in seen:
-                problems.append(
-                    located.problem(
-                        ("warnings", index, "name"), f"warning '{name}' is defined twice (first at line {seen[name]})"
-                    )
-                )
-            else:
-                seen[name] = located.key_line(("warnings", index))
+        _once(located, problems, seen, ("warnings", index), name, "warning")
         compiled[index] = _compile(located, ("warnings", index, "when"), problems, f"warning {show_value(name)}")
         _notify_problems(located, ("warnings", index, "notify"), rule.get("notify"), known_channels, problems)
     if spec is None or any(p.severity == "error" for p in problems[before:]):
