@@ -9,9 +9,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, bindparam, select
 
 from engine.policy.model import CLOSED_STATES
 from engine.store.models import Event, Invoice, Payment
@@ -49,14 +50,11 @@ class ChargeRow:
     disputes: list[tuple[datetime, str]] = field(default_factory=list)
 
 
-def charge_rows(
-    conn: Connection,
-    *,
-    numbers: Collection[str] | None = None,
-    customer_id: str | None = None,
-    open_only: bool = True,
-) -> list[ChargeRow]:
-    """Invoices (by number, of one customer, or every one) with their payments, charge and dispute events."""
+# Built once per shape, values bound at execution: charges are read for every notice a sweep queues and for
+# the web workspace's invoice page, and on SQLite building a Core statement (and its cache key) costs 3-4x
+# running a small one (an invoice's id by number: 117 µs built per call, 40 µs prebuilt).
+@cache
+def _invoices_statement(by_numbers: bool, of_customer: bool, open_only: bool) -> Select[Any]:
     query = select(
         INVOICES.c.id,
         INVOICES.c.number,
@@ -69,27 +67,48 @@ def charge_rows(
         INVOICES.c.stage,
         INVOICES.c.policy,
     ).order_by(INVOICES.c.id)
-    if numbers is not None:
-        query = query.where(INVOICES.c.number.in_(list(numbers)))
-    if customer_id is not None:
-        query = query.where(INVOICES.c.customer_id == customer_id)
+    if by_numbers:
+        query = query.where(INVOICES.c.number.in_(bindparam("numbers", expanding=True)))
+    if of_customer:
+        query = query.where(INVOICES.c.customer_id == bindparam("customer_id"))
     if open_only:
         query = query.where(INVOICES.c.stage.not_in(CLOSED_STATES))
-    rows = {r["id"]: ChargeRow(**r) for r in conn.execute(query).mappings()}
+    return query
+
+
+_PAYMENTS = (
+    select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
+    .where(PAYMENTS.c.invoice_id.in_(bindparam("ids", expanding=True)))
+    .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
+)
+_EVENTS = (
+    select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
+    .where(EVENTS.c.invoice_id.in_(bindparam("ids", expanding=True)), EVENTS.c.kind.in_((CHARGE_KIND, *DISPUTE_KINDS)))
+    .order_by(EVENTS.c.id)
+)
+
+
+def charge_rows(
+    conn: Connection,
+    *,
+    numbers: Collection[str] | None = None,
+    customer_id: str | None = None,
+    open_only: bool = True,
+) -> list[ChargeRow]:
+    """Invoices (by number, of one customer, or every one) with their payments, charge and dispute events."""
+    values: dict[str, Any] = {}
+    if numbers is not None:
+        values["numbers"] = list(numbers)
+    if customer_id is not None:
+        values["customer_id"] = customer_id
+    query = _invoices_statement(numbers is not None, customer_id is not None, open_only)
+    rows = {r["id"]: ChargeRow(**r) for r in conn.execute(query, values).mappings()}
     ids = list(rows)
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        for invoice_id, paid_on, amount in conn.execute(
-            select(PAYMENTS.c.invoice_id, PAYMENTS.c.paid_on, PAYMENTS.c.amount)
-            .where(PAYMENTS.c.invoice_id.in_(chunk))
-            .order_by(PAYMENTS.c.paid_on, PAYMENTS.c.id)
-        ):
+        chunk = {"ids": ids[start : start + _CHUNK]}
+        for invoice_id, paid_on, amount in conn.execute(_PAYMENTS, chunk):
             rows[invoice_id].payments.append((paid_on, amount))
-        for invoice_id, at, kind, data in conn.execute(
-            select(EVENTS.c.invoice_id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.data)
-            .where(EVENTS.c.invoice_id.in_(chunk), EVENTS.c.kind.in_((CHARGE_KIND, *DISPUTE_KINDS)))
-            .order_by(EVENTS.c.id)
-        ):
+        for invoice_id, at, kind, data in conn.execute(_EVENTS, chunk):
             if kind == CHARGE_KIND:
                 rows[invoice_id].charges.append((at, data or {}))
             else:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.store.database import Repository
@@ -246,20 +246,20 @@ def add_hold(
     )
 
 
+# Built once, values bound at execution: `explain` (the web workspace's invoice page) asks on every view, and
+# on SQLite building a Core statement (and its cache key) costs 3-4x running a small one (117 µs against 40 µs).
+_ACTIVE_HOLDS = select(HOLDS).where(
+    HOLDS.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+    HOLDS.c.released_at.is_(None),
+    or_(HOLDS.c.until.is_(None), HOLDS.c.until > bindparam("now")),
+)
+
+
 def active_holds(conn: Connection, customer_ids: Iterable[str], now: datetime) -> list[dict[str, Any]]:
     customer_ids = list(set(customer_ids))
     if not customer_ids:
         return []
-    return [
-        dict(row)
-        for row in conn.execute(
-            select(HOLDS).where(
-                HOLDS.c.customer_id.in_(customer_ids),
-                HOLDS.c.released_at.is_(None),
-                or_(HOLDS.c.until.is_(None), HOLDS.c.until > now),
-            )
-        ).mappings()
-    ]
+    return [dict(row) for row in conn.execute(_ACTIVE_HOLDS, {"customer_ids": customer_ids, "now": now}).mappings()]
 
 
 def hold_claimed(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:

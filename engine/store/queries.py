@@ -14,9 +14,10 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
-from sqlalchemy import Connection, RowMapping, and_, func, or_, select
+from sqlalchemy import Connection, RowMapping, Select, and_, bindparam, func, or_, select
 
 from engine.policy.model import CLOSED_STATES, PAID
 from engine.store.database import Repository
@@ -91,10 +92,17 @@ def due_for_dispatch(now: datetime, wall: datetime | None = None) -> Any:
 # -- status, history, outbox -------------------------------------------------------------------------------
 
 
+# The statements behind the web workspace's invoice page and API are built once, values bound at execution:
+# on SQLite building a Core statement (and its cache key) costs 3-4x running it (invoice id by number: 117 µs
+# built per call, 40 µs prebuilt; the explain row: 352 µs against 95 µs).
+_LATEST_SWEEP = select(func.max(SWEEPS.c.as_of))
+_INVOICE_ID = select(INVOICES.c.id).where(INVOICES.c.number == bindparam("number"))
+
+
 def latest_sweep(repo: Repository) -> datetime | None:
     """The as-of instant of the latest sweep, None before the first."""
     with repo.read() as session:
-        return session.connection().execute(select(func.max(SWEEPS.c.as_of))).scalar()
+        return session.connection().execute(_LATEST_SWEEP).scalar()
 
 
 def open_invoices(repo: Repository) -> list[RowMapping]:
@@ -125,7 +133,7 @@ def open_invoices(repo: Repository) -> list[RowMapping]:
 def invoice_id(repo: Repository, number: str) -> int | None:
     """The id of the invoice numbered `number`, None when there is none."""
     with repo.read() as session:
-        found = session.connection().execute(select(INVOICES.c.id).where(INVOICES.c.number == number)).scalar()
+        found = session.connection().execute(_INVOICE_ID, {"number": number}).scalar()
     return None if found is None else int(found)
 
 
@@ -137,30 +145,45 @@ def customer_exists(repo: Repository, customer_id: str) -> bool:
         )
 
 
+#: Whose history `history_rows` reads: a customer's, an invoice's, or (invoice None) that of no invoice.
+_Subject = Literal["customer", "invoice", "no invoice"]
+
+
+@cache
+def _history_statements(subject: _Subject, grouped: bool) -> tuple[Select[Any], Select[Any]]:
+    """`history_rows`' events and outbox statements (`subject` bound as "subject", grouped-notice keys as "keys")."""
+    if subject == "customer":
+        event_filter = EVENTS.c.customer_id == bindparam("subject")
+        notice_filter = NOTIFICATIONS.c.customer_id == bindparam("subject")
+    elif subject == "invoice":
+        event_filter = EVENTS.c.invoice_id == bindparam("subject")
+        notice_filter = NOTIFICATIONS.c.invoice_id == bindparam("subject")
+    else:  # what `== None` meant before these were prebuilt
+        event_filter = EVENTS.c.invoice_id.is_(None)
+        notice_filter = NOTIFICATIONS.c.invoice_id.is_(None)
+    if grouped:
+        notice_filter = or_(notice_filter, NOTIFICATIONS.c.key.in_(bindparam("keys", expanding=True)))
+    events = select(EVENTS).where(event_filter, EVENTS.c.kind != "delivery").order_by(EVENTS.c.id)
+    return events, select(NOTIFICATIONS).where(notice_filter)
+
+
 def history_rows(
     repo: Repository, *, invoice: int | None = None, customer: str | None = None
 ) -> tuple[list[RowMapping], dict[str, RowMapping]]:
     """The events of one invoice (or of one customer and all its invoices), deliveries left out, in the
     order they happened; and the outbox rows they name, by key (grouped notices included through the keys
     the events carry)."""
-    if customer is not None:
-        event_filter = EVENTS.c.customer_id == customer
-        notice_filter = NOTIFICATIONS.c.customer_id == customer
-    else:
-        event_filter = EVENTS.c.invoice_id == invoice
-        notice_filter = NOTIFICATIONS.c.invoice_id == invoice
+    subject: _Subject = "customer" if customer is not None else "invoice" if invoice is not None else "no invoice"
+    values: dict[str, Any] = {"subject": customer if customer is not None else invoice}
     with repo.read() as session:
         conn = session.connection()
-        events = (
-            conn.execute(select(EVENTS).where(event_filter, EVENTS.c.kind != "delivery").order_by(EVENTS.c.id))
-            .mappings()
-            .all()
-        )
+        events = conn.execute(_history_statements(subject, False)[0], values).mappings().all()
         # grouped notices (group_by: customer) are found by the keys the invoice's events name
         keys = [e["data"]["key"] for e in events if e["kind"] == "notification" and (e["data"] or {}).get("group")]
         if keys:
-            notice_filter = or_(notice_filter, NOTIFICATIONS.c.key.in_(keys))
-        outbox = {row["key"]: row for row in conn.execute(select(NOTIFICATIONS).where(notice_filter)).mappings()}
+            values["keys"] = keys
+        notices = _history_statements(subject, bool(keys))[1]
+        outbox = {row["key"]: row for row in conn.execute(notices, values).mappings()}
     return list(events), outbox
 
 
@@ -208,6 +231,18 @@ CUSTOMER_FIELDS = tuple(column.label(f"c_{column.name}") for column in CUSTOMERS
 Totals = Callable[[Connection, date, Collection[str]], Mapping[str, Any]]
 
 
+_EXPLAIN_ROW = (
+    select(*INVOICES.c, *CUSTOMER_FIELDS)
+    .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+    .where(INVOICES.c.number == bindparam("number"))
+)
+_EXPLAIN_EVENTS = (
+    select(EVENTS.c.kind, EVENTS.c.at, EVENTS.c.data)
+    .where(EVENTS.c.invoice_id == bindparam("invoice_id"))
+    .order_by(EVENTS.c.id)
+)
+
+
 def explain_record(
     repo: Repository, number: str, today: date, totals: Totals
 ) -> tuple[RowMapping, Any, list[tuple[str, datetime, dict[str, Any] | None]]] | None:
@@ -216,23 +251,11 @@ def explain_record(
     invoice's events as (kind, at, data) in order. None when there is no such invoice."""
     with repo.read() as session:
         conn = session.connection()
-        row = (
-            conn.execute(
-                select(*INVOICES.c, *CUSTOMER_FIELDS)
-                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-                .where(INVOICES.c.number == number)
-            )
-            .mappings()
-            .first()
-        )
+        row = conn.execute(_EXPLAIN_ROW, {"number": number}).mappings().first()
         if row is None:
             return None
         found = totals(conn, today, [row["customer_id"]]).get(row["customer_id"])
-        events = conn.execute(
-            select(EVENTS.c.kind, EVENTS.c.at, EVENTS.c.data)
-            .where(EVENTS.c.invoice_id == row["id"])
-            .order_by(EVENTS.c.id)
-        ).all()
+        events = conn.execute(_EXPLAIN_EVENTS, {"invoice_id": row["id"]}).all()
     return row, found, [tuple(event) for event in events]
 
 
