@@ -232,7 +232,7 @@ def _token_user(request: Request, token: str) -> WebUser:
     return WebUser(owner["name"], Role.parse(owner["role"]), owner["language"])
 
 
-def api_user(request: Request) -> WebUser:
+async def api_user(request: Request) -> WebUser:
     """FastAPI dependency of the API: the bearer token's user, else the session cookie's; else 401."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -263,7 +263,7 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
-def page_user(request: Request) -> WebUser:
+async def page_user(request: Request) -> WebUser:
     """FastAPI dependency of the pages: the session's user, else a 303 redirect to /login?next=…"""
     user = session_user(request)
     if user is None:

@@ -57,7 +57,7 @@ def customer_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/invoices", response_model=Page, responses={**AUTH, **BUSY}, tags=["invoices"])
-def list_invoices(
+async def list_invoices(
     request: Request,
     stage: str | None = Query(None, max_length=64),
     policy: str | None = Query(None, max_length=128),
@@ -89,8 +89,13 @@ def list_invoices(
 
 
 @router.get("/invoices/{number}", response_model=Item, responses={**AUTH, **FOUND}, tags=["invoices"])
-def get_invoice(request: Request, number: str = InvoiceNumber, user: WebUser = Depends(reader)) -> dict[str, Any]:
+async def get_invoice(request: Request, number: str = InvoiceNumber, user: WebUser = Depends(reader)) -> dict[str, Any]:
     """One invoice with its customer and pause state."""
+    with dunning(request).repo.snapshot():
+        return _invoice_with_customer(request, number)
+
+
+def _invoice_with_customer(request: Request, number: str) -> dict[str, Any]:
     row = browse.invoice_row(dunning(request).repo, number)
     found = invoice_json(row, book_day(request))
     found.update(

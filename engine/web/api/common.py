@@ -82,7 +82,7 @@ def page(items: list[dict[str, Any]], limit: int, last_key: Any, *, ready: bool 
     )
 
 
-def reader(request: Request, user: WebUser = Depends(api_user)) -> WebUser:
+async def reader(request: Request, user: WebUser = Depends(api_user)) -> WebUser:
     """Dependency: any signed-in user (every role reads)."""
     require(request, user, "read", subject="the book")
     return user

@@ -30,8 +30,13 @@ def stages_of(dunning: Any, policy: str | None) -> list[str]:
 
 
 @router.get("/invoices/{number}", response_class=HTMLResponse)
-def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -> HTMLResponse:
+async def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -> HTMLResponse:
     dunning = app_of(request)
+    with dunning.repo.snapshot():
+        return _invoice_page(request, dunning, number, user)
+
+
+def _invoice_page(request: Request, dunning: Any, number: str, user: WebUser) -> HTMLResponse:
     header = workspace.invoice_header(dunning.repo, number)
     if header is None:
         error = NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")

@@ -43,7 +43,7 @@ def rows_for(request: Request, owner: str | None, day: date, page: int = 1) -> l
 
 
 @router.get("/worklist", response_class=HTMLResponse)
-def worklist(
+async def worklist(
     request: Request,
     owner: str | None = None,
     page: int = Query(1, ge=1, le=10_000),
