@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import and_, bindparam, func, literal, or_, select
 
 from engine.errors import NotFound
 from engine.policy.model import CLOSED_STATES
@@ -187,29 +187,27 @@ def _worklist_row(
     return item
 
 
+#: Built once, as the other hot reads of the web (engine.store.browse says why).
+_HEADER = (
+    select(*_INVOICE_COLUMNS, INVOICES.c.paused_days)
+    .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
+    .where(INVOICES.c.number == bindparam("number"))
+)
+_OPEN_COMMITMENTS = (
+    select(COMMITMENTS)
+    .where(COMMITMENTS.c.invoice_id == bindparam("invoice_id"), COMMITMENTS.c.status == "open")
+    .order_by(COMMITMENTS.c.due_on)
+)
+
+
 def invoice_header(repo: Repository, number: str) -> dict[str, Any] | None:
     """The invoice with its customer's name and owner, and its open commitments; None if unknown."""
     with repo.read() as session:
         conn = session.connection()
-        row = (
-            conn.execute(
-                select(*_INVOICE_COLUMNS, INVOICES.c.paused_days)
-                .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
-                .where(INVOICES.c.number == number)
-            )
-            .mappings()
-            .first()
-        )
+        row = conn.execute(_HEADER, {"number": number}).mappings().first()
         if row is None:
             return None
-        commitments = [
-            dict(r)
-            for r in conn.execute(
-                select(COMMITMENTS)
-                .where(COMMITMENTS.c.invoice_id == row["id"], COMMITMENTS.c.status == "open")
-                .order_by(COMMITMENTS.c.due_on)
-            ).mappings()
-        ]
+        commitments = [dict(r) for r in conn.execute(_OPEN_COMMITMENTS, {"invoice_id": row["id"]}).mappings()]
     return {**dict(row), "commitments": commitments}
 
 
