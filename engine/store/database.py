@@ -116,7 +116,10 @@ class Repository:
             try:
                 yield
             finally:
-                _snapshot.reset(token)
+                try:
+                    _snapshot.reset(token)
+                except ValueError:  # ended from another context (a cancelled request's cleanup)
+                    _snapshot.set(None)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

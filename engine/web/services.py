@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -57,6 +58,15 @@ def dunning(request: Request) -> Dunning:
             facade.__dict__.pop("policies", None)  # the cached_property loads them again on next use
         state.rules_signature = signature
     return facade
+
+
+async def one_snapshot(request: Request) -> AsyncIterator[None]:
+    """Route dependency of the bounded reads that run on the event loop (`async def` handlers only: a
+    handler in the thread pool must not share the loop's session): the credentials' look-up and every read of
+    the handler share one session, one BEGIN. Listed first in the route's `dependencies`, it is solved before
+    the user is."""
+    with dunning(request).repo.snapshot():
+        yield
 
 
 #: How long the latest sweep's instant is reused between requests (it changes once a day, at a sweep).

@@ -16,7 +16,15 @@ from engine.store import browse
 from engine.tasks import _row as task_json
 from engine.web.api.common import AUTH, BUSY, CONFLICT, FOUND, Cursor, Item, Limit, Page, decode_cursor, page, reader
 from engine.web.auth import WebUser, api_user
-from engine.web.services import INVOICE_ACTIONS, book_day, dunning, invoice_action, retry_notification, task_done
+from engine.web.services import (
+    INVOICE_ACTIONS,
+    book_day,
+    dunning,
+    invoice_action,
+    one_snapshot,
+    retry_notification,
+    task_done,
+)
 
 router = APIRouter()
 
@@ -56,7 +64,13 @@ def customer_json(row: dict[str, Any]) -> dict[str, Any]:
 # -- invoices ------------------------------------------------------------------------------------------------
 
 
-@router.get("/invoices", response_model=Page, responses={**AUTH, **BUSY}, tags=["invoices"])
+@router.get(
+    "/invoices",
+    response_model=Page,
+    responses={**AUTH, **BUSY},
+    tags=["invoices"],
+    dependencies=[Depends(one_snapshot)],
+)
 async def list_invoices(
     request: Request,
     stage: str | None = Query(None, max_length=64),
@@ -88,14 +102,15 @@ async def list_invoices(
     return page([invoice_json(r, today) for r in rows], limit, rows[-1]["id"] if rows else 0, ready=True)
 
 
-@router.get("/invoices/{number}", response_model=Item, responses={**AUTH, **FOUND}, tags=["invoices"])
+@router.get(
+    "/invoices/{number}",
+    response_model=Item,
+    responses={**AUTH, **FOUND},
+    tags=["invoices"],
+    dependencies=[Depends(one_snapshot)],
+)
 async def get_invoice(request: Request, number: str = InvoiceNumber, user: WebUser = Depends(reader)) -> dict[str, Any]:
     """One invoice with its customer and pause state."""
-    with dunning(request).repo.snapshot():
-        return _invoice_with_customer(request, number)
-
-
-def _invoice_with_customer(request: Request, number: str) -> dict[str, Any]:
     row = browse.invoice_row(dunning(request).repo, number)
     found = invoice_json(row, book_day(request))
     found.update(

@@ -16,6 +16,7 @@ from engine.web.explain_text import explanation_lines
 from engine.web.i18n import translator
 from engine.web.pages.common import app_of, today
 from engine.web.pages.render import language_of, render
+from engine.web.services import one_snapshot
 
 router = APIRouter()
 ACTIONS = ("note", "promise", "plan", "dispute", "resolve", "approve", "move", "write-off")
@@ -29,14 +30,9 @@ def stages_of(dunning: Any, policy: str | None) -> list[str]:
     return []
 
 
-@router.get("/invoices/{number}", response_class=HTMLResponse)
+@router.get("/invoices/{number}", response_class=HTMLResponse, dependencies=[Depends(one_snapshot)])
 async def invoice(request: Request, number: str, user: WebUser = Depends(page_user)) -> HTMLResponse:
     dunning = app_of(request)
-    with dunning.repo.snapshot():
-        return _invoice_page(request, dunning, number, user)
-
-
-def _invoice_page(request: Request, dunning: Any, number: str, user: WebUser) -> HTMLResponse:
     header = workspace.invoice_header(dunning.repo, number)
     if header is None:
         error = NotFound(f"no invoice numbered {number!r}; `dunning status` lists the open ones")

@@ -15,6 +15,7 @@ from engine.store import browse, workspace
 from engine.web.auth import Role, WebUser, page_user
 from engine.web.pages.common import app_of, today
 from engine.web.pages.render import render
+from engine.web.services import one_snapshot
 
 router = APIRouter()
 #: Invoices per page: a collector works down one page; the next is a click away.
@@ -42,7 +43,7 @@ def rows_for(request: Request, owner: str | None, day: date, page: int = 1) -> l
     return rows
 
 
-@router.get("/worklist", response_class=HTMLResponse)
+@router.get("/worklist", response_class=HTMLResponse, dependencies=[Depends(one_snapshot)])
 async def worklist(
     request: Request,
     owner: str | None = None,
