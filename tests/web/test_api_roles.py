@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from engine.web.api.common import encode_cursor
 from tests.web.conftest import NAMES, ROLES, WebBook, build_web_book, logged
 
 EDITED = "name: web\nstages:\n  - {name: reminder, after_days: 2, channels: [email]}\n"
@@ -243,6 +244,8 @@ def test_lists_page_with_cursors_until_the_last(web_book: WebBook) -> None:
     owned = client.get("/api/v1/invoices", params={"owner": "alice", "q": "own"}).json()["items"]
     assert {i["owner"] for i in owned} == {"alice"} and all("OWN" in i["number"] for i in owned)
     assert client.get("/api/v1/invoices", params={"cursor": "%%%"}).status_code == 422
+    # one that decodes to a number no row id can be is refused as well, not handed to the database
+    assert client.get("/api/v1/invoices", params={"cursor": encode_cursor(10**30)}).status_code == 422
 
 
 def test_the_audit_csv_defuses_spreadsheet_formulas(web_book: WebBook) -> None:

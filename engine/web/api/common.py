@@ -65,9 +65,15 @@ def decode_cursor(cursor: str | None, *, numeric: bool = True) -> Any:
         return 0 if numeric else ""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        return int(text) if numeric else text
+        if not numeric:
+            return text
+        value = int(text)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCursor(f"cursor {cursor!r} is not one this API gave out; start again without it") from None
+        value = -1
+    # a numeric cursor is a row id: one outside a 64-bit id would reach the database and fail there (500)
+    if not 0 <= value < 2**63:
+        raise BadCursor(f"cursor {cursor!r} is not one this API gave out; start again without it")
+    return value
 
 
 def page(items: list[dict[str, Any]], limit: int, last_key: Any, *, ready: bool = False) -> JSONResponse:
