@@ -402,10 +402,11 @@ class Mailroom:
 
     # -- triage --------------------------------------------------------------------------------------
 
-    def list(self, *, unmatched: bool = False) -> list[dict[str, Any]]:
+    def list(self, *, unmatched: bool = False, limit: int = 500, before_id: int | None = None) -> list[dict[str, Any]]:
+        """Received messages newest first: the latest `limit`, or those below `before_id` (a page's last)."""
         with self.app.repo.read() as session:
             conn = session.connection()
-            rows = store.list_messages(conn, unmatched=unmatched)
+            rows = store.list_messages(conn, unmatched=unmatched, limit=limit, before_id=before_id)
             ids = sorted({i for row in rows for i in row["invoice_ids"] or []})
             invoices = {inv["id"]: inv for inv in store.invoices_by_ids(conn, ids)}
             return [_shape(row, [invoices[i] for i in row["invoice_ids"] or [] if i in invoices]) for row in rows]

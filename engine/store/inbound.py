@@ -359,10 +359,16 @@ def create_task(
     return int(key_row[0])
 
 
-def list_messages(conn: Connection, *, unmatched: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+def list_messages(
+    conn: Connection, *, unmatched: bool = False, limit: int = 500, before_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Messages newest first; `before_id` pages on by keyset (ids below the previous page's last), so a
+    message received meanwhile neither repeats nor shifts one out of the next page as an offset would."""
     query = select(*LISTED).order_by(MESSAGES.c.id.desc()).limit(limit)
     if unmatched:
         query = query.where(MESSAGES.c.status == "unmatched")
+    if before_id is not None:
+        query = query.where(MESSAGES.c.id < before_id)
     return [dict(row) for row in conn.execute(query).mappings()]
 
 

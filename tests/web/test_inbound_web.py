@@ -200,3 +200,83 @@ def test_the_api_confirm_checks_its_input_before_anything(web_book: WebBook) -> 
     unmatched = web_book.ids["message_unmatched"]
     nothing = manager.post(f"/api/v1/inbound/messages/{unmatched}/confirm", json={})
     assert nothing.status_code == 422 and "matches no invoice" in nothing.json()["detail"]
+
+
+# -- the list, page by page ----------------------------------------------------------------------------------
+
+
+def more_mail(web: WebBook) -> dict[str, int]:
+    """Six more messages besides the book's four: three that match nothing, three replies to INV-7001-OWN."""
+    from engine.replies import Mailroom
+
+    room = Mailroom(web.book.app)
+    sent = {}
+    for n in range(3):
+        sent[f"lost{n}"] = reply("who@else.example", f"Question {n}", "Is this about us?", mid=f"<lost{n}@else>")
+        sent[f"own{n}"] = reply("ap@example.com", "Re: INV-7001-OWN", f"Paying soon ({n}).", mid=f"<own{n}@c>")
+    return {name: int(room.process(raw, mailbox="paging", uid=name)["id"]) for name, raw in sent.items()}
+
+
+def walk(client: object, params: dict, *, between: object = None) -> list[list[int]]:
+    """The ids of every page of GET /inbound/messages, following next_cursor to the end."""
+    pages: list[list[int]] = []
+    cursor = None
+    while True:
+        answer = client.get(URL, params={**params, **({"cursor": cursor} if cursor else {})})  # type: ignore[attr-defined]
+        assert answer.status_code == 200, answer.text
+        pages.append([m["id"] for m in answer.json()["items"]])
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            return pages
+        if between is not None and len(pages) == 1:
+            between()  # type: ignore[operator]
+
+
+def test_the_message_list_pages_newest_first_with_cursors(web_book: WebBook) -> None:
+    added = more_mail(web_book)
+    known = {k: v for k, v in web_book.ids.items() if k.startswith("message_")}
+    every = sorted([*known.values(), *added.values()], reverse=True)
+    viewer = web_book.client("viewer")
+    pages = walk(viewer, {"limit": 3})
+    assert [len(p) for p in pages] == [3, 3, 3, 1]
+    assert [i for p in pages for i in p] == every  # each message once, newest first
+    default = viewer.get(URL).json()
+    assert [m["id"] for m in default["items"]] == every and default["next_cursor"] is None  # 10 < 50
+
+    lost = sorted(
+        [known["message_unmatched"], known["message_unmatched_2"], *(added[f"lost{n}"] for n in range(3))],
+        reverse=True,
+    )
+    unmatched = walk(viewer, {"limit": 2, "unmatched": "true"})
+    assert [len(p) for p in unmatched] == [2, 2, 1] and [i for p in unmatched for i in p] == lost
+    statuses = {m["status"] for m in viewer.get(URL, params={"unmatched": "true"}).json()["items"]}
+    assert statuses == {"unmatched"}
+
+    # mail arriving while someone pages neither repeats a message nor pushes one out of the later pages
+    late: list[int] = []
+
+    def arrives() -> None:
+        from engine.replies import Mailroom
+
+        raw = reply("who@else.example", "Late", "Still there?", mid="<late@else>")
+        late.append(int(Mailroom(web_book.book.app).process(raw, mailbox="paging", uid="late")["id"]))
+
+    during = walk(viewer, {"limit": 4}, between=arrives)
+    assert [i for p in during for i in p] == every and late and late[0] > every[0]
+
+
+def test_the_message_list_refuses_what_other_lists_refuse(web_book: WebBook) -> None:
+    from engine.web.api.common import encode_cursor
+
+    viewer = web_book.client("viewer")
+    for cursor in ("%%%", encode_cursor("soon"), encode_cursor(10**30), encode_cursor(-1)):
+        inbound = viewer.get(URL, params={"cursor": cursor})
+        invoices = viewer.get("/api/v1/invoices", params={"cursor": cursor})
+        assert inbound.status_code == invoices.status_code == 422, (cursor, inbound.text, invoices.text)
+        assert inbound.headers["content-type"].startswith("application/problem+json")
+        same = {k: v for k, v in inbound.json().items() if k != "instance"}
+        assert same == {k: v for k, v in invoices.json().items() if k != "instance"}
+        assert "is not one this API gave out" in same["detail"]
+    for limit in (0, 501):
+        assert viewer.get(URL, params={"limit": limit}).status_code == 422
+    assert len(viewer.get(URL, params={"limit": 500}).json()["items"]) == 4

@@ -12,7 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from engine.web import inbound as hook
-from engine.web.api.common import AUTH, BUSY, FOUND, Item, Page, Responses, page, problem_doc, reader
+from engine.web.api.common import (
+    AUTH,
+    BUSY,
+    FOUND,
+    Cursor,
+    Item,
+    Limit,
+    Page,
+    Responses,
+    decode_cursor,
+    page,
+    problem_doc,
+    reader,
+)
 from engine.web.auth import WebUser, api_user
 from engine.web.problems import ApiProblem
 from engine.web.services import dunning, inbound_assign, inbound_confirm, mailroom, receive_message
@@ -88,11 +101,17 @@ async def receive(request: Request) -> dict[str, Any]:
 def list_messages(
     request: Request,
     unmatched: bool = Query(False, description="Only messages that matched no invoice."),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
     user: WebUser = Depends(reader),
 ) -> JSONResponse:
-    """`dunning inbound list [--unmatched] --json`: received messages, newest first (the latest 500), with
-    what they matched and the intents they suggest."""
-    return page(mailroom(request).list(unmatched=unmatched), 10**9, None)
+    """`dunning inbound list [--unmatched] --json`: received messages, newest first, with what they matched
+    and the intents they suggest. `limit` per page (default 50, at most 500); `cursor` (the previous page's
+    `next_cursor`) continues with the messages older than that page's last."""
+    # keyset on the id, not an offset: mail keeps arriving while someone pages, and ids only grow
+    before = decode_cursor(cursor) if cursor else None
+    messages = mailroom(request).list(unmatched=unmatched, limit=limit, before_id=before)
+    return page(messages, limit, messages[-1]["id"] if messages else 0)
 
 
 MessageId = Path(..., ge=1, le=2**62, description="The message's id (from GET /inbound/messages).")
