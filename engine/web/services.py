@@ -208,7 +208,9 @@ def invoice_action(
 
 
 def task_done(request: Request, user: WebUser, task_id: int, options: dict[str, Any]) -> dict[str, Any]:
-    """Record a call or visit outcome as `user`; answers the completed task (as `dunning tasks done --json`)."""
+    """Record a call or visit outcome as `user`; answers the completed task (as `dunning tasks done --json`).
+
+    `options` carries the CLI's options under their names: outcome, amount, by, note, at."""
     app = dunning(request)
     subject = browse.task_subject(app.repo, task_id)
     require(request, user, "task_done", owner=subject["c_owner"] or subject["owner"], subject=f"task {task_id}")
@@ -225,6 +227,7 @@ def task_done(request: Request, user: WebUser, task_id: int, options: dict[str, 
             amount=None if amount is None else str(amount),
             by=by,
             actor=user.name,
+            at=_at(options, app),
         )
     )
 

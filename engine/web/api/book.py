@@ -273,6 +273,9 @@ class TaskOutcome(BaseModel):
     amount: Decimal | None = None
     by: str | None = Field(None, max_length=10)
     note: str | None = Field(None, max_length=2000)
+    at: str | None = Field(
+        None, max_length=40, description="when it happened (ISO; default now; not before the latest sweep)"
+    )
 
 
 @router.post(
@@ -281,7 +284,8 @@ class TaskOutcome(BaseModel):
 def complete_task(
     request: Request, body: TaskOutcome, task_id: int = Path(..., ge=1, le=2**62), user: WebUser = Depends(api_user)
 ) -> dict[str, Any]:
-    """Record how a call or visit went (as `dunning tasks done ID --json`)."""
+    """Record how a call or visit went (as `dunning tasks done ID --json`): `at` dates it (ISO date or
+    datetime, company time zone when naive; default now) and is refused (422) before the latest sweep."""
     return task_done(request, user, task_id, body.model_dump(exclude_none=True))
 
 
