@@ -9,13 +9,23 @@ Chinese entry). Plurals follow the language's rules through babel (`ngettext(n, 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
+from babel.numbers import (
+    format_compact_decimal,
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
+)
 
 from engine.web.catalog import EN, ZH_CN
 
@@ -68,6 +78,73 @@ def choose_language(setting: str | None, accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+@dataclass(frozen=True)
+class MoneyFormat:
+    """A locale's standard currency pattern for one currency, with the currency symbol, decimal places and
+    separators looked up once: babel's `format_currency` finds and applies them on every call, which made
+    it the costliest part of a worklist row. `apply` does what `NumberPattern.apply` does for such a
+    pattern, step by step, so its text is the same as babel's."""
+
+    prefixes: tuple[str, str]  # for a positive and a negative amount, the currency already in place
+    suffixes: tuple[str, str]
+    digits: int
+    quantum: Decimal
+    int_min: int
+    grouping: tuple[int, int]
+    group: str
+    decimal: str
+
+    def apply(self, value: Decimal) -> str:
+        negative = int(value.is_signed())
+        value = abs(value).normalize()  # rounded to the decimal context's precision, as babel rounds it
+        whole, _, fraction = f"{value.quantize(self.quantum):f}".partition(".")
+        if len(whole) < self.int_min:
+            whole = "0" * (self.int_min - len(whole)) + whole
+        size, grouped = self.grouping[0], ""
+        while len(whole) > size:
+            grouped = self.group + whole[-size:] + grouped
+            whole = whole[:-size]
+            size = self.grouping[1]
+        fraction = (fraction or "0").ljust(self.digits, "0")
+        number = whole + grouped + (self.decimal + fraction if self.digits else "")
+        return self.prefixes[negative] + number + self.suffixes[negative]
+
+
+@functools.lru_cache(maxsize=1024)
+def money_format(locale: Locale, currency: str) -> MoneyFormat | None:
+    """The locale's standard format for `currency`, or None where babel's general path is needed: a
+    pattern with the currency's long name (its plural depends on the amount), quotes, significant digits,
+    an exponent or scaling, or no number part."""
+    pattern = locale.currency_formats["standard"]
+    symbol = get_currency_symbol(currency, locale)
+    group, decimal = get_group_symbol(locale), get_decimal_symbol(locale)
+    affixes = (*pattern.prefix, *pattern.suffix)
+    if (
+        pattern.exp_prec
+        or pattern.scale
+        or "@" in pattern.pattern
+        or not pattern.number_pattern
+        or any("¤¤¤" in affix for affix in affixes)
+        or any("'" in text for text in (*affixes, symbol, group, decimal))
+    ):
+        return None
+
+    def placed(affix: str) -> str:
+        return affix.replace("¤¤", currency.upper()).replace("¤", symbol)
+
+    digits = get_currency_precision(currency)
+    return MoneyFormat(
+        prefixes=(placed(pattern.prefix[0]), placed(pattern.prefix[1])),
+        suffixes=(placed(pattern.suffix[0]), placed(pattern.suffix[1])),
+        digits=digits,
+        quantum=Decimal(10) ** -digits,
+        int_min=pattern.int_prec[0],
+        grouping=pattern.grouping,
+        group=group,
+        decimal=decimal,
+    )
+
+
 class Translator:
     """Texts and formats of one language; templates get its methods as `_`, `ngettext`, `money`, …"""
 
@@ -89,7 +166,11 @@ class Translator:
     def money(self, amount: Any, currency: str) -> str:
         if amount is None:
             return "–"
-        return format_currency(Decimal(str(amount)), currency, locale=self.locale)
+        value = Decimal(str(amount))
+        formatter = money_format(self.locale, currency)
+        if formatter is None or not value.is_finite():
+            return format_currency(value, currency, locale=self.locale)
+        return formatter.apply(value)
 
     def number(self, value: Any, digits: int | None = None) -> str:
         if value is None:
