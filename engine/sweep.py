@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from bisect import insort
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from engine.clock import Clock, SystemClock, iso, local_day
 from engine.commitments import settle_commitments
 from engine.errors import EvaluationError, SweepBusy, SweepRefused
 from engine.policy.calendar import CALENDAR_DAYS, DayCounter, day_counter
-from engine.policy.decide import Decision, decide, is_volatile, map_stage
+from engine.policy.decide import Decision, decide, held, is_volatile, map_stage
 from engine.policy.facts import CREDIT_FIELDS, customer_facts, invoice_facts, invoice_facts_of
 from engine.policy.machine import Case, machine_for
 from engine.policy.model import CURRENT, Expression, Policy, PolicySet
@@ -44,6 +45,8 @@ logger = logging.getLogger("dunning.sweep")
 TOTALS_FIELDS = frozenset({"customer.total_open", "customer.total_overdue", "customer.overdue_count"})
 #: Bounds on what a sweep remembers (decisions, event templates), far above what a book needs.
 MEMO_LIMIT = 200_000
+#: How many held invoices a sweep report names (all are counted).
+HELD_LISTED = 20
 
 
 @dataclass
@@ -57,10 +60,31 @@ class SweepReport:
     notifications: Counter[str] = field(default_factory=Counter)
     unaddressed: int = 0
     policy_changes: int = 0
+    #: Invoices held because a value could not be computed (their policy's `applies_to` or a stage's `when`),
+    #: and the first `HELD_LISTED` of their numbers in order: where to look (each one's warning names the rule).
+    held: int = 0
+    held_invoices: list[str] = field(default_factory=list)
+
+    def count_held(self, number: str) -> None:
+        self.held += 1
+        listed = self.held_invoices
+        # chunks come in id order, not number order: keep the smallest numbers seen so far, a few at most
+        if len(listed) < HELD_LISTED:
+            insort(listed, number)
+        elif number < listed[-1]:
+            insort(listed, number)
+            listed.pop()
 
     @property
     def transitions(self) -> int:
         return sum(self.entered.values())
+
+    def held_summary(self) -> str:
+        """The held invoices in one line for an operator (`dunning run`, the daemon's log)."""
+        named = ", ".join(self.held_invoices)
+        if self.held > len(self.held_invoices):
+            named += f", … ({len(self.held_invoices)} of {self.held} named)"
+        return f"{self.held} invoice(s) held: a rule could not be computed on their values (see the warnings): {named}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +97,8 @@ class SweepReport:
             "notifications": dict(self.notifications),
             "unaddressed": self.unaddressed,
             "policy_changes": self.policy_changes,
+            "held": self.held,
+            "held_invoices": list(self.held_invoices),
         }
 
 
@@ -250,6 +276,7 @@ class Sweeper:
                 policy = policies.governing(facts)
             except EvaluationError as error:  # an applies_to that cannot be computed on this invoice's values
                 _skipped(row["number"], error)
+                report.count_held(row["number"])
                 continue
             counter = day_counter(policy)
             days_overdue = calendar_days if counter is CALENDAR_DAYS else counter.between(row["due_on"], today)
@@ -290,19 +317,24 @@ class Sweeper:
             entered_on = local_day(entered_at, self.zone) if entered_at else None
             last_notice_on = local_day(last_notice_at, self.zone) if last_notice_at else None
             repeats_done = row["stage_repeats"] if "stage_repeats" not in change else 0
-            decision = decide(
-                policy,
-                stage=stage,
-                days_overdue=days_overdue,
-                entered_on=entered_on,
-                last_notice_on=last_notice_on,
-                repeats_done=repeats_done,
-                today=today,
-                counter=counter,
-                facts=facts,
-                force_next=bool(row["escalate_now"]),
-                volatile_policy_choice=self.volatile_choice,
-            )
+            try:
+                decision = decide(
+                    policy,
+                    stage=stage,
+                    days_overdue=days_overdue,
+                    entered_on=entered_on,
+                    last_notice_on=last_notice_on,
+                    repeats_done=repeats_done,
+                    today=today,
+                    counter=counter,
+                    facts=facts,
+                    force_next=bool(row["escalate_now"]),
+                    volatile_policy_choice=self.volatile_choice,
+                    hold=False,
+                )
+            except EvaluationError as error:  # a stage's condition that cannot be computed on these values
+                decision = held(policy, facts, error, today)
+                report.count_held(row["number"])
             if row["escalate_now"]:
                 change["escalate_now"] = False
 
@@ -683,7 +715,7 @@ class _HotPath:
             try:
                 verdicts = [condition.evaluate(facts) for condition in plan.conditions]
             except EvaluationError:
-                verdicts = None  # decide holds the invoice and says why, each time
+                verdicts = None  # decided afresh: held (and said why) each time, if decide needs that verdict
             if verdicts is not None:
                 key = (stage, days_overdue, entered_on, last_notice_on, repeats_done, force_next, *verdicts)
                 decision = plan.decisions.get(key)
@@ -701,6 +733,7 @@ class _HotPath:
             facts=facts,
             force_next=force_next,
             volatile_policy_choice=self.sweeper.volatile_choice,
+            hold=False,  # the caller holds it, and counts it
         )
         if key is not None:
             if len(plan.decisions) > MEMO_LIMIT:
@@ -772,6 +805,7 @@ class _HotPath:
                     policy = policies.governing(facts)
                 except EvaluationError as error:  # an applies_to that cannot be computed on this invoice's values
                     _skipped(number, error)
+                    report.count_held(number)
                     continue
             plan = self.plans.get(policy) or self.plan(policy)
             days_overdue = calendar_days if plan.calendar else plan.counter.between(due_on, today)
@@ -802,16 +836,20 @@ class _HotPath:
                 facts["invoice.stage"] = stage
 
             repeats_done = stage_repeats if "stage_repeats" not in change else 0
-            decision = self.decide(
-                plan,
-                stage,
-                days_overdue,
-                self.local_day(entered_at),
-                self.local_day(last_notice_at),
-                repeats_done,
-                bool(escalate_now),
-                facts,
-            )
+            try:
+                decision = self.decide(
+                    plan,
+                    stage,
+                    days_overdue,
+                    self.local_day(entered_at),
+                    self.local_day(last_notice_at),
+                    repeats_done,
+                    bool(escalate_now),
+                    facts,
+                )
+            except EvaluationError as error:  # a stage's condition that cannot be computed on these values
+                decision = held(policy, facts, error, today)
+                report.count_held(number)
             if escalate_now:
                 change["escalate_now"] = stored_false
 

@@ -148,6 +148,8 @@ def run(
                 out.print(f"  entered {stage}: {count}", markup=False)
             if sweep.policy_changes:
                 out.print(f"  policy changes: {sweep.policy_changes}", markup=False)
+            if sweep.held:
+                out.print(f"  {sweep.held_summary()}", markup=False)
         if report.dispatch:
             d = report.dispatch
             # Notices with no address failed as they were queued; they count here too, so the line adds up.

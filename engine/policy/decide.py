@@ -100,8 +100,12 @@ def decide(
     force_next: bool = False,
     volatile_policy_choice: bool = False,
     moving: Collection[str] = VOLATILE_FIELDS,
+    hold: bool = True,
 ) -> Decision:
-    """The decision for one invoice today (see `_decide`); a condition that cannot be computed holds it."""
+    """The decision for one invoice today (see `_decide`); a condition that cannot be computed holds it.
+
+    `hold=False`: raise that `EvaluationError` instead, for a caller that counts what it holds (the sweep
+    calls `held` itself, so that counting costs nothing on the invoices that are not held)."""
     try:
         return _decide(
             policy,
@@ -119,6 +123,8 @@ def decide(
             moving,
         )
     except EvaluationError as error:
+        if not hold:
+            raise
         return held(policy, facts, error, today)
 
 

@@ -427,7 +427,7 @@ class Daemon:
         self._next_check = self.schedule.next_after(due)
         catch_up = " (catching up a missed run)" if now - due > timedelta(minutes=5) else ""
         logger.info(
-            "swept %d open invoice(s) as of %s%s: %d transition(s), %d repeat(s), %d notification(s) queued in %.2fs",
+            "swept %d open invoice(s) as of %s%s: %d transition(s), %d repeat(s), %d notification(s) queued in %.2fs%s",
             report.invoices_seen,
             iso(due),
             catch_up,
@@ -435,11 +435,14 @@ class Daemon:
             sum(report.repeats.values()),
             sum(report.notifications.values()),
             seconds,
+            f"; {report.held_summary()}" if report.held else "",
             extra={
                 "event": "swept",
                 "as_of": iso(due),
                 "transitions": report.transitions,
                 "entered": dict(report.entered),
+                "held": report.held,
+                "held_invoices": list(report.held_invoices),
                 "duration_seconds": round(seconds, 4),
             },
         )

@@ -149,6 +149,34 @@ def test_run_is_idempotent_and_refuses_the_past(cli: Cli) -> None:
     assert "refusing to sweep" in refused.stderr and "Traceback" not in refused.stderr
 
 
+@pytest.mark.postgres
+def test_run_reports_the_invoices_it_held(cli: Cli, database_url: str) -> None:
+    # An amount set to NaN by hand (only PostgreSQL stores one) holds its invoice: the warnings say which rule,
+    # and the report says how many and which, so an operator reading `run` output sees it.
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL stores a NaN amount")
+    from sqlalchemy import create_engine, text
+
+    cli.write(
+        "rules/05-huge.yaml",
+        'name: huge\napplies_to: "invoice.amount > 1000000"\n'
+        "stages:\n  - {name: call, after_days: 1, channels: [phone]}\n",
+    )
+    cli("import", "customers", "customers.csv")
+    cli("import", "invoices", "invoices.csv")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE invoices SET amount = 'NaN' WHERE number IN ('INV-3', 'INV-2')"))
+    engine.dispose()
+    first = cli("run", "--as-of", "2026-03-10T09:00:00+00:00", "--json")
+    report = json.loads(first.stdout)
+    assert report["held"] == 2 and report["held_invoices"] == ["INV-2", "INV-3"]
+    assert report["invoices_seen"] == 3 and report["transitions"] == 1  # INV-1 goes on
+    assert "invoice INV-3" in first.stderr and "05-huge.yaml:2:" in first.stderr
+    human = cli("run", "--as-of", "2026-03-11T09:00:00+00:00").stdout
+    assert "2 invoice(s) held: a rule could not be computed on their values (see the warnings): INV-2, INV-3" in human
+
+
 def test_bad_import_lists_every_row_and_writes_nothing(cli: Cli) -> None:
     cli("import", "customers", "customers.csv")
     cli.write(

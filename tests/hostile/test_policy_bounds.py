@@ -16,7 +16,8 @@ from engine.errors import Problem
 from engine.policy.loader import check_policies
 from engine.policy.model import MAX_DAYS, MAX_REPEATS, MAX_STAGES, POLICY_NAME_LENGTH, STAGE_NAME_LENGTH
 from engine.store.models import Invoice
-from tests.conftest import Book
+from engine.sweep import HELD_LISTED, Sweeper, SweepReport
+from tests.conftest import Book, at
 
 CHANNELS = {"email", "letter", "log", "memory"}
 LOCATED = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<column>\d+): ")
@@ -162,11 +163,14 @@ def test_a_value_that_cannot_be_computed_holds_that_invoice_and_the_sweep_goes_o
     with book.app.repo.write() as session:
         session.connection().execute(text("UPDATE invoices SET open_amount = 'NaN' WHERE number = 'BAD'"))
     with caplog.at_level("WARNING"):
-        book.run("2026-02-10")
+        report = book.run("2026-02-10").as_dict()
     assert book.stage("GOOD") == "big" and book.stage("BAD") == "current"
     assert "BAD" in caplog.text and "house.yaml:4:" in caplog.text and "not a number" in caplog.text
-    book.run("2026-02-11")  # looked at again (and held again) by the next sweep, which completes as well
+    # the report says so too: an operator reading `run --json` or the daemon's log sees the held invoice
+    assert report["held"] == 1 and report["held_invoices"] == ["BAD"] and report["transitions"] == 1
+    again = book.run("2026-02-11")  # looked at again (and held again) by the next sweep, which completes as well
     assert book.stage("BAD") == "current"
+    assert again.sweep.held == 1 and again.sweep.held_invoices == ["BAD"]
 
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -250,9 +254,86 @@ def test_an_applies_to_that_cannot_be_computed_skips_that_invoice_in_the_sweep(
     with book.app.repo.write() as session:
         session.connection().execute(text("UPDATE invoices SET open_amount = 'NaN' WHERE number = 'BAD'"))
     with caplog.at_level("WARNING", logger="dunning.sweep"):
-        book.run("2026-02-10")
+        report = book.run("2026-02-10").sweep
     assert book.stage("GOOD") == "call" and book.stage("BAD") == "current"
     assert "invoice BAD" in caplog.text and "10-big.yaml:2:" in caplog.text and "skipped" in caplog.text
+    assert report.held == 1 and report.held_invoices == ["BAD"]
+
+
+def _sweeper(book: Book, *, fast: bool) -> Sweeper:
+    app = book.app
+    return Sweeper(
+        app.repo,
+        app.policies,
+        zone=book.settings.zone,
+        recipients=app.recipients,
+        clock=book.clock,
+        extra_facts=app.credit.sweep_facts,
+        chunk_size=2,  # the held invoices span chunks
+        fast=fast,
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fast_first", [True, False])
+def test_both_sweep_paths_count_the_held_invoices_alike(make_book, database_url: str, fast_first: bool) -> None:  # type: ignore[no-untyped-def]
+    # Held by an applies_to (NaN amount), by a remembered stage condition (NaN open amount, the hot path's
+    # memo) and by a condition reading the stage (never remembered): each path counts all three, every sweep.
+    if not database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL stores a NaN amount")
+    book: Book = make_book(
+        {
+            "10-big.yaml": 'name: big\napplies_to: "invoice.amount > 1000"\n'
+            "stages:\n  - {name: call, after_days: 1, channels: [phone]}\n",
+            "20-staged.yaml": """\
+            name: staged
+            applies_to: "'staged' in customer.tags"
+            stages:
+              - {name: reminder, after_days: 1, channels: [email]}
+              - {name: letter, after_days: 1, channels: [letter],
+                 when: "invoice.stage == 'reminder' and invoice.open_amount >= 1000"}
+            """,
+            "90-default.yaml": """\
+            name: default
+            catch_up: jump
+            stages:
+              - {name: reminder, after_days: 1, channels: [email]}
+              - {name: large, after_days: 1, channels: [email], when: "invoice.open_amount >= 1000"}
+            """,
+        }
+    )
+    book.customers({"id": "C1", "name": "Acme"}, {"id": "C2", "name": "Bolt", "tags": "staged"})
+    for number, customer in [("Z-GOOD", "C1"), ("Z-AMOUNT", "C1"), ("A-OPEN", "C1"), ("M-STAGED", "C2")]:
+        book.invoice(number, customer, "100.00", due_on="2026-02-02")
+    book.invoice("B-GOOD", "C2", "200.00", due_on="2026-02-02")
+    with book.app.repo.write() as session:
+        conn = session.connection()
+        conn.execute(text("UPDATE invoices SET amount = 'NaN' WHERE number = 'Z-AMOUNT'"))
+        conn.execute(text("UPDATE invoices SET open_amount = 'NaN' WHERE number IN ('A-OPEN', 'M-STAGED')"))
+    held = ["A-OPEN", "M-STAGED", "Z-AMOUNT"]
+    for day, fast in (("2026-02-10", fast_first), ("2026-02-11", not fast_first)):
+        book.clock.at = at(day)
+        sweeper = _sweeper(book, fast=fast)
+        assert sweeper.fast is fast
+        report = sweeper.run(at(day)).as_dict()
+        assert (report["held"], report["held_invoices"]) == (3, held), (day, fast)
+    assert {n: book.stage(n) for n in ("Z-GOOD", "B-GOOD", *held)} == {
+        "Z-GOOD": "reminder",
+        "B-GOOD": "reminder",
+        **dict.fromkeys(held, "current"),
+    }
+
+
+def test_a_sweep_report_names_the_first_held_invoices_in_order_and_counts_them_all() -> None:
+    report = SweepReport(as_of=at("2026-02-10"))
+    assert report.as_dict()["held"] == 0 and report.as_dict()["held_invoices"] == []
+    numbers = [f"INV-{n:03}" for n in range(HELD_LISTED + 5)]
+    for number in reversed(numbers):  # chunks come in id order, which need not be number order
+        report.count_held(number)
+    assert report.held == HELD_LISTED + 5 and report.held_invoices == numbers[:HELD_LISTED]
+    summary = report.held_summary()
+    assert summary.startswith(f"{HELD_LISTED + 5} invoice(s) held: a rule could not be computed on their values")
+    assert "INV-000, INV-001" in summary and f"({HELD_LISTED} of {HELD_LISTED + 5} named)" in summary
 
 
 def test_an_integer_of_thousands_of_digits_stays_a_located_problem(tmp_path: Path) -> None:
