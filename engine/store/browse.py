@@ -40,10 +40,10 @@ def _rows(repo: Repository, query: Any, values: dict[str, Any] | None = None) ->
         return [dict(zip(keys, row, strict=True)) for row in result]
 
 
-def _one(repo: Repository, query: Any, missing: str) -> dict[str, Any]:
-    """The first row of `query`; NotFound(`missing`) when there is none."""
+def _one(repo: Repository, query: Any, missing: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The first row of `query` (with these bound values); NotFound(`missing`) when there is none."""
     with repo.read() as session:
-        row = session.connection().execute(query).mappings().first()
+        row = session.connection().execute(query, values).mappings().first()
     if row is None:
         raise NotFound(missing)
     return dict(row)
@@ -58,24 +58,10 @@ def _no_invoice(number: str) -> str:
     return f"no invoice numbered {number!r}; `dunning status` lists the open ones"
 
 
-@lru_cache(maxsize=8)
 def _by_number(columns: tuple[Any, ...]) -> Any:
-    """The statement reading these columns of one invoice (and of its customer), by `:number`.
-
-    The web's hot reads build their statements once: on SQLite building a Core statement costs about three
-    times running it (a look-up by key: 117 µs built per call, 40 µs built once; measured on the
-    100,000-invoice benchmark book). Statements whose filters vary are cached per shape, values bound."""
+    """The statement reading these columns of one invoice (and of its customer), by `:number`."""
     query = select(*columns).join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
     return query.where(INVOICES.c.number == bindparam("number"))
-
-
-def _invoice_by_number(repo: Repository, columns: tuple[Any, ...], number: str) -> dict[str, Any]:
-    """These columns of invoice `number` (and of its customer); NotFound when there is none."""
-    with repo.read() as session:
-        row = session.connection().execute(_by_number(columns), {"number": number}).mappings().first()
-    if row is None:
-        raise NotFound(_no_invoice(number))
-    return dict(row)
 
 
 def _like(text: str) -> str:
@@ -86,12 +72,14 @@ def _like(text: str) -> str:
 # -- who owns what (authorisation) ---------------------------------------------------------------------------
 
 
-SUBJECT_COLUMNS = (INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
+_SUBJECT_BY_NUMBER = _by_number(
+    (INVOICES.c.id, INVOICES.c.number, INVOICES.c.customer_id, INVOICES.c.stage, CUSTOMERS.c.owner)
+)
 
 
 def invoice_subject(repo: Repository, number: str) -> dict[str, Any]:
     """The invoice's id, customer, customer owner and stage; NotFound when there is none."""
-    return _invoice_by_number(repo, SUBJECT_COLUMNS, number)
+    return _one(repo, _SUBJECT_BY_NUMBER, _no_invoice(number), {"number": number})
 
 
 def task_subject(repo: Repository, task_id: int) -> dict[str, Any]:
@@ -180,7 +168,8 @@ def list_invoices(
 def _invoice_list(
     status: str, search: bool, awaiting: bool, stage: bool, policy: bool, owner: bool, customer: bool
 ) -> Any:
-    """The statement of one shape of `list_invoices` (which filters are given), values bound at execution."""
+    """The statement of one shape of `list_invoices` (which filters are given), values bound at execution
+    (engine.store says why)."""
     query = (
         select(*INVOICE_COLUMNS)
         .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
@@ -214,19 +203,21 @@ def _invoice_list(
     return query
 
 
-INVOICE_ROW_COLUMNS = (
-    *INVOICE_COLUMNS,
-    INVOICES.c.resume_stage,
-    INVOICES.c.paused_since,
-    INVOICES.c.paused_days,
-    INVOICES.c.stage_repeats,
-    INVOICES.c.last_notice_at,
+_ROW_BY_NUMBER = _by_number(
+    (
+        *INVOICE_COLUMNS,
+        INVOICES.c.resume_stage,
+        INVOICES.c.paused_since,
+        INVOICES.c.paused_days,
+        INVOICES.c.stage_repeats,
+        INVOICES.c.last_notice_at,
+    )
 )
 
 
 def invoice_row(repo: Repository, number: str) -> dict[str, Any]:
     """The list's columns of invoice `number` plus its pause state; NotFound when there is none."""
-    return _invoice_by_number(repo, INVOICE_ROW_COLUMNS, number)
+    return _one(repo, _ROW_BY_NUMBER, _no_invoice(number), {"number": number})
 
 
 def list_customers(
