@@ -92,11 +92,16 @@ class Repository:
     def has_schema(self) -> bool:
         return inspect(self.engine).has_table("invoices")
 
+    def _snapshot_session(self) -> Session | None:
+        """The session of the `snapshot` of this repository the caller is inside, if any."""
+        shared = _snapshot.get()
+        return shared[1] if shared is not None and shared[0] is self else None
+
     @contextmanager
     def read(self) -> Iterator[Session]:
-        shared = _snapshot.get()
-        if shared is not None and shared[0] is self:
-            yield shared[1]
+        shared = self._snapshot_session()
+        if shared is not None:
+            yield shared
             return
         with Session(self.engine) as session:
             yield session
@@ -107,8 +112,7 @@ class Repository:
         transaction, so on SQLite one consistent view of the book. A web page that asks ten questions pays for
         one BEGIN and one connection checkout instead of ten, which cost more than most of its queries. For
         work that only reads: a `write` inside is refused, as the reads after it would not see it."""
-        shared = _snapshot.get()
-        if shared is not None and shared[0] is self:
+        if self._snapshot_session() is not None:
             yield
             return
         with Session(self.engine) as session:
@@ -125,8 +129,7 @@ class Repository:
     def write(self) -> Iterator[Session]:
         """One write transaction: committed on success, rolled back on any error. On SQLite a writer that
         waited `busy_seconds` for another one gets `DatabaseBusy` naming that writer (nothing was written)."""
-        shared = _snapshot.get()
-        if shared is not None and shared[0] is self:
+        if self._snapshot_session() is not None:
             raise RuntimeError("a write inside a read snapshot: the snapshot's reads would not see it")
         try:
             with Session(self._write_engine, expire_on_commit=False) as session:
