@@ -50,9 +50,8 @@ class ChargeRow:
     disputes: list[tuple[datetime, str]] = field(default_factory=list)
 
 
-# Built once per shape, values bound at execution: charges are read for every notice a sweep queues and for
-# the web workspace's invoice page, and on SQLite building a Core statement (and its cache key) costs 3-4x
-# running a small one (an invoice's id by number: 117 µs built per call, 40 µs prebuilt).
+# Built once per shape (engine.store says why): charges are read for every notice a sweep queues and for the
+# web workspace's invoice page.
 @cache
 def _invoices_statement(by_numbers: bool, of_customer: bool, open_only: bool) -> Select[Any]:
     query = select(

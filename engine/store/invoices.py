@@ -182,10 +182,9 @@ def for_action(conn: Connection, number: str) -> RowMapping | None:
     return conn.execute(query).mappings().first()
 
 
-# Built once, values bound at execution: `explain` (the web workspace's invoice page) asks for one customer's
-# totals per view, and on SQLite building a Core statement (and its cache key) costs 3-4x running a small one
-# (an invoice's id by number: 117 µs built per call, 40 µs prebuilt). The expanding IN renders one placeholder
-# per id as `in_()` did; the sweep passes at most a chunk's customers (its chunk size, 5000 by default).
+# Built once (engine.store says why): `explain` (the web workspace's invoice page) asks for one customer's
+# totals per view. The expanding IN renders one placeholder per id as `in_()` did; the sweep passes at most a
+# chunk's customers (its chunk size, 5000 by default).
 def _totals_statement(of_customers: bool) -> Select[Any]:
     overdue = INVOICES.c.due_on < bindparam("today")
     query = (

@@ -34,8 +34,7 @@ SECURITY_KINDS = (
 )
 
 
-#: Every web request asks one of these two, so each is built once: on SQLite, building a Core statement costs
-#: about three times running it (117 µs against 40 µs for a look-up by key, measured on the benchmark book).
+#: Every web request asks one of these two, so each is built once (engine.store says why).
 _USER_BY_NAME = select(USERS).where(USERS.c.name == bindparam("name"))
 _TOKEN_OWNER = (
     select(USERS, TOKENS.c.id.label("token_id"), TOKENS.c.expires_at, TOKENS.c.last_used_at)

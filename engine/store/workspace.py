@@ -187,7 +187,7 @@ def _worklist_row(
     return item
 
 
-#: Built once, as the other hot reads of the web (engine.store.browse says why).
+#: Built once, as the other hot reads of the web (engine.store says why).
 _HEADER = (
     select(*_INVOICE_COLUMNS, INVOICES.c.paused_days)
     .join(CUSTOMERS, CUSTOMERS.c.id == INVOICES.c.customer_id)
