@@ -63,16 +63,15 @@ def encode_cursor(value: int | str) -> str:
 def decode_cursor(cursor: str | None, *, numeric: bool = True) -> Any:
     if not cursor:
         return 0 if numeric else ""
+    refused = BadCursor(f"cursor {cursor!r} is not one this API gave out; start again without it")
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        if not numeric:
-            return text
-        value = int(text)
+        value = int(text) if numeric else text
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = -1
+        raise refused from None
     # a numeric cursor is a row id: one outside a 64-bit id would reach the database and fail there (500)
-    if not 0 <= value < 2**63:
-        raise BadCursor(f"cursor {cursor!r} is not one this API gave out; start again without it")
+    if numeric and not 0 <= value < 2**63:
+        raise refused
     return value
 
 
