@@ -275,8 +275,7 @@ class Sweeper:
             try:
                 policy = policies.governing(facts)
             except EvaluationError as error:  # an applies_to that cannot be computed on this invoice's values
-                _skipped(row["number"], error)
-                report.count_held(row["number"])
+                _skipped(report, row["number"], error)
                 continue
             counter = day_counter(policy)
             days_overdue = calendar_days if counter is CALENDAR_DAYS else counter.between(row["due_on"], today)
@@ -555,8 +554,10 @@ def _after_their_transitions(events: list[dict[str, Any]], fees: list[dict[str, 
     return ordered + list(by_entry.values())
 
 
-def _skipped(number: str, error: EvaluationError) -> None:
+def _skipped(report: SweepReport, number: str, error: EvaluationError) -> None:
+    """An invoice whose policy's `applies_to` cannot be computed on its values: warned about, counted as held."""
     logger.warning("invoice %s: %s; skipped by this sweep until the value or the policy is fixed", number, error)
+    report.count_held(number)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -804,8 +805,7 @@ class _HotPath:
                 try:
                     policy = policies.governing(facts)
                 except EvaluationError as error:  # an applies_to that cannot be computed on this invoice's values
-                    _skipped(number, error)
-                    report.count_held(number)
+                    _skipped(report, number, error)
                     continue
             plan = self.plans.get(policy) or self.plan(policy)
             days_overdue = calendar_days if plan.calendar else plan.counter.between(due_on, today)
