@@ -199,6 +199,22 @@ class Book:
             self.run(day, hour)
             day += timedelta(days=1)
 
+    def sweeper(self, *, fast: bool, chunk_size: int) -> Any:
+        """A sweeper of this book on the fast path or the reference one, reading `chunk_size` invoices at a time."""
+        from engine.sweep import Sweeper
+
+        app = self.app
+        return Sweeper(
+            app.repo,
+            app.policies,
+            zone=self.settings.zone,
+            recipients=app.recipients,
+            clock=self.clock,
+            extra_facts=app.credit.sweep_facts,
+            chunk_size=chunk_size,
+            fast=fast,
+        )
+
     def stage(self, number: str) -> str:
         for invoice in self.app.open_invoices():
             if invoice["number"] == number:

@@ -16,7 +16,7 @@ from engine.errors import Problem
 from engine.policy.loader import check_policies
 from engine.policy.model import MAX_DAYS, MAX_REPEATS, MAX_STAGES, POLICY_NAME_LENGTH, STAGE_NAME_LENGTH
 from engine.store.models import Invoice
-from engine.sweep import HELD_LISTED, Sweeper, SweepReport
+from engine.sweep import HELD_LISTED, SweepReport
 from tests.conftest import Book, at
 
 CHANNELS = {"email", "letter", "log", "memory"}
@@ -260,20 +260,6 @@ def test_an_applies_to_that_cannot_be_computed_skips_that_invoice_in_the_sweep(
     assert report.held == 1 and report.held_invoices == ["BAD"]
 
 
-def _sweeper(book: Book, *, fast: bool) -> Sweeper:
-    app = book.app
-    return Sweeper(
-        app.repo,
-        app.policies,
-        zone=book.settings.zone,
-        recipients=app.recipients,
-        clock=book.clock,
-        extra_facts=app.credit.sweep_facts,
-        chunk_size=2,  # the held invoices span chunks
-        fast=fast,
-    )
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("fast_first", [True, False])
 def test_both_sweep_paths_count_the_held_invoices_alike(make_book, database_url: str, fast_first: bool) -> None:  # type: ignore[no-untyped-def]
@@ -313,7 +299,7 @@ def test_both_sweep_paths_count_the_held_invoices_alike(make_book, database_url:
     held = ["A-OPEN", "M-STAGED", "Z-AMOUNT"]
     for day, fast in (("2026-02-10", fast_first), ("2026-02-11", not fast_first)):
         book.clock.at = at(day)
-        sweeper = _sweeper(book, fast=fast)
+        sweeper = book.sweeper(fast=fast, chunk_size=2)  # the held invoices span chunks
         assert sweeper.fast is fast
         report = sweeper.run(at(day)).as_dict()
         assert (report["held"], report["held_invoices"]) == (3, held), (day, fast)

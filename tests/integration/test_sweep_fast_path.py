@@ -78,18 +78,8 @@ CHANNELS = {name: {"type": "memory"} for name in ("email", "sms", "phone", "lett
 CHANNELS["sms"]["recipient"] = "phone"
 
 
-def _sweeper(book: Book, *, fast: bool) -> Sweeper:
-    app = book.app
-    return Sweeper(
-        app.repo,
-        app.policies,
-        zone=book.settings.zone,
-        recipients=app.recipients,
-        clock=book.clock,
-        extra_facts=app.credit.sweep_facts,
-        chunk_size=7,  # several chunks per sweep: a customer's invoices span them
-        fast=fast,
-    )
+#: Invoices a sweep reads at a time here: several chunks per sweep, so a customer's invoices span them.
+CHUNK = 7
 
 
 def _rows(book: Book) -> dict[str, list[dict[str, Any]]]:
@@ -114,7 +104,10 @@ def test_fast_path_writes_the_reference_rows(
     fast = Book(tmp_path / "fast", database_url.replace("dunning.db", "fast.db"), policies, channels=CHANNELS)
     # one PostgreSQL schema serves one book, so the reference always runs on SQLite
     reference = Book(tmp_path / "reference", f"sqlite:///{tmp_path / 'reference.db'}", policies, channels=CHANNELS)
-    sweepers = {"fast": _sweeper(fast, fast=True), "reference": _sweeper(reference, fast=False)}
+    sweepers = {
+        "fast": fast.sweeper(fast=True, chunk_size=CHUNK),
+        "reference": reference.sweeper(fast=False, chunk_size=CHUNK),
+    }
     assert sweepers["fast"].fast and not sweepers["reference"].fast
 
     customers = [
@@ -202,7 +195,7 @@ def _import(book: Book, rows: list[tuple[str, str, str, str, str]]) -> None:
 
 def test_notices_grouped_per_customer_take_the_reference_path(tmp_path: Path) -> None:
     book = Book(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", _policies(random.Random(0)), channels=CHANNELS)
-    sweeper = _sweeper(book, fast=True)
+    sweeper = book.sweeper(fast=True, chunk_size=CHUNK)
     assert sweeper.fast
     charged = type(book.app.policies)(
         tuple(
